@@ -1,0 +1,124 @@
+"""The FlexiQ plugin-node contract: op names, domain, version and every field, defined once.
+
+`convert` writes nodes with exactly these fields; the C++ plugin creators read exactly these
+(`plugins/common/flexiqFields.h` mirrors this table and `tests/unit/test_plugin_spec_parity.py`
+checks that both agree). A change to any field bumps `PLUGIN_VERSION`.
+
+Layouts (all little-endian, row-major):
+
+* ``K`` is the reduction length: ``R * S * C_pad`` for a conv (im2col order ``(r, s, c)``, ``c``
+  fastest, ``c`` in permutation order) and ``C_pad`` for a Gemm/MatMul.
+* ``weight_int8``  int8  ``[N, K]``      8-bit codes in [-127, 127].
+* ``weight_int4``  int8  ``[N, K / 2]``  two 4-bit two's-complement codes per byte: element
+  ``2j`` in the low nibble, ``2j + 1`` in the high nibble (``NIBBLE_ORDER = "low_first"``).
+* ``weight_shift`` int8  ``[N, C_pad / G]`` stored shifts ``p_w`` in [0, 4].
+* ``permutation``  int32 ``[C_pad]``     priority order ``pi``; entries >= ``in_channels`` are
+  zero padding and come last.
+* ``act_static_shift`` int8 ``[C_pad / G]`` static activation shifts (ignored when dynamic).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+PLUGIN_DOMAIN = "flexiq.trt"
+PLUGIN_NAMESPACE = "flexiq"
+PLUGIN_VERSION = "1"
+CONV_OP = "FlexiQConv"
+GEMM_OP = "FlexiQGemm"
+PLUGIN_OPS = (CONV_OP, GEMM_OP)
+RUNTIME_INPUT = "flexiq_max_4bit_ch"
+NIBBLE_ORDER = "low_first"
+SUPPORTED_GROUP_SIZES = (32, 64)
+MAX_K_SIGNED = 131_071  # int32 accumulator cannot overflow below this (DESIGN §2)
+MAX_K_UNSIGNED = 66_311  # u8 x s8 products
+
+
+class Activation(enum.IntEnum):
+    """Fused epilogue activations; alpha/beta meanings are given per member."""
+
+    NONE = 0
+    RELU = 1
+    CLIP = 2  # clamp(y, alpha, beta)
+    HARD_SWISH = 3  # y * clamp(y / 6 + 0.5, 0, 1)
+    SILU = 4  # y * sigmoid(y)
+    SIGMOID = 5
+    LEAKY_RELU = 6  # y if y >= 0 else alpha * y
+    HARD_SIGMOID = 7  # clamp(alpha * y + beta, 0, 1)
+    GELU = 8  # 0.5 * y * (1 + erf(y / sqrt(2)))
+    TANH = 9
+
+
+class ShiftMode(enum.IntEnum):
+    """How activation shifts are chosen for the 4-bit groups."""
+
+    DYNAMIC = 0  # per row (token / input pixel) and group, at run time
+    STATIC = 1  # per group, from calibration (act_static_shift)
+
+
+class FieldKind(enum.Enum):
+    """How a field is stored as an ONNX attribute and what TensorRT passes to createPlugin."""
+
+    INT = "INT"  # -> kINT32 scalar
+    FLOAT = "FLOAT"  # -> kFLOAT32 scalar
+    INTS = "INTS"  # -> kINT32 array
+    TENSOR_INT8 = "TENSOR_INT8"  # -> kINT8 array (flattened)
+    TENSOR_INT32 = "TENSOR_INT32"  # -> kINT32 array (flattened)
+    TENSOR_FLOAT32 = "TENSOR_FLOAT32"  # -> kFLOAT32 array (flattened)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One plugin field: its name, storage kind, length rule and value range."""
+
+    name: str
+    kind: FieldKind
+    length: str  # "1" for scalars, else a formula over N, K, C_pad, G_count
+    low: float | None = None
+    high: float | None = None
+    conv_only: bool = False
+    doc: str = ""
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("layer_index", FieldKind.INT, "1", 0, None, doc="index into flexiq_max_4bit_ch"),
+    FieldSpec("group_size", FieldKind.INT, "1", 32, 64, doc="G, 32 or 64"),
+    FieldSpec("in_channels", FieldKind.INT, "1", 1, None, doc="real C_in (before padding)"),
+    FieldSpec("out_channels", FieldKind.INT, "1", 1, None, doc="N"),
+    FieldSpec("act_scale", FieldKind.FLOAT, "1", 0.0, None, doc="s_a > 0, per-tensor"),
+    FieldSpec("act_signed", FieldKind.INT, "1", 0, 1, doc="1: s8/s4 codes, 0: u8/u4 codes"),
+    FieldSpec("act_shift_mode", FieldKind.INT, "1", 0, 1, doc="ShiftMode"),
+    FieldSpec("act_static_shift", FieldKind.TENSOR_INT8, "G_count", 0, 4, doc="static p_a per group"),
+    FieldSpec("permutation", FieldKind.TENSOR_INT32, "C_pad", 0, None, doc="pi, a permutation of 0..C_pad-1"),
+    FieldSpec("weight_int8", FieldKind.TENSOR_INT8, "N*K", -127, 127, doc="8-bit weight codes [N, K]"),
+    FieldSpec("weight_int4", FieldKind.TENSOR_INT8, "N*K/2", None, None, doc="packed 4-bit codes [N, K/2]"),
+    FieldSpec("weight_shift", FieldKind.TENSOR_INT8, "N*G_count", 0, 4, doc="p_w [N, C_pad/G]"),
+    FieldSpec("weight_scale", FieldKind.TENSOR_FLOAT32, "N", 0.0, None, doc="s_w per output channel"),
+    FieldSpec("bias", FieldKind.TENSOR_FLOAT32, "N", None, None, doc="bias per output channel"),
+    FieldSpec("activation", FieldKind.INT, "1", 0, max(Activation), doc="Activation enum"),
+    FieldSpec("activation_alpha", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
+    FieldSpec("activation_beta", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
+    FieldSpec("kernel_shape", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[R, S]"),
+    FieldSpec("strides", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[stride_h, stride_w]"),
+    FieldSpec("pads", FieldKind.INTS, "4", 0, None, conv_only=True, doc="[top, left, bottom, right]"),
+    FieldSpec("dilations", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[dil_h, dil_w]"),
+)
+
+
+def fields_for(op_type: str) -> tuple[FieldSpec, ...]:
+    """The fields a node of `op_type` must carry, in canonical order."""
+    if op_type not in PLUGIN_OPS:
+        raise KeyError(f"unknown FlexiQ plugin op {op_type!r}; expected one of {PLUGIN_OPS}")
+    return tuple(f for f in FIELDS if op_type == CONV_OP or not f.conv_only)
+
+
+def padded_channels(in_channels: int, group_size: int) -> int:
+    """C_in rounded up to a multiple of the group size."""
+    return -(-in_channels // group_size) * group_size
+
+
+def clamp_n4(n4: int, c_pad: int, group_size: int) -> int:
+    """DESIGN §2: clamp to [0, C_pad] then round down to a multiple of G (every backend does this)."""
+    n4 = min(max(int(n4), 0), c_pad)
+    return (n4 // group_size) * group_size

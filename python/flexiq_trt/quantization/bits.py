@@ -1,0 +1,89 @@
+"""Bit-level rules of the numeric contract (DESIGN §2), vectorised over NumPy arrays.
+
+Every other implementation (C++ CPU reference, CUDA, the simulation ONNX) is tested against these
+functions, so they are written for clarity over speed and operate on integer arrays only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_SHIFT = 4
+INT8_MAX = 127
+
+
+def quantize_activation(x: np.ndarray, act_scale: float, signed: bool = True) -> np.ndarray:
+    """Per-tensor int8 (or uint8) codes: clamp(round_half_even(x / s_a)) as int32.
+
+    The division is an IEEE float32 division (never a reciprocal multiply), as every backend does.
+    """
+    q = np.rint(np.divide(x.astype(np.float32), np.float32(act_scale), dtype=np.float32))
+    low, high = (-INT8_MAX, INT8_MAX) if signed else (0, 255)
+    return np.clip(q, low, high).astype(np.int32)
+
+
+def quantize_weight_codes(w: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Symmetric per-output-channel int8 codes in [-127, 127]; `scale` broadcasts over axis 0."""
+    s = scale.reshape((-1,) + (1,) * (w.ndim - 1)).astype(np.float32)
+    return np.clip(np.rint(w.astype(np.float32) / s), -INT8_MAX, INT8_MAX).astype(np.int32)
+
+
+def magnitude_bits(codes: np.ndarray, signed: bool) -> np.ndarray:
+    """`q ^ (q >> 7)` for signed codes (the value whose bit length decides the shift), `u` otherwise."""
+    c = codes.astype(np.int32)
+    return (c ^ (c >> 7)) if signed else c
+
+
+def shift_from_magnitude(mag_or: np.ndarray, signed: bool) -> np.ndarray:
+    """Smallest p in 0..4 with every truncated code fitting 4 bits, from the OR (or max) of magnitudes.
+
+    Signed: p = max(0, bitlen(m) - 3); unsigned: p = max(0, bitlen(u) - 4).
+    """
+    m = mag_or.astype(np.int64)
+    bitlen = np.zeros_like(m)
+    nz = m > 0
+    bitlen[nz] = np.floor(np.log2(m[nz])).astype(np.int64) + 1
+    keep = 3 if signed else 4
+    return np.minimum(np.maximum(bitlen - keep, 0), MAX_SHIFT).astype(np.int32)
+
+
+def group_shift(codes: np.ndarray, signed: bool = True, axis: int = -1) -> np.ndarray:
+    """Dynamic shift of each group: `codes` holds one group along `axis`, which is reduced away."""
+    mag = magnitude_bits(codes, signed)
+    return shift_from_magnitude(np.bitwise_or.reduce(mag, axis=axis), signed)
+
+
+def extract4(codes: np.ndarray, shift: np.ndarray, signed: bool = True) -> np.ndarray:
+    """4-bit codes from 8-bit codes at shift p: round half up, clamp (a top carry saturates)."""
+    c = codes.astype(np.int32)
+    p = np.broadcast_to(np.asarray(shift, dtype=np.int32), c.shape)
+    half = np.where(p > 0, np.left_shift(1, np.maximum(p - 1, 0)), 0)
+    q = np.right_shift(c + half, p)
+    low, high = (-8, 7) if signed else (0, 15)
+    return np.clip(q, low, high).astype(np.int32)
+
+
+def effective_codes(codes: np.ndarray, shift: np.ndarray, signed: bool = True) -> np.ndarray:
+    """The value a 4-bit code stands for: `extract4(q, p) << p` (in [-128, 112] or [0, 240])."""
+    p = np.broadcast_to(np.asarray(shift, dtype=np.int32), codes.shape)
+    return np.left_shift(extract4(codes, p, signed), p)
+
+
+def pack_int4(codes: np.ndarray) -> np.ndarray:
+    """Pack 4-bit codes along the last axis, element 2j in the low nibble (plugin_spec.NIBBLE_ORDER)."""
+    c = codes.astype(np.int32)
+    if c.shape[-1] % 2:
+        raise ValueError(f"int4 packing needs an even last dimension, got {c.shape}")
+    lo, hi = c[..., 0::2] & 0xF, c[..., 1::2] & 0xF
+    return (lo | (hi << 4)).astype(np.uint8).view(np.int8)
+
+
+def unpack_int4(packed: np.ndarray, signed: bool = True) -> np.ndarray:
+    """Inverse of `pack_int4` (sign-extends nibbles when `signed`)."""
+    b = packed.view(np.uint8).astype(np.int32)
+    lo, hi = b & 0xF, b >> 4
+    if signed:
+        lo, hi = lo - ((lo & 8) << 1), hi - ((hi & 8) << 1)
+    out = np.empty(b.shape[:-1] + (b.shape[-1] * 2,), dtype=np.int32)
+    out[..., 0::2], out[..., 1::2] = lo, hi
+    return out

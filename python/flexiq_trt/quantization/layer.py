@@ -1,0 +1,109 @@
+"""`QuantizedLayer`: everything one FlexiQ layer needs at run time, in canonical layouts.
+
+This is the hand-off between quantization and the graph passes: the plugin node's fields and the
+simulation subgraph are both derived from it, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """2-D convolution geometry in ONNX conventions (pads = [top, left, bottom, right])."""
+
+    kernel_shape: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
+
+    def output_hw(self, h: int, w: int) -> tuple[int, int]:
+        """Output spatial size for an input of size h x w."""
+        (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = (
+            self.kernel_shape, self.strides, self.pads, self.dilations)
+        return (h + pt + pb - dh * (r - 1) - 1) // sh + 1, (w + pl + pr - dw * (s - 1) - 1) // sw + 1
+
+
+@dataclass
+class QuantizedLayer:
+    """One eligible layer after quantization.
+
+    Weight arrays are in permuted channel order with the padded channels last. Conv weights are
+    ``[N, R, S, C_pad]`` (so flattening gives the plugin's ``(r, s, c)`` K order), Gemm weights
+    ``[N, C_pad]``. ``weight_int4`` holds the stored 4-bit codes and ``weight_shift`` their stored
+    shifts ``[N, C_pad / G]``; the kernels never recompute either.
+    """
+
+    name: str
+    op_type: str  # plugin_spec.CONV_OP or GEMM_OP
+    layer_index: int
+    group_size: int
+    in_channels: int
+    out_channels: int
+    permutation: np.ndarray  # int32 [C_pad]
+    act_scale: float
+    act_signed: bool
+    act_shift_mode: ShiftMode
+    act_static_shift: np.ndarray  # int8 [G_count]
+    weight_int8: np.ndarray  # int8 [N, R, S, C_pad] or [N, C_pad]
+    weight_int4: np.ndarray  # int8 codes in [-8, 7], same shape as weight_int8
+    weight_shift: np.ndarray  # int8 [N, G_count]
+    weight_scale: np.ndarray  # float32 [N]
+    bias: np.ndarray  # float32 [N]
+    activation: Activation = Activation.NONE
+    activation_alpha: float = 0.0
+    activation_beta: float = 0.0
+    geometry: ConvGeometry | None = None  # conv only
+    extra: dict = field(default_factory=dict)  # provenance (not part of the runtime contract)
+
+    @property
+    def padded_channels(self) -> int:
+        """C_pad: C_in rounded up to a multiple of G."""
+        return int(self.permutation.shape[0])
+
+    @property
+    def group_count(self) -> int:
+        """Number of channel groups."""
+        return self.padded_channels // self.group_size
+
+    @property
+    def is_conv(self) -> bool:
+        """True for FlexiQConv layers."""
+        return self.op_type == CONV_OP
+
+    @property
+    def reduction_length(self) -> int:
+        """K = R * S * C_pad for a conv, C_pad for a Gemm."""
+        return int(np.prod(self.weight_int8.shape[1:]))
+
+    def out_scale(self) -> np.ndarray:
+        """float32 s_a * s_w[n], rounded once in float32 exactly as every backend computes it."""
+        return (np.float32(self.act_scale) * self.weight_scale.astype(np.float32)).astype(np.float32)
+
+    def validate(self) -> None:
+        """Check shapes and ranges so a broken layer fails here, not in a backend."""
+        g, cp, n = self.group_size, self.padded_channels, self.out_channels
+        checks = [
+            (self.op_type in (CONV_OP, GEMM_OP), f"op_type {self.op_type!r}"),
+            (cp % g == 0 and cp >= self.in_channels, f"C_pad {cp} vs C_in {self.in_channels}, G {g}"),
+            (sorted(self.permutation.tolist()) == list(range(cp)), "permutation is not a permutation"),
+            (bool(np.all(self.permutation[: self.in_channels] < self.in_channels)),
+             "padded channels must come last in the permutation"),
+            (self.weight_int8.shape == self.weight_int4.shape, "int8/int4 weight shapes differ"),
+            (self.weight_int8.shape[0] == n and self.weight_int8.shape[-1] == cp, "weight shape"),
+            (self.weight_shift.shape == (n, self.group_count), "weight_shift shape"),
+            (int(np.abs(self.weight_int8).max(initial=0)) <= 127, "int8 codes out of range"),
+            (int(self.weight_int4.min(initial=0)) >= -8 and int(self.weight_int4.max(initial=0)) <= 7,
+             "int4 codes out of range"),
+            (self.act_scale > 0, "act_scale must be > 0"),
+        ]
+        for ok, what in checks:
+            if not ok:
+                from flexiq_trt.errors import FlexiqInternalError
+
+                raise FlexiqInternalError(f"layer {self.name}: invalid quantized layer ({what})")
