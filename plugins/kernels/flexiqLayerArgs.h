@@ -1,0 +1,66 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * POD argument structs of the FlexiQ kernels, with no CUDA or TensorRT dependency, so the C++ CPU
+ * reference (plugins/reference) takes exactly the same description of a layer with host pointers.
+ */
+#ifndef FLEXIQ_LAYER_ARGS_H
+#define FLEXIQ_LAYER_ARGS_H
+
+#include <cstdint>
+
+extern "C" {
+
+//! Output / input element type.
+enum FlexiqDataType : int32_t
+{
+    kFLEXIQ_FP32 = 0,
+    kFLEXIQ_FP16 = 1,
+};
+
+//! Per-layer constant arguments (the plugin fields, already on the device). POD.
+struct FlexiqLayerArgs
+{
+    int32_t isConv;         //!< 1: FlexiQConv, 0: FlexiQGemm (R = S = 1, no padding)
+    int32_t inChannels;     //!< real C_in
+    int32_t paddedChannels; //!< C_pad, a multiple of groupSize
+    int32_t outChannels;    //!< N
+    int32_t groupSize;      //!< G, 32 or 64
+    int32_t kernelR;        //!< R (1 for gemm)
+    int32_t kernelS;        //!< S (1 for gemm)
+    int32_t strideH, strideW;
+    int32_t padTop, padLeft, padBottom, padRight;
+    int32_t dilationH, dilationW;
+    float actScale;         //!< s_a > 0
+    int32_t actSigned;      //!< 1: s8/s4 activation codes, 0: u8/u4
+    int32_t actShiftMode;   //!< plugin_spec.ShiftMode: 0 dynamic, 1 static
+    int32_t activation;     //!< plugin_spec.Activation
+    float alpha;            //!< activation_alpha
+    float beta;             //!< activation_beta
+    int32_t layerIndex;     //!< index into the max4bit vector
+    // Device pointers for the kernels (host pointers for the CPU reference); owned by the caller.
+    int32_t const* permutation;    //!< [C_pad]
+    int8_t const* weightInt8;      //!< [N, K]
+    int8_t const* weightInt4;      //!< [N, K/2] packed, low nibble first
+    int8_t const* weightShift;     //!< [N, C_pad/G], p_w in [0, 4]
+    float const* outScale;         //!< [N], float32(act_scale * weight_scale[n]) computed by the host
+    float const* bias;             //!< [N]
+    int8_t const* actStaticShift;  //!< [C_pad/G], used when actShiftMode == 1
+};
+
+//! Per-call problem (shape-derived, changes with the input shape).
+struct FlexiqProblem
+{
+    int32_t batch;           //!< conv: B; gemm: M (rows of the flattened input)
+    int32_t height;          //!< conv input H (gemm: 1)
+    int32_t width;           //!< conv input W (gemm: 1)
+    int32_t dataType;        //!< FlexiqDataType of input and output
+    void const* input;       //!< device
+    void* output;            //!< device
+    int32_t const* max4bit;  //!< device int32 [L] flexiq_max_4bit_ch (may be null: n4 = 0)
+    int32_t* accOut;         //!< optional device int32, same layout as output: raw accumulators (tests)
+};
+
+} // extern "C"
+
+#endif // FLEXIQ_LAYER_ARGS_H
