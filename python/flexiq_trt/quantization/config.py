@@ -1,0 +1,38 @@
+"""Quantization options (one frozen dataclass; the CLI generates its flags from the field metadata)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flexiq_trt.errors import ConfigError
+
+WEIGHT_ROUNDING = ("gptq", "plain", "naive")
+ACT_SHIFTS = ("dynamic", "static", "naive")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How layers are quantized to INT8 and how their 4-bit codes are formed."""
+
+    group_size: int = field(default=32, metadata={"help": "channels per group G (32 or 64)", "choices": (32, 64)})
+    weight_rounding: str = field(default="gptq", metadata={
+        "help": "stored 4-bit weight codes: gptq (error-compensating, default), plain (smallest shift, "
+                "round), naive (top bits, p=4)", "choices": WEIGHT_ROUNDING})
+    act_shift: str = field(default="dynamic", metadata={
+        "help": "activation shifts: dynamic per row (default), static per group, naive (p=4)",
+        "choices": ACT_SHIFTS})
+    unsigned_activations: bool = field(default=True, metadata={
+        "help": "use u8/u4 codes for inputs that are provably non-negative"})
+    gptq_damp: float = field(default=0.01, metadata={"help": "GPTQ diagonal damping (fraction of mean diag)"})
+    max_rows_per_batch: int = field(default=2048, metadata={
+        "help": "im2col rows sampled per calibration batch for the Hessian (bounds memory)"})
+
+    def __post_init__(self) -> None:
+        if self.group_size not in (32, 64):
+            raise ConfigError(f"group_size must be 32 or 64, got {self.group_size}")
+        if self.weight_rounding not in WEIGHT_ROUNDING:
+            raise ConfigError(f"weight_rounding must be one of {WEIGHT_ROUNDING}, got {self.weight_rounding!r}")
+        if self.act_shift not in ACT_SHIFTS:
+            raise ConfigError(f"act_shift must be one of {ACT_SHIFTS}, got {self.act_shift!r}")
+        if not 0 <= self.gptq_damp < 1:
+            raise ConfigError(f"gptq_damp must be in [0, 1), got {self.gptq_damp}")

@@ -1,0 +1,107 @@
+"""Second calibration pass: per-group statistics that need the channel groups to be known.
+
+For each eligible layer it streams, in bounded memory:
+* the block-diagonal input Hessian ``H_g = sum x_g x_g^T`` over (a bounded sample of) im2col rows,
+  one ``[R*S*G, R*S*G]`` block per group — used by GPTQ-style rounding and the error score;
+* the mean squared 4-bit extraction error of the activations per channel (dynamic shifts);
+* per group and candidate static shift p in 0..4, the summed squared error (to pick static shifts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flexiq_trt.quantization import bits
+from flexiq_trt.quantization.layer import ConvGeometry
+
+
+@dataclass
+class GroupStats:
+    """Accumulated statistics of one layer (all in base channel order)."""
+
+    hessian: np.ndarray  # float64 [G_count, RSG, RSG], summed over rows
+    rows: int
+    act_sq_err: np.ndarray  # float64 [C_pad], summed squared (eff4 - q) in code units
+    act_count: int  # number of activation rows (pixels / tokens) seen
+    static_sq_err: np.ndarray  # float64 [G_count, 5]
+    code_max: np.ndarray  # int [C_pad], max |q| per channel
+
+    def mean_hessian(self) -> np.ndarray:
+        """E[x x^T] per group block."""
+        return self.hessian / max(self.rows, 1)
+
+    def act_mse(self) -> np.ndarray:
+        """Mean squared 4-bit activation error per channel, in int8 code units."""
+        return self.act_sq_err / max(self.act_count, 1)
+
+
+class GroupStatsObserver:
+    """Streams one layer's input activations into `GroupStats` (Observer protocol: update/result)."""
+
+    def __init__(self, base_order: np.ndarray, in_channels: int, group_size: int, act_scale: float,
+                 signed: bool, geometry: ConvGeometry | None, max_rows_per_batch: int = 2048, seed: int = 0):
+        self.order, self.c_in, self.g = base_order, in_channels, group_size
+        self.act_scale, self.signed, self.geo = act_scale, signed, geometry
+        self.max_rows = max_rows_per_batch
+        self.rng = np.random.default_rng(seed)
+        c_pad = base_order.shape[0]
+        taps = 1 if geometry is None else geometry.kernel_shape[0] * geometry.kernel_shape[1]
+        gc = c_pad // group_size
+        self.stats = GroupStats(np.zeros((gc, taps * group_size, taps * group_size)), 0,
+                                np.zeros(c_pad), 0, np.zeros((gc, 5)), np.zeros(c_pad, dtype=np.int64))
+
+    def _channels_last(self, x: np.ndarray) -> np.ndarray:
+        cl = np.moveaxis(x, 1, -1) if self.geo is not None else x
+        pad = self.order.shape[0] - self.c_in
+        cl = np.pad(cl, [(0, 0)] * (cl.ndim - 1) + [(0, pad)])
+        return np.take(cl, self.order, axis=-1).astype(np.float32)
+
+    def update(self, x: np.ndarray) -> None:
+        """Fold one batch of the layer's float input (NCHW for conv, [..., C_in] for gemm)."""
+        xp = self._channels_last(x)
+        self._update_activation_error(xp.reshape(-1, xp.shape[-1]))
+        rows = self._sample_rows(xp)
+        gc, g = self.stats.static_sq_err.shape[0], self.g
+        taps = rows.shape[1] // (gc * g)
+        blocks = rows.reshape(rows.shape[0], taps, gc, g).transpose(2, 0, 1, 3).reshape(gc, rows.shape[0], taps * g)
+        self.stats.hessian += np.einsum("gri,grj->gij", blocks.astype(np.float64), blocks.astype(np.float64))
+        self.stats.rows += rows.shape[0]
+
+    def _update_activation_error(self, flat: np.ndarray) -> None:
+        q = bits.quantize_activation(flat, self.act_scale, self.signed)
+        grouped = q.reshape(q.shape[0], -1, self.g)
+        p = bits.group_shift(grouped, self.signed, axis=-1)[..., None]
+        eff = bits.effective_codes(grouped, p, self.signed)
+        self.stats.act_sq_err += ((eff - grouped).astype(np.float64) ** 2).reshape(q.shape[0], -1).sum(axis=0)
+        for ps in range(5):
+            e = bits.effective_codes(grouped, np.int32(ps), self.signed) - grouped
+            self.stats.static_sq_err[:, ps] += (e.astype(np.float64) ** 2).sum(axis=(0, 2))
+        self.stats.act_count += q.shape[0]
+        self.stats.code_max = np.maximum(self.stats.code_max, np.abs(q).max(axis=0))
+
+    def _sample_rows(self, xp: np.ndarray) -> np.ndarray:
+        """im2col rows [rows, R*S*C_pad] in (r, s, c) order, at most `max_rows` per batch."""
+        if self.geo is None:
+            flat = xp.reshape(-1, xp.shape[-1])
+            if flat.shape[0] > self.max_rows:
+                flat = flat[self.rng.choice(flat.shape[0], self.max_rows, replace=False)]
+            return flat
+        (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = (
+            self.geo.kernel_shape, self.geo.strides, self.geo.pads, self.geo.dilations)
+        b, h, w, c = xp.shape
+        p, q = self.geo.output_hw(h, w)
+        total = b * p * q
+        idx = np.arange(total) if total <= self.max_rows else self.rng.choice(total, self.max_rows, replace=False)
+        bi, rem = np.divmod(idx, p * q)
+        pi, qi = np.divmod(rem, q)
+        padded = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        hh = pi[:, None, None] * sh + np.arange(r)[None, :, None] * dh
+        ww = qi[:, None, None] * sw + np.arange(s)[None, None, :] * dw
+        patches = padded[bi[:, None, None], hh, ww]  # [rows, R, S, C_pad]
+        return patches.reshape(idx.shape[0], r * s * c)
+
+    def result(self) -> GroupStats:
+        """The accumulated statistics."""
+        return self.stats

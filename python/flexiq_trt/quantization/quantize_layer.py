@@ -1,0 +1,137 @@
+"""Quantize one eligible layer: int8 codes, stored 4-bit codes and shifts, and per-group error scores.
+
+The result is in *base* channel order (groups as cut from the range-sorted channels); selection
+later only reorders whole groups (`reorder_groups`), so nothing here depends on the selector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
+from flexiq_trt.quantization import gptq
+from flexiq_trt.quantization.config import QuantConfig
+from flexiq_trt.quantization.group_stats import GroupStats
+from flexiq_trt.quantization.layer import ConvGeometry, QuantizedLayer
+from flexiq_trt.quantization.weights import int8_codes, pad_and_permute, to_channels_last, weight_scales
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """The float layer as found in the model (canonical weights, see intake)."""
+
+    name: str
+    is_conv: bool
+    weight: np.ndarray  # float32 [N, C, R, S] or [N, K]
+    bias: np.ndarray  # float32 [N]
+    geometry: ConvGeometry | None
+    activation: Activation
+    activation_alpha: float
+    activation_beta: float
+    unsigned_input: bool
+
+
+@dataclass(frozen=True)
+class LayerQuantResult:
+    """A quantized layer in base order plus what selectors need."""
+
+    layer: QuantizedLayer
+    error_score: np.ndarray  # float64 [G_count], relative output error if the group goes 4-bit
+    weight_error_plain: float  # Hessian-weighted 4-bit weight error with plain rounding (diagnostic)
+    weight_error_chosen: float  # same with the configured rounding
+
+
+def _group_blocks(arr_cl: np.ndarray, group_count: int, group_size: int) -> np.ndarray:
+    """[N, ..., C_pad] -> [G_count, N, taps*G] with (tap, channel) column order (matches GroupStats)."""
+    n = arr_cl.shape[0]
+    taps = int(np.prod(arr_cl.shape[1:-1])) if arr_cl.ndim > 2 else 1
+    x = arr_cl.reshape(n, taps, group_count, group_size).transpose(2, 0, 1, 3)
+    return x.reshape(group_count, n, taps * group_size)
+
+
+def _from_group_blocks(blocks: np.ndarray, shape: tuple[int, ...], group_size: int) -> np.ndarray:
+    gc, n = blocks.shape[0], blocks.shape[1]
+    taps = blocks.shape[2] // group_size
+    return blocks.reshape(gc, n, taps, group_size).transpose(1, 2, 0, 3).reshape(shape)
+
+
+def _weighted(d: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return np.einsum("nk,kl,nl->n", d, h, d)
+
+
+def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, act_scale: float,
+                   stats: GroupStats, config: QuantConfig) -> LayerQuantResult:
+    """Build the QuantizedLayer (base order) and its per-group error scores."""
+    g = config.group_size
+    s_w = weight_scales(src.weight)
+    w_cl = pad_and_permute(to_channels_last(src.weight), base_order).astype(np.float64)
+    target = w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1))
+    w8 = int8_codes(w_cl, s_w).astype(np.int32)
+    gc = base_order.shape[0] // g
+    t_blocks, w8_blocks = _group_blocks(target, gc, g), _group_blocks(w8, gc, g)
+    hess = stats.mean_hessian()
+    w4_blocks = np.zeros_like(w8_blocks)
+    shifts = np.zeros((gc, w8.shape[0]), dtype=np.int32)
+    err_plain = err_chosen = 0.0
+    score = np.zeros(gc)
+    act_mse = stats.act_mse()
+    s2 = (s_w.astype(np.float64) ** 2)
+    energy = 0.0
+    for gi in range(gc):
+        h = hess[gi]
+        plain = gptq.plain_rounding(w8_blocks[gi])
+        if config.weight_rounding == "naive":
+            chosen = gptq.naive_rounding(w8_blocks[gi])
+        elif config.weight_rounding == "plain":
+            chosen = plain
+        else:
+            chosen = gptq.better_of(t_blocks[gi], h, gptq.gptq_group(t_blocks[gi], h, config.gptq_damp), plain)
+        w4_blocks[gi], shifts[gi] = chosen.codes, chosen.shifts
+        eff = chosen.codes.astype(np.float64) * (1 << chosen.shifts.astype(np.int64))[:, None]
+        eff_plain = plain.codes.astype(np.float64) * (1 << plain.shifts.astype(np.int64))[:, None]
+        d = eff - w8_blocks[gi]
+        err_chosen += float(_weighted(t_blocks[gi] - eff, h).sum())
+        err_plain += float(_weighted(t_blocks[gi] - eff_plain, h).sum())
+        taps = w8_blocks.shape[2] // g
+        ch_mse = np.tile(act_mse[gi * g:(gi + 1) * g], taps)
+        e_w = float((s2 * _weighted(d, h)).sum())
+        e_a = float(act_scale ** 2 * (s2[:, None] * w8_blocks[gi].astype(np.float64) ** 2 * ch_mse[None]).sum())
+        score[gi] = e_w + e_a
+        energy += float((s2 * _weighted(w8_blocks[gi].astype(np.float64), h)).sum())
+    score /= max(energy, 1e-30)
+    if config.act_shift == "dynamic":
+        mode, static = ShiftMode.DYNAMIC, np.zeros(gc, dtype=np.int8)
+    elif config.act_shift == "static":
+        mode, static = ShiftMode.STATIC, np.argmin(stats.static_sq_err, axis=1).astype(np.int8)
+    else:
+        mode, static = ShiftMode.STATIC, np.full(gc, 4, dtype=np.int8)
+    layer = QuantizedLayer(
+        name=src.name, op_type=CONV_OP if src.is_conv else GEMM_OP, layer_index=layer_index, group_size=g,
+        in_channels=int(src.weight.shape[1]), out_channels=int(src.weight.shape[0]),
+        permutation=base_order.astype(np.int32), act_scale=float(act_scale),
+        act_signed=not (src.unsigned_input and config.unsigned_activations), act_shift_mode=mode,
+        act_static_shift=static, weight_int8=w8.astype(np.int8),
+        weight_int4=_from_group_blocks(w4_blocks, w8.shape, g).astype(np.int8),
+        weight_shift=shifts.T.astype(np.int8).copy(), weight_scale=s_w, bias=src.bias.astype(np.float32),
+        activation=src.activation, activation_alpha=float(src.activation_alpha),
+        activation_beta=float(src.activation_beta), geometry=src.geometry)
+    layer.validate()
+    return LayerQuantResult(layer, score, err_plain, err_chosen)
+
+
+def reorder_groups(layer: QuantizedLayer, group_rank: list[int]) -> QuantizedLayer:
+    """The same layer with its channel groups in `group_rank` order (which defines the final pi)."""
+    g = layer.group_size
+    cols = np.concatenate([np.arange(r * g, (r + 1) * g) for r in group_rank])
+    from dataclasses import replace
+
+    out = replace(
+        layer, permutation=layer.permutation[cols].astype(np.int32),
+        weight_int8=np.ascontiguousarray(layer.weight_int8[..., cols]),
+        weight_int4=np.ascontiguousarray(layer.weight_int4[..., cols]),
+        weight_shift=np.ascontiguousarray(layer.weight_shift[:, group_rank]),
+        act_static_shift=np.ascontiguousarray(layer.act_static_shift[group_rank]))
+    out.validate()
+    return out
