@@ -1,0 +1,42 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Geometry and argument checks shared by the CUDA launchers and the C++ CPU reference (host only,
+ * no CUDA dependency). A gemm is a 1x1 conv over an NCHW tensor with B = M and H = W = 1, so every
+ * backend has exactly one code path.
+ */
+#ifndef FLEXIQ_SHAPE_H
+#define FLEXIQ_SHAPE_H
+
+#include "flexiqLayerArgs.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace flexiq
+{
+
+//! Conv geometry with the gemm case normalised to a 1x1 conv.
+struct ConvGeometry
+{
+    int32_t r, s, strideH, strideW, padTop, padLeft, padBottom, padRight, dilationH, dilationW;
+};
+
+//! Geometry of a layer (gemm: R = S = 1, unit strides and dilations, no padding).
+ConvGeometry layerGeometry(FlexiqLayerArgs const& args);
+
+//! Output spatial size; gemm: 1 x 1. Non-positive when the input is too small.
+void outputSize(ConvGeometry const& geo, int32_t height, int32_t width, int32_t* outH, int32_t* outW);
+
+//! K = R * S * C_pad.
+int64_t reductionLength(FlexiqLayerArgs const& args);
+
+//! Checks fields a backend relies on; writes a reason into `why` (may be null) and returns false on failure.
+bool checkLayerArgs(FlexiqLayerArgs const& args, char* why, size_t whyLen);
+
+//! Checks a problem (positive sizes, non-empty output, non-null pointers) against a valid layer.
+bool checkProblem(FlexiqLayerArgs const& args, FlexiqProblem const& problem, char* why, size_t whyLen);
+
+} // namespace flexiq
+
+#endif // FLEXIQ_SHAPE_H

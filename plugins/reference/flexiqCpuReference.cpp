@@ -1,0 +1,126 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * C++ CPU reference of a FlexiQ layer (see flexiqCpuReference.h). Clarity over speed.
+ */
+#include "flexiqCpuReference.h"
+
+#include "flexiqContract.h"
+#include "flexiqShape.h"
+
+namespace flexiq
+{
+
+void cpuQuantizeInput(FlexiqLayerArgs const& a, int32_t batch, int32_t height, int32_t width, float const* input,
+    int32_t* codes, int32_t* shifts)
+{
+    int32_t const cPad = a.paddedChannels;
+    int32_t const groups = cPad / a.groupSize;
+    bool const isSigned = a.actSigned != 0;
+    int64_t const pixels = static_cast<int64_t>(height) * width;
+    for (int32_t b = 0; b < batch; ++b)
+    {
+        for (int64_t hw = 0; hw < pixels; ++hw)
+        {
+            int64_t const row = b * pixels + hw;
+            for (int32_t c = 0; c < cPad; ++c)
+            {
+                int32_t const src = a.permutation[c];
+                // Zero padding: channels >= C_in hold 0, whose code is 0.
+                float const x = src < a.inChannels ? input[(static_cast<int64_t>(b) * a.inChannels + src) * pixels + hw]
+                                                   : 0.0f;
+                codes[row * cPad + c] = quantizeActivation(x, a.actScale, isSigned);
+            }
+            for (int32_t g = 0; g < groups; ++g)
+            {
+                int32_t shift = 0;
+                if (a.actShiftMode == static_cast<int32_t>(ShiftMode::kSTATIC))
+                {
+                    shift = a.actStaticShift[g];
+                }
+                else
+                {
+                    int32_t magOr = 0;
+                    for (int32_t i = 0; i < a.groupSize; ++i)
+                    {
+                        magOr |= magnitudeBits(codes[row * cPad + g * a.groupSize + i], isSigned);
+                    }
+                    shift = shiftFromMagnitude(magOr, isSigned);
+                }
+                shifts[row * groups + g] = shift;
+            }
+        }
+    }
+}
+
+void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height, int32_t width, int32_t const* codes,
+    int32_t const* shifts, int32_t n4, int32_t* acc)
+{
+    ConvGeometry const geo = layerGeometry(a);
+    int32_t outH = 0;
+    int32_t outW = 0;
+    outputSize(geo, height, width, &outH, &outW);
+    int32_t const cPad = a.paddedChannels;
+    int32_t const gSize = a.groupSize;
+    int32_t const groups = cPad / gSize;
+    int64_t const kLen = reductionLength(a);
+    bool const isSigned = a.actSigned != 0;
+    for (int32_t b = 0; b < batch; ++b)
+        for (int32_t n = 0; n < a.outChannels; ++n)
+            for (int32_t p = 0; p < outH; ++p)
+                for (int32_t q = 0; q < outW; ++q)
+                {
+                    int64_t sum = 0;
+                    for (int32_t r = 0; r < geo.r; ++r)
+                        for (int32_t s = 0; s < geo.s; ++s)
+                        {
+                            int32_t const ih = p * geo.strideH - geo.padTop + r * geo.dilationH;
+                            int32_t const iw = q * geo.strideW - geo.padLeft + s * geo.dilationW;
+                            if (ih < 0 || ih >= height || iw < 0 || iw >= width)
+                                continue; // zero padding contributes nothing
+                            int64_t const row = (static_cast<int64_t>(b) * height + ih) * width + iw;
+                            int64_t const kBase = static_cast<int64_t>(r * geo.s + s) * cPad;
+                            for (int32_t g = 0; g < groups; ++g)
+                            {
+                                int64_t part = 0;
+                                bool const fourBit = g * gSize < n4;
+                                for (int32_t i = 0; i < gSize; ++i)
+                                {
+                                    int32_t const c = g * gSize + i;
+                                    int64_t const k = kBase + c;
+                                    int32_t const xq = codes[row * cPad + c];
+                                    if (fourBit)
+                                    {
+                                        int32_t const x4 = extract4(xq, shifts[row * groups + g], isSigned);
+                                        int32_t const w4 = unpackNibble(a.weightInt4 + n * (kLen / 2), k, true);
+                                        part += static_cast<int64_t>(x4) * w4;
+                                    }
+                                    else
+                                    {
+                                        part += static_cast<int64_t>(xq) * a.weightInt8[n * kLen + k];
+                                    }
+                                }
+                                if (fourBit)
+                                {
+                                    part *= int64_t{1} << (shifts[row * groups + g] + a.weightShift[n * groups + g]);
+                                }
+                                sum += part;
+                            }
+                        }
+                    acc[((static_cast<int64_t>(b) * a.outChannels + n) * outH + p) * outW + q]
+                        = static_cast<int32_t>(sum);
+                }
+}
+
+void cpuEpilogue(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int32_t const* acc, float* output)
+{
+    for (int32_t b = 0; b < batch; ++b)
+        for (int32_t n = 0; n < a.outChannels; ++n)
+            for (int32_t i = 0; i < outPixels; ++i)
+            {
+                int64_t const idx = (static_cast<int64_t>(b) * a.outChannels + n) * outPixels + i;
+                output[idx] = epilogue(acc[idx], a.outScale[n], a.bias[n], a.activation, a.alpha, a.beta);
+            }
+}
+
+} // namespace flexiq

@@ -1,0 +1,36 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * C++ CPU reference of a FlexiQ layer (DESIGN §2): plain loops over the shared contract header.
+ *
+ * It is written in the *literal* per-group shifted form (8-bit groups as int8 products, 4-bit groups
+ * as (x4 . w4) << (p_a + p_w)), while the NumPy oracle uses the one-GEMM effective-code form, so the
+ * cross-check in tests/unit/kernels also proves the two formulations agree. The CUDA kernels are
+ * checked bit-exactly against this file's results.
+ */
+#ifndef FLEXIQ_CPU_REFERENCE_H
+#define FLEXIQ_CPU_REFERENCE_H
+
+#include "flexiqLayerArgs.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace flexiq
+{
+
+//! Input pass: NCHW float input -> permuted 8-bit codes [B*H*W, C_pad] and activation shifts
+//! [B*H*W, C_pad/G] (dynamic: per pixel and group; static: the table).
+void cpuQuantizeInput(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width, float const* input,
+    int32_t* codes, int32_t* shifts);
+
+//! Mixed accumulation over quantized codes -> int32 accumulators, NCHW [B, N, P, Q]. `n4` is already clamped.
+void cpuMixedAccumulate(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width,
+    int32_t const* codes, int32_t const* shifts, int32_t n4, int32_t* acc);
+
+//! Epilogue over NCHW accumulators: y = acc * outScale[n] + bias[n], then the activation.
+void cpuEpilogue(FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, int32_t const* acc, float* output);
+
+} // namespace flexiq
+
+#endif // FLEXIQ_CPU_REFERENCE_H

@@ -1,0 +1,180 @@
+"""ctypes bindings of the kernel-side C ABIs, shared by the CPU and GPU kernel tests.
+
+`FlexiqLayerArgs`/`FlexiqProblem` mirror plugins/kernels/flexiqLayerArgs.h field by field;
+`HostLayer` turns a `QuantizedLayer` into those structs over host arrays it keeps alive.
+Random layers are built directly from random codes (the tests check arithmetic, not quantization).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
+from flexiq_trt.quantization import bits
+from flexiq_trt.quantization.layer import ConvGeometry, QuantizedLayer
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+_P = ctypes.c_void_p
+_I = ctypes.c_int32
+_F = ctypes.c_float
+
+
+class FlexiqLayerArgs(ctypes.Structure):
+    """Mirror of `FlexiqLayerArgs` (plugins/kernels/flexiqLayerArgs.h)."""
+
+    _fields_ = [
+        ("isConv", _I), ("inChannels", _I), ("paddedChannels", _I), ("outChannels", _I),
+        ("groupSize", _I), ("kernelR", _I), ("kernelS", _I), ("strideH", _I), ("strideW", _I),
+        ("padTop", _I), ("padLeft", _I), ("padBottom", _I), ("padRight", _I),
+        ("dilationH", _I), ("dilationW", _I), ("actScale", _F), ("actSigned", _I),
+        ("actShiftMode", _I), ("activation", _I), ("alpha", _F), ("beta", _F), ("layerIndex", _I),
+        ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightShift", _P),
+        ("outScale", _P), ("bias", _P), ("actStaticShift", _P),
+    ]
+
+
+class FlexiqProblem(ctypes.Structure):
+    """Mirror of `FlexiqProblem` (plugins/kernels/flexiqLayerArgs.h)."""
+
+    _fields_ = [
+        ("batch", _I), ("height", _I), ("width", _I), ("dataType", _I),
+        ("input", _P), ("output", _P), ("max4bit", _P), ("accOut", _P),
+    ]
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+@dataclass
+class HostLayer:
+    """A `QuantizedLayer` in plugin layouts (host arrays) plus the `FlexiqLayerArgs` pointing at them."""
+
+    layer: QuantizedLayer
+    arrays: dict[str, np.ndarray]
+    args: FlexiqLayerArgs
+
+    @classmethod
+    def from_layer(cls, layer: QuantizedLayer) -> HostLayer:
+        """Flatten weights to [N, K], pack int4 low-nibble-first, precompute out_scale in float32."""
+        n = layer.out_channels
+        arrays = {
+            "permutation": np.ascontiguousarray(layer.permutation, dtype=np.int32),
+            "weightInt8": np.ascontiguousarray(layer.weight_int8.reshape(n, -1), dtype=np.int8),
+            "weightInt4": np.ascontiguousarray(bits.pack_int4(layer.weight_int4.reshape(n, -1))),
+            "weightShift": np.ascontiguousarray(layer.weight_shift, dtype=np.int8),
+            "outScale": np.ascontiguousarray(layer.out_scale(), dtype=np.float32),
+            "bias": np.ascontiguousarray(layer.bias, dtype=np.float32),
+            "actStaticShift": np.ascontiguousarray(layer.act_static_shift, dtype=np.int8),
+        }
+        geo = layer.geometry or ConvGeometry()
+        args = FlexiqLayerArgs(
+            isConv=int(layer.is_conv), inChannels=layer.in_channels, paddedChannels=layer.padded_channels,
+            outChannels=n, groupSize=layer.group_size, kernelR=geo.kernel_shape[0], kernelS=geo.kernel_shape[1],
+            strideH=geo.strides[0], strideW=geo.strides[1], padTop=geo.pads[0], padLeft=geo.pads[1],
+            padBottom=geo.pads[2], padRight=geo.pads[3], dilationH=geo.dilations[0], dilationW=geo.dilations[1],
+            actScale=layer.act_scale, actSigned=int(layer.act_signed), actShiftMode=int(layer.act_shift_mode),
+            activation=int(layer.activation), alpha=layer.activation_alpha, beta=layer.activation_beta,
+            layerIndex=layer.layer_index, **{k: _ptr(v) for k, v in arrays.items()})
+        return cls(layer, arrays, args)
+
+
+def random_layer(rng: np.random.Generator, *, conv: bool, in_channels: int, out_channels: int,
+                 group_size: int = 32, signed: bool = True, shift_mode: ShiftMode = ShiftMode.DYNAMIC,
+                 geometry: ConvGeometry | None = None, activation: Activation = Activation.NONE,
+                 layer_index: int = 0) -> QuantizedLayer:
+    """A valid `QuantizedLayer` with random codes, shifts, permutation, scales and bias."""
+    c_pad = -(-in_channels // group_size) * group_size
+    groups = c_pad // group_size
+    geo = (geometry or ConvGeometry()) if conv else None
+    r, s = geo.kernel_shape if geo else (1, 1)
+    wshape = (out_channels, r, s, c_pad) if conv else (out_channels, c_pad)
+    perm = np.concatenate([rng.permutation(in_channels), np.arange(in_channels, c_pad)]).astype(np.int32)
+    alpha, beta = {Activation.CLIP: (-0.5, 0.75), Activation.LEAKY_RELU: (0.1, 0.0),
+                   Activation.HARD_SIGMOID: (0.2, 0.5)}.get(activation, (0.0, 0.0))
+    return QuantizedLayer(
+        name=f"rand_{'conv' if conv else 'gemm'}", op_type=CONV_OP if conv else GEMM_OP, layer_index=layer_index,
+        group_size=group_size, in_channels=in_channels, out_channels=out_channels, permutation=perm,
+        act_scale=float(rng.uniform(0.01, 0.1)), act_signed=signed, act_shift_mode=shift_mode,
+        act_static_shift=rng.integers(0, 5, groups).astype(np.int8),
+        weight_int8=rng.integers(-127, 128, wshape).astype(np.int8),
+        weight_int4=rng.integers(-8, 8, wshape).astype(np.int8),
+        weight_shift=rng.integers(0, 5, (out_channels, groups)).astype(np.int8),
+        weight_scale=rng.uniform(0.001, 0.02, out_channels).astype(np.float32),
+        bias=rng.normal(0, 1, out_channels).astype(np.float32),
+        activation=activation, activation_alpha=alpha, activation_beta=beta, geometry=geo)
+
+
+def random_input(rng: np.random.Generator, layer: QuantizedLayer, batch: int, height: int, width: int,
+                 signed: bool) -> np.ndarray:
+    """Float input spanning small and saturating codes, with exact half-way points to test rounding."""
+    shape = (batch, layer.in_channels, height, width) if layer.is_conv else (batch, layer.in_channels)
+    # Per-channel ranges so some groups use small shifts and others large ones.
+    span = rng.choice([2.0, 10.0, 40.0, 140.0], size=layer.in_channels)
+    span = span.reshape((1, -1, 1, 1) if layer.is_conv else (1, -1))
+    codes = rng.uniform(-1, 1, shape) * span
+    codes = np.where(rng.random(shape) < 0.2, np.round(codes) + 0.5, codes)  # half-way points
+    x = (codes * np.float32(layer.act_scale)).astype(np.float32)
+    return x if signed else np.abs(x)
+
+
+# ---- library loading -------------------------------------------------------------------------
+
+def _candidates(name: str, env: str) -> list[Path]:
+    paths = [Path(os.environ[env])] if os.environ.get(env) else []
+    return paths + sorted(REPO_ROOT.glob(f"build*/**/{name}"))
+
+
+def load_cpu_reference(build_dir: Path) -> ctypes.CDLL | None:
+    """Load libflexiq_cpu_reference.so: $FLEXIQ_CPU_REFERENCE_LIB, a CMake build dir, or a fresh g++ build."""
+    found = [p for p in _candidates("libflexiq_cpu_reference.so", "FLEXIQ_CPU_REFERENCE_LIB") if p.is_file()]
+    if not found:
+        if shutil.which(os.environ.get("CXX", "g++")) is None:
+            return None
+        script = REPO_ROOT / "plugins" / "reference" / "build_standalone.sh"
+        subprocess.run([str(script), str(build_dir)], check=True, capture_output=True)
+        found = [build_dir / "libflexiq_cpu_reference.so"]
+    lib = ctypes.CDLL(str(found[0]))
+    lib.flexiqCpuForward.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _I, _P, _P,
+                                     ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqCpuForward.restype = _I
+    for fn in ("flexiqCpuQuantizeActivation",):
+        getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_F, _F, _I], _I
+    for fn in ("flexiqCpuMagnitudeBits", "flexiqCpuShiftFromMagnitude"):
+        getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_I, _I], _I
+    for fn in ("flexiqCpuExtract4", "flexiqCpuEffectiveCode", "flexiqCpuClampN4"):
+        getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_I, _I, _I], _I
+    lib.flexiqCpuUnpackNibble.argtypes, lib.flexiqCpuUnpackNibble.restype = [_P, ctypes.c_int64, _I], _I
+    lib.flexiqCpuApplyActivation.argtypes, lib.flexiqCpuApplyActivation.restype = [_F, _I, _F, _F], _F
+    return lib
+
+
+def output_shape(layer: QuantizedLayer, batch: int, height: int, width: int) -> tuple[int, ...]:
+    """NCHW output shape of a conv, [M, N] of a gemm."""
+    if not layer.is_conv:
+        return (batch, layer.out_channels)
+    p, q = layer.geometry.output_hw(height, width)
+    return (batch, layer.out_channels, p, q)
+
+
+def cpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, n4: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run the C++ CPU reference: (int32 accumulators, float32 output) in the NumPy reference's layouts."""
+    layer = host.layer
+    batch = x.shape[0]
+    height, width = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
+    xc = np.ascontiguousarray(x, dtype=np.float32)
+    shape = output_shape(layer, batch, height, width)
+    acc, out = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
+    why = ctypes.create_string_buffer(256)
+    status = lib.flexiqCpuForward(ctypes.byref(host.args), batch, height, width, _ptr(xc), n4, _ptr(acc),
+                                  _ptr(out), why, len(why))
+    if status != 0:
+        raise ValueError(f"flexiqCpuForward rejected layer {layer.name}: {why.value.decode()}")
+    return acc, out

@@ -1,0 +1,211 @@
+"""The C++ CPU reference (plugins/reference) against the NumPy reference: int32 bit-exact.
+
+The contract primitives of plugins/common/flexiqContract.h are swept exhaustively over every
+8-bit code and shift; whole layers over a randomized sweep of gemm/conv, signedness, shift modes,
+geometry, G and every n4; and hand-worked golden vectors pin the meaning (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+from flexiq_kernel_ctypes import HostLayer, cpu_forward, random_input, random_layer
+
+from flexiq_trt.plugin_spec import Activation, ShiftMode, clamp_n4
+from flexiq_trt.quantization import bits, reference
+from flexiq_trt.quantization.layer import ConvGeometry
+
+SIGNEDNESS = [True, False]
+
+
+# ---- contract primitives ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+def test_extract4_and_effective_codes_match_numpy_for_every_code_and_shift(cpu_ref, signed):
+    codes = np.arange(-127, 128) if signed else np.arange(0, 256)
+    for p in range(5):
+        want4 = bits.extract4(codes, np.int32(p), signed)
+        want_eff = bits.effective_codes(codes, np.int32(p), signed)
+        got4 = [cpu_ref.flexiqCpuExtract4(int(c), p, int(signed)) for c in codes]
+        got_eff = [cpu_ref.flexiqCpuEffectiveCode(int(c), p, int(signed)) for c in codes]
+        np.testing.assert_array_equal(got4, want4, err_msg=f"extract4 p={p}")
+        np.testing.assert_array_equal(got_eff, want_eff, err_msg=f"effective p={p}")
+
+
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+def test_group_shift_rule_matches_numpy(cpu_ref, signed):
+    codes = np.arange(-127, 128) if signed else np.arange(0, 256)
+    mags = [cpu_ref.flexiqCpuMagnitudeBits(int(c), int(signed)) for c in codes]
+    np.testing.assert_array_equal(mags, bits.magnitude_bits(codes, signed))
+    ors = np.arange(0, 256)
+    got = [cpu_ref.flexiqCpuShiftFromMagnitude(int(m), int(signed)) for m in ors]
+    np.testing.assert_array_equal(got, bits.shift_from_magnitude(ors, signed))
+    # The rule's definition: smallest p with every truncated code in 4 bits.
+    for c in codes:
+        p = cpu_ref.flexiqCpuShiftFromMagnitude(cpu_ref.flexiqCpuMagnitudeBits(int(c), int(signed)), int(signed))
+        lo, hi = (-8, 7) if signed else (0, 15)
+        assert lo <= (int(c) >> p) <= hi and (p == 0 or not lo <= (int(c) >> (p - 1)) <= hi), (c, p)
+
+
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+def test_quantize_activation_matches_numpy_including_ties_and_saturation(cpu_ref, signed):
+    rng = np.random.default_rng(1)
+    scale = np.float32(0.0371)
+    ties = (np.arange(-300, 300) + 0.5).astype(np.float32) * scale
+    x = np.concatenate([rng.normal(0, 3, 2000).astype(np.float32), ties,
+                        np.float32([0.0, -0.0, 1e30, -1e30, np.inf, -np.inf])])
+    got = [cpu_ref.flexiqCpuQuantizeActivation(float(v), float(scale), int(signed)) for v in x]
+    np.testing.assert_array_equal(got, bits.quantize_activation(x, float(scale), signed))
+
+
+def test_clamp_n4_and_nibble_unpack_match_python(cpu_ref):
+    for g in (32, 64):
+        for n4 in (-5, 0, 1, 31, 32, 33, 64, 95, 96, 97, 1000):
+            assert cpu_ref.flexiqCpuClampN4(n4, 96 if g == 32 else 128, g) == clamp_n4(n4, 96 if g == 32 else 128, g)
+    codes = np.tile(np.arange(-8, 8), 4)
+    packed = np.ascontiguousarray(bits.pack_int4(codes))
+    got = [cpu_ref.flexiqCpuUnpackNibble(packed.ctypes.data, i, 1) for i in range(codes.size)]
+    np.testing.assert_array_equal(got, codes)
+    np.testing.assert_array_equal(got, bits.unpack_int4(packed))
+
+
+@pytest.mark.parametrize("act", list(Activation))
+def test_activation_matches_numpy(cpu_ref, act):
+    y = np.linspace(-8, 8, 401).astype(np.float32)
+    alpha, beta = {Activation.CLIP: (-0.5, 0.75), Activation.LEAKY_RELU: (0.1, 0.0),
+                   Activation.HARD_SIGMOID: (0.2, 0.5)}.get(act, (0.0, 0.0))
+    got = np.float32([cpu_ref.flexiqCpuApplyActivation(float(v), int(act), alpha, beta) for v in y])
+    want = reference.apply_activation(y, act, alpha, beta)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-7)
+
+
+# ---- golden vectors (hand-worked, DESIGN §2) -----------------------------------------------------
+
+def test_design_worked_example(cpu_ref):
+    codes = [45, -23, 6, -1]
+    mag_or = 0
+    for c in codes:
+        mag_or |= cpu_ref.flexiqCpuMagnitudeBits(c, 1)
+    p = cpu_ref.flexiqCpuShiftFromMagnitude(mag_or, 1)
+    assert p == 3
+    assert [cpu_ref.flexiqCpuExtract4(c, p, 1) for c in codes] == [6, -3, 1, 0]
+    assert [cpu_ref.flexiqCpuEffectiveCode(c, p, 1) for c in codes] == [48, -24, 8, 0]
+    assert cpu_ref.flexiqCpuExtract4(127, 4, 1) == 7  # top carry saturates
+    assert cpu_ref.flexiqCpuEffectiveCode(-127, 4, 1) == -128
+
+
+def _golden_gemm_layer(rng):
+    """One row whose first group holds the worked example; all 4-bit weights 1 (p_w 0 or 2), 8-bit weights 1."""
+    layer = random_layer(rng, conv=False, in_channels=64, out_channels=2)
+    layer.permutation = np.arange(64, dtype=np.int32)
+    layer.act_scale = 1.0
+    layer.weight_int8[:] = 1
+    layer.weight_int4[:] = 1
+    layer.weight_shift[:] = 0
+    layer.weight_shift[1, 0] = 2
+    layer.weight_scale[:] = 1.0
+    layer.bias[:] = 0.5
+    return layer
+
+
+def test_golden_gemm_accumulators(cpu_ref):
+    layer = _golden_gemm_layer(np.random.default_rng(0))
+    x = np.zeros((1, 64), np.float32)
+    x[0, :4] = [45, -23, 6, -1]
+    x[0, 32:35] = [100, -3, 2]
+    host = HostLayer.from_layer(layer)
+    acc0, y0 = cpu_forward(cpu_ref, host, x, 0)
+    assert acc0.tolist() == [[27 + 99, 27 + 99]]  # all 8-bit: plain sums of codes
+    np.testing.assert_array_equal(y0, [[126.5, 126.5]])
+    acc32, _ = cpu_forward(cpu_ref, host, x, 32)
+    # group 0 in 4-bit: (6 - 3 + 1 + 0) << (3 + p_w); p_w = 0 for n = 0 and 2 for n = 1.
+    assert acc32.tolist() == [[32 + 99, 128 + 99]]
+    acc_all, _ = cpu_forward(cpu_ref, host, x, 10_000)  # clamped to C_pad = 64
+    # group 1: codes [100, -3, 2] -> p = 4, q4 = [6, 0, 0] -> 6 << 4 = 96.
+    assert acc_all.tolist() == [[32 + 96, 128 + 96]]
+    acc_rounded, _ = cpu_forward(cpu_ref, host, x, 63)  # rounds down to 32
+    np.testing.assert_array_equal(acc_rounded, acc32)
+
+
+# ---- randomized sweep against the NumPy reference -------------------------------------------------
+
+def _check_layer(cpu_ref, layer, x):
+    host = HostLayer.from_layer(layer)
+    for n4 in range(0, layer.padded_channels + 1, layer.group_size):
+        want_acc, want_y = reference.layer_forward(layer, x, n4)
+        got_acc, got_y = cpu_forward(cpu_ref, host, x, n4)
+        np.testing.assert_array_equal(got_acc, want_acc, err_msg=f"{layer.name} n4={n4}")
+        np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5, err_msg=f"{layer.name} n4={n4}")
+
+
+GEMM_CASES = [  # (in_channels, out_channels, rows, G)
+    (32, 8, 1, 32), (45, 17, 7, 32), (96, 33, 5, 32), (64, 8, 3, 64), (150, 24, 9, 64),
+]
+
+
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+@pytest.mark.parametrize("mode", list(ShiftMode))
+@pytest.mark.parametrize("case", GEMM_CASES)
+def test_gemm_matches_numpy_for_every_n4(cpu_ref, case, mode, signed):
+    cin, cout, rows, g = case
+    rng = np.random.default_rng(hash((case, int(mode), signed)) % 2**32)
+    layer = random_layer(rng, conv=False, in_channels=cin, out_channels=cout, group_size=g, signed=signed,
+                         shift_mode=mode, activation=Activation(rng.integers(0, len(Activation))))
+    _check_layer(cpu_ref, layer, random_input(rng, layer, rows, 1, 1, signed))
+
+
+CONV_CASES = [  # (in_ch, out_ch, batch, H, W, G, geometry)
+    (32, 8, 1, 5, 5, 32, ConvGeometry((1, 1))),
+    (40, 6, 2, 6, 7, 32, ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1))),
+    (64, 5, 1, 9, 8, 32, ConvGeometry((3, 3), (2, 2), (1, 0, 1, 2))),
+    (70, 4, 1, 9, 9, 64, ConvGeometry((3, 2), (1, 2), (2, 1, 0, 1), (2, 1))),
+    (33, 3, 2, 4, 6, 32, ConvGeometry((5, 5), (1, 1), (2, 2, 2, 2), (1, 1))),
+    (64, 7, 1, 7, 7, 64, ConvGeometry((1, 1), (2, 2))),
+]
+
+
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+@pytest.mark.parametrize("mode", list(ShiftMode))
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"c{c[0]}n{c[1]}k{c[6].kernel_shape}s{c[6].strides}")
+def test_conv_matches_numpy_for_every_n4(cpu_ref, case, mode, signed):
+    cin, cout, batch, h, w, g, geo = case
+    rng = np.random.default_rng(abs(hash((cin, cout, h, w, int(mode), signed))) % 2**32)
+    layer = random_layer(rng, conv=True, in_channels=cin, out_channels=cout, group_size=g, signed=signed,
+                         shift_mode=mode, geometry=geo, activation=Activation(rng.integers(0, len(Activation))))
+    _check_layer(cpu_ref, layer, random_input(rng, layer, batch, h, w, signed))
+
+
+def test_shifted_and_effective_formulations_agree_through_the_cpu_reference(cpu_ref):
+    """The C++ literal shifted sum equals NumPy's literal form on a gemm (a third implementation)."""
+    rng = np.random.default_rng(7)
+    layer = random_layer(rng, conv=False, in_channels=96, out_channels=9)
+    x = random_input(rng, layer, 6, 1, 1, True)
+    xq = bits.quantize_activation(reference.permute_channels(x, layer.permutation, 96, -1), layer.act_scale)
+    shifts = bits.group_shift(xq.reshape(6, 3, 32), True, axis=-1)
+    want = reference.mixed_gemm_int32_shifted(xq, shifts, layer.weight_int8, layer.weight_int4,
+                                               layer.weight_shift, 64, 32)
+    got, _ = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, 64)
+    np.testing.assert_array_equal(got, want)
+
+
+# ---- error paths -----------------------------------------------------------------------------
+
+def test_invalid_layer_is_rejected_with_a_reason(cpu_ref):
+    rng = np.random.default_rng(3)
+    layer = random_layer(rng, conv=False, in_channels=32, out_channels=4)
+    host = HostLayer.from_layer(layer)
+    host.args.groupSize = 48
+    with pytest.raises(ValueError, match="group_size must be 32 or 64"):
+        cpu_forward(cpu_ref, host, np.zeros((1, 32), np.float32), 0)
+
+
+def test_k_limit_is_enforced(cpu_ref):
+    rng = np.random.default_rng(4)
+    layer = random_layer(rng, conv=False, in_channels=32, out_channels=1, signed=False)
+    host = HostLayer.from_layer(layer)
+    host.args.paddedChannels = 66_336  # > 66,311 for u8 x s8 (pointers unused: rejected first)
+    with pytest.raises(ValueError, match="int32 accumulator limit"):
+        cpu_forward(cpu_ref, host, np.zeros((1, 32), np.float32), 0)
+    assert ctypes.sizeof(host.args) > 0
