@@ -6,6 +6,7 @@
  */
 #include "flexiqContract.h"
 #include "flexiqCpuReference.h"
+#include "flexiqFragments.h"
 #include "flexiqShape.h"
 
 #include <vector>
@@ -78,4 +79,11 @@ FLEXIQ_CAPI int32_t flexiqCpuUnpackNibble(int8_t const* packed, int64_t index, i
 FLEXIQ_CAPI float flexiqCpuApplyActivation(float y, int32_t activation, float alpha, float beta)
 {
     return flexiq::applyActivation(y, activation, alpha, beta);
+}
+
+//! (row, col) of element i of `lane` for a fragment kind (plugins/kernels/flexiqFragments.h);
+//! returns 0 on success, 1 for an unknown kind.
+FLEXIQ_CAPI int32_t flexiqFragmentIndex(int32_t kind, int32_t lane, int32_t i, int32_t* row, int32_t* col)
+{
+    return flexiq::fragmentIndex(kind, lane, i, row, col) ? 0 : 1;
 }

@@ -1,0 +1,161 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * C ABI for GPU tests and benchmarks (libflexiq_kernels_capi.so): needs only the CUDA runtime.
+ * flexiqCapiRunLayer takes a layer described with HOST pointers, copies it to the device, runs
+ * flexiqEnqueue with the requested backend (optionally timed over several iterations) and copies
+ * the output and the raw int32 accumulators back, so Python needs no CUDA bindings.
+ */
+#include "flexiqKernels.h"
+#include "flexiqShape.h"
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#define FLEXIQ_CAPI extern "C" __attribute__((visibility("default")))
+
+namespace
+{
+
+//! Device allocations of one run, freed on every exit path.
+class DeviceBuffers
+{
+public:
+    ~DeviceBuffers()
+    {
+        for (void* p : mPtrs)
+            cudaFree(p);
+    }
+
+    //! Device copy of `bytes` host bytes (or zeroed memory when `host` is null).
+    template <typename T>
+    T* upload(void const* host, size_t bytes, cudaError_t* err)
+    {
+        void* d = nullptr;
+        size_t const n = bytes == 0 ? 4 : bytes;
+        if (*err != cudaSuccess || (*err = cudaMalloc(&d, n)) != cudaSuccess)
+            return nullptr;
+        mPtrs.push_back(d);
+        *err = host != nullptr ? cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice) : cudaMemset(d, 0, n);
+        return static_cast<T*>(d);
+    }
+
+private:
+    std::vector<void*> mPtrs;
+};
+
+int32_t report(char* why, size_t whyLen, int32_t status, char const* what)
+{
+    if (why != nullptr && whyLen > 0)
+        std::snprintf(why, whyLen, "%s", what);
+    return status;
+}
+
+} // namespace
+
+//! Number of CUDA devices and the compute capability of device 0 (0 devices: returns the CUDA error).
+FLEXIQ_CAPI int32_t flexiqCapiDeviceInfo(int32_t* count, int32_t* major, int32_t* minor)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    *count = e == cudaSuccess ? n : 0;
+    if (e != cudaSuccess || n == 0)
+        return static_cast<int32_t>(e);
+    int ma = 0;
+    int mi = 0;
+    cudaDeviceGetAttribute(&ma, cudaDevAttrComputeCapabilityMajor, 0);
+    cudaDeviceGetAttribute(&mi, cudaDevAttrComputeCapabilityMinor, 0);
+    *major = ma;
+    *minor = mi;
+    return 0;
+}
+
+//! flexiqSelectBackend, exported for tests.
+FLEXIQ_CAPI int32_t flexiqCapiSelectBackend(int32_t smMajor, int32_t smMinor)
+{
+    return flexiqSelectBackend(smMajor, smMinor);
+}
+
+//! Runs one layer. `hostArgs` holds HOST pointers; input/output are NCHW (gemm [M, C]/[M, N]) of
+//! `dataType`. `hostAcc` (nullable) receives the int32 accumulators. With iterations > 1 the
+//! enqueue is repeated and the mean time per call (ms, CUDA events) goes to `msPerCall`.
+//! Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
+FLEXIQ_CAPI int32_t flexiqCapiRunLayer(int32_t backend, FlexiqLayerArgs const* hostArgs, int32_t batch,
+    int32_t height, int32_t width, int32_t dataType, void const* hostInput, int32_t const* hostMax4bit,
+    int32_t numLayers, void* hostOutput, int32_t* hostAcc, int32_t iterations, float* msPerCall, char* why,
+    size_t whyLen)
+{
+    FlexiqLayerArgs const& h = *hostArgs;
+    char reason[256] = {};
+    if (!flexiq::checkLayerArgs(h, reason, sizeof(reason)))
+        return report(why, whyLen, kFLEXIQ_ERROR_INVALID_ARGS, reason);
+    size_t const n = static_cast<size_t>(h.outChannels);
+    size_t const k = static_cast<size_t>(flexiq::reductionLength(h));
+    size_t const groups = static_cast<size_t>(h.paddedChannels / h.groupSize);
+    int32_t outH = 0;
+    int32_t outW = 0;
+    flexiq::outputSize(flexiq::layerGeometry(h), height, width, &outH, &outW);
+    size_t const elem = dataType == kFLEXIQ_FP16 ? 2 : 4;
+    size_t const inCount = static_cast<size_t>(batch) * h.inChannels * height * width;
+    size_t const outCount = static_cast<size_t>(batch) * n * (outH > 0 ? outH : 0) * (outW > 0 ? outW : 0);
+
+    DeviceBuffers dev;
+    cudaError_t e = cudaSuccess;
+    FlexiqLayerArgs d = h;
+    d.permutation = dev.upload<int32_t const>(h.permutation, h.paddedChannels * sizeof(int32_t), &e);
+    d.weightInt8 = dev.upload<int8_t const>(h.weightInt8, n * k, &e);
+    d.weightInt4 = dev.upload<int8_t const>(h.weightInt4, n * k / 2, &e);
+    d.weightShift = dev.upload<int8_t const>(h.weightShift, n * groups, &e);
+    d.outScale = dev.upload<float const>(h.outScale, n * sizeof(float), &e);
+    d.bias = dev.upload<float const>(h.bias, n * sizeof(float), &e);
+    d.actStaticShift = dev.upload<int8_t const>(h.actStaticShift, groups, &e);
+    FlexiqProblem p{batch, height, width, dataType, nullptr, nullptr, nullptr, nullptr};
+    p.input = dev.upload<void const>(hostInput, inCount * elem, &e);
+    p.output = dev.upload<void>(nullptr, outCount * elem, &e);
+    p.max4bit = hostMax4bit != nullptr
+        ? dev.upload<int32_t const>(hostMax4bit, static_cast<size_t>(numLayers) * sizeof(int32_t), &e) : nullptr;
+    p.accOut = hostAcc != nullptr ? dev.upload<int32_t>(nullptr, outCount * sizeof(int32_t), &e) : nullptr;
+    size_t const wsSize = flexiqGetWorkspaceSize(&d, &p);
+    void* ws = dev.upload<void>(nullptr, wsSize, &e);
+    if (e != cudaSuccess)
+        return report(why, whyLen, 100 + static_cast<int32_t>(e), cudaGetErrorString(e));
+
+    cudaEvent_t start = nullptr;
+    cudaEvent_t stop = nullptr;
+    bool const timed = iterations > 1 && msPerCall != nullptr;
+    if (timed)
+    {
+        cudaEventCreate(&start);
+        cudaEventCreate(&stop);
+        flexiqEnqueue(static_cast<FlexiqBackend>(backend), &d, &p, ws, wsSize, nullptr); // warm-up
+        cudaEventRecord(start, nullptr);
+    }
+    int32_t status = kFLEXIQ_SUCCESS;
+    for (int32_t it = 0; it < (iterations > 1 ? iterations : 1) && status == kFLEXIQ_SUCCESS; ++it)
+        status = flexiqEnqueue(static_cast<FlexiqBackend>(backend), &d, &p, ws, wsSize, nullptr);
+    if (timed)
+    {
+        cudaEventRecord(stop, nullptr);
+        cudaEventSynchronize(stop);
+        float ms = 0.0f;
+        cudaEventElapsedTime(&ms, start, stop);
+        *msPerCall = ms / static_cast<float>(iterations);
+        cudaEventDestroy(start);
+        cudaEventDestroy(stop);
+    }
+    if (status != kFLEXIQ_SUCCESS)
+    {
+        char const* what = status == kFLEXIQ_ERROR_CUDA ? cudaGetErrorString(flexiqLastCudaError())
+                                                        : "flexiqEnqueue rejected the call";
+        return report(why, whyLen, status, what);
+    }
+    e = cudaDeviceSynchronize();
+    if (e == cudaSuccess)
+        e = cudaMemcpy(hostOutput, p.output, outCount * elem, cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess && hostAcc != nullptr)
+        e = cudaMemcpy(hostAcc, p.accOut, outCount * sizeof(int32_t), cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess)
+        return report(why, whyLen, 100 + static_cast<int32_t>(e), cudaGetErrorString(e));
+    return kFLEXIQ_SUCCESS;
+}

@@ -1,0 +1,64 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Internal launch functions of the FlexiQ kernels (called by flexiqLauncher.cu only).
+ * The public interface is flexiqKernels.h.
+ */
+#ifndef FLEXIQ_KERNELS_INTERNAL_H
+#define FLEXIQ_KERNELS_INTERNAL_H
+
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+namespace flexiq
+{
+
+//! Arguments of the input pass: NCHW float/half input -> quantized code buffers in the workspace.
+struct InputPassParams
+{
+    void const* input;            //!< [B, C_in, H, W] (gemm: [M, C_in], H = W = 1)
+    int32_t const* permutation;   //!< [C_pad]
+    int8_t const* actStaticShift; //!< [C_pad/G] or null (dynamic)
+    int32_t const* max4bit;       //!< [L] or null
+    int32_t layerIndex;
+    int64_t rows;                 //!< B * H * W input pixels
+    int32_t pixels;               //!< H * W
+    int32_t inChannels, cPad, groupSize, groups;
+    float actScale;
+    int8_t* codes8;   //!< out [rows, C_pad]: 8-bit codes; 4-bit prefix holds effective codes if writeEffective
+    int8_t* codes4;   //!< out [rows, C_pad/2] packed 4-bit codes (low nibble first), or null
+    int8_t* shiftA;   //!< out [rows, C_pad/G] activation shifts
+    int32_t writeEffective;
+};
+
+//! Arguments of the mixed GEMM / implicit-GEMM conv (and of the reference kernel).
+struct MixedGemmParams
+{
+    int8_t const* codes8;  //!< [rowsIn, C_pad]
+    int8_t const* codes4;  //!< [rowsIn, C_pad/2] (Int4Mma only)
+    int8_t const* shiftA;  //!< [rowsIn, C_pad/G]
+    int8_t const* w8;      //!< [N, K]
+    int8_t const* w4;      //!< [N, K/2] packed
+    int8_t const* wShift;  //!< [N, C_pad/G]
+    float const* outScale; //!< [N]
+    float const* bias;     //!< [N]
+    int32_t const* max4bit;
+    int32_t layerIndex;
+    int32_t batch, height, width, outH, outW;
+    int32_t cPad, groupSize, groups, outChannels;
+    int32_t r, s, strideH, strideW, padTop, padLeft, dilationH, dilationW;
+    int64_t kLen;
+    int32_t activation;
+    float alpha, beta;
+    void* output;     //!< NCHW [B, N, P, Q] (gemm [M, N])
+    int32_t* accOut;  //!< optional, same layout as output
+};
+
+cudaError_t launchInputPass(InputPassParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
+cudaError_t launchInt4MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
+cudaError_t launchInt8MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
+cudaError_t launchReferenceGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
+
+} // namespace flexiq
+
+#endif // FLEXIQ_KERNELS_INTERNAL_H

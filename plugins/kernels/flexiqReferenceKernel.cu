@@ -1,0 +1,99 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Reference CUDA backend: one thread per output element, the literal per-group shifted sum of
+ * DESIGN §2 over the input pass's raw 8-bit codes and shifts (the same loop as the C++ CPU
+ * reference). Slow; it exists to cross-check the tensor-core kernels on a GPU.
+ */
+#include "flexiqContract.h"
+#include "flexiqKernelsInternal.h"
+#include "flexiqTileConfig.cuh"
+
+#include <cuda_fp16.h>
+
+namespace flexiq
+{
+namespace
+{
+
+__device__ __forceinline__ void storeRef(float* out, int64_t i, float v)
+{
+    out[i] = v;
+}
+
+__device__ __forceinline__ void storeRef(__half* out, int64_t i, float v)
+{
+    out[i] = __float2half_rn(v);
+}
+
+template <bool kSigned, typename OutT>
+__global__ void __launch_bounds__(tile::kReferenceThreads) flexiqReferenceKernel(MixedGemmParams p)
+{
+    int32_t const outPixels = p.outH * p.outW;
+    int64_t const total = static_cast<int64_t>(p.batch) * p.outChannels * outPixels;
+    int64_t const idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; // NCHW output index
+    if (idx >= total)
+        return;
+    int32_t const pq = static_cast<int32_t>(idx % outPixels);
+    int32_t const n = static_cast<int32_t>((idx / outPixels) % p.outChannels);
+    int32_t const b = static_cast<int32_t>(idx / (static_cast<int64_t>(outPixels) * p.outChannels));
+    int32_t const oh = pq / p.outW;
+    int32_t const ow = pq % p.outW;
+    int32_t const n4 = clampN4(p.max4bit != nullptr ? p.max4bit[p.layerIndex] : 0, p.cPad, p.groupSize);
+    int64_t sum = 0;
+    for (int32_t r = 0; r < p.r; ++r)
+        for (int32_t s = 0; s < p.s; ++s)
+        {
+            int32_t const ih = oh * p.strideH - p.padTop + r * p.dilationH;
+            int32_t const iw = ow * p.strideW - p.padLeft + s * p.dilationW;
+            if (ih < 0 || ih >= p.height || iw < 0 || iw >= p.width)
+                continue;
+            int64_t const row = (static_cast<int64_t>(b) * p.height + ih) * p.width + iw;
+            int64_t const kBase = static_cast<int64_t>(r * p.s + s) * p.cPad;
+            for (int32_t g = 0; g < p.groups; ++g)
+            {
+                bool const fourBit = g * p.groupSize < n4;
+                int32_t const pa = p.shiftA[row * p.groups + g];
+                int64_t part = 0;
+                for (int32_t i = 0; i < p.groupSize; ++i)
+                {
+                    int32_t const c = g * p.groupSize + i;
+                    int32_t const raw = p.codes8[row * p.cPad + c];
+                    int32_t const xq = kSigned ? raw : (raw & 0xFF); // u8 codes are stored as their bits
+                    int64_t const k = kBase + c;
+                    if (fourBit)
+                        part += static_cast<int64_t>(extract4(xq, pa, kSigned))
+                            * unpackNibble(p.w4 + static_cast<int64_t>(n) * (p.kLen / 2), k, true);
+                    else
+                        part += static_cast<int64_t>(xq) * p.w8[static_cast<int64_t>(n) * p.kLen + k];
+                }
+                if (fourBit)
+                    part *= int64_t{1} << (pa + p.wShift[static_cast<int64_t>(n) * p.groups + g]);
+                sum += part;
+            }
+        }
+    int32_t const acc = static_cast<int32_t>(sum);
+    if (p.accOut != nullptr)
+        p.accOut[idx] = acc;
+    storeRef(static_cast<OutT*>(p.output), idx, epilogue(acc, p.outScale[n], p.bias[n], p.activation, p.alpha, p.beta));
+}
+
+} // namespace
+
+cudaError_t launchReferenceGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream)
+{
+    int64_t const total = static_cast<int64_t>(p.batch) * p.outChannels * p.outH * p.outW;
+    dim3 const block(tile::kReferenceThreads);
+    dim3 const grid(static_cast<uint32_t>((total + block.x - 1) / block.x));
+    if (isSigned && fp16)
+        flexiqReferenceKernel<true, __half><<<grid, block, 0, stream>>>(p);
+    else if (isSigned)
+        flexiqReferenceKernel<true, float><<<grid, block, 0, stream>>>(p);
+    else if (fp16)
+        flexiqReferenceKernel<false, __half><<<grid, block, 0, stream>>>(p);
+    else
+        flexiqReferenceKernel<false, float><<<grid, block, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+} // namespace flexiq

@@ -1,0 +1,109 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * All tile, stage and arch choices of the FlexiQ mixed GEMM, in one block, plus the mma.sync wrappers.
+ */
+#ifndef FLEXIQ_TILE_CONFIG_CUH
+#define FLEXIQ_TILE_CONFIG_CUH
+
+#include <cstdint>
+
+namespace flexiq
+{
+namespace tile
+{
+
+// ---- tile configuration -----------------------------------------------------------------------
+// MMA atom: m16n8k32 for both operand widths. With G = 32 one int4 atom covers exactly one channel
+// group (k32 = one group), so the per-group shift is applied once per atom; with G = 64 a group is
+// two k32 int4 atoms summed into the same partial tile before the shift (IMMA.16832 either way; the
+// m16n8k64 atom is not used yet: which of k32/k64 is faster is a benchmark question, DESIGN §4).
+// An int8 atom (k32 = 32 channels) also covers one G = 32 group or half a G = 64 group.
+constexpr int32_t kMmaM = 16;
+constexpr int32_t kMmaN = 8;
+constexpr int32_t kMmaK = 32;
+// Warp tile: 2 x 4 atoms = 32 x 32 outputs; int32 accumulators 2*4*4 = 32 registers per thread,
+// plus the same again for the int4 per-group partial tile.
+constexpr int32_t kWarpTilesM = 2;
+constexpr int32_t kWarpTilesN = 4;
+constexpr int32_t kWarpM = kWarpTilesM * kMmaM; // 32
+constexpr int32_t kWarpN = kWarpTilesN * kMmaN; // 32
+// CTA: 2 x 2 warps = 64 x 64 outputs, 128 threads.
+constexpr int32_t kWarpsM = 2;
+constexpr int32_t kWarpsN = 2;
+constexpr int32_t kCtaM = kWarpsM * kWarpM; // 64
+constexpr int32_t kCtaN = kWarpsN * kWarpN; // 64
+constexpr int32_t kThreads = 32 * kWarpsM * kWarpsN;
+// Occupancy hint: 2 CTAs/SM lets ptxas use up to 255 registers (acc + int4 partial tile + fragments)
+// without spilling; the default heuristic capped the int8 kernel at 128 and spilled.
+constexpr int32_t kMinCtasPerSm = 2;
+// Stages: 1. Fragments are loaded straight from global memory (L1/L2-cached 32-bit loads whose
+// addresses come from flexiqFragments.h); no shared-memory staging or cp.async pipeline yet.
+// Arch: compiled for every FLEXIQ_CUDA_ARCHS entry (>= sm_80). Int4 mma is native on sm_80/86/87/89
+// and emulated on sm_90+, where flexiqSelectBackend picks the int8 backend instead.
+constexpr int32_t kStages = 1;
+// Input pass: one thread per (input pixel, channel group), pixel fastest for coalesced NCHW reads.
+constexpr int32_t kInputPassThreads = 128;
+// Reference kernel: one thread per output element.
+constexpr int32_t kReferenceThreads = 128;
+
+static_assert(kMmaK == 32, "one int4 atom must cover one G = 32 group");
+static_assert(kThreads == 128, "launch bounds below assume 128 threads");
+
+} // namespace tile
+
+// ---- mma.sync wrappers (PTX ISA 9.7.14: mma.sync.aligned.m16n8k32.row.col) ----------------------
+
+//! d[4] (C[16 x 8] s32) += A[16 x 32] s8|u8 (a[4] .b32) * B[32 x 8] s8 (b[2] .b32)
+template <bool kSignedA>
+__device__ __forceinline__ void mmaS8(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2])
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    __trap();
+#else
+    if constexpr (kSignedA)
+    {
+        asm volatile(
+            "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+    else
+    {
+        asm volatile(
+            "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+#endif
+}
+
+//! d[4] (C[16 x 8] s32) += A[16 x 32] s4|u4 (a[2] .b32) * B[32 x 8] s4 (b .b32)
+template <bool kSignedA>
+__device__ __forceinline__ void mmaS4(int32_t (&d)[4], uint32_t const (&a)[2], uint32_t b)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    __trap();
+#else
+    if constexpr (kSignedA)
+    {
+        asm volatile(
+            "mma.sync.aligned.m16n8k32.row.col.s32.s4.s4.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+            : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(b));
+    }
+    else
+    {
+        asm volatile(
+            "mma.sync.aligned.m16n8k32.row.col.s32.u4.s4.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+            : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(b));
+    }
+#endif
+}
+
+} // namespace flexiq
+
+#endif // FLEXIQ_TILE_CONFIG_CUH
