@@ -1,0 +1,171 @@
+"""The search space of channel selection: flat (layer, group) items and the genetic operators on them.
+
+A chromosome is one bool flag per item (True = 4-bit). Items are laid out layer by layer, so a
+layer is a contiguous slice; ``locked`` items (chosen at a lower ladder ratio) are True in every
+candidate and never touched, which is how the nested constraint is kept during the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flexiq_trt.select.base import SelectionProblem
+
+
+@dataclass(frozen=True)
+class ItemSpace:
+    """Flat item index <-> (layer position, group), with each item's MACs and greedy cost."""
+
+    macs: np.ndarray  # float64 [I]
+    cost: np.ndarray  # float64 [I], error score per MAC (lower = better 4-bit candidate)
+    layer_of: np.ndarray  # int64 [I]
+    offsets: np.ndarray  # int64 [L + 1], layer l owns items offsets[l]:offsets[l + 1]
+
+    @classmethod
+    def from_problem(cls, problem: SelectionProblem) -> ItemSpace:
+        """Lay out every (layer, group) item of `problem` in layer order."""
+        macs = np.concatenate([np.asarray(lg.group_macs, dtype=np.float64) for lg in problem.layers])
+        err = np.concatenate([np.asarray(lg.error_score, dtype=np.float64) for lg in problem.layers])
+        counts = [lg.group_count for lg in problem.layers]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        layer_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        return cls(macs, error_per_mac(err, macs), layer_of, offsets)
+
+    @property
+    def size(self) -> int:
+        """Number of items."""
+        return int(self.macs.shape[0])
+
+    @property
+    def layer_count(self) -> int:
+        """Number of layers."""
+        return int(self.offsets.shape[0] - 1)
+
+    def item(self, flat: int) -> tuple[int, int]:
+        """(layer position, group) of a flat index."""
+        layer = int(self.layer_of[flat])
+        return layer, int(flat - self.offsets[layer])
+
+    def to_masks(self, flags: np.ndarray) -> list[np.ndarray]:
+        """Per-layer bool masks (the fitness callback's argument)."""
+        return [flags[self.offsets[layer]: self.offsets[layer + 1]].copy() for layer in range(self.layer_count)]
+
+    def greedy_rank(self) -> np.ndarray:
+        """Flat indices by ascending cost (ties: layer order, then group order)."""
+        return np.argsort(self.cost, kind="stable")
+
+    def budget(self, ratio: float) -> float:
+        """MACs a ratio must cover, with the same tolerance as `GlobalOrder.prefix_length`."""
+        total = float(self.macs.sum())
+        return ratio * total - 1e-9 * total
+
+
+def error_per_mac(error: np.ndarray, macs: np.ndarray) -> np.ndarray:
+    """Error / MACs; a zero-MAC group costs 0 when harmless and +inf otherwise."""
+    out = np.zeros_like(error, dtype=np.float64)
+    pos = macs > 0
+    out[pos] = error[pos] / macs[pos]
+    out[~pos & (error > 0)] = np.inf
+    return out
+
+
+def repair(flags: np.ndarray, locked: np.ndarray, budget: float, space: ItemSpace,
+           rng: np.random.Generator) -> np.ndarray:
+    """Bring a candidate onto the MAC budget (random additions/removals of unlocked items).
+
+    Afterwards its MACs are >= `budget` and dropping any single unlocked item would fall below it,
+    so it overshoots by less than one group's MACs and the prefix at that ratio is exactly this set.
+    """
+    flags = flags | locked
+    total = float(space.macs[flags].sum())
+    total = _drop_surplus(flags, locked, budget, total, space, rng)
+    while total < budget:
+        free = np.flatnonzero(~flags)
+        if free.size == 0:
+            break
+        i = int(rng.choice(free))
+        flags[i] = True
+        total += float(space.macs[i])
+    _drop_surplus(flags, locked, budget, total, space, rng)
+    return flags
+
+
+def _drop_surplus(flags: np.ndarray, locked: np.ndarray, budget: float, total: float,
+                  space: ItemSpace, rng: np.random.Generator) -> float:
+    """Remove random unlocked items while the set still covers the budget; returns the new total."""
+    while True:
+        chosen = np.flatnonzero(flags & ~locked)
+        removable = chosen[space.macs[chosen] <= total - budget]
+        if removable.size == 0:
+            return total
+        i = int(rng.choice(removable))
+        flags[i] = False
+        total -= float(space.macs[i])
+
+
+def greedy_fill(locked: np.ndarray, budget: float, space: ItemSpace) -> np.ndarray:
+    """The greedy candidate: the locked set plus the cheapest items until the budget is covered.
+
+    Added items the budget turns out not to need are dropped again (costliest first).
+    """
+    flags = locked.copy()
+    total = float(space.macs[flags].sum())
+    added: list[int] = []
+    for i in space.greedy_rank():
+        if total >= budget:
+            break
+        if not flags[i]:
+            flags[i] = True
+            total += float(space.macs[i])
+            added.append(int(i))
+    for i in reversed(added):
+        if total - space.macs[i] >= budget:
+            flags[i] = False
+            total -= float(space.macs[i])
+    return flags
+
+
+def crossover(a: np.ndarray, b: np.ndarray, space: ItemSpace, rng: np.random.Generator) -> np.ndarray:
+    """Uniform crossover at layer boundaries: each layer's flags come whole from one parent."""
+    from_a = rng.random(space.layer_count) < 0.5
+    return np.where(from_a[space.layer_of], a, b)
+
+
+def mutate(flags: np.ndarray, locked: np.ndarray, rate: float, space: ItemSpace,
+           rng: np.random.Generator) -> np.ndarray:
+    """Inside each picked layer move one 4-bit flag to an unchosen group (the layer's count stays)."""
+    flags = flags.copy()
+    free = ~locked
+    movable = [layer for layer in range(space.layer_count) if _layer_can_move(flags, free, space, layer)]
+    if not movable:
+        return flags
+    picked = [layer for layer in movable if rng.random() < rate]
+    if not picked:
+        picked = [movable[int(rng.integers(len(movable)))]]
+    for layer in picked:
+        sl = slice(space.offsets[layer], space.offsets[layer + 1])
+        on = np.flatnonzero(flags[sl] & free[sl]) + space.offsets[layer]
+        off = np.flatnonzero(~flags[sl] & free[sl]) + space.offsets[layer]
+        flags[int(rng.choice(on))] = False
+        flags[int(rng.choice(off))] = True
+    return flags
+
+
+def _layer_can_move(flags: np.ndarray, free: np.ndarray, space: ItemSpace, layer: int) -> bool:
+    sl = slice(space.offsets[layer], space.offsets[layer + 1])
+    return bool(np.any(flags[sl] & free[sl]) and np.any(~flags[sl] & free[sl]))
+
+
+def perturb(flags: np.ndarray, locked: np.ndarray, swaps: int, space: ItemSpace,
+            rng: np.random.Generator) -> np.ndarray:
+    """Swap `swaps` chosen unlocked items for unchosen ones anywhere (moves MACs across layers)."""
+    flags = flags.copy()
+    on = np.flatnonzero(flags & ~locked)
+    off = np.flatnonzero(~flags)
+    k = min(swaps, on.size, off.size)
+    if k:
+        flags[rng.choice(on, size=k, replace=False)] = False
+        flags[rng.choice(off, size=k, replace=False)] = True
+    return flags

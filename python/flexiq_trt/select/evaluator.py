@@ -1,0 +1,197 @@
+"""The search's fitness: distance between a candidate's outputs and the INT8 model's, through ORT.
+
+It runs the simulation model in "mask" mode (``graph_passes/simulate_layers.py``), whose per-layer
+bool inputs ``flexiq_group_mask_<layer_index>`` [G_count] (base/π group order) pick the 4-bit groups,
+so a candidate is just a set of input tensors: no re-export, one ORT session for the whole search.
+The INT8 reference (every mask False) is computed once. Fitness = mean over samples of the L2
+distance between softmax outputs (classifiers) or raw outputs (anything else).
+
+Cheapness: one reused session, calibration batched through it, a fixed shuffled order so the first
+n samples are a representative subset (``n_samples=`` for early generations), and a cache in the
+search. Reusing activations before the first changed layer is not done here: a candidate of the
+global search changes groups in almost every layer (its first changed layer is near the input), so
+the prefix a candidate shares with the INT8 model is too short to pay for splitting the graph; see
+docs/selection.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from flexiq_trt.errors import CalibrationDataError, ConfigError, ModelError
+
+if TYPE_CHECKING:
+    import onnx
+
+MASK_INPUT_PREFIX = "flexiq_group_mask_"
+_MASK_RE = re.compile(re.escape(MASK_INPUT_PREFIX) + r"(\d+)$")
+OUTPUT_KINDS = ("auto", "softmax", "probabilities", "raw")
+
+
+def mask_input_name(layer_index: int) -> str:
+    """The graph input carrying one layer's group mask."""
+    return f"{MASK_INPUT_PREFIX}{layer_index}"
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _is_probabilities(x: np.ndarray) -> bool:
+    return bool(np.all(x >= 0) and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3))
+
+
+class MaskFitnessEvaluator:
+    """Callable fitness for `SelectionProblem.fitness` (supports calibration subsets).
+
+    Args:
+        sim_model: the mask-mode simulation model (path, serialized bytes or ModelProto).
+        feeds: the model's data inputs, every array holding the same N samples along axis 0.
+        layer_indices: the FlexiQ `layer_index` of each mask the caller passes, in order
+            (default: every mask input of the graph, by index).
+        constant_feeds: further inputs fed unchanged on every run (e.g. ``flexiq_max_4bit_ch``).
+        output_kind: "softmax" (logits), "probabilities" (already softmaxed), "raw", or "auto"
+            (rank-2 outputs are treated as class scores, everything else as raw).
+        batch_size: samples per run when the model's batch dimension is dynamic.
+        shuffle_seed: samples are permuted once with this seed, so subsets mix classes; None keeps
+            the given order.
+        intra_op_threads: ORT threads (0 = ORT default: all cores).
+    """
+
+    supports_subsets = True
+
+    def __init__(self, sim_model: str | os.PathLike | bytes | onnx.ModelProto, feeds: Mapping[str, np.ndarray],
+                 layer_indices: Sequence[int] | None = None, *, constant_feeds: Mapping[str, np.ndarray] | None = None,
+                 output_kind: str = "auto", batch_size: int = 32, shuffle_seed: int | None = 0,
+                 intra_op_threads: int = 0):
+        if output_kind not in OUTPUT_KINDS:
+            raise ConfigError(f"output_kind={output_kind!r} must be one of {OUTPUT_KINDS}")
+        self.session = _session(sim_model, intra_op_threads)
+        self.output_kind, self.constant_feeds = output_kind, dict(constant_feeds or {})
+        self.mask_names, self.mask_sizes = self._mask_inputs(layer_indices)
+        self.feeds = self._check_feeds(feeds, shuffle_seed)
+        self.num_samples = int(next(iter(self.feeds.values())).shape[0])
+        self.fixed_batch = self._fixed_batch()
+        self.chunk = self._chunk_size(batch_size)
+        self.runs = 0
+        self.reference = self.outputs(self.all_false_masks())
+
+    # ------------------------------------------------------------------------- setup checks
+    def _mask_inputs(self, layer_indices: Sequence[int] | None) -> tuple[list[str], list[int]]:
+        graph = {i.name: i for i in self.session.get_inputs()}
+        found = sorted((int(m.group(1)), n) for n in graph if (m := _MASK_RE.match(n)))
+        if not found:
+            raise ModelError(f"the simulation model has no {MASK_INPUT_PREFIX}<layer_index> inputs; "
+                             "write it with mode='mask'")
+        names = [mask_input_name(i) for i in layer_indices] if layer_indices is not None else [n for _, n in found]
+        sizes = []
+        for name in names:
+            if name not in graph:
+                raise ModelError(f"the simulation model has no mask input {name!r}")
+            dim = graph[name].shape[0] if graph[name].shape else None
+            sizes.append(int(dim) if isinstance(dim, int) else -1)
+        return names, sizes
+
+    def _check_feeds(self, feeds: Mapping[str, np.ndarray], shuffle_seed: int | None) -> dict[str, np.ndarray]:
+        data_inputs = [i.name for i in self.session.get_inputs()
+                       if i.name not in self.mask_names and i.name not in self.constant_feeds]
+        missing = [n for n in data_inputs if n not in feeds]
+        if missing:
+            raise CalibrationDataError(f"calibration feeds lack the model input(s) {missing}")
+        counts = {n: int(np.asarray(feeds[n]).shape[0]) for n in data_inputs}
+        if not data_inputs or len(set(counts.values())) != 1 or 0 in counts.values():
+            raise CalibrationDataError(f"calibration feeds must hold the same N >= 1 samples per input, got {counts}")
+        n = next(iter(counts.values()))
+        perm = np.random.default_rng(shuffle_seed).permutation(n) if shuffle_seed is not None else np.arange(n)
+        return {name: np.ascontiguousarray(np.asarray(feeds[name])[perm]) for name in data_inputs}
+
+    def _chunk_size(self, batch_size: int) -> int:
+        dim = self.fixed_batch
+        if dim > 0:
+            if self.num_samples % dim:
+                raise CalibrationDataError(f"the model's inputs have a fixed batch of {dim}, which does not "
+                                           f"divide the {self.num_samples} calibration samples")
+            return dim
+        return max(1, batch_size)
+
+    # ---------------------------------------------------------------------------- evaluation
+    def all_false_masks(self) -> list[np.ndarray]:
+        """The INT8 model's masks (no group at 4-bit)."""
+        return [np.zeros(max(s, 0), dtype=bool) for s in self.mask_sizes]
+
+    def outputs(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> list[np.ndarray]:
+        """The compared outputs (after softmax where applicable) for the first `n_samples` samples."""
+        n = self.num_samples if n_samples is None else min(int(n_samples), self.num_samples)
+        feed = self._mask_feed(masks)
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, n, self.chunk):
+            # a fixed-batch model always gets whole batches (N is a multiple); the surplus is cut below
+            stop = start + self.chunk if self.fixed_batch > 0 else min(start + self.chunk, n)
+            run_feed = {k: v[start:stop] for k, v in self.feeds.items()}
+            parts.append(self.session.run(None, {**run_feed, **feed, **self.constant_feeds}))
+            self.runs += 1
+        outs = [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
+        return [self._transform(o) for o in outs]
+
+    def _fixed_batch(self) -> int:
+        """The inputs' static batch size, or -1 when it is dynamic."""
+        first = next(i for i in self.session.get_inputs() if i.name in self.feeds)
+        dim = first.shape[0] if first.shape else None
+        return dim if isinstance(dim, int) and dim > 0 else -1
+
+    def _mask_feed(self, masks: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        if len(masks) != len(self.mask_names):
+            raise ConfigError(f"got {len(masks)} layer masks, the simulation model takes {len(self.mask_names)}")
+        feed = {}
+        for name, size, mask in zip(self.mask_names, self.mask_sizes, masks, strict=True):
+            mask = np.asarray(mask, dtype=bool)
+            if mask.ndim != 1 or (size >= 0 and mask.shape[0] != size):
+                raise ConfigError(f"mask for {name!r} has shape {mask.shape}, the model expects [{size}]")
+            feed[name] = mask
+        return feed
+
+    def _transform(self, out: np.ndarray) -> np.ndarray:
+        out = out.reshape(out.shape[0], -1).astype(np.float64) if out.ndim != 2 else out.astype(np.float64)
+        kind = self.output_kind
+        if kind == "auto":
+            kind = "raw" if out.shape[1] == 1 else ("probabilities" if _is_probabilities(out) else "softmax")
+            kind = kind if self._rank2_outputs() else "raw"
+        return _softmax(out) if kind == "softmax" else out
+
+    def _rank2_outputs(self) -> bool:
+        return all(len(o.shape) == 2 for o in self.session.get_outputs())
+
+    def distances(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> np.ndarray:
+        """Per-sample L2 distance to the INT8 reference (all outputs concatenated)."""
+        outs = self.outputs(masks, n_samples)
+        n = outs[0].shape[0]
+        sq = sum(np.sum((o - r[:n]) ** 2, axis=1) for o, r in zip(outs, self.reference, strict=True))
+        return np.sqrt(sq)
+
+    def __call__(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> float:
+        """Mean L2 distance to the INT8 model over the first `n_samples` samples (None = all)."""
+        return float(np.mean(self.distances(masks, n_samples)))
+
+
+def _session(sim_model: str | os.PathLike | bytes | onnx.ModelProto, intra_op_threads: int):
+    import onnxruntime as ort  # lazy: importing the selectors must not need ORT
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = intra_op_threads
+    opts.log_severity_level = 3
+    if hasattr(sim_model, "SerializeToString"):
+        source = sim_model.SerializeToString()  # type: ignore[union-attr]
+    else:
+        source = sim_model if isinstance(sim_model, bytes) else os.fspath(sim_model)
+    try:
+        return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types for unreadable models
+        raise ModelError(f"ONNX Runtime cannot load the simulation model ({e})") from e

@@ -1,0 +1,242 @@
+"""FlexiQ's evolutionary channel selection, searched up the ratio ladder into one nested global order.
+
+For each interior ladder ratio (ascending) a genetic algorithm picks the 4-bit items on top of the
+set already fixed at the previous ratio (the *locked* items), so every set contains the previous
+one. The items added between two ladder points are ordered by how often they appear in the final
+population (ties: error score per MAC), and the items above the top ratio follow in greedy order.
+
+Guarding against fitting the calibration set (DESIGN §2, measured guidance): the population is
+ranked on calibration subsets early, only elites are scored on the full set, and with
+``problem.holdout_fitness`` the calibration-best candidates are validated on held-out data; the
+search result replaces the greedy candidate only when it is better on held-out data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from flexiq_trt.errors import ConfigError
+from flexiq_trt.log import get_logger
+from flexiq_trt.select import checkpoint as ckpt
+from flexiq_trt.select.base import GlobalOrder, SelectionProblem
+from flexiq_trt.select.checkpoint import RunState, SearchState, flags_to_list, list_to_flags
+from flexiq_trt.select.chromosome import ItemSpace, crossover, greedy_fill, mutate, perturb, repair
+from flexiq_trt.select.config import SearchConfig
+from flexiq_trt.select.fitness import CachedFitness, effective_subset
+
+logger = get_logger(__name__)
+_PROGRESS_INTERVAL_S = 5.0
+
+
+class EvolutionarySelector:
+    """The default selector (see module docstring); settings come from a `SearchConfig`."""
+
+    name = "evolutionary"
+
+    def __init__(self, config: SearchConfig | None = None):
+        self.config = config or SearchConfig()
+
+    def select(self, problem: SelectionProblem) -> GlobalOrder:
+        """Run (or resume) the search and return the global priority order."""
+        if problem.fitness is None:
+            raise ConfigError("the evolutionary selector needs a fitness function (calibration data and the "
+                              "simulation model); use --selector greedy to select without one")
+        return _Search(problem, self.config).run()
+
+
+def interior_ladder(ladder: tuple[float, ...]) -> tuple[float, ...]:
+    """The ratios that need a search: strictly between 0 and 1, ascending, without duplicates."""
+    return tuple(sorted({float(r) for r in ladder if 0.0 < r < 1.0}))
+
+
+class _Search:
+    """One search over the whole ladder; owns the state that the checkpoint stores."""
+
+    def __init__(self, problem: SelectionProblem, config: SearchConfig):
+        self.cfg = config
+        self.space = ItemSpace.from_problem(problem)
+        self.seed = int(config.seed if config.seed is not None else problem.seed)
+        self.ladder = interior_ladder(config.ladder if config.ladder is not None else problem.ladder)
+        self.fit = CachedFitness(problem.fitness, self.space)
+        self.holdout = CachedFitness(problem.holdout_fitness, self.space) if problem.holdout_fitness else None
+        self.fingerprint = ckpt.problem_fingerprint(self.space, self.ladder, self.seed, config.fingerprint())
+        self._last_progress = time.monotonic()
+
+    # ----------------------------------------------------------------------------------- driver
+    def run(self) -> GlobalOrder:
+        state = self._load() or SearchState()
+        while len(state.segments) < len(self.ladder):
+            ratio = self.ladder[len(state.segments)]
+            locked = list_to_flags([i for seg in state.segments for i in seg], self.space.size)
+            budget = self.space.budget(ratio)
+            if state.run is None and float(self.space.macs[locked].sum()) >= budget:
+                state.segments.append([])  # the previous set already covers this ratio
+                state.log.append({"event": "ratio_covered", "ratio": ratio})
+                self._save(state)
+                continue
+            if state.run is None:
+                state.run = self._start(ratio, len(state.segments), locked, budget, state.log)
+                self._save(state)
+            while not state.run.done:
+                self._generation(state.run, locked, budget, state.log)
+                self._save(state)
+            state.segments.append(self._finish(state.run, locked, state.log))
+            state.run = None
+            self._save(state)
+        return GlobalOrder(self._full_order(state.segments), EvolutionarySelector.name, list(state.log))
+
+    def _full_order(self, segments: list[list[int]]) -> list[tuple[int, int]]:
+        flat = [i for seg in segments for i in seg]
+        taken = set(flat)
+        flat += [int(i) for i in self.space.greedy_rank() if int(i) not in taken]
+        return [self.space.item(i) for i in flat]
+
+    def _load(self) -> SearchState | None:
+        if self.cfg.checkpoint_path is None:
+            return None
+        state = ckpt.load(self.cfg.checkpoint_path, self.fingerprint)
+        if state is not None:
+            logger.info("resuming the selection search from %s (%d ladder ratios done)",
+                        self.cfg.checkpoint_path, len(state.segments))
+        return state
+
+    def _save(self, state: SearchState) -> None:
+        if self.cfg.checkpoint_path is not None:
+            ckpt.save(self.cfg.checkpoint_path, self.fingerprint, state)
+
+    # ------------------------------------------------------------------------- one ladder ratio
+    def _subset(self, generation: int) -> int | None:
+        sizes = self.cfg.subset_sizes or (0,)
+        # generation 0 (the initial population) .. G share the phases equally
+        phase = min(generation * len(sizes) // (self.cfg.generations + 1), len(sizes) - 1)
+        return effective_subset(self.fit.fitness, sizes[phase])
+
+    def _start(self, ratio: float, position: int, locked: np.ndarray, budget: float,
+               log: list[dict]) -> RunState:
+        """Initial population: the greedy candidate plus perturbations from light to heavy."""
+        rng = np.random.default_rng([self.seed, position])
+        greedy = greedy_fill(locked, budget, self.space)
+        free_chosen = int(np.count_nonzero(greedy & ~locked))
+        population = [greedy]
+        for i in range(1, self.cfg.population):
+            swaps = 1 + (i * max(1, free_chosen // 2)) // self.cfg.population
+            population.append(repair(perturb(greedy, locked, swaps, self.space, rng), locked, budget,
+                                     self.space, rng))
+        n = self._subset(0)
+        pop_fit = [self.fit(p, n) for p in population]
+        greedy_full = self.fit(greedy, None)
+        greedy_guard = self.holdout(greedy, None) if self.holdout else greedy_full
+        g = flags_to_list(greedy)
+        run = RunState(ratio=ratio, generation=0, rng_state=rng.bit_generator.state,
+                       population=[flags_to_list(p) for p in population], pop_fit=pop_fit, pop_n=n,
+                       best_full=greedy_full, best=g, guard_value=greedy_guard, guard=g, greedy=g,
+                       greedy_full=greedy_full, greedy_guard=greedy_guard,
+                       done=self.cfg.generations == 0)
+        self._score_elites(run, population, pop_fit)
+        run.since_improve = 0
+        self._log_generation(run, log, 0.0)
+        return run
+
+    def _generation(self, run: RunState, locked: np.ndarray, budget: float, log: list[dict]) -> None:
+        """One generation: elites survive, children come from tournaments, crossover, mutation, repair."""
+        start = time.monotonic()
+        rng = np.random.default_rng()
+        rng.bit_generator.state = run.rng_state
+        size = self.space.size
+        population = [list_to_flags(p, size) for p in run.population]
+        n = self._subset(run.generation + 1)
+        fits = run.pop_fit if n == run.pop_n else [self.fit(p, n) for p in population]
+        rank = np.argsort(np.asarray(fits), kind="stable")
+        elites = [population[i] for i in rank[: self.cfg.elite_count]]
+        new_pop, new_fit = list(elites), [fits[i] for i in rank[: self.cfg.elite_count]]
+        seen = {p.tobytes() for p in new_pop}
+        while len(new_pop) < self.cfg.population:
+            child = self._child(population, fits, locked, budget, rng, seen)
+            seen.add(child.tobytes())
+            new_pop.append(child)
+            new_fit.append(self.fit(child, n))
+        self._score_elites(run, new_pop, new_fit)
+        run.population = [flags_to_list(p) for p in new_pop]
+        run.pop_fit, run.pop_n = new_fit, n
+        run.generation += 1
+        run.rng_state = rng.bit_generator.state
+        patience_out = self.cfg.patience is not None and run.since_improve >= self.cfg.patience
+        run.done = run.generation >= self.cfg.generations or patience_out
+        self._log_generation(run, log, time.monotonic() - start)
+        if patience_out:
+            log.append({"event": "early_stop", "ratio": run.ratio, "generation": run.generation})
+
+    def _child(self, population: list[np.ndarray], fits: list[float], locked: np.ndarray, budget: float,
+               rng: np.random.Generator, seen: set[bytes]) -> np.ndarray:
+        """A new candidate, retried a few times to avoid duplicating one already in the generation."""
+        child = population[0]
+        for _ in range(4):
+            a = population[self._tournament(fits, rng)]
+            if rng.random() < self.cfg.crossover_rate:
+                child = crossover(a, population[self._tournament(fits, rng)], self.space, rng)
+            else:
+                child = a.copy()
+            child = repair(mutate(child, locked, self.cfg.mutation_rate, self.space, rng), locked, budget,
+                           self.space, rng)
+            if child.tobytes() not in seen:
+                break
+        return child
+
+    def _tournament(self, fits: list[float], rng: np.random.Generator) -> int:
+        k = min(self.cfg.tournament_size, len(fits))
+        drawn = rng.choice(len(fits), size=k, replace=False)
+        return int(min(drawn, key=lambda i: (fits[i], i)))
+
+    def _score_elites(self, run: RunState, population: list[np.ndarray], fits: list[float]) -> None:
+        """Full-set fitness for the best few; held-out validation when the calibration best improves."""
+        improved = False
+        for i in np.argsort(np.asarray(fits), kind="stable")[: max(1, self.cfg.elite_count)]:
+            value = self.fit(population[i], None)
+            if value < run.best_full:
+                run.best_full, run.best = value, flags_to_list(population[i])
+                improved = True
+        if improved and self.holdout is not None:
+            value = self.holdout(list_to_flags(run.best, self.space.size), None)
+            improved = value < run.guard_value
+            if improved:
+                run.guard_value, run.guard = value, list(run.best)
+        elif improved:
+            run.guard_value, run.guard = run.best_full, list(run.best)
+        run.since_improve = 0 if improved else run.since_improve + 1
+
+    def _finish(self, run: RunState, locked: np.ndarray, log: list[dict]) -> list[int]:
+        """The ratio's set (the validated candidate) and the order of the items it adds."""
+        kept_greedy = run.guard == run.greedy and run.best != run.greedy
+        event = {"event": "ratio_result", "ratio": run.ratio, "chosen": "greedy" if run.guard == run.greedy
+                 else "search", "calib_fitness_best": run.best_full, "calib_fitness_greedy": run.greedy_full,
+                 "generations": run.generation}
+        if self.holdout is not None:
+            event.update(holdout_fitness_chosen=run.guard_value, holdout_fitness_greedy=run.greedy_guard)
+        log.append(event)
+        if kept_greedy and self.holdout is not None:
+            logger.info("ratio %.3f: the search improved calibration fitness (%.5g -> %.5g) but not held-out "
+                        "fitness; keeping the greedy set", run.ratio, run.greedy_full, run.best_full)
+        chosen = list_to_flags(run.guard, self.space.size)
+        new = np.flatnonzero(chosen & ~locked)
+        counts = np.zeros(self.space.size)
+        for p in run.population:
+            counts[np.asarray(p, dtype=np.int64)] += 1
+        order = np.lexsort((new, self.space.cost[new], -counts[new]))
+        return [int(i) for i in new[order]]
+
+    def _log_generation(self, run: RunState, log: list[dict], seconds: float) -> None:
+        entry = {"ratio": run.ratio, "generation": run.generation, "best": run.best_full,
+                 "mean": float(np.mean(run.pop_fit)), "subset_best": float(np.min(run.pop_fit)),
+                 "n_samples": run.pop_n, "seconds": round(seconds, 4)}
+        if self.holdout is not None:
+            entry["best_holdout"] = run.guard_value
+        log.append(entry)
+        logger.debug("selection ratio %.3f gen %d: best %.6g mean %.6g", run.ratio, run.generation,
+                     run.best_full, entry["mean"])
+        now = time.monotonic()
+        if now - self._last_progress >= _PROGRESS_INTERVAL_S or run.generation == 0:
+            self._last_progress = now
+            logger.info("selection ratio %.3f: generation %d/%d, best fitness %.6g, %d evaluations so far",
+                        run.ratio, run.generation, self.cfg.generations, run.best_full, self.fit.calls)
