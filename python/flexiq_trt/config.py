@@ -46,27 +46,44 @@ class CalibConfig:
     )
     synthetic_samples: int = _opt(32, "Number of random samples for 'synthetic' data.")
     synthetic_distribution: str = _opt(
-        "normal", "Distribution of synthetic float inputs (normal: N(0,1), uniform: U[-1,1)).", SYNTHETIC_DISTRIBUTIONS
+        "normal",
+        "Distribution of synthetic float inputs (normal: N(0,1), uniform: U[-1,1)).",
+        SYNTHETIC_DISTRIBUTIONS,
     )
     seed: int = _opt(0, "Seed for synthetic data.")
     image_size: int | None = _opt(None, "Center-crop size for image folders (default: the model's H/W).")
-    image_resize: int | None = _opt(None, "Resize the shorter image side to this before cropping (default: size/0.875).")
-    image_layout: str = _opt("auto", "Layout of the image input (auto: from the model's input shape).", IMAGE_LAYOUTS)
+    image_resize: int | None = _opt(
+        None, "Resize the shorter image side to this before cropping (default: size/0.875)."
+    )
+    image_layout: str = _opt(
+        "auto", "Layout of the image input (auto: from the model's input shape).", IMAGE_LAYOUTS
+    )
     image_channel_order: str = _opt("RGB", "Channel order the model expects.", CHANNEL_ORDERS)
     image_mean: tuple[float, ...] = _opt(
-        (0.485, 0.456, 0.406), "Per-channel mean subtracted after scaling (1 value or one per channel).", nargs="+"
+        (0.485, 0.456, 0.406),
+        "Per-channel mean subtracted after scaling (1 value or one per channel).",
+        nargs="+",
     )
     image_std: tuple[float, ...] = _opt(
-        (0.229, 0.224, 0.225), "Per-channel std divided after mean subtraction (1 value or one per channel).", nargs="+"
+        (0.229, 0.224, 0.225),
+        "Per-channel std divided after mean subtraction (1 value or one per channel).",
+        nargs="+",
     )
     image_scale: float = _opt(1.0 / 255.0, "Factor applied to 0..255 pixel values first.")
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
-        _check(self.max_samples is None or self.max_samples >= 1, "max_samples", self.max_samples, "must be >= 1")
+        _check(
+            self.max_samples is None or self.max_samples >= 1, "max_samples", self.max_samples, "must be >= 1"
+        )
         _check(self.method in CALIB_METHODS, "method", self.method, f"must be one of {CALIB_METHODS}")
         _check(0.0 < self.percentile <= 100.0, "percentile", self.percentile, "must be in (0, 100]")
-        _check(self.num_bins >= 16 and self.num_bins % 2 == 0, "num_bins", self.num_bins, "must be even and >= 16")
+        _check(
+            self.num_bins >= 16 and self.num_bins % 2 == 0,
+            "num_bins",
+            self.num_bins,
+            "must be even and >= 16",
+        )
         _check(self.tensors_per_pass >= 0, "tensors_per_pass", self.tensors_per_pass, "must be >= 0")
         _check(self.synthetic_samples >= 1, "synthetic_samples", self.synthetic_samples, "must be >= 1")
         _check(
@@ -76,8 +93,18 @@ class CalibConfig:
             f"must be one of {SYNTHETIC_DISTRIBUTIONS}",
         )
         _check(self.image_size is None or self.image_size >= 1, "image_size", self.image_size, "must be >= 1")
-        _check(self.image_resize is None or self.image_resize >= 1, "image_resize", self.image_resize, "must be >= 1")
-        _check(self.image_layout in IMAGE_LAYOUTS, "image_layout", self.image_layout, f"must be one of {IMAGE_LAYOUTS}")
+        _check(
+            self.image_resize is None or self.image_resize >= 1,
+            "image_resize",
+            self.image_resize,
+            "must be >= 1",
+        )
+        _check(
+            self.image_layout in IMAGE_LAYOUTS,
+            "image_layout",
+            self.image_layout,
+            f"must be one of {IMAGE_LAYOUTS}",
+        )
         _check(
             self.image_channel_order in CHANNEL_ORDERS,
             "image_channel_order",

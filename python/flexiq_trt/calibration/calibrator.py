@@ -19,7 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from flexiq_trt.calibration.model_io import ModelLike, load_model
-from flexiq_trt.calibration.observers import AbsHistogramObserver, ChannelRangeObserver, Observer, RangeObserver
+from flexiq_trt.calibration.observers import (
+    AbsHistogramObserver,
+    ChannelRangeObserver,
+    Observer,
+    RangeObserver,
+)
 from flexiq_trt.calibration.readers.base import CalibrationReader, batch_length
 from flexiq_trt.calibration.result import CalibrationResult, TensorCalibration
 from flexiq_trt.calibration.scales import choose_threshold
@@ -69,9 +74,10 @@ class Calibrator:
     def attach(
         self, tensor: str, *, channel_axis: int | None = None, observers: Mapping[str, Observer] | None = None
     ) -> None:
-        """Observe ``tensor``: range + |x| histogram always, per-channel ranges along ``channel_axis``
-        if given, and any extra ``observers`` (their results land in ``TensorCalibration.extra``).
+        """Observe ``tensor`` with the default observers plus optional ones.
 
+        Range and |x| histogram are always kept; per-channel ranges along ``channel_axis`` if given;
+        extra ``observers`` put their results in ``TensorCalibration.extra`` under their key.
         Attaching the same tensor again adds to its observers.
         """
         if self._batches:

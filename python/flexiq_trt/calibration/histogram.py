@@ -61,7 +61,9 @@ class HistogramSnapshot:
     @classmethod
     def from_dict(cls, data: dict) -> HistogramSnapshot:
         """Inverse of :meth:`to_dict`."""
-        return cls(np.asarray(data["counts"], np.int64), float(data["upper"]), int(data["zeros"]), int(data["total"]))
+        return cls(
+            np.asarray(data["counts"], np.int64), float(data["upper"]), int(data["zeros"]), int(data["total"])
+        )
 
 
 class StreamingHistogram:
@@ -109,4 +111,6 @@ class StreamingHistogram:
 
     def snapshot(self) -> HistogramSnapshot:
         """An immutable copy of the current state."""
-        return HistogramSnapshot(self.counts.copy(), self.upper, self.zeros, self.zeros + int(self.counts.sum()))
+        return HistogramSnapshot(
+            self.counts.copy(), self.upper, self.zeros, self.zeros + int(self.counts.sum())
+        )

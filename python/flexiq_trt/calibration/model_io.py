@@ -70,7 +70,9 @@ def input_specs(model: ModelLike) -> tuple[InputSpec, ...]:
             continue
         tensor_type = value.type.tensor_type
         if not value.type.HasField("tensor_type"):
-            raise ModelError(f"{model_label(model)}: input '{value.name}' is not a tensor; cannot calibrate it")
+            raise ModelError(
+                f"{model_label(model)}: input '{value.name}' is not a tensor; cannot calibrate it"
+            )
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
         dims: list[int | None] = []
         for dim in tensor_type.shape.dim:

@@ -83,13 +83,21 @@ class TensorCalibration:
             histogram=HistogramSnapshot.from_dict(data["histogram"]),
             method=data["method"],
             threshold_signed=float(data["threshold_signed"]),
-            threshold_unsigned=None if data["threshold_unsigned"] is None else float(data["threshold_unsigned"]),
+            threshold_unsigned=None
+            if data["threshold_unsigned"] is None
+            else float(data["threshold_unsigned"]),
             channels=channels,
         )
 
 
 def _range_dict(value: TensorRange) -> dict:
-    return {"min": value.min, "max": value.max, "absmax": value.absmax, "count": value.count, "nonfinite": value.nonfinite}
+    return {
+        "min": value.min,
+        "max": value.max,
+        "absmax": value.absmax,
+        "count": value.count,
+        "nonfinite": value.nonfinite,
+    }
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,9 @@ class CalibrationResult:
         try:
             return self.tensors[name]
         except KeyError:
-            raise FlexiqInternalError(f"tensor '{name}' was not calibrated; observed: {sorted(self.tensors)}") from None
+            raise FlexiqInternalError(
+                f"tensor '{name}' was not calibrated; observed: {sorted(self.tensors)}"
+            ) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self.tensors

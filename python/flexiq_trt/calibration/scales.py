@@ -122,5 +122,7 @@ def choose_threshold(
     try:
         func = THRESHOLD_METHODS[method]
     except KeyError:
-        raise ConfigError(f"unknown calibration method '{method}'; choose from {sorted(THRESHOLD_METHODS)}") from None
+        raise ConfigError(
+            f"unknown calibration method '{method}'; choose from {sorted(THRESHOLD_METHODS)}"
+        ) from None
     return float(func(hist, absmax, levels_for(signed), percentile))

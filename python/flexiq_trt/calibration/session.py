@@ -101,4 +101,4 @@ def run_model(
         except Exception as exc:  # ORT's errors carry no data-source context
             source = getattr(reader, "source", type(reader).__name__)
             raise CalibrationDataError(f"{source}: batch {index}: ONNX Runtime failed: {exc}") from exc
-        yield dict(zip(names, outputs))
+        yield dict(zip(names, outputs, strict=True))

@@ -7,6 +7,7 @@ import onnx
 import pytest
 from _calib_models import conv_model
 
+
 @pytest.fixture
 def model() -> onnx.ModelProto:
     return conv_model()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from flexiq_trt.calibration import ChannelRangeObserver, Observer, RangeObserver
 from flexiq_trt.calibration.observers import AbsHistogramObserver
 from flexiq_trt.errors import CalibrationDataError

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _calib_models import conv_model, two_input_model
-from PIL import Image
-
 from flexiq_trt.calibration import input_specs, open_reader
 from flexiq_trt.calibration.readers import ImageFolderReader, SyntheticReader
 from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
+from PIL import Image
 
 
 def test_npz_batches_are_distinct_and_all_seen(model, indexed_npz):
@@ -100,7 +99,9 @@ def test_image_folder_values_layout_and_order(tmp_path, model):
     expected = np.asarray(colors, np.float32)[:, :, None, None] / 255.0
     np.testing.assert_allclose(stacked, np.broadcast_to(expected, stacked.shape), atol=1e-6)
 
-    first_bgr = next(iter(open_reader(str(tmp_path / "imgs"), model, _image_config(image_channel_order="BGR"))))
+    first_bgr = next(
+        iter(open_reader(str(tmp_path / "imgs"), model, _image_config(image_channel_order="BGR")))
+    )
     np.testing.assert_allclose(first_bgr["x"][0, :, 0, 0], np.array([30, 20, 10]) / 255.0, atol=1e-6)
 
 
@@ -122,7 +123,9 @@ def test_image_mean_std_and_nhwc(tmp_path):
     assert reader.preprocess.layout == "NHWC"
     sample = reader.get_next()["img"]
     assert sample.shape == (1, 6, 6, 3)
-    np.testing.assert_allclose(sample[0, 3, 3], [(1 - 0.5) / 0.5, (0 - 0.5) / 0.25, (0.2 - 0.5) / 0.1], atol=1e-5)
+    np.testing.assert_allclose(
+        sample[0, 3, 3], [(1 - 0.5) / 0.5, (0 - 0.5) / 0.25, (0.2 - 0.5) / 0.1], atol=1e-5
+    )
 
 
 def test_image_grayscale_and_mean_length_error(tmp_path):
@@ -216,10 +219,12 @@ def test_synthetic_is_opt_in_flagged_and_seeded(model):
     first = [b["x"].copy() for b in reader]
     again = [b["x"] for b in reader]
     assert [b.shape[0] for b in first] == [4, 4, 2]
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], first[1])
-    values = np.concatenate([b["x"] for b in open_reader("synthetic:uniform", model, CalibConfig(synthetic_samples=8))])
+    values = np.concatenate(
+        [b["x"] for b in open_reader("synthetic:uniform", model, CalibConfig(synthetic_samples=8))]
+    )
     assert values.min() >= -1.0 and values.max() < 1.0
 
 

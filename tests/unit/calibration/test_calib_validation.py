@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _calib_models import two_input_model
-from onnx import TensorProto
-
 from flexiq_trt.calibration import open_reader
 from flexiq_trt.calibration.model_io import input_specs
 from flexiq_trt.calibration.readers import validate_feed
 from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
+from onnx import TensorProto
 
 
 def _npz(tmp_path, name="data.npz", **arrays):
@@ -34,25 +33,35 @@ def test_missing_and_extra_names_in_npz(tmp_path):
 
 def test_missing_and_extra_names_in_feed(tmp_path):
     path = _script(tmp_path, '[{"a": np.zeros((1, 4), np.float32), "bogus": np.zeros(1)}]')
-    with pytest.raises(CalibrationDataError, match=r"feeds\.py:load_data: batch 0: missing input\(s\) \['b'\] and unknown name\(s\) \['bogus'\]"):
+    with pytest.raises(
+        CalibrationDataError,
+        match=r"feeds\.py:load_data: batch 0: missing input\(s\) \['b'\] and unknown name\(s\) \['bogus'\]",
+    ):
         open_reader(path, two_input_model(), CalibConfig())
 
 
 def test_wrong_rank(tmp_path, model):
     path = _npz(tmp_path, x=np.zeros((4, 3, 8), np.float32))
-    with pytest.raises(CalibrationDataError, match=r"data\.npz: batch 0: input 'x' has shape \(4, 3, 8\) \(rank 3\).*rank 4"):
+    with pytest.raises(
+        CalibrationDataError, match=r"data\.npz: batch 0: input 'x' has shape \(4, 3, 8\) \(rank 3\).*rank 4"
+    ):
         open_reader(path, model, CalibConfig())
 
 
 def test_wrong_static_dim(tmp_path, model):
     path = _npz(tmp_path, x=np.zeros((4, 3, 9, 8), np.float32))
-    with pytest.raises(CalibrationDataError, match=r"input 'x'.*dimension 2 is 9 but the model expects float32\[\?,3,8,8\]"):
+    with pytest.raises(
+        CalibrationDataError, match=r"input 'x'.*dimension 2 is 9 but the model expects float32\[\?,3,8,8\]"
+    ):
         open_reader(path, model, CalibConfig())
 
 
 def test_int64_for_float_input(tmp_path, model):
     path = _npz(tmp_path, x=np.zeros((4, 3, 8, 8), np.int64))
-    with pytest.raises(CalibrationDataError, match=r"data\.npz: batch 0: input 'x' has dtype int64 but the model expects float32"):
+    with pytest.raises(
+        CalibrationDataError,
+        match=r"data\.npz: batch 0: input 'x' has dtype int64 but the model expects float32",
+    ):
         open_reader(path, model, CalibConfig())
 
 
@@ -68,7 +77,9 @@ def test_integer_input_range_checked(tmp_path):
     ok = _npz(tmp_path, "ok.npz", a=np.zeros((2, 4), np.float32), b=np.ones((2, 4), np.int64))
     assert open_reader(ok, model, CalibConfig()).get_next()["b"].dtype == np.int32
     big = _npz(tmp_path, "big.npz", a=np.zeros((2, 4), np.float32), b=np.full((2, 4), 2**40, np.int64))
-    with pytest.raises(CalibrationDataError, match="input 'b' has int64 values outside the range of the model's int32"):
+    with pytest.raises(
+        CalibrationDataError, match="input 'b' has int64 values outside the range of the model's int32"
+    ):
         open_reader(big, model, CalibConfig())
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from flexiq_trt.calibration.model_io import InputSpec, ModelLike, input_specs, model_label
 from flexiq_trt.calibration.readers.arrays import NpyReader, NpzReader
-from flexiq_trt.calibration.readers.base import BaseReader, CalibrationReader, Feed, batch_length, resolve_batch_size
+from flexiq_trt.calibration.readers.base import (
+    BaseReader,
+    CalibrationReader,
+    Feed,
+    batch_length,
+    resolve_batch_size,
+)
 from flexiq_trt.calibration.readers.images import ImageFolderReader, ImagePreprocess
 from flexiq_trt.calibration.readers.script import ScriptReader, split_script_spec
 from flexiq_trt.calibration.readers.synthetic import SyntheticReader
@@ -48,8 +54,14 @@ def _is_synthetic(spec: str) -> bool:
 
 def _synthetic(spec: str, specs: Sequence[InputSpec], config: CalibConfig) -> BaseReader:
     _, _, distribution = spec.partition(":")
-    samples = config.synthetic_samples if config.max_samples is None else min(config.synthetic_samples, config.max_samples)
-    return SyntheticReader(specs, samples, config.batch_size, distribution or config.synthetic_distribution, config.seed)
+    samples = (
+        config.synthetic_samples
+        if config.max_samples is None
+        else min(config.synthetic_samples, config.max_samples)
+    )
+    return SyntheticReader(
+        specs, samples, config.batch_size, distribution or config.synthetic_distribution, config.seed
+    )
 
 
 def _npz(spec: str, specs: Sequence[InputSpec], config: CalibConfig) -> BaseReader:

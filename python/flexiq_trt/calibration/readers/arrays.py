@@ -50,7 +50,9 @@ def _common_length(arrays: Mapping[str, np.ndarray], source: str) -> int:
     lengths = {}
     for name, array in arrays.items():
         if array.ndim == 0:
-            raise CalibrationDataError(f"{source}: array '{name}' is a scalar; axis 0 must be the sample axis")
+            raise CalibrationDataError(
+                f"{source}: array '{name}' is a scalar; axis 0 must be the sample axis"
+            )
         lengths[name] = int(array.shape[0])
     if len(set(lengths.values())) > 1:
         raise CalibrationDataError(f"{source}: arrays have different sample counts (axis 0): {lengths}")

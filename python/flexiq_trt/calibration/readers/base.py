@@ -113,11 +113,18 @@ def resolve_batch_size(specs: Sequence[InputSpec], requested: int, source: str) 
     """The batch size to slice data into: the model's static batch dim if it has one, else ``requested``."""
     static = {spec.shape[0] for spec in specs if spec.rank >= 1 and spec.shape[0] is not None}
     if len(static) > 1:
-        raise CalibrationDataError(f"{source}: the model's inputs disagree on the batch dimension: {sorted(static)}")
+        raise CalibrationDataError(
+            f"{source}: the model's inputs disagree on the batch dimension: {sorted(static)}"
+        )
     if static:
         size = static.pop()
         if size != requested:
-            _log.info("%s: the model has a static batch of %d; using it instead of batch_size=%d", source, size, requested)
+            _log.info(
+                "%s: the model has a static batch of %d; using it instead of batch_size=%d",
+                source,
+                size,
+                requested,
+            )
         return size
     return requested
 
@@ -126,5 +133,7 @@ def skip_partial_batch(specs: Sequence[InputSpec], remaining: int, batch_size: i
     """True when a short last batch cannot be fed because the model's batch dimension is static."""
     if remaining >= batch_size or not any(spec.rank >= 1 and spec.shape[0] is not None for spec in specs):
         return False
-    _log.warning("%s: dropping the last %d sample(s): the model's static batch is %d", source, remaining, batch_size)
+    _log.warning(
+        "%s: dropping the last %d sample(s): the model's static batch is %d", source, remaining, batch_size
+    )
     return True

@@ -55,7 +55,9 @@ class ImagePreprocess:
         resize = config.image_resize or int(round(max(size) / DEFAULT_CROP_FRACTION))
         mean = _per_channel(config.image_mean, channels, "image_mean", source)
         std = _per_channel(config.image_std, channels, "image_std", source)
-        return cls(size, resize, layout, config.image_channel_order, channels == 1, mean, std, config.image_scale)
+        return cls(
+            size, resize, layout, config.image_channel_order, channels == 1, mean, std, config.image_scale
+        )
 
     def load(self, path: Path) -> np.ndarray:
         """One preprocessed sample (no batch axis), float32 in the model's layout."""
@@ -73,7 +75,9 @@ class ImagePreprocess:
             pixels = pixels[:, :, None]
         elif self.channel_order == "BGR":
             pixels = pixels[:, :, ::-1]
-        pixels = (pixels * np.float32(self.scale) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        pixels = (pixels * np.float32(self.scale) - np.asarray(self.mean, np.float32)) / np.asarray(
+            self.std, np.float32
+        )
         if self.layout == "NCHW":
             pixels = pixels.transpose(2, 0, 1)
         return np.ascontiguousarray(pixels, dtype=np.float32)
@@ -91,7 +95,9 @@ def _layout(spec: InputSpec, requested: str, source: str) -> str:
     )
 
 
-def _crop_size(spec: InputSpec, dims: tuple[int | None, int | None], requested: int | None, source: str) -> tuple[int, int]:
+def _crop_size(
+    spec: InputSpec, dims: tuple[int | None, int | None], requested: int | None, source: str
+) -> tuple[int, int]:
     if None not in dims:
         if requested is not None and (requested, requested) != dims:
             raise CalibrationDataError(
@@ -160,7 +166,9 @@ class ImageFolderReader(BaseReader):
         if config.max_samples is not None:
             self.files = self.files[: config.max_samples]
         if not self.files:
-            raise CalibrationDataError(f"{folder}: the calibration set is empty (no {'/'.join(IMAGE_SUFFIXES)} files)")
+            raise CalibrationDataError(
+                f"{folder}: the calibration set is empty (no {'/'.join(IMAGE_SUFFIXES)} files)"
+            )
 
     def num_batches(self) -> int | None:
         """Batches in one pass."""

@@ -34,7 +34,9 @@ class SyntheticReader(BaseReader):
         seed: int = 0,
     ) -> None:
         if distribution not in ("normal", "uniform"):
-            raise CalibrationDataError(f"synthetic: unknown distribution '{distribution}' (normal or uniform)")
+            raise CalibrationDataError(
+                f"synthetic: unknown distribution '{distribution}' (normal or uniform)"
+            )
         source = f"synthetic:{distribution}"
         batch_size = resolve_batch_size(specs, batch_size, source)
         if any(spec.rank >= 1 and spec.shape[0] is not None for spec in specs):
@@ -60,7 +62,9 @@ class SyntheticReader(BaseReader):
     def _draw(self, rng: np.random.Generator, spec: InputSpec, count: int) -> np.ndarray:
         shape = (count, *self._shapes[spec.name]) if spec.rank else ()
         if spec.dtype.kind == "f":
-            values = rng.standard_normal(shape) if self.distribution == "normal" else rng.uniform(-1.0, 1.0, shape)
+            values = (
+                rng.standard_normal(shape) if self.distribution == "normal" else rng.uniform(-1.0, 1.0, shape)
+            )
             return values.astype(spec.dtype)
         if spec.dtype.kind == "b":
             return rng.integers(0, 2, shape).astype(bool)

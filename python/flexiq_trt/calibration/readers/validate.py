@@ -16,9 +16,7 @@ from flexiq_trt.calibration.model_io import InputSpec
 from flexiq_trt.errors import CalibrationDataError
 
 
-def validate_feed(
-    feed: Any, specs: Sequence[InputSpec], source: str, index: int
-) -> dict[str, np.ndarray]:
+def validate_feed(feed: Any, specs: Sequence[InputSpec], source: str, index: int) -> dict[str, np.ndarray]:
     """Return a fresh, C-contiguous copy of ``feed`` cast to the model's dtypes, or raise.
 
     Accepted casts: any float dtype to a float input, and integers to an integer input when every
@@ -27,7 +25,9 @@ def validate_feed(
     """
     where = f"{source}: batch {index}"
     if not isinstance(feed, Mapping):
-        raise CalibrationDataError(f"{where}: expected a dict of input name -> array, got {type(feed).__name__}")
+        raise CalibrationDataError(
+            f"{where}: expected a dict of input name -> array, got {type(feed).__name__}"
+        )
     _check_names(feed, specs, where)
     return {spec.name: _check_array(feed[spec.name], spec, where) for spec in specs}
 
@@ -54,7 +54,7 @@ def _check_array(value: Any, spec: InputSpec, where: str) -> np.ndarray:
             f"{prefix} has shape {tuple(array.shape)} (rank {array.ndim}) but the model expects "
             f"{spec.describe()} (rank {spec.rank})"
         )
-    for axis, (got, want) in enumerate(zip(array.shape, spec.shape)):
+    for axis, (got, want) in enumerate(zip(array.shape, spec.shape, strict=True)):
         if want is not None and got != want:
             raise CalibrationDataError(
                 f"{prefix} has shape {tuple(array.shape)}: dimension {axis} is {got} but the model "
