@@ -27,7 +27,7 @@ __device__ __forceinline__ void storeRef(__half* out, int64_t i, float v)
 }
 
 template <bool kSigned, typename OutT>
-__global__ void __launch_bounds__(tile::kReferenceThreads) flexiqReferenceKernel(MixedGemmParams p)
+__global__ void __launch_bounds__(tile::kReferenceThreads, tile::kMinCtasPerSm) flexiqReferenceKernel(MixedGemmParams p)
 {
     int32_t const outPixels = p.outH * p.outW;
     int64_t const total = static_cast<int64_t>(p.batch) * p.outChannels * outPixels;
