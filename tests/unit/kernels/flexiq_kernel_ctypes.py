@@ -153,6 +153,8 @@ def load_cpu_reference(build_dir: Path) -> ctypes.CDLL | None:
         getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_I, _I, _I], _I
     lib.flexiqCpuUnpackNibble.argtypes, lib.flexiqCpuUnpackNibble.restype = [_P, ctypes.c_int64, _I], _I
     lib.flexiqCpuApplyActivation.argtypes, lib.flexiqCpuApplyActivation.restype = [_F, _I, _F, _F], _F
+    lib.flexiqFragmentIndex.argtypes = [_I, _I, _I, ctypes.POINTER(_I), ctypes.POINTER(_I)]
+    lib.flexiqFragmentIndex.restype = _I
     return lib
 
 
