@@ -82,7 +82,11 @@ class StreamingHistogram:
         return int(self.counts.nbytes)
 
     def update(self, values: np.ndarray) -> None:
-        """Add |values| (non-finite entries are ignored; callers count them)."""
+        """Add |values| (non-finite entries are ignored; callers count them).
+
+        Works in float32 in place on one temporary copy: a value lying within float32 rounding
+        of a bin edge may land in the neighbouring bin, which is below the histogram's resolution.
+        """
         flat = np.abs(np.asarray(values, dtype=np.float32).reshape(-1))
         if flat.size == 0:
             return
@@ -90,14 +94,18 @@ class StreamingHistogram:
         if not np.isfinite(peak):
             flat = flat[np.isfinite(flat)]
             peak = float(flat.max()) if flat.size else 0.0
-        nonzero = flat[flat > 0]
-        self.zeros += int(flat.size - nonzero.size)
-        if nonzero.size == 0:
+        zeros = int(flat.size - np.count_nonzero(flat))
+        self.zeros += zeros
+        if peak == 0.0:
             return
         self._grow_to(peak)
-        index = (nonzero.astype(np.float64) * (self.counts.shape[0] / self.upper)).astype(np.int64)
-        np.minimum(index, self.counts.shape[0] - 1, out=index)
-        self.counts += np.bincount(index, minlength=self.counts.shape[0])
+        bins = self.counts.shape[0]
+        np.multiply(flat, np.float32(bins / self.upper), out=flat)
+        index = flat.astype(np.intp)
+        np.minimum(index, bins - 1, out=index)
+        counts = np.bincount(index, minlength=bins)
+        counts[0] -= zeros  # zeros are kept apart, not in bin 0
+        self.counts += counts
 
     def _grow_to(self, peak: float) -> None:
         if self.upper == 0.0:

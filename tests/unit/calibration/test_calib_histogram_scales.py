@@ -139,3 +139,14 @@ def test_all_zero_tensor():
 
 def test_config_choices_mirror_the_registry():
     assert set(CALIB_METHODS) == set(THRESHOLD_METHODS)
+
+
+def test_update_leaves_the_input_untouched_and_keeps_zeros_apart():
+    values = np.array([0.0, -0.0, 0.5, -1.0, 0.001], np.float32)
+    original = values.copy()
+    hist = StreamingHistogram(16)
+    hist.update(values)
+    np.testing.assert_array_equal(values, original)
+    snap = hist.snapshot()
+    assert snap.zeros == 2 and snap.counts.sum() == 3
+    assert snap.counts[0] == 1  # only 0.001 lies in the first bin

@@ -103,3 +103,13 @@ def test_calib_config_fields_have_help_and_valid_defaults():
 def test_calib_config_errors_name_the_field(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         CalibConfig(**kwargs)
+
+
+def test_progress_uses_a_bar_on_a_tty(monkeypatch, capsys):
+    monkeypatch.setattr(log, "_use_bar", lambda logger: True)
+    assert list(log.progress(iter(range(5)), total=5, desc="bar")) == [0, 1, 2, 3, 4]
+    assert "bar" in capsys.readouterr().err  # tqdm drew on stderr
+    monkeypatch.setenv(log.PROGRESS_ENV, "0")
+    monkeypatch.undo()
+    monkeypatch.setenv(log.PROGRESS_ENV, "0")
+    assert not log._use_bar(log.get_logger())
