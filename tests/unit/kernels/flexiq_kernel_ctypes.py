@@ -180,3 +180,55 @@ def cpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, n4: int) -> tu
     if status != 0:
         raise ValueError(f"flexiqCpuForward rejected layer {layer.name}: {why.value.decode()}")
     return acc, out
+
+
+# ---- GPU C ABI (libflexiq_kernels_capi.so) ---------------------------------------------------------
+
+BACKENDS = {"auto": 0, "int4": 1, "int8": 2, "reference": 3}
+NATIVE_INT4_SMS = {(8, 0), (8, 6), (8, 7), (8, 9)}
+
+
+def load_kernels_capi() -> tuple[ctypes.CDLL | None, str]:
+    """(library, "") or (None, reason): $FLEXIQ_KERNELS_CAPI_LIB or a CMake build dir under the repo."""
+    found = [p for p in _candidates("libflexiq_kernels_capi.so", "FLEXIQ_KERNELS_CAPI_LIB") if p.is_file()]
+    if not found:
+        return None, "libflexiq_kernels_capi.so not built (set FLEXIQ_KERNELS_CAPI_LIB or build plugins/kernels)"
+    try:
+        lib = ctypes.CDLL(str(found[0]))
+    except OSError as exc:  # e.g. no libcudart on this machine
+        return None, f"cannot load {found[0]}: {exc}"
+    lib.flexiqCapiDeviceInfo.argtypes = [ctypes.POINTER(_I)] * 3
+    lib.flexiqCapiDeviceInfo.restype = _I
+    lib.flexiqCapiSelectBackend.argtypes, lib.flexiqCapiSelectBackend.restype = [_I, _I], _I
+    lib.flexiqCapiRunLayer.argtypes = [_I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _P, _I, _P, _P,
+                                       _I, ctypes.POINTER(_F), ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqCapiRunLayer.restype = _I
+    return lib, ""
+
+
+def device_info(lib: ctypes.CDLL) -> tuple[int, tuple[int, int]]:
+    """(number of CUDA devices, (major, minor) of device 0)."""
+    count, major, minor = _I(), _I(), _I()
+    lib.flexiqCapiDeviceInfo(ctypes.byref(count), ctypes.byref(major), ctypes.byref(minor))
+    return count.value, (major.value, minor.value)
+
+
+def gpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: str,
+                fp16: bool, iterations: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run a layer on the GPU: (int32 accumulators, output as float32, ms per call when timed)."""
+    layer = host.layer
+    batch = x.shape[0]
+    height, width = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
+    xin = np.ascontiguousarray(x, dtype=np.float16 if fp16 else np.float32)
+    shape = output_shape(layer, batch, height, width)
+    acc = np.zeros(shape, np.int32)
+    out = np.zeros(shape, np.float16 if fp16 else np.float32)
+    m4 = np.ascontiguousarray(max4bit, dtype=np.int32)
+    ms = _F(0.0)
+    why = ctypes.create_string_buffer(256)
+    status = lib.flexiqCapiRunLayer(BACKENDS[backend], ctypes.byref(host.args), batch, height, width, int(fp16),
+                                    _ptr(xin), _ptr(m4), m4.size, _ptr(out), _ptr(acc), iterations,
+                                    ctypes.byref(ms), why, len(why))
+    if status != 0:
+        raise RuntimeError(f"flexiqCapiRunLayer({backend}) on {layer.name}: status {status}: {why.value.decode()}")
+    return acc, out.astype(np.float32), ms.value
