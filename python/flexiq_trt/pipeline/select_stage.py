@@ -1,0 +1,84 @@
+"""Selection: build the SelectionProblem, run the chosen selector, and fix the final channel orders."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flexiq_trt.log import get_logger, stage
+from flexiq_trt.pipeline.quantize_stage import CalibratedLayer
+from flexiq_trt.quantization.layer import QuantizedLayer
+from flexiq_trt.quantization.quantize_layer import LayerQuantResult, reorder_groups
+from flexiq_trt.ratios import LayerEntry, RatioTable
+from flexiq_trt.select.base import Fitness, GlobalOrder, LayerGroups, SelectionProblem
+
+_log = get_logger(__name__)
+
+
+def group_macs(macs: float, in_channels: int, base_order: np.ndarray, group_size: int) -> np.ndarray:
+    """MACs of each group, proportional to its real (non-padding) channels."""
+    real = (base_order < in_channels).reshape(-1, group_size).sum(axis=1)
+    return macs * real.astype(np.float64) / in_channels
+
+
+def build_problem(layers: list, calibrated: list[CalibratedLayer], results: list[LayerQuantResult],
+                  ladder: tuple[float, ...], seed: int, fitness: Fitness | None = None,
+                  holdout_fitness: Fitness | None = None) -> SelectionProblem:
+    """One LayerGroups per layer (in layer_index order)."""
+    groups = []
+    g = results[0].layer.group_size
+    for i, (el, cl, res) in enumerate(zip(layers, calibrated, results, strict=True)):
+        ranges = np.pad(cl.channel_range, (0, cl.base_order.shape[0] - cl.channel_range.shape[0]))
+        groups.append(LayerGroups(
+            name=res.layer.name, layer_index=i,
+            group_macs=group_macs(float(el.macs), res.layer.in_channels, cl.base_order, g),
+            error_score=res.error_score.astype(np.float64),
+            value_range=ranges[cl.base_order].reshape(-1, g).max(axis=1),
+            weight_float=cl.source.weight))
+    return SelectionProblem(groups, tuple(ladder), seed, fitness, holdout_fitness)
+
+
+def padded_last(order: GlobalOrder, problem: SelectionProblem, layers: list[QuantizedLayer]) -> GlobalOrder:
+    """Keep each layer's slots in the global order but give its padded group the layer's last slot.
+
+    DESIGN §2 puts padding channels last in pi; the padded group is always the last base group.
+    """
+    ranks = order.group_rank(problem)
+    fixed: list[list[int]] = []
+    for li, rank in enumerate(ranks):
+        last = layers[li].group_count - 1
+        if layers[li].padded_channels > layers[li].in_channels and rank[-1] != last:
+            rank = [g for g in rank if g != last] + [last]
+        fixed.append(rank)
+    cursor = [0] * len(fixed)
+    items = []
+    for li, _ in order.items:
+        items.append((li, fixed[li][cursor[li]]))
+        cursor[li] += 1
+    return GlobalOrder(items, order.selector, order.log)
+
+
+def run_selector(name: str, problem: SelectionProblem, config=None) -> GlobalOrder:
+    """Look the selector up in the registry and run it."""
+    from flexiq_trt.select.registry import make_selector
+
+    with stage(f"channel selection ({name})", _log):
+        order = make_selector(name, config).select(problem)
+    order.validate(problem)
+    return order
+
+
+def finalize(results: list[LayerQuantResult], problem: SelectionProblem, order: GlobalOrder,
+             layers: list) -> tuple[list[QuantizedLayer], RatioTable]:
+    """Reorder every layer's groups by the global order and build the ratio table."""
+    base = [r.layer for r in results]
+    order = padded_last(order, problem, base)
+    ranks = order.group_rank(problem)
+    final = [reorder_groups(layer, rank) for layer, rank in zip(base, ranks, strict=True)]
+    position = [{g: pos for pos, g in enumerate(rank)} for rank in ranks]
+    entries = [LayerEntry(name=l.name, op_type=l.op_type, layer_index=l.layer_index, in_channels=l.in_channels,
+                          padded_channels=l.padded_channels, macs=float(el.macs),
+                          group_macs=[float(problem.layers[i].group_macs[g]) for g in ranks[i]])
+               for i, (l, el) in enumerate(zip(final, layers, strict=True))]
+    items = [(li, position[li][g]) for li, g in order.items]
+    table = RatioTable(base[0].group_size, entries, items, list(problem.ladder), order.selector)
+    return final, table

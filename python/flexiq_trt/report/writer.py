@@ -1,0 +1,97 @@
+"""Write the conversion report: `report.json`, `report.md` and `report.png` (metric against ratio)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HEADLINE_METRICS = ("accuracy", "top1_agreement", "cosine")
+
+
+def headline_metric(rows: list[dict]) -> str:
+    """The most meaningful metric present: labelled accuracy, else top-1 agreement, else cosine."""
+    for name in HEADLINE_METRICS:
+        if any(r.get(name) is not None for r in rows):
+            return name
+    return "cosine"
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def to_markdown(report: dict) -> str:
+    """A human-readable summary: setup, baselines, and one table row per (ratio, variant)."""
+    rows = report["rows"]
+    metric = headline_metric(rows)
+    lines = [f"# FlexiQ conversion report: `{report['model']}`", ""]
+    for w in report.get("warnings", []):
+        lines.append(f"> **Warning:** {w}")
+    lines += [
+        f"- eligible layers: {report['layers']['eligible']} (skipped: {len(report['layers']['skipped'])}), "
+        f"group size {report['group_size']}, selector `{report['selector']}`",
+        f"- calibration: {report['calibration']['samples']} samples"
+        f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
+        f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})", "",
+        "## Baselines", "", "| model | " + " | ".join(HEADLINE_METRICS + ("kl", "rel_l2_error")) + " |",
+        "|---|" + "---|" * (len(HEADLINE_METRICS) + 2)]
+    for name, m in report.get("baselines", {}).items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k)) for k in HEADLINE_METRICS + ("kl", "rel_l2_error")) + " |")
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    lines += ["", f"## {metric} by ratio of eligible MACs in 4-bit", "",
+              "| ratio | 4-bit MAC share | " + " | ".join(variants) + " |",
+              "|---|---|" + "---|" * len(variants)]
+    for ratio in sorted({r["ratio"] for r in rows}):
+        by_v = {r["variant"]: r for r in rows if r["ratio"] == ratio}
+        share = next(iter(by_v.values()))["mac_share"]
+        lines.append(f"| {ratio:.2f} | {share:.3f} | " + " | ".join(_fmt(by_v.get(v, {}).get(metric)) for v in variants)
+                     + " |")
+    lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (p = 4) for "
+              "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
+              "instead of error-compensating rounding.", "", "![accuracy vs ratio](report.png)", ""]
+    if report["layers"]["skipped"]:
+        lines += ["## Layers kept in the original precision", "", "| node | op | reason |", "|---|---|---|"]
+        lines += [f"| {s['name']} | {s['op_type']} | {s['reason']} |" for s in report["layers"]["skipped"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    """Metric against ratio, one line per variant, baselines as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    metric = headline_metric(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        pts = sorted((r["mac_share"], r[metric]) for r in rows if r["variant"] == variant and r.get(metric) is not None)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=variant)
+    for name, m in report.get("baselines", {}).items():
+        if m.get(metric) is not None:
+            ax.axhline(m[metric], linestyle="--", linewidth=1, color="gray" if name == "fp32" else "tab:red",
+                       label=name)
+    ax.set_xlabel("share of eligible MACs in 4-bit")
+    ax.set_ylabel(metric)
+    ax.set_title(Path(report["model"]).name)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: Path) -> list[Path]:
+    """Write the three report files; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report.png"]
+    paths[0].write_text(json.dumps(report, indent=1, default=float))
+    paths[1].write_text(to_markdown(report))
+    plot(report, paths[2])
+    return paths

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The fast CPU test tier (what CI runs). GPU tests are collected and skip with their reason;
+# slow tests run only with FLEXIQ_SLOW=1. "No tests collected" (pytest exit 5) is a failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ -n "${VIRTUAL_ENV:-}" ] || source .venv/bin/activate
+python -m pytest -q -ra "$@" tests
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "ERROR: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"
