@@ -62,7 +62,10 @@ class MaskFitnessEvaluator:
         batch_size: samples per run when the model's batch dimension is dynamic.
         shuffle_seed: samples are permuted once with this seed, so subsets mix classes; None keeps
             the given order.
-        intra_op_threads: ORT threads (0 = ORT default: all cores).
+        intra_op_threads: ORT threads per run (0 = ORT default: all cores; forced to 1 when
+            `candidate_workers` > 1 so the cores are not oversubscribed).
+        candidate_workers: candidates evaluated concurrently by `evaluate_many` (one ORT run each,
+            the GIL is released inside ORT). Helps small models, whose single runs do not fill the cores.
     """
 
     supports_subsets = True
@@ -70,17 +73,19 @@ class MaskFitnessEvaluator:
     def __init__(self, sim_model: str | os.PathLike | bytes | onnx.ModelProto, feeds: Mapping[str, np.ndarray],
                  layer_indices: Sequence[int] | None = None, *, constant_feeds: Mapping[str, np.ndarray] | None = None,
                  output_kind: str = "auto", batch_size: int = 32, shuffle_seed: int | None = 0,
-                 intra_op_threads: int = 0):
+                 intra_op_threads: int = 0, candidate_workers: int = 1):
         if output_kind not in OUTPUT_KINDS:
             raise ConfigError(f"output_kind={output_kind!r} must be one of {OUTPUT_KINDS}")
-        self.session = _session(sim_model, intra_op_threads)
+        if candidate_workers < 1:
+            raise ConfigError(f"candidate_workers={candidate_workers} must be >= 1")
+        self.candidate_workers = candidate_workers
+        self.session = _session(sim_model, 1 if candidate_workers > 1 else intra_op_threads)
         self.output_kind, self.constant_feeds = output_kind, dict(constant_feeds or {})
         self.mask_names, self.mask_sizes = self._mask_inputs(layer_indices)
         self.feeds = self._check_feeds(feeds, shuffle_seed)
         self.num_samples = int(next(iter(self.feeds.values())).shape[0])
         self.fixed_batch = self._fixed_batch()
         self.chunk = self._chunk_size(batch_size)
-        self.runs = 0
         self.reference = self.outputs(self.all_false_masks())
 
     # ------------------------------------------------------------------------- setup checks
@@ -136,7 +141,6 @@ class MaskFitnessEvaluator:
             stop = start + self.chunk if self.fixed_batch > 0 else min(start + self.chunk, n)
             run_feed = {k: v[start:stop] for k, v in self.feeds.items()}
             parts.append(self.session.run(None, {**run_feed, **feed, **self.constant_feeds}))
-            self.runs += 1
         outs = [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
         return [self._transform(o) for o in outs]
 
@@ -178,6 +182,15 @@ class MaskFitnessEvaluator:
     def __call__(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> float:
         """Mean L2 distance to the INT8 model over the first `n_samples` samples (None = all)."""
         return float(np.mean(self.distances(masks, n_samples)))
+
+    def evaluate_many(self, candidates: Sequence[Sequence[np.ndarray]], n_samples: int | None = None) -> list[float]:
+        """Fitness of several candidates (a generation's children), concurrently when configured."""
+        if self.candidate_workers == 1 or len(candidates) < 2:
+            return [self(c, n_samples) for c in candidates]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=self.candidate_workers) as pool:
+            return list(pool.map(lambda c: self(c, n_samples), candidates))
 
 
 def _session(sim_model: str | os.PathLike | bytes | onnx.ModelProto, intra_op_threads: int):

@@ -125,7 +125,7 @@ class _Search:
             population.append(repair(perturb(greedy, locked, swaps, self.space, rng), locked, budget,
                                      self.space, rng))
         n = self._subset(0)
-        pop_fit = [self.fit(p, n) for p in population]
+        pop_fit = self.fit.many(population, n)
         greedy_full = self.fit(greedy, None)
         greedy_guard = self.holdout(greedy, None) if self.holdout else greedy_full
         g = flags_to_list(greedy)
@@ -147,16 +147,18 @@ class _Search:
         size = self.space.size
         population = [list_to_flags(p, size) for p in run.population]
         n = self._subset(run.generation + 1)
-        fits = run.pop_fit if n == run.pop_n else [self.fit(p, n) for p in population]
+        fits = run.pop_fit if n == run.pop_n else self.fit.many(population, n)
         rank = np.argsort(np.asarray(fits), kind="stable")
         elites = [population[i] for i in rank[: self.cfg.elite_count]]
         new_pop, new_fit = list(elites), [fits[i] for i in rank[: self.cfg.elite_count]]
         seen = {p.tobytes() for p in new_pop}
-        while len(new_pop) < self.cfg.population:
+        children = []
+        while len(new_pop) + len(children) < self.cfg.population:
             child = self._child(population, fits, locked, budget, rng, seen)
             seen.add(child.tobytes())
-            new_pop.append(child)
-            new_fit.append(self.fit(child, n))
+            children.append(child)
+        new_pop += children
+        new_fit += self.fit.many(children, n)  # one batch: the callback may evaluate them together
         self._score_elites(run, new_pop, new_fit)
         run.population = [flags_to_list(p) for p in new_pop]
         run.pop_fit, run.pop_n = new_fit, n
@@ -211,7 +213,8 @@ class _Search:
         kept_greedy = run.guard == run.greedy and run.best != run.greedy
         event = {"event": "ratio_result", "ratio": run.ratio, "chosen": "greedy" if run.guard == run.greedy
                  else "search", "calib_fitness_best": run.best_full, "calib_fitness_greedy": run.greedy_full,
-                 "generations": run.generation}
+                 "generations": run.generation,
+                 "int8_prefix_share": self._int8_prefix_share(run.population)}
         if self.holdout is not None:
             event.update(holdout_fitness_chosen=run.guard_value, holdout_fitness_greedy=run.greedy_guard)
         log.append(event)
@@ -225,6 +228,17 @@ class _Search:
             counts[np.asarray(p, dtype=np.int64)] += 1
         order = np.lexsort((new, self.space.cost[new], -counts[new]))
         return [int(i) for i in new[order]]
+
+    def _int8_prefix_share(self, population: list[list[int]]) -> float:
+        """Mean share of eligible MACs (layers in model order) before a candidate's first 4-bit layer.
+
+        It bounds what reusing INT8 activations up to the first changed layer could save; logged so
+        the decision not to split the graph (docs/selection.md) is checked on every model.
+        """
+        layer_macs = np.add.reduceat(self.space.macs, self.space.offsets[:-1])
+        before = np.concatenate([[0.0], np.cumsum(layer_macs)]) / max(float(self.space.macs.sum()), 1e-30)
+        firsts = [int(self.space.layer_of[min(p)]) if p else self.space.layer_count for p in population]
+        return round(float(np.mean(before[firsts])), 6)
 
     def _log_generation(self, run: RunState, log: list[dict], seconds: float) -> None:
         entry = {"ratio": run.ratio, "generation": run.generation, "best": run.best_full,

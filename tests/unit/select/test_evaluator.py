@@ -77,3 +77,12 @@ def test_search_runs_on_the_evaluator(model_path, feeds):
     assert any(e.get("n_samples") == 16 for e in order.log)
     assert all(e["holdout_fitness_chosen"] <= e["holdout_fitness_greedy"]
                for e in order.log if e.get("event") == "ratio_result")
+
+
+def test_concurrent_candidates_match_sequential(model_path, feeds):
+    cands = [[np.array([i % 2 == 0, i % 3 == 0]), np.array([i % 2 == 1, False, i > 2])] for i in range(6)]
+    seq = MaskFitnessEvaluator(model_path, feeds)
+    par = MaskFitnessEvaluator(model_path, feeds, candidate_workers=2)
+    assert par.evaluate_many(cands, n_samples=20) == pytest.approx([seq(c, n_samples=20) for c in cands], rel=1e-6)
+    with pytest.raises(ConfigError, match="candidate_workers"):
+        MaskFitnessEvaluator(model_path, feeds, candidate_workers=0)
