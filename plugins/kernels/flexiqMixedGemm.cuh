@@ -20,7 +20,9 @@
 #include "flexiqKernelsInternal.h"
 #include "flexiqTileConfig.cuh"
 
+#if !defined(FLEXIQ_WARP_EMULATION)
 #include <cuda_fp16.h>
+#endif
 
 namespace flexiq
 {
@@ -35,10 +37,12 @@ __device__ __forceinline__ void storeOut(float* out, int64_t i, float v)
     out[i] = v;
 }
 
+#if !defined(FLEXIQ_WARP_EMULATION)
 __device__ __forceinline__ void storeOut(__half* out, int64_t i, float v)
 {
     out[i] = __float2half_rn(v);
 }
+#endif
 
 //! Four effective int8 weights (w4 << p_w) from the packed nibbles of k..k+3 (k a multiple of 4).
 __device__ __forceinline__ uint32_t effectiveWeights4(int8_t const* w4Row, int64_t k, int32_t shift)

@@ -53,6 +53,13 @@ static_assert(kThreads == 128, "launch bounds below assume 128 threads");
 } // namespace tile
 
 // ---- mma.sync wrappers (PTX ISA 9.7.14: mma.sync.aligned.m16n8k32.row.col) ----------------------
+#if defined(FLEXIQ_WARP_EMULATION)
+// The host warp emulator (tests/unit/kernels/emulation) defines these with the ISA semantics.
+template <bool kSignedA>
+void mmaS8(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2]);
+template <bool kSignedA>
+void mmaS4(int32_t (&d)[4], uint32_t const (&a)[2], uint32_t b);
+#else
 
 //! d[4] (C[16 x 8] s32) += A[16 x 32] s8|u8 (a[4] .b32) * B[32 x 8] s8 (b[2] .b32)
 template <bool kSignedA>
@@ -103,6 +110,8 @@ __device__ __forceinline__ void mmaS4(int32_t (&d)[4], uint32_t const (&a)[2], u
     }
 #endif
 }
+
+#endif // FLEXIQ_WARP_EMULATION
 
 } // namespace flexiq
 

@@ -1,0 +1,95 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Input pass of a FlexiQ layer (DESIGN §2, §4): gather the NCHW input by the permutation (zero
+ * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division, pick each
+ * (pixel, group)'s activation shift (dynamic rule or static table) and write
+ *   codes8 [rows, C_pad]   8-bit codes (4-bit prefix: effective codes when writeEffective)
+ *   codes4 [rows, C_pad/2] 4-bit codes extract4(q, p), low nibble first (when requested)
+ *   shiftA [rows, C_pad/G] p_a
+ * n4 is read from device memory and clamped here, so ratio switches need no host round trip.
+ * The body is a device function so the host warp emulator (tests/unit/kernels) runs the same code.
+ */
+#ifndef FLEXIQ_INPUT_PASS_CUH
+#define FLEXIQ_INPUT_PASS_CUH
+
+#include "flexiqContract.h"
+#include "flexiqKernelsInternal.h"
+
+#if !defined(FLEXIQ_WARP_EMULATION)
+#include <cuda_fp16.h>
+#endif
+
+namespace flexiq
+{
+
+__device__ __forceinline__ float loadInput(float const* p, int64_t i)
+{
+    return __ldg(p + i);
+}
+
+#if !defined(FLEXIQ_WARP_EMULATION)
+__device__ __forceinline__ float loadInput(__half const* p, int64_t i)
+{
+    return __half2float(p[i]); // exact widening
+}
+#endif
+
+//! Work of one thread: input pixel `row`, channel group `g`. q[kG] stays in registers (unrolled).
+template <int32_t kG, bool kSigned, typename InT>
+__device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_t row, int32_t g)
+{
+    static_assert(kG == 32 || kG == 64, "group size");
+    int64_t const b = row / p.pixels;
+    int64_t const hw = row % p.pixels;
+    InT const* in = static_cast<InT const*>(p.input);
+    int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.layerIndex) : 0, p.cPad, kG);
+
+    int32_t q[kG]; // [G] 8-bit codes of this (pixel, group)
+    int32_t magOr = 0;
+#pragma unroll
+    for (int32_t i = 0; i < kG; ++i)
+    {
+        int32_t const src = __ldg(p.permutation + g * kG + i);
+        float const x = src < p.inChannels ? loadInput(in, (b * p.inChannels + src) * p.pixels + hw) : 0.0f;
+        q[i] = quantizeActivation(x, p.actScale, kSigned);
+        magOr |= magnitudeBits(q[i], kSigned);
+    }
+    int32_t const shift = p.actStaticShift != nullptr ? static_cast<int32_t>(__ldg(p.actStaticShift + g))
+                                                     : shiftFromMagnitude(magOr, kSigned);
+    p.shiftA[row * p.groups + g] = static_cast<int8_t>(shift);
+
+    bool const effective = p.writeEffective != 0 && g * kG < n4;
+    uint32_t* out8 = reinterpret_cast<uint32_t*>(p.codes8 + row * p.cPad + g * kG); // [G/4] words
+#pragma unroll
+    for (int32_t w = 0; w < kG / 4; ++w)
+    {
+        uint32_t word = 0;
+#pragma unroll
+        for (int32_t j = 0; j < 4; ++j)
+        {
+            int32_t const v = effective ? effectiveCode(q[4 * w + j], shift, kSigned) : q[4 * w + j];
+            word |= (static_cast<uint32_t>(v) & 0xFFu) << (8 * j);
+        }
+        out8[w] = word;
+    }
+    if (p.codes4 != nullptr)
+    {
+        uint32_t* out4 = reinterpret_cast<uint32_t*>(p.codes4 + (row * p.cPad + g * kG) / 2); // [G/8] words
+#pragma unroll
+        for (int32_t w = 0; w < kG / 8; ++w)
+        {
+            uint32_t word = 0;
+#pragma unroll
+            for (int32_t j = 0; j < 8; ++j)
+            {
+                word |= (static_cast<uint32_t>(extract4(q[8 * w + j], shift, kSigned)) & 0xFu) << (4 * j);
+            }
+            out4[w] = word;
+        }
+    }
+}
+
+} // namespace flexiq
+
+#endif // FLEXIQ_INPUT_PASS_CUH
