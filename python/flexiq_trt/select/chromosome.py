@@ -73,7 +73,7 @@ def error_per_mac(error: np.ndarray, macs: np.ndarray) -> np.ndarray:
 
 def repair(flags: np.ndarray, locked: np.ndarray, budget: float, space: ItemSpace,
            rng: np.random.Generator) -> np.ndarray:
-    """Bring a candidate onto the MAC budget (random additions/removals of unlocked items).
+    """Bring a candidate onto the MAC budget (cost-biased random additions/removals of unlocked items).
 
     Afterwards its MACs are >= `budget` and dropping any single unlocked item would fall below it,
     so it overshoots by less than one group's MACs and the prefix at that ratio is exactly this set.
@@ -85,22 +85,36 @@ def repair(flags: np.ndarray, locked: np.ndarray, budget: float, space: ItemSpac
         free = np.flatnonzero(~flags)
         if free.size == 0:
             break
-        i = int(rng.choice(free))
+        i = _pick(free, space.cost, rng, lowest=True)
         flags[i] = True
         total += float(space.macs[i])
     _drop_surplus(flags, locked, budget, total, space, rng)
     return flags
 
 
+REPAIR_TOURNAMENT = 3
+
+
+def _pick(candidates: np.ndarray, cost: np.ndarray, rng: np.random.Generator, lowest: bool) -> int:
+    """A small tournament on the error-per-MAC estimate.
+
+    Repair thus leans on the estimate (adds cheap items, drops costly ones) but stays random enough
+    to explore.
+    """
+    drawn = rng.choice(candidates, size=min(REPAIR_TOURNAMENT, candidates.size), replace=False)
+    key = cost[drawn] if lowest else -cost[drawn]
+    return int(drawn[int(np.argmin(key))])
+
+
 def _drop_surplus(flags: np.ndarray, locked: np.ndarray, budget: float, total: float,
                   space: ItemSpace, rng: np.random.Generator) -> float:
-    """Remove random unlocked items while the set still covers the budget; returns the new total."""
+    """Remove unlocked items (costly ones preferred) while the set still covers the budget; returns the total."""
     while True:
         chosen = np.flatnonzero(flags & ~locked)
         removable = chosen[space.macs[chosen] <= total - budget]
         if removable.size == 0:
             return total
-        i = int(rng.choice(removable))
+        i = _pick(removable, space.cost, rng, lowest=False)
         flags[i] = False
         total -= float(space.macs[i])
 
