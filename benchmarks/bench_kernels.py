@@ -26,8 +26,14 @@ sys.path.insert(0, str(REPO / "python"))
 sys.path.insert(0, str(REPO / "tests" / "unit" / "kernels"))  # ctypes bindings shared with the kernel tests
 
 from flexiq_kernel_ctypes import (  # noqa: E402
-    NATIVE_INT4_SMS, HostLayer, device_info, gpu_forward, load_kernels_capi, random_input, random_layer)
-
+    NATIVE_INT4_SMS,
+    HostLayer,
+    device_info,
+    gpu_forward,
+    load_kernels_capi,
+    random_input,
+    random_layer,
+)
 from flexiq_trt.quantization.layer import ConvGeometry  # noqa: E402
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)

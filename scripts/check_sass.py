@@ -37,7 +37,7 @@ class KernelReport:
 
 
 def find_cuobjdump() -> str | None:
-    """cuobjdump on PATH, else the one the nvidia-cuda-cuobjdump wheel installs next to this Python."""
+    """Cuobjdump on PATH, else the one the nvidia-cuda-cuobjdump wheel installs next to this Python."""
     found = shutil.which("cuobjdump")
     if found:
         return found

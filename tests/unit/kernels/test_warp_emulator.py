@@ -17,8 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flexiq_kernel_ctypes import REPO_ROOT, FlexiqLayerArgs, HostLayer, cpu_forward, output_shape, random_input, random_layer
-
+from flexiq_kernel_ctypes import (
+    REPO_ROOT,
+    FlexiqLayerArgs,
+    HostLayer,
+    cpu_forward,
+    output_shape,
+    random_input,
+    random_layer,
+)
 from flexiq_trt.plugin_spec import Activation, ShiftMode
 from flexiq_trt.quantization.layer import ConvGeometry
 
