@@ -1,0 +1,113 @@
+"""ONNX Runtime's own static INT8 quantization: the baseline a FlexiQ model should at least match.
+
+Per-channel weights, QDQ format, MinMax calibration on the same calibration arrays the FlexiQ
+pipeline uses. ``QDQDisableWeightAdjustForInt32Bias`` is set because onnxruntime 1.32 otherwise
+rescales some per-channel weights to keep the int32 bias in range, which breaks on some models.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from flexiq_trt.errors import CalibrationDataError, ModelError
+
+
+@dataclass(frozen=True)
+class OrtBaselineConfig:
+    """How the baseline is quantized (defaults: ORT's recommended per-channel QDQ INT8)."""
+
+    per_channel: bool = True
+    batch_size: int = 32
+    """Calibration batch size; a model with a fixed batch axis uses its own."""
+    preprocess: bool = True
+    """Run ORT's ``quant_pre_process`` (shape inference, graph optimisation incl. BN folding) first."""
+    symmetric_activations: bool = False
+    extra_options: dict[str, object] = field(default_factory=lambda: {"QDQDisableWeightAdjustForInt32Bias": True})
+
+
+class _ArrayReader:
+    """Feeds fixed arrays to ``quantize_static`` in batches along axis 0."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], batch_size: int) -> None:
+        self._arrays = {name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()}
+        self._count = next(iter(self._arrays.values())).shape[0]
+        self._batch_size = batch_size
+        self._iter: Iterator[dict[str, np.ndarray]] = self._batches()
+
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, self._count, self._batch_size):
+            yield {name: a[start : start + self._batch_size] for name, a in self._arrays.items()}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        """Next batch, or None when exhausted (the ORT CalibrationDataReader protocol)."""
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        """Start over (ORT calls this between calibration passes)."""
+        self._iter = self._batches()
+
+
+def _check_calibration(model_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    import onnx
+
+    from flexiq_trt.datasets.calib_npz import model_input_names
+
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: model file not found")
+    try:
+        names = model_input_names(model_path)
+    except (onnx.onnx_cpp2py_export.checker.ValidationError, ValueError, OSError) as exc:
+        raise ModelError(f"{model_path}: not a readable ONNX model ({exc})") from exc
+    missing = sorted(set(names) - set(arrays))
+    if missing:
+        raise CalibrationDataError(f"calibration data lacks model inputs {missing} of {model_path}")
+    counts = {name: np.asarray(arrays[name]).shape[0] for name in names}
+    if len(set(counts.values())) != 1 or 0 in counts.values():
+        raise CalibrationDataError(f"calibration arrays need one non-zero sample count, got {counts}")
+
+
+def _fixed_batch(model_path: Path) -> int | None:
+    """The batch size the model's first input fixes, or None when axis 0 is dynamic."""
+    import onnx
+
+    from flexiq_trt.datasets.calib_npz import model_input_names
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    first = next(v for v in graph.input if v.name == model_input_names(model_path)[0])
+    dims = first.type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+
+
+def quantize_ort_int8(
+    model_path: str | Path,
+    calibration: Mapping[str, np.ndarray],
+    out_path: str | Path,
+    config: OrtBaselineConfig | None = None,
+) -> Path:
+    """Quantize ``model_path`` with ORT ``quantize_static`` and write ``out_path``; returns it."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    cfg = config or OrtBaselineConfig()
+    source, out = Path(model_path), Path(out_path)
+    _check_calibration(source, calibration)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    batch_size = _fixed_batch(source) or cfg.batch_size
+    with tempfile.TemporaryDirectory() as tmp:
+        if cfg.preprocess:
+            prepared = Path(tmp) / "prepared.onnx"
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            source = prepared
+        quantize_static(
+            str(source), str(out), _ArrayReader(calibration, batch_size),
+            quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel,
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={**cfg.extra_options, "ActivationSymmetric": cfg.symmetric_activations},
+        )
+    return out
