@@ -111,12 +111,22 @@ def check(reports: dict[str, KernelReport]) -> list[str]:
     return failures
 
 
+def _tool_output(cmd: list[str]) -> str:
+    """Run a cuobjdump command and return its stdout.
+
+    A failure names the command and its stderr (`cuobjdump -sass` also needs nvdisasm next to it:
+    pip install nvidia-cuda-nvdisasm).
+    """
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def run(library: Path, arch: str, cuobjdump: str) -> tuple[dict[str, KernelReport], list[str]]:
     """Disassemble `library` for `arch` and check it."""
-    sass = subprocess.run([cuobjdump, "-sass", "-arch", arch, str(library)], check=True,
-                          capture_output=True, text=True).stdout
-    res = subprocess.run([cuobjdump, "-res-usage", "-arch", arch, str(library)], check=True,
-                         capture_output=True, text=True).stdout
+    sass = _tool_output([cuobjdump, "-sass", "-arch", arch, str(library)])
+    res = _tool_output([cuobjdump, "-res-usage", "-arch", arch, str(library)])
     reports = parse_sass(sass)
     parse_res_usage(res, reports)
     return reports, check(reports)
@@ -135,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.library.is_file():
         print(f"check_sass: {args.library} does not exist (build plugins/kernels first)", file=sys.stderr)
         return 2
-    reports, failures = run(args.library, args.arch, tool)
+    try:
+        reports, failures = run(args.library, args.arch, tool)
+    except RuntimeError as exc:
+        print(f"check_sass: {exc}", file=sys.stderr)
+        return 2
     for name, rep in sorted(reports.items()):
         print(f"{name}\n    IMMA: {' '.join(sorted(rep.imma)) or '-'}  LDL/STL: {rep.local_ops}  "
               f"STACK: {rep.stack}  LOCAL: {rep.local}")
