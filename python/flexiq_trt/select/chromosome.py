@@ -3,6 +3,8 @@
 A chromosome is one bool flag per item (True = 4-bit). Items are laid out layer by layer, so a
 layer is a contiguous slice; ``locked`` items (chosen at a lower ladder ratio) are True in every
 candidate and never touched, which is how the nested constraint is kept during the search.
+Every operator also keeps the padding rule of `flexiq_trt.select.padding` (a layer's padded group
+is chosen only together with all its other groups).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexiq_trt.select.base import SelectionProblem
+from flexiq_trt.select.padding import tail_last, tail_mask
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class ItemSpace:
     cost: np.ndarray  # float64 [I], error score per MAC (lower = better 4-bit candidate)
     layer_of: np.ndarray  # int64 [I]
     offsets: np.ndarray  # int64 [L + 1], layer l owns items offsets[l]:offsets[l + 1]
+    tail: np.ndarray  # bool [I], the layers' padded groups (4-bit only after the rest of the layer)
 
     @classmethod
     def from_problem(cls, problem: SelectionProblem) -> ItemSpace:
@@ -31,7 +35,7 @@ class ItemSpace:
         counts = [lg.group_count for lg in problem.layers]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         layer_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        return cls(macs, error_per_mac(err, macs), layer_of, offsets)
+        return cls(macs, error_per_mac(err, macs), layer_of, offsets, tail_mask(problem.layers, offsets))
 
     @property
     def size(self) -> int:
@@ -53,8 +57,43 @@ class ItemSpace:
         return [flags[self.offsets[layer]: self.offsets[layer + 1]].copy() for layer in range(self.layer_count)]
 
     def greedy_rank(self) -> np.ndarray:
-        """Flat indices by ascending cost (ties: layer order, then group order)."""
-        return np.argsort(self.cost, kind="stable")
+        """Flat indices by ascending cost (ties: layer order, then group order).
+
+        Padded groups come after their layer's other groups.
+        """
+        return np.asarray(self.tail_last([int(i) for i in np.argsort(self.cost, kind="stable")]), dtype=np.int64)
+
+    def tail_last(self, order: list[int]) -> list[int]:
+        """`order` with every padded item moved after its layer's other items."""
+        return tail_last(order, self.tail, self.layer_of)
+
+    def missing_per_layer(self, flags: np.ndarray) -> np.ndarray:
+        """Int [I]: how many groups of the item's layer are not chosen."""
+        return np.bincount(self.layer_of[~flags], minlength=self.layer_count)[self.layer_of]
+
+    def removable(self, flags: np.ndarray, locked: np.ndarray) -> np.ndarray:
+        """Bool [I]: chosen, unlocked items whose removal keeps the padding rule."""
+        tail_on = np.zeros(self.layer_count, dtype=bool)
+        tail_on[self.layer_of[flags & self.tail]] = True
+        return flags & ~locked & (self.tail | ~tail_on[self.layer_of])
+
+    def addable(self, flags: np.ndarray) -> np.ndarray:
+        """Bool [I]: unchosen items whose addition keeps the padding rule."""
+        return ~flags & (~self.tail | (self.missing_per_layer(flags) == 1))
+
+    def canonical(self, flags: np.ndarray, locked: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Fix padding-rule violations, keeping every layer's count.
+
+        A chosen padded group of an incomplete layer is swapped for a random unchosen group of it.
+        """
+        flags = flags.copy()
+        for t in np.flatnonzero(flags & self.tail & (self.missing_per_layer(flags) > 0)):
+            sl = slice(self.offsets[self.layer_of[t]], self.offsets[self.layer_of[t] + 1])
+            off = np.flatnonzero(~flags[sl] & ~self.tail[sl]) + sl.start
+            if not locked[t]:
+                flags[t] = False
+            flags[int(rng.choice(off))] = True
+        return flags
 
     def budget(self, ratio: float) -> float:
         """MACs a ratio must cover, with the same tolerance as `GlobalOrder.prefix_length`."""
@@ -78,11 +117,11 @@ def repair(flags: np.ndarray, locked: np.ndarray, budget: float, space: ItemSpac
     Afterwards its MACs are >= `budget` and dropping any single unlocked item would fall below it,
     so it overshoots by less than one group's MACs and the prefix at that ratio is exactly this set.
     """
-    flags = flags | locked
+    flags = space.canonical(flags | locked, locked, rng)
     total = float(space.macs[flags].sum())
     total = _drop_surplus(flags, locked, budget, total, space, rng)
     while total < budget:
-        free = np.flatnonzero(~flags)
+        free = np.flatnonzero(space.addable(flags))
         if free.size == 0:
             break
         i = _pick(free, space.cost, rng, lowest=True)
@@ -110,7 +149,7 @@ def _drop_surplus(flags: np.ndarray, locked: np.ndarray, budget: float, total: f
                   space: ItemSpace, rng: np.random.Generator) -> float:
     """Remove unlocked items (costly ones preferred) while the set still covers the budget; returns the total."""
     while True:
-        chosen = np.flatnonzero(flags & ~locked)
+        chosen = np.flatnonzero(space.removable(flags, locked))
         removable = chosen[space.macs[chosen] <= total - budget]
         if removable.size == 0:
             return total
@@ -135,7 +174,7 @@ def greedy_fill(locked: np.ndarray, budget: float, space: ItemSpace) -> np.ndarr
             total += float(space.macs[i])
             added.append(int(i))
     for i in reversed(added):
-        if total - space.macs[i] >= budget:
+        if total - space.macs[i] >= budget and space.removable(flags, locked)[i]:
             flags[i] = False
             total -= float(space.macs[i])
     return flags
@@ -151,7 +190,7 @@ def mutate(flags: np.ndarray, locked: np.ndarray, rate: float, space: ItemSpace,
            rng: np.random.Generator) -> np.ndarray:
     """Inside each picked layer move one 4-bit flag to an unchosen group (the layer's count stays)."""
     flags = flags.copy()
-    free = ~locked
+    free = ~locked & ~space.tail  # a padded group follows its layer, it is never moved on its own
     movable = [layer for layer in range(space.layer_count) if _layer_can_move(flags, free, space, layer)]
     if not movable:
         return flags

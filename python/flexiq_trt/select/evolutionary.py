@@ -3,7 +3,8 @@
 For each interior ladder ratio (ascending) a genetic algorithm picks the 4-bit items on top of the
 set already fixed at the previous ratio (the *locked* items), so every set contains the previous
 one. The items added between two ladder points are ordered by how often they appear in the final
-population (ties: error score per MAC), and the items above the top ratio follow in greedy order.
+population (ties: error score per MAC; a padded group after its layer's others), and the items
+above the top ratio follow in greedy order.
 
 Guarding against fitting the calibration set (DESIGN §2, measured guidance): the population is
 ranked on calibration subsets early, only elites are scored on the full set, and with
@@ -227,7 +228,7 @@ class _Search:
         for p in run.population:
             counts[np.asarray(p, dtype=np.int64)] += 1
         order = np.lexsort((new, self.space.cost[new], -counts[new]))
-        return [int(i) for i in new[order]]
+        return self.space.tail_last([int(i) for i in new[order]])
 
     def _int8_prefix_share(self, population: list[list[int]]) -> float:
         """Mean share of eligible MACs (layers in model order) before a candidate's first 4-bit layer.

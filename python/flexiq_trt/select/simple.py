@@ -10,9 +10,13 @@ from flexiq_trt.select.config import SearchConfig
 
 
 def _order_by_key(problem: SelectionProblem, key: np.ndarray, name: str) -> GlobalOrder:
-    """All items by ascending key; ties keep layer order, then group order (a stable sort)."""
+    """All items by ascending key; ties keep layer order, then group order (a stable sort).
+
+    A layer's padded group is moved after its other groups (`flexiq_trt.select.padding`).
+    """
     space = ItemSpace.from_problem(problem)
-    return GlobalOrder([space.item(int(i)) for i in np.argsort(key, kind="stable")], name)
+    order = space.tail_last([int(i) for i in np.argsort(key, kind="stable")])
+    return GlobalOrder([space.item(i) for i in order], name)
 
 
 class GreedySelector:
@@ -54,5 +58,5 @@ class RandomSelector:
         """A random permutation of the items (seed: config.seed, else problem.seed)."""
         seed = self.config.seed if self.config is not None and self.config.seed is not None else problem.seed
         space = ItemSpace.from_problem(problem)
-        perm = np.random.default_rng([int(seed), 7]).permutation(space.size)
-        return GlobalOrder([space.item(int(i)) for i in perm], self.name, [{"seed": int(seed)}])
+        perm = space.tail_last([int(i) for i in np.random.default_rng([int(seed), 7]).permutation(space.size)])
+        return GlobalOrder([space.item(i) for i in perm], self.name, [{"seed": int(seed)}])

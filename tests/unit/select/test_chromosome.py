@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from _select_helpers import make_problem
 from flexiq_trt.select.chromosome import ItemSpace, crossover, greedy_fill, mutate, perturb, repair
+from flexiq_trt.select.padding import valid
 
 
 @pytest.fixture
@@ -10,9 +11,11 @@ def space() -> ItemSpace:
 
 
 def _is_minimal_cover(flags, locked, budget, space):
+    """Covers the budget, keeps the padding rule, and no removable item is surplus."""
     total = space.macs[flags].sum()
-    free = np.flatnonzero(flags & ~locked)
-    return total >= budget and np.all(total - space.macs[free] < budget)
+    free = np.flatnonzero(space.removable(flags, locked))
+    return (total >= budget and np.all(total - space.macs[free] < budget)
+            and valid(flags, space.tail, space.layer_of, space.layer_count))
 
 
 @pytest.mark.parametrize("ratio", [0.1, 0.33, 0.5, 0.9])
@@ -82,3 +85,15 @@ def test_perturb_keeps_count_and_locked(space):
     flags[10:20] = True
     out = perturb(flags, locked, 4, space, rng)
     assert out.sum() == flags.sum() and np.all(out[locked]) and not np.array_equal(out, flags)
+
+
+def test_canonical_fixes_padding_violations(space):
+    rng = np.random.default_rng(6)
+    assert space.tail.sum() == space.layer_count
+    locked = np.zeros(space.size, dtype=bool)
+    for _ in range(30):
+        flags = rng.random(space.size) < 0.5
+        fixed = space.canonical(flags, locked, rng)
+        assert valid(fixed, space.tail, space.layer_of, space.layer_count)
+        assert np.array_equal(np.bincount(space.layer_of[fixed], minlength=space.layer_count),
+                              np.bincount(space.layer_of[flags], minlength=space.layer_count))

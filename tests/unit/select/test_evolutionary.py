@@ -57,7 +57,8 @@ def test_ladder_sets_are_exactly_the_searched_sets():
         assert p.fitness(masks) == pytest.approx(e["calib_fitness_best"] if e["chosen"] == "search"
                                                  else e["calib_fitness_greedy"])
         flags = np.concatenate(masks)
-        assert np.all(space.macs[flags].sum() - space.macs[flags] < space.budget(e["ratio"]))
+        removable = space.removable(flags, np.zeros_like(flags))
+        assert np.all(space.macs[flags].sum() - space.macs[removable] < space.budget(e["ratio"]))
 
 
 def test_search_is_no_worse_than_greedy_on_calibration():
@@ -95,12 +96,13 @@ class _StopAfter:
         return self.inner(masks)
 
 
-@pytest.mark.parametrize("stop_after", [15, 45, 100])
-def test_resumed_search_ends_where_an_uninterrupted_one_does(tmp_path, stop_after):
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_resumed_search_ends_where_an_uninterrupted_one_does(tmp_path, fraction):
     cfg = SMALL.with_overrides(checkpoint_path=str(tmp_path / "search.json"))
-    ref = EvolutionarySelector(SMALL).select(_problem())
+    ref_problem = _problem()
+    ref = EvolutionarySelector(SMALL).select(ref_problem)
     p = _problem()
-    p.fitness = _StopAfter(QuadraticFitness(p), stop_after)
+    p.fitness = _StopAfter(QuadraticFitness(p), int(fraction * ref_problem.fitness.calls))
     with pytest.raises(_Interrupt):
         EvolutionarySelector(cfg).select(p)
     saved = json.loads((tmp_path / "search.json").read_text())

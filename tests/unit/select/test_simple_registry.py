@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
-from _select_helpers import make_problem
+from _select_helpers import QuadraticFitness, make_problem
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.select.chromosome import ItemSpace
 from flexiq_trt.select.config import PRESETS, SearchConfig, preset
+from flexiq_trt.select.padding import padded_group, valid
 from flexiq_trt.select.registry import DEFAULT_SELECTOR, create_selector, selector_names
 from flexiq_trt.select.simple import GreedySelector, RandomSelector, RangeSelector
 
@@ -16,19 +18,46 @@ def test_registry_names_and_default():
         create_selector("nope")
 
 
+def _check_sorted_with_padded_last(p, order, key):
+    """Unpadded items by ascending key; each padded group after its layer's other groups."""
+    padded = {(li, padded_group(lg)) for li, lg in enumerate(p.layers) if padded_group(lg) is not None}
+    assert padded  # make_problem pads every layer's last group
+    keys = [key(li, g) for li, g in order.items if (li, g) not in padded]
+    assert keys == sorted(keys)
+    for li, g in padded:
+        pos = order.items.index((li, g))
+        assert pos > max(order.items.index((li, o)) for o in range(p.layers[li].group_count) if o != g)
+
+
 def test_greedy_orders_by_error_per_mac():
     p = make_problem()
     order = GreedySelector().select(p)
     order.validate(p)
-    keys = [p.layers[li].error_score[g] / p.layers[li].group_macs[g] for li, g in order.items]
-    assert keys == sorted(keys)
+    _check_sorted_with_padded_last(p, order, lambda li, g: p.layers[li].error_score[g] / p.layers[li].group_macs[g])
 
 
 def test_range_orders_by_value_range():
     p = make_problem()
     order = RangeSelector().select(p)
-    keys = [p.layers[li].value_range[g] for li, g in order.items]
-    assert keys == sorted(keys)
+    _check_sorted_with_padded_last(p, order, lambda li, g: p.layers[li].value_range[g])
+
+
+@pytest.mark.parametrize("name", ["greedy", "range", "random", "mixquant", "evolutionary"])
+def test_every_selector_keeps_padded_groups_last(name):
+    p = make_problem(layers=7)
+    p.fitness = QuadraticFitness(p)
+    order = create_selector(name, SearchConfig(population=8, generations=3, subset_sizes=(0,))).select(p)
+    space = ItemSpace.from_problem(p)
+    assert space.tail.sum() == 7
+    for r in np.linspace(0, 1, 41):
+        assert valid(np.concatenate(order.masks_at(p, r)), space.tail, space.layer_of, space.layer_count)
+
+
+def test_padded_group_can_be_given_explicitly():
+    p = make_problem()
+    p.layers[0].extra["padded_group"] = None
+    p.layers[1].extra["padded_group"] = 0
+    assert padded_group(p.layers[0]) is None and padded_group(p.layers[1]) == 0
 
 
 def test_random_is_seeded():
