@@ -3,8 +3,9 @@
 
 For one arch (default sm_86) of a built kernel library (libflexiq_kernels_capi.so or
 libflexiq_kernels.a) it asserts that:
-  * every flexiqInt4MmaKernel instantiation issues the native int4 MMA (IMMA.16832.S4.S4 for signed
-    activations, IMMA.16832.U4.S4 for unsigned) and the int8 MMA for its 8-bit groups;
+  * every flexiqInt4MmaKernel instantiation issues the native int4 MMAs (IMMA.16832.S4.S4 for G = 32
+    and IMMA.16864.S4.S4 for G = 64; U4.S4 for unsigned activations) and the int8 MMA for its 8-bit
+    groups;
   * every flexiqInt8MmaKernel instantiation issues IMMA.16832.S8.S8 (U8.S8) and no int4 MMA;
   * no hot kernel (input pass, both MMA kernels, and the reference kernel) touches local memory:
     no LDL/STL in the SASS and STACK:0 / LOCAL:0 in `cuobjdump -res-usage`.
@@ -94,7 +95,7 @@ def check(reports: dict[str, KernelReport]) -> list[str]:
             continue
         act = "S" if _signed(name) else "U"
         if "flexiqInt4MmaKernel" in name:
-            for op in (f"IMMA.16832.{act}4.S4", f"IMMA.16832.{act}8.S8"):
+            for op in (f"IMMA.16832.{act}4.S4", f"IMMA.16864.{act}4.S4", f"IMMA.16832.{act}8.S8"):
                 if op not in rep.imma:
                     failures.append(f"{name}: missing {op} (has {sorted(rep.imma)})")
         if "flexiqInt8MmaKernel" in name:

@@ -1,8 +1,8 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Fragment index mappings of mma.sync.aligned.m16n8k32 for .s8/.u8 and .s4/.u4 operands, from the
- * PTX ISA ("Matrix Fragments for mma.m16n8k32", section 9.7.14.5). Each function maps (lane,
+ * Fragment index mappings of mma.sync.aligned.m16n8k32 for .s8/.u8 and .s4/.u4 operands and of
+ * m16n8k64 for .s4/.u4, from the PTX ISA ("Matrix Fragments for mma.m16n8k32 / m16n8k64", 9.7.14.5). Each function maps (lane,
  * element index i) to the (row, col) of the element a thread holds; for B the row is the k index.
  * The kernels derive every load address from these functions, and tests/unit/kernels checks them
  * against tables transcribed from the ISA text.
@@ -79,6 +79,33 @@ FLEXIQ_HD int32_t fragBColS4(int32_t lane, int32_t /*i*/)
     return groupId(lane);
 }
 
+// ---- m16n8k64 .s4/.u4 (G = 64: one atom per group): A = 4 x .b32 (a0..a31), B = 2 x .b32 (b0..b15) ----
+// PTX ISA 9.7.14.5 "Matrix Fragments for mma.m16n8k64".
+
+//! A[16 x 64] s4: row of a_i (i in 0..31).
+FLEXIQ_HD int32_t fragARowS4K64(int32_t lane, int32_t i)
+{
+    return groupId(lane) + (((i >> 3) & 1) ? 8 : 0); // 0<=i<8 || 16<=i<24 -> groupID, else +8
+}
+
+//! A[16 x 64] s4: column (k) of a_i.
+FLEXIQ_HD int32_t fragAColS4K64(int32_t lane, int32_t i)
+{
+    return threadInGroup(lane) * 8 + (i & 7) + (i >= 16 ? 32 : 0);
+}
+
+//! B[64 x 8] s4: row (k) of b_i (i in 0..15).
+FLEXIQ_HD int32_t fragBRowS4K64(int32_t lane, int32_t i)
+{
+    return threadInGroup(lane) * 8 + (i & 7) + (i >= 8 ? 32 : 0);
+}
+
+//! B[64 x 8] s4: column (n) of b_i.
+FLEXIQ_HD int32_t fragBColS4K64(int32_t lane, int32_t /*i*/)
+{
+    return groupId(lane);
+}
+
 // ---- accumulators C/D[16 x 8] s32: 4 x .s32 (c0..c3), shared by both operand types ---------------
 
 FLEXIQ_HD int32_t fragCRow(int32_t lane, int32_t i)
@@ -99,6 +126,8 @@ enum class FragmentKind : int32_t
     kA_S4 = 2,
     kB_S4 = 3,
     kC_S32 = 4,
+    kA_S4_K64 = 5,
+    kB_S4_K64 = 6,
 };
 
 //! (row, col) of element i held by `lane` for a fragment kind; false for an unknown kind.
@@ -111,6 +140,8 @@ FLEXIQ_HD bool fragmentIndex(int32_t kind, int32_t lane, int32_t i, int32_t* row
     case FragmentKind::kA_S4: *row = fragARowS4(lane, i); *col = fragAColS4(lane, i); return true;
     case FragmentKind::kB_S4: *row = fragBRowS4(lane, i); *col = fragBColS4(lane, i); return true;
     case FragmentKind::kC_S32: *row = fragCRow(lane, i); *col = fragCCol(lane, i); return true;
+    case FragmentKind::kA_S4_K64: *row = fragARowS4K64(lane, i); *col = fragAColS4K64(lane, i); return true;
+    case FragmentKind::kB_S4_K64: *row = fragBRowS4K64(lane, i); *col = fragBColS4K64(lane, i); return true;
     }
     return false;
 }

@@ -6,7 +6,8 @@
  * Output row m is an output pixel (b, oh, ow) (gemm: a token), column n an output channel. The
  * reduction walks the taps (r, s) and, inside each tap, the channel groups g in permutation order:
  *   - 8-bit group:  acc += A8[m, g] . W8[n, g]                     (int8 mma, straight into acc)
- *   - 4-bit group, Int4 path: part = A4[m, g] . W4[n, g]           (int4 mma, fresh partial tile)
+ *   - 4-bit group, Int4 path: part = A4[m, g] . W4[n, g]           (one int4 mma atom: k32 for G = 32,
+ *                                                                  k64 for G = 64; fresh partial tile)
  *                             acc += part << (p_a[pixel(m), g] + p_w[n, g])
  *   - 4-bit group, Int8 path: acc += (A4 << p_a)[m, g] . (W4 << p_w)[n, g]  (int8 mma, effective codes)
  * Out-of-image taps read zero fragments, so padding adds nothing. Every branch depends only on the
@@ -124,8 +125,38 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                 if (kInt4Path && fourBit)
                 {
                     int32_t part[kWarpTilesM][kWarpTilesN][4] = {}; // this group's C[32 x 32], before the shift
-                    for (int32_t c0 = g * gSize; c0 < (g + 1) * gSize; c0 += kMmaK)
+                    int32_t const c0 = g * gSize;
+                    if (gSize == kMmaK4Wide)
                     {
+                        // One m16n8k64 atom per group.
+                        uint32_t a[kWarpTilesM][4]; // A[16 x 64] s4 per m-tile: reg j = a_{8j..8j+7}
+#pragma unroll
+                        for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
+#pragma unroll
+                            for (int32_t j = 0; j < 4; ++j)
+                            {
+                                int32_t const h = fragARowS4K64(lane, 8 * j) >= 8 ? 1 : 0;
+                                int32_t const col = c0 + fragAColS4K64(lane, 8 * j);
+                                a[mi][j] = rowIn[mi][h] >= 0 ? ldg32(p.codes4 + (rowIn[mi][h] * p.cPad + col) / 2) : 0u;
+                            }
+                        uint32_t b[kWarpTilesN][2]; // B[64 x 8] s4 per n-tile: reg j = b_{8j..8j+7}
+#pragma unroll
+                        for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
+#pragma unroll
+                            for (int32_t j = 0; j < 2; ++j)
+                            {
+                                int64_t const k = kTap + c0 + fragBRowS4K64(lane, 8 * j);
+                                b[ni][j] = colB[ni] >= 0 ? ldg32(p.w4 + (colB[ni] * p.kLen + k) / 2) : 0u;
+                            }
+#pragma unroll
+                        for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
+#pragma unroll
+                            for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
+                                mmaS4K64<kSigned>(part[mi][ni], a[mi], b[ni]);
+                    }
+                    else
+                    {
+                        // One m16n8k32 atom per group (G = 32).
                         uint32_t a[kWarpTilesM][2]; // A[16 x 32] s4 per m-tile: reg h = 8 nibbles of row h*8+groupID
 #pragma unroll
                         for (int32_t mi = 0; mi < kWarpTilesM; ++mi)

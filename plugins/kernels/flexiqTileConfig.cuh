@@ -14,14 +14,14 @@ namespace tile
 {
 
 // ---- tile configuration -----------------------------------------------------------------------
-// MMA atom: m16n8k32 for both operand widths. With G = 32 one int4 atom covers exactly one channel
-// group (k32 = one group), so the per-group shift is applied once per atom; with G = 64 a group is
-// two k32 int4 atoms summed into the same partial tile before the shift (IMMA.16832 either way; the
-// m16n8k64 atom is not used yet: which of k32/k64 is faster is a benchmark question, DESIGN §4).
-// An int8 atom (k32 = 32 channels) also covers one G = 32 group or half a G = 64 group.
+// MMA atoms: int8 m16n8k32 (32 channels; one G = 32 group or half a G = 64 group). Int4: one atom
+// per channel group, so the per-group shift is applied once per atom: m16n8k32 for G = 32
+// (IMMA.16832.S4.S4) and m16n8k64 for G = 64 (IMMA.16864.S4.S4). Which is faster per MAC on
+// Ampere/Ada is what benchmarks/bench_kernels.py measures (DESIGN §4).
 constexpr int32_t kMmaM = 16;
 constexpr int32_t kMmaN = 8;
 constexpr int32_t kMmaK = 32;
+constexpr int32_t kMmaK4Wide = 64; // int4 m16n8k64 atom (G = 64)
 // Warp tile: 2 x 4 atoms = 32 x 32 outputs; int32 accumulators 2*4*4 = 32 registers per thread,
 // plus the same again for the int4 per-group partial tile.
 constexpr int32_t kWarpTilesM = 2;
@@ -59,6 +59,8 @@ template <bool kSignedA>
 void mmaS8(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2]);
 template <bool kSignedA>
 void mmaS4(int32_t (&d)[4], uint32_t const (&a)[2], uint32_t b);
+template <bool kSignedA>
+void mmaS4K64(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2]);
 #else
 
 //! d[4] (C[16 x 8] s32) += A[16 x 32] s8|u8 (a[4] .b32) * B[32 x 8] s8 (b[2] .b32)
@@ -107,6 +109,32 @@ __device__ __forceinline__ void mmaS4(int32_t (&d)[4], uint32_t const (&a)[2], u
             "mma.sync.aligned.m16n8k32.row.col.s32.u4.s4.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
             : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
             : "r"(a[0]), "r"(a[1]), "r"(b));
+    }
+#endif
+}
+
+//! d[4] (C[16 x 8] s32) += A[16 x 64] s4|u4 (a[4] .b32) * B[64 x 8] s4 (b[2] .b32)
+template <bool kSignedA>
+__device__ __forceinline__ void mmaS4K64(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2])
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+    __trap();
+#else
+    if constexpr (kSignedA)
+    {
+        asm volatile(
+            "mma.sync.aligned.m16n8k64.row.col.s32.s4.s4.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+    else
+    {
+        asm volatile(
+            "mma.sync.aligned.m16n8k64.row.col.s32.u4.s4.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
     }
 #endif
 }

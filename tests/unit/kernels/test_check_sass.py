@@ -27,6 +27,7 @@ REF = "_ZN6flexiq12_GLOBAL__N_121flexiqReferenceKernelILb1EfEEvNS_15MixedGemmPar
 def _sass(int4_ops: str, int8_ops: str, extra: str = "") -> str:
     return "\n".join([
         f"\t\tFunction : {INT4}", f"        /*0100*/  {int4_ops} ;", "        /*0110*/  IMMA.16832.S8.S8 R0, R4, R8, R0 ;",
+        "        /*0120*/  IMMA.16864.S4.S4 R0, R4, R8, R0 ;",
         f"\t\tFunction : {INT8}", f"        /*0100*/  {int8_ops} ;",
         f"\t\tFunction : {INP}", f"        /*0100*/  STG.E [R2.64], R4 ;{extra}",
         f"\t\tFunction : {REF}", "        /*0100*/  IMAD R0, R1, R2, R3 ;",

@@ -13,6 +13,13 @@ gives, with groupID = %laneid >> 2 and threadID_in_group = %laneid % 4:
   B .s8/.u8 (b0..b7, two .b32):    row = threadID_in_group * 4 + (i & 0x3)        for i < 4
                                          threadID_in_group * 4 + (i & 0x3) + 16   for i >= 4
                                    col = groupID
+  m16n8k64 (section "Matrix Fragments for mma.m16n8k64", Figures 93-95):
+  A .s4/.u4 (a0..a31, four .b32):  row = groupID for 0 <= i < 8 || 16 <= i < 24, groupID + 8 otherwise
+                                   col = threadID_in_group * 8 + (i & 0x7)        for i < 16
+                                         threadID_in_group * 8 + (i & 0x7) + 32   for i >= 16
+  B .s4/.u4 (b0..b15, two .b32):   row = threadID_in_group * 8 + (i & 0x7)        for i < 8
+                                         threadID_in_group * 8 + (i & 0x7) + 32   for i >= 8
+                                   col = groupID
   C/D .s32 (c0..c3):               row = groupID for i < 2, groupID + 8 otherwise
                                    col = threadID_in_group * 2 + (i & 0x1)
 
@@ -31,6 +38,8 @@ KINDS = {  # kind id -> (elements per lane, matrix rows, matrix cols)
     2: (16, 16, 32),  # A s4
     3: (8, 32, 8),  # B s4
     4: (4, 16, 8),  # C s32
+    5: (32, 16, 64),  # A s4, m16n8k64
+    6: (16, 64, 8),  # B s4, m16n8k64
 }
 
 
@@ -45,6 +54,10 @@ def isa_table(kind: int, lane: int, i: int) -> tuple[int, int]:
         return (gid if i < 8 else gid + 8), tig * 8 + (i & 7)
     if kind == 3:
         return tig * 8 + (i & 7), gid
+    if kind == 5:
+        return (gid if (0 <= i < 8 or 16 <= i < 24) else gid + 8), tig * 8 + (i & 7) + (32 if i >= 16 else 0)
+    if kind == 6:
+        return tig * 8 + (i & 7) + (32 if i >= 8 else 0), gid
     return (gid if i < 2 else gid + 8), tig * 2 + (i & 1)
 
 
@@ -55,6 +68,8 @@ FIGURE_CELLS = {
     (1, 0, 0): (0, 0), (1, 3, 3): (15, 0), (1, 3, 4): (28, 0), (1, 31, 7): (31, 7),
     (2, 0, 7): (0, 7), (2, 1, 0): (0, 8), (2, 6, 9): (9, 17), (2, 31, 15): (15, 31),
     (3, 0, 0): (0, 0), (3, 1, 0): (8, 0), (3, 30, 5): (21, 7), (3, 31, 7): (31, 7),
+    (5, 0, 0): (0, 0), (5, 0, 8): (8, 0), (5, 0, 16): (0, 32), (5, 0, 31): (8, 39), (5, 31, 23): (7, 63),
+    (6, 0, 0): (0, 0), (6, 0, 8): (32, 0), (6, 31, 15): (63, 7), (6, 2, 3): (19, 0),
     (4, 0, 0): (0, 0), (4, 0, 3): (8, 1), (4, 29, 1): (7, 3), (4, 31, 3): (15, 7),
 }
 
@@ -96,6 +111,12 @@ def test_register_elements_are_contiguous_in_k(cpu_ref):
             assert ks == list(range(ks[0], ks[0] + 4))
         ks = [_cpp(cpu_ref, 3, lane, j)[0] for j in range(8)]  # B s4
         assert ks == list(range(ks[0], ks[0] + 8))
+        for reg in range(4):  # A s4 k64
+            cells = [_cpp(cpu_ref, 5, lane, 8 * reg + j) for j in range(8)]
+            assert [c for _, c in cells] == list(range(cells[0][1], cells[0][1] + 8))
+        for reg in range(2):  # B s4 k64
+            ks = [_cpp(cpu_ref, 6, lane, 8 * reg + j)[0] for j in range(8)]
+            assert ks == list(range(ks[0], ks[0] + 8))
 
 
 def test_unknown_fragment_kind_is_rejected(cpu_ref):

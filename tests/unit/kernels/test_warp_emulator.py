@@ -80,8 +80,9 @@ def _emulate(lib, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: 
 
 CASES = [  # (conv?, batch/rows, in_ch, out_ch, H, W, G, geometry, signed, mode)
     (False, 65, 96, 65, 1, 1, 32, None, True, ShiftMode.DYNAMIC),  # one past the 64 x 64 CTA tile in M and N
-    (False, 7, 150, 9, 1, 1, 64, None, False, ShiftMode.STATIC),  # G = 64: two int4 atoms per group, u4
+    (False, 7, 150, 9, 1, 1, 64, None, False, ShiftMode.STATIC),  # G = 64, u4 x s4
     (False, 16, 32, 8, 1, 1, 32, None, False, ShiftMode.DYNAMIC),  # one MMA atom
+    (False, 65, 128, 70, 1, 1, 64, None, True, ShiftMode.DYNAMIC),  # G = 64: m16n8k64 int4 atoms
     (True, 2, 40, 12, 6, 5, 32, ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1)), True, ShiftMode.DYNAMIC),
     (True, 1, 64, 70, 9, 8, 32, ConvGeometry((3, 3), (2, 2), (1, 0, 1, 2)), True, ShiftMode.STATIC),
     (True, 1, 70, 5, 9, 9, 64, ConvGeometry((3, 2), (1, 2), (2, 1, 0, 1), (2, 1)), False, ShiftMode.DYNAMIC),

@@ -6,7 +6,7 @@
  * It compiles the kernels' own device code (plugins/kernels/flexiqInputPass.cuh and
  * flexiqMixedGemm.cuh) with the host compiler and runs every CTA with one std::thread per CUDA
  * thread. mma.sync is emulated per warp with the PTX ISA semantics: each lane scatters its
- * fragment registers into the warp's A/B tiles by the fragment mappings (checked against the ISA
+ * fragment registers (m16n8k32 s8/s4, m16n8k64 s4) into the warp's A/B tiles by the fragment mappings (checked against the ISA
  * tables in test_fragments.py), a barrier, each lane computes its C/D elements, a barrier. So the
  * kernels' indexing, padding, tile-edge, shift and n4 logic are checked bit-exactly on a CPU; what
  * this cannot check is real hardware behaviour (timing, memory model, the IMMA units themselves).
@@ -54,8 +54,8 @@ struct WarpState
     {
     }
     std::barrier<> sync;
-    int32_t a[16][32]; // A[16 x 32]
-    int32_t b[32][8];  // B[32 x 8]
+    int32_t a[16][64]; // A[16 x K], K = 32 or 64
+    int32_t b[64][8];  // B[K x 8]
 };
 
 thread_local WarpState* tWarp = nullptr;
@@ -71,8 +71,8 @@ int32_t signExtend(uint32_t v, int32_t bits)
     return static_cast<int32_t>(v << shift) >> shift;
 }
 
-//! D += A * B over the tiles the lanes scattered, each lane computing its own C/D elements.
-void warpMultiply(int32_t (&d)[4])
+//! D += A * B over the K columns the lanes scattered, each lane computing its own C/D elements.
+void warpMultiply(int32_t (&d)[4], int32_t kDepth)
 {
     tWarp->sync.arrive_and_wait();
     int32_t const l = lane();
@@ -81,7 +81,7 @@ void warpMultiply(int32_t (&d)[4])
         int32_t const row = fragCRow(l, i);
         int32_t const col = fragCCol(l, i);
         int32_t sum = 0;
-        for (int32_t k = 0; k < 32; ++k)
+        for (int32_t k = 0; k < kDepth; ++k)
             sum += tWarp->a[row][k] * tWarp->b[k][col];
         d[i] += sum;
     }
@@ -101,7 +101,7 @@ void mmaS8(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2])
     }
     for (int32_t i = 0; i < 8; ++i)
         tWarp->b[fragBRowS8(l, i)][fragBColS8(l, i)] = signExtend((b[i >> 2] >> (8 * (i & 3))) & 0xFFu, 8);
-    warpMultiply(d);
+    warpMultiply(d, 32);
 }
 
 template <bool kSignedA>
@@ -115,13 +115,30 @@ void mmaS4(int32_t (&d)[4], uint32_t const (&a)[2], uint32_t b)
     }
     for (int32_t i = 0; i < 8; ++i)
         tWarp->b[fragBRowS4(l, i)][fragBColS4(l, i)] = signExtend((b >> (4 * i)) & 0xFu, 4);
-    warpMultiply(d);
+    warpMultiply(d, 32);
+}
+
+template <bool kSignedA>
+void mmaS4K64(int32_t (&d)[4], uint32_t const (&a)[4], uint32_t const (&b)[2])
+{
+    int32_t const l = lane();
+    for (int32_t i = 0; i < 32; ++i) // element i is nibble (i & 7) of register i / 8, low to high
+    {
+        uint32_t const nib = (a[i >> 3] >> (4 * (i & 7))) & 0xFu;
+        tWarp->a[fragARowS4K64(l, i)][fragAColS4K64(l, i)]
+            = kSignedA ? signExtend(nib, 4) : static_cast<int32_t>(nib);
+    }
+    for (int32_t i = 0; i < 16; ++i)
+        tWarp->b[fragBRowS4K64(l, i)][fragBColS4K64(l, i)] = signExtend((b[i >> 3] >> (4 * (i & 7))) & 0xFu, 4);
+    warpMultiply(d, 64);
 }
 
 template void mmaS8<true>(int32_t (&)[4], uint32_t const (&)[4], uint32_t const (&)[2]);
 template void mmaS8<false>(int32_t (&)[4], uint32_t const (&)[4], uint32_t const (&)[2]);
 template void mmaS4<true>(int32_t (&)[4], uint32_t const (&)[2], uint32_t);
 template void mmaS4<false>(int32_t (&)[4], uint32_t const (&)[2], uint32_t);
+template void mmaS4K64<true>(int32_t (&)[4], uint32_t const (&)[4], uint32_t const (&)[2]);
+template void mmaS4K64<false>(int32_t (&)[4], uint32_t const (&)[4], uint32_t const (&)[2]);
 
 namespace
 {
