@@ -140,3 +140,34 @@ def old_opset_conv(c_in: int = 32, seed: int = 7) -> onnx.ModelProto:
              helper.make_node("Clip", ["c"], ["y"], name="clip", min=0.0, max=6.0)]
     return make_model(nodes, [vinfo("x", [1, c_in, 4, 4])], [vinfo("y", None)],
                       [("w", _w(rng, 8, c_in, 1, 1))], opset=8)
+
+
+def matmul_then(activation_nodes, k: int = 64, n: int = 24, lead=(1, 5), bias: bool = True, extra_inits=(),
+                seed: int = 8, opset: int = OPSET) -> onnx.ModelProto:
+    """MatMul (input [*lead, K]) [+ Add bias] writing 'c', then nodes ending in tensor 'y'."""
+    rng = _rng(seed)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m" if bias else "c"], name="fc")]
+    inits = [("w", _w(rng, k, n))]
+    if bias:
+        nodes.append(helper.make_node("Add", ["m", "b"], ["c"], name="fc_bias"))
+        inits.append(("b", _w(rng, n)))
+    return make_model(nodes + list(activation_nodes), [vinfo("x", [*lead, k])], [vinfo("y", None)],
+                      inits + list(extra_inits), opset=opset)
+
+
+ACTIVATION_NODES = {
+    # name -> (nodes reading 'c' and writing 'y', extra initializers)
+    "none": ([helper.make_node("Identity", ["c"], ["y"], name="id")], []),
+    "relu": ([helper.make_node("Relu", ["c"], ["y"], name="act")], []),
+    "clip": ([helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="act")],
+             [("lo", np.array(-0.5, np.float32)), ("hi", np.array(6.0, np.float32))]),
+    "hardswish": ([helper.make_node("HardSwish", ["c"], ["y"], name="act")], []),
+    "silu": ([helper.make_node("Sigmoid", ["c"], ["s"], name="sig"),
+              helper.make_node("Mul", ["c", "s"], ["y"], name="mul")], []),
+    "sigmoid": ([helper.make_node("Sigmoid", ["c"], ["y"], name="act")], []),
+    "leakyrelu": ([helper.make_node("LeakyRelu", ["c"], ["y"], name="act", alpha=0.1)], []),
+    "hardsigmoid": ([helper.make_node("HardSigmoid", ["c"], ["y"], name="act", alpha=0.25, beta=0.4)], []),
+    "tanh": ([helper.make_node("Tanh", ["c"], ["y"], name="act")], []),
+    "gelu": ([helper.make_node("Gelu", ["c"], ["y"], name="act")], []),
+}
+ACTIVATION_OPSET = 20  # HardSwish needs 14, Gelu 20

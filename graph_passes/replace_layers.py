@@ -1,0 +1,54 @@
+"""Write `<stem>.flexiq.onnx`: each eligible layer's nodes become one FlexiQ plugin node (DESIGN §3)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import onnx
+from flexiq_trt.errors import FlexiqInternalError
+from flexiq_trt.plugin_spec import PLUGIN_DOMAIN, PLUGIN_VERSION, RUNTIME_INPUT
+
+from .graph_index import GraphIndex
+from .layer_nodes import check_layer_pairs, locate_nodes, runtime_input_info, set_metadata
+from .plugin_fields import make_attributes
+from .rewrite import Replacement, apply_replacements
+
+log = logging.getLogger("flexiq_trt.graph_passes")
+
+CANDIDATE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def plugin_replacements(prepared_model: onnx.ModelProto, layers: Sequence[tuple]) -> list[Replacement]:
+    """One Replacement per (EligibleLayer, QuantizedLayer): its nodes -> one plugin node."""
+    idx = GraphIndex(prepared_model)
+    reps = []
+    for el, ql in layers:
+        node = onnx.helper.make_node(ql.op_type, [el.input_name, RUNTIME_INPUT], [el.output_name],
+                                     name=el.name, domain=PLUGIN_DOMAIN)
+        node.attribute.extend(make_attributes(ql))
+        reps.append(Replacement(locate_nodes(idx, el), [node],
+                                description=f"{el.name}: {'+'.join(el.replaced_nodes)} -> {ql.op_type}"))
+    return reps
+
+
+def write_flexiq_model(prepared_model: onnx.ModelProto, layers: Sequence[tuple],
+                       metadata: dict | None = None) -> onnx.ModelProto:
+    """The FlexiQ ONNX: plugin nodes + graph input `flexiq_max_4bit_ch` int32 [L], checked by onnx.checker.
+
+    `layers` is a list of (EligibleLayer, QuantizedLayer); layer_index values must be 0..L-1.
+    `metadata` entries become metadata_props (non-string values JSON-encoded).
+    """
+    num_layers = check_layer_pairs(layers)
+    reps = plugin_replacements(prepared_model, layers)
+    model = apply_replacements(prepared_model, reps, new_inputs=[runtime_input_info(num_layers)],
+                               opset_imports={PLUGIN_DOMAIN: int(PLUGIN_VERSION)})
+    set_metadata(model, metadata or {})
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise FlexiqInternalError(f"the FlexiQ model fails onnx.checker: {e}") from e
+    candidates = sum(n.op_type in CANDIDATE_OPS for n in prepared_model.graph.node)
+    log.info("replaced %d of %d candidates with FlexiQ plugin nodes", len(reps), candidates)
+    return model
+
