@@ -1,0 +1,157 @@
+"""THE key cross-check: the simulation ONNX run in ORT equals quantization.reference bit for bit.
+
+Accumulators (exposed with debug_outputs=True) must be identical. Float outputs: the epilogue is
+float(acc) * out_scale + bias in the same float32 op order as the reference, then the activation.
+Tolerance |sim - ref| <= 1e-6 * |ref| + 1e-6 * max(1, max|ref|): about 8 float32 ulps, enough for
+ORT's vectorised exp/tanh/erf differing from NumPy/libm by a few ulps, and far below one
+accumulator step in these layers (out_scale >= 5e-7 * ... the int32 part is checked exactly anyway).
+Affine epilogues (none/relu/clip/leaky/hard-*) are also checked to be within that bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _gp_helpers import eligible_of, random_input, random_quantized, session
+from _utils import models as M
+from flexiq_trt.graph_passes.simulate_layers import acc_output_name, mask_input_name, write_simulation_model
+from flexiq_trt.plugin_spec import RUNTIME_INPUT, ShiftMode
+from flexiq_trt.quantization import reference
+from flexiq_trt.quantization.layer import QuantizedLayer
+
+LAYER_KINDS = {
+    "conv1x1": lambda: M.conv_geometry(c_in=64, c_out=24, hw=6, kernel=1, strides=(1, 1), pads=(0, 0, 0, 0),
+                                       dilations=(1, 1)),
+    "conv3x3_s2_pad_dil": lambda: M.conv_geometry(c_in=80, c_out=16, hw=9, kernel=3, strides=(2, 1),
+                                                  pads=(1, 0, 2, 1), dilations=(1, 2)),
+    "gemm2d_transb": lambda: M.gemm_transb(k=72, n=20, batch=3),
+    "matmul3d": lambda: M.matmul_then(M.ACTIVATION_NODES["none"][0], k=100, n=28, lead=(2, 5)),
+}
+
+
+def n4_values(cp: int, g: int) -> list[int]:
+    """0, one group, half (not always a multiple of G), all but one group, all, and out-of-range values."""
+    return [0, g, cp // 2, cp - g, cp, cp + 3 * g, -5, 2**31 - 1]
+
+
+def input_shape(model) -> tuple[int, ...]:
+    """The static shape of graph input 0 (dynamic dims -> 2)."""
+    return tuple(d.dim_value or 2 for d in model.graph.input[0].type.tensor_type.shape.dim)
+
+
+def check_close(y: np.ndarray, ref: np.ndarray) -> None:
+    atol = 1e-6 * max(1.0, float(np.abs(ref).max()))
+    np.testing.assert_allclose(y, ref, rtol=1e-6, atol=atol)
+
+
+def run_and_compare(model, group_size: int, signed: bool, shift_mode: ShiftMode, seed: int) -> None:
+    prepared, eligible = eligible_of(model, group_size)
+    assert len(eligible) == 1
+    el = eligible[0]
+    ql = random_quantized(el, 0, group_size, signed, shift_mode, seed)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True)
+    sess = session(sim)
+    out_name = sim.graph.output[0].name
+    x = random_input(input_shape(prepared), el.is_conv, signed, seed)
+    seen_4bit_change = False
+    for n4 in n4_values(ql.padded_channels, group_size):
+        acc, y = sess.run([acc_output_name(el.output_name), out_name],
+                          {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})
+        ref_acc, ref_y = reference.layer_forward(ql, x, n4)
+        np.testing.assert_array_equal(acc, ref_acc, err_msg=f"int32 accumulator differs at n4={n4}")
+        check_close(y, ref_y)
+        if n4 == group_size:
+            seen_4bit_change = not np.array_equal(acc, reference.layer_forward(ql, x, 0)[0])
+    assert seen_4bit_change, "one 4-bit group did not change the accumulator: the test is too weak"
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+@pytest.mark.parametrize("group_size", [32, 64])
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+@pytest.mark.parametrize("shift_mode", [ShiftMode.DYNAMIC, ShiftMode.STATIC], ids=["dyn", "static"])
+def test_sim_matches_reference(kind, group_size, signed, shift_mode):
+    seed = hash((kind, group_size, signed, int(shift_mode))) % 1000
+    run_and_compare(LAYER_KINDS[kind](), group_size, signed, shift_mode, seed)
+
+
+@pytest.mark.parametrize("activation", sorted(M.ACTIVATION_NODES))
+@pytest.mark.parametrize("layer", ["conv", "matmul"])
+def test_sim_matches_reference_each_activation(activation, layer):
+    nodes, inits = M.ACTIVATION_NODES[activation]
+    if layer == "conv":
+        model = M.conv_then(nodes, extra_inits=inits, opset=M.ACTIVATION_OPSET)
+    else:
+        model = M.matmul_then(nodes, extra_inits=inits, opset=M.ACTIVATION_OPSET)
+    run_and_compare(model, 32, activation != "tanh", ShiftMode.DYNAMIC, seed=len(activation))
+
+
+def test_hand_worked_group_example():
+    """DESIGN §2 example: codes [45, -23, 6, -1] -> p = 3, effective [48, -24, 8, 0], through the sim graph."""
+    prepared, (el,) = eligible_of(M.matmul_then(M.ACTIVATION_NODES["none"][0], k=32, n=32, lead=(1, 1),
+                                                bias=False), 32)
+    ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 0)
+    ql.permutation[:] = np.arange(32)
+    ql.act_scale = 1.0
+    ql.weight_int8[:] = 0
+    ql.weight_int4[:] = 0
+    ql.weight_shift[:] = 0
+    ql.weight_int4[np.arange(32), np.arange(32)] = 1  # identity weights: acc = effective codes
+    ql.weight_int8[np.arange(32), np.arange(32)] = 1
+    ql.bias[:] = 0
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True)
+    x = np.zeros((1, 1, 32), np.float32)
+    x[0, 0, :4] = [45, -23, 6, -1]
+    sess = session(sim)
+    acc4 = sess.run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([32], np.int32)})[0]
+    acc8 = sess.run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([0], np.int32)})[0]
+    assert acc4[0, 0, :4].tolist() == [48, -24, 8, 0]
+    assert acc8[0, 0, :4].tolist() == [45, -23, 6, -1]
+
+
+def _groups_first(ql: QuantizedLayer, order: np.ndarray) -> QuantizedLayer:
+    """The same layer with its groups reordered (group `order[0]` first), for the mask-mode oracle."""
+    g = ql.group_size
+    ch = (order[:, None] * g + np.arange(g)[None, :]).reshape(-1)
+    return QuantizedLayer(
+        name=ql.name, op_type=ql.op_type, layer_index=ql.layer_index, group_size=g, in_channels=ql.in_channels,
+        out_channels=ql.out_channels, permutation=ql.permutation[ch], act_scale=ql.act_scale,
+        act_signed=ql.act_signed, act_shift_mode=ql.act_shift_mode, act_static_shift=ql.act_static_shift[order],
+        weight_int8=ql.weight_int8[..., ch], weight_int4=ql.weight_int4[..., ch],
+        weight_shift=ql.weight_shift[:, order], weight_scale=ql.weight_scale, bias=ql.bias,
+        activation=ql.activation, activation_alpha=ql.activation_alpha, activation_beta=ql.activation_beta,
+        geometry=ql.geometry)
+
+
+@pytest.mark.parametrize("kind", ["conv3x3_s2_pad_dil", "matmul3d"])
+@pytest.mark.parametrize("shift_mode", [ShiftMode.DYNAMIC, ShiftMode.STATIC], ids=["dyn", "static"])
+def test_mask_mode_matches_reference(kind, shift_mode):
+    """Mask mode with an arbitrary group set equals the prefix reference of the regrouped layer."""
+    prepared, (el,) = eligible_of(LAYER_KINDS[kind](), 32)
+    ql = random_quantized(el, 0, 32, True, shift_mode, 7)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, mode="mask", debug_outputs=True)
+    assert RUNTIME_INPUT not in {i.name for i in sim.graph.input}
+    sess = session(sim)
+    x = random_input(input_shape(prepared), el.is_conv, True, 3)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        mask = rng.random(ql.group_count) < 0.5
+        acc = sess.run([acc_output_name(el.output_name)], {"x": x, mask_input_name(0): mask})[0]
+        order = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
+        ref_acc, _ = reference.layer_forward(_groups_first(ql, order), x, int(mask.sum()) * 32)
+        np.testing.assert_array_equal(acc, ref_acc)
+
+
+def test_multi_layer_prefix_reads_its_own_entry():
+    """Two layers, each reads flexiq_max_4bit_ch[layer_index]: changing entry 1 leaves layer 0's acc alone."""
+    prepared, eligible = eligible_of(M.residual_block(c=64, hw=5), 32)
+    pairs = [(e, random_quantized(e, i, 32, not e.input_nonnegative, ShiftMode.DYNAMIC, i))
+             for i, e in enumerate(eligible)]
+    sim = write_simulation_model(prepared, pairs, {"k": 1}, debug_outputs=True)
+    sess = session(sim)
+    x = random_input((1, 64, 5, 5), True, True, 0)
+    names = [acc_output_name(e.output_name) for e, _ in pairs]
+    a = sess.run(names, {"x": x, RUNTIME_INPUT: np.array([0, 0], np.int32)})
+    b = sess.run(names, {"x": x, RUNTIME_INPUT: np.array([0, 64], np.int32)})
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[1], b[1])
+    assert {p.key: p.value for p in sim.metadata_props}["k"] == "1"
