@@ -49,19 +49,19 @@ def calibrate_layers(model: onnx.ModelProto, layers: list, feeds: FeedSet, calib
     """Pass 1: activation scales (signed or unsigned by graph proof) and per-channel ranges."""
     cal = Calibrator(model, calib)
     for el in layers:
-        cal.attach(el.input, channel_axis=1 if el.op_type == "Conv" else -1)
+        cal.attach(el.input_name, channel_axis=1 if el.op_type == "Conv" else -1)
     with stage("calibration pass 1/2 (scales, channel ranges)", _log):
         cal.collect(FeedSetReader(feeds))
         result = cal.compute(calib.method)
     out = []
     for el in layers:
         src = layer_source(el)
-        tc = result[el.input]
+        tc = result[el.input_name]
         unsigned = src.unsigned_input and quant.unsigned_activations and tc.threshold_unsigned is not None
         scale = float(tc.scale(signed=not unsigned))
         src = LayerSource(**{**src.__dict__, "unsigned_input": unsigned})
         ch = np.asarray(tc.channels.absmax, dtype=np.float64)
-        out.append(CalibratedLayer(src, el.input, scale, ch, base_channel_order(ch, quant.group_size)))
+        out.append(CalibratedLayer(src, el.input_name, scale, ch, base_channel_order(ch, quant.group_size)))
     return out, result
 
 

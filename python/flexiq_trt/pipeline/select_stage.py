@@ -59,12 +59,20 @@ def padded_last(order: GlobalOrder, problem: SelectionProblem, layers: list[Quan
 
 def run_selector(name: str, problem: SelectionProblem, config=None) -> GlobalOrder:
     """Look the selector up in the registry and run it."""
-    from flexiq_trt.select.registry import make_selector
+    from flexiq_trt.select.registry import create_selector
 
     with stage(f"channel selection ({name})", _log):
-        order = make_selector(name, config).select(problem)
+        order = create_selector(name, config).select(problem)
     order.validate(problem)
     return order
+
+
+def apply_order(results: list[LayerQuantResult], problem: SelectionProblem,
+                order: GlobalOrder) -> list[QuantizedLayer]:
+    """Every layer with its groups reordered as the global order says (padded group last)."""
+    base = [r.layer for r in results]
+    ranks = padded_last(order, problem, base).group_rank(problem)
+    return [reorder_groups(layer, rank) for layer, rank in zip(base, ranks, strict=True)]
 
 
 def finalize(results: list[LayerQuantResult], problem: SelectionProblem, order: GlobalOrder,
@@ -73,7 +81,7 @@ def finalize(results: list[LayerQuantResult], problem: SelectionProblem, order: 
     base = [r.layer for r in results]
     order = padded_last(order, problem, base)
     ranks = order.group_rank(problem)
-    final = [reorder_groups(layer, rank) for layer, rank in zip(base, ranks, strict=True)]
+    final = apply_order(results, problem, order)
     position = [{g: pos for pos, g in enumerate(rank)} for rank in ranks]
     entries = [LayerEntry(name=l.name, op_type=l.op_type, layer_index=l.layer_index, in_channels=l.in_channels,
                           padded_channels=l.padded_channels, macs=float(el.macs),

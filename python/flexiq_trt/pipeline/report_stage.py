@@ -1,0 +1,72 @@
+"""The report stage: held-out evaluation of every variant at the report ratios, plus baselines."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from flexiq_trt.log import get_logger, stage
+from flexiq_trt.pipeline.config import ConvertConfig
+from flexiq_trt.pipeline.data import FeedSet
+from flexiq_trt.ratios import RatioTable
+from flexiq_trt.report.evaluate import evaluate_variants, run_outputs, score, session
+from flexiq_trt.report.writer import write_report
+
+_log = get_logger(__name__)
+
+
+def _ort_int8_baseline(model_path: Path, calib_feeds: FeedSet, fp32: list[np.ndarray], eval_feeds: FeedSet,
+                       tmp: Path) -> dict | None:
+    """ONNX Runtime quantize_static (per-channel QDQ INT8) on the same calibration data."""
+    from flexiq_trt.report.ort_baseline import quantize_ort_int8
+
+    arrays = {k: np.concatenate([b[k] for b in calib_feeds.batches]) for k in calib_feeds.batches[0]}
+    try:
+        path = quantize_ort_int8(model_path, arrays, tmp / "ort_int8.onnx")
+        result = score(fp32, run_outputs(session(str(path)), eval_feeds), eval_feeds)
+    except Exception as e:  # noqa: BLE001 - a third-party baseline failing must not fail the conversion
+        _log.warning("ONNX Runtime INT8 baseline skipped: %s", e)
+        return None
+    finally:
+        (tmp / "ort_int8.onnx").unlink(missing_ok=True)
+    return result
+
+
+def build_report(model_path: Path, original: onnx.ModelProto, files: dict[str, Path],
+                 prepared: onnx.ModelProto, layers: list, skipped: list, final: list, variants: dict[str, list],
+                 table: RatioTable, calib_feeds: FeedSet, eval_feeds: FeedSet, synthetic: bool, calib, quant,
+                 cfg: ConvertConfig, order, tmp: Path) -> dict:
+    """Evaluate, assemble the report dict, and write report.json/.md/.png into `tmp`."""
+    from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
+
+    with stage(f"report ({eval_feeds.samples} held-out samples)", _log):
+        fp32 = run_outputs(session(original), eval_feeds)
+        sims = {"flexiq": onnx.load(str(files["sim_onnx"]))}
+        for name, qlayers in variants.items():
+            sims[name] = write_simulation_model(prepared, list(zip(layers, qlayers, strict=True)), {})
+        rows = evaluate_variants(fp32, sims, table, cfg.report_ratios, eval_feeds)
+        baselines = {"fp32": score(fp32, fp32, eval_feeds)}
+        if cfg.ort_baseline:
+            ort = _ort_int8_baseline(model_path, calib_feeds, fp32, eval_feeds, tmp)
+            if ort is not None:
+                baselines["ort_int8"] = ort
+    warnings = []
+    if synthetic:
+        warnings.append("calibrated on SYNTHETIC random data: the accuracy figures below are meaningless")
+    report = {
+        "model": str(model_path), "selector": table.selector, "group_size": table.group_size,
+        "calibration": {"samples": calib_feeds.samples, "source": calib_feeds.source, "synthetic": synthetic,
+                        "config": {k: v for k, v in asdict(calib).items() if k != "data"}},
+        "quantization": asdict(quant),
+        "eval": {"samples": eval_feeds.samples, "source": eval_feeds.source,
+                 "labels": eval_feeds.labels is not None},
+        "layers": {"eligible": len(layers), "eligible_macs": sum(float(el.macs) for el in layers),
+                   "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in skipped]},
+        "baselines": baselines, "rows": rows, "search_log": order.log[-200:], "warnings": warnings,
+        "artifacts": {k: Path(v).name for k, v in files.items()},
+    }
+    files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
+    return report
