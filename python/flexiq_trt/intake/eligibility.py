@@ -172,6 +172,8 @@ def _match_conv(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
     shape = _static_shape(idx, node.input[0], "input")
     if len(shape) != 4:
         raise _Skip(f"input rank {len(shape)} is not 4")
+    if shape[1] != c:
+        raise _Skip(f"input has {shape[1]} channels, weight expects {c}")
     kernel = (r, s)
     strides = tuple(attr(node, "strides", [1, 1]))
     dil = tuple(attr(node, "dilations", [1, 1]))

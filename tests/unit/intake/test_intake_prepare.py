@@ -1,0 +1,51 @@
+"""prepare_model: BN folded (numerically equal in ORT), Constant weights become initializers, names stable."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from _utils import models as M
+from _utils.asserts import assert_op_counts
+from flexiq_trt.errors import ModelError
+from flexiq_trt.intake import find_layers, prepare_model
+
+
+def _run(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+def test_batchnorm_folded_numerically_equal():
+    model = M.conv_bn_relu()
+    prepared = prepare_model(model)
+    assert_op_counts(prepared, {"BatchNormalization": 0, "Conv": 1, "Relu": 1})
+    x = np.random.default_rng(0).standard_normal((2, 64, 8, 8)).astype(np.float32)
+    ref, got = _run(model, x), _run(prepared, x)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    assert np.abs(ref).max() > 0.1
+
+
+def test_batchnorm_kept_when_conv_output_shared():
+    model = M.conv_bn_relu()
+    model.graph.output.append(model.graph.output[0].__class__(name="c"))
+    model.graph.output[-1].type.tensor_type.elem_type = 1
+    prepared = prepare_model(model)
+    assert_op_counts(prepared, {"BatchNormalization": 1})
+
+
+def test_constant_weights_become_initializers_and_names_stable():
+    prepared = prepare_model(M.residual_block())
+    assert_op_counts(prepared, {"Constant": 0, "Conv": 2})
+    layers, skipped = find_layers(prepared, 32)
+    assert [e.name for e in layers] == ["Conv:c1", "Conv:c2"] and not skipped
+    again = prepare_model(M.residual_block())
+    assert [n.name for n in again.graph.node] == [n.name for n in prepared.graph.node]
+
+
+def test_input_shapes_fix_dynamic_batch_and_bad_name():
+    prepared = prepare_model(M.conv_bn_relu(batch="N"), input_shapes={"x": (4, 64, 8, 8)})
+    (layer,), _ = find_layers(prepared, 32)
+    assert layer.input_shape == (1, 64, 8, 8) and layer.macs == 32 * 64 * 9 * 64
+    with pytest.raises(ModelError, match="nope"):
+        prepare_model(M.conv_bn_relu(), input_shapes={"nope": (1, 2)})
