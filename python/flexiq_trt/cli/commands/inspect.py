@@ -1,0 +1,29 @@
+"""inspect: list a model's FlexiQ-eligible layers (and why others are kept) without converting."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class Inspect:
+    """Show which Conv/Gemm/MatMul layers a conversion would replace, with MACs and reasons."""
+
+    def add_args(self, p: argparse.ArgumentParser) -> None:
+        """Model and group size."""
+        p.add_argument("model", help="ONNX model")
+        p.add_argument("--group-size", type=int, default=32, choices=(32, 64), help="channel group size G")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Print the plan as a table."""
+        from flexiq_trt.intake import find_layers, load_model, prepare_model
+
+        layers, skipped = find_layers(prepare_model(load_model(args.model)), args.group_size)
+        total = sum(float(el.macs) for el in layers) or 1.0
+        print(f"{len(layers)} eligible layer(s), {len(skipped)} kept")
+        print(f"{'node':<40} {'op':<7} {'C_in':>6} {'N':>6} {'MACs':>12} {'share':>6}")
+        for el in layers:
+            print(f"{el.name[:40]:<40} {el.op_type:<7} {el.weight.shape[1]:>6} {el.weight.shape[0]:>6} "
+                  f"{int(el.macs):>12} {float(el.macs) / total:>6.1%}")
+        for s in skipped:
+            print(f"{s.name[:40]:<40} {s.op_type:<7} kept: {s.reason}")
+        return 0
