@@ -41,7 +41,7 @@ enum FlexiqStatus : int32_t
 enum FlexiqBackend : int32_t
 {
     kFLEXIQ_BACKEND_AUTO = 0,      //!< resolve with flexiqSelectBackend() on the current device
-    kFLEXIQ_BACKEND_INT4_MMA = 1,  //!< 4-bit groups on mma m16n8k32 .s4/.u4 (native sm_80/86/87/89)
+    kFLEXIQ_BACKEND_INT4_MMA = 1,  //!< 4-bit groups on int4 mma (k32 for G=32, k64 for G=64; native sm_80/86/87/89)
     kFLEXIQ_BACKEND_INT8_MMA = 2,  //!< 4-bit groups as int8 mma on effective codes (sm_90+)
     kFLEXIQ_BACKEND_REFERENCE = 3, //!< one thread per output, plain loops (cross-checks only)
 };

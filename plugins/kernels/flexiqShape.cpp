@@ -75,7 +75,7 @@ bool checkLayerArgs(FlexiqLayerArgs const& a, char* why, size_t n)
     if (g.padTop < 0 || g.padLeft < 0 || g.padBottom < 0 || g.padRight < 0)
         return fail(why, n, "pads must be >= 0", 0);
     int64_t const k = reductionLength(a);
-    int64_t const kMax = a.actSigned ? 131071 : 66311;
+    int64_t const kMax = a.actSigned ? kMaxKSigned : kMaxKUnsigned;
     if (k > kMax)
         return fail(why, n, "K = R*S*C_pad exceeds the int32 accumulator limit", k);
     if (a.permutation == nullptr || a.weightInt8 == nullptr || a.weightInt4 == nullptr || a.weightShift == nullptr

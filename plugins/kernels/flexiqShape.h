@@ -8,6 +8,7 @@
 #ifndef FLEXIQ_SHAPE_H
 #define FLEXIQ_SHAPE_H
 
+#include "flexiqContract.h" // kMaxKSigned / kMaxKUnsigned
 #include "flexiqLayerArgs.h"
 
 #include <cstddef>
