@@ -1,0 +1,113 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#include "flexiqDeviceWeights.h"
+
+#include "flexiqCheck.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstddef>
+
+namespace flexiq
+{
+namespace
+{
+constexpr size_t kALIGN = 256;
+
+size_t alignUp(size_t v)
+{
+    return (v + kALIGN - 1) / kALIGN * kALIGN;
+}
+
+void checkCuda(cudaError_t e, LayerConfig const& cfg, char const* what)
+{
+    FLEXIQ_VALIDATE(e == cudaSuccess, cfg.where() << ": " << what << " failed: " << cudaGetErrorString(e));
+}
+
+//! Packs host arrays into one host staging buffer with aligned offsets.
+class Staging
+{
+public:
+    template <typename T>
+    size_t add(std::vector<T> const& v)
+    {
+        size_t const offset = mBytes.size();
+        auto const* src = reinterpret_cast<uint8_t const*>(v.data());
+        mBytes.insert(mBytes.end(), src, src + v.size() * sizeof(T));
+        mBytes.resize(alignUp(mBytes.size()), 0);
+        return offset;
+    }
+
+    std::vector<uint8_t> const& bytes() const
+    {
+        return mBytes;
+    }
+
+private:
+    std::vector<uint8_t> mBytes;
+};
+} // namespace
+
+DeviceSelection selectDeviceBackend(LayerConfig const& cfg)
+{
+    DeviceSelection sel;
+    int device = 0;
+    int major = 0;
+    int minor = 0;
+    checkCuda(cudaGetDevice(&device), cfg, "cudaGetDevice");
+    checkCuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cfg, "cudaDeviceGetAttribute");
+    checkCuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cfg, "cudaDeviceGetAttribute");
+    sel.device = device;
+    sel.smMajor = major;
+    sel.smMinor = minor;
+    sel.backend = flexiqSelectBackend(major, minor);
+    FLEXIQ_VALIDATE(sel.backend != kFLEXIQ_BACKEND_AUTO,
+        cfg.where() << ": GPU sm_" << major << minor
+                    << " is not supported: FlexiQ kernels need sm_80 or newer (int8/int4 mma.sync m16n8k32)");
+    logVerbose(cfg.where() + ": device " + std::to_string(device) + " sm_" + std::to_string(major)
+        + std::to_string(minor) + " -> backend "
+        + (sel.backend == kFLEXIQ_BACKEND_INT4_MMA ? "INT4_MMA" : "INT8_MMA (4-bit groups as effective int8 codes)"));
+    return sel;
+}
+
+DeviceWeights::DeviceWeights(LayerConfig const& cfg)
+{
+    std::vector<float> const outScale = cfg.outScale();
+    Staging st;
+    size_t const oPerm = st.add(cfg.permutation);
+    size_t const oW8 = st.add(cfg.weightInt8);
+    size_t const oW4 = st.add(cfg.weightInt4);
+    size_t const oShift = st.add(cfg.weightShift);
+    size_t const oScale = st.add(outScale);
+    size_t const oBias = st.add(cfg.bias);
+    size_t const oStatic = st.add(cfg.actStaticShift);
+    int device = 0;
+    checkCuda(cudaGetDevice(&device), cfg, "cudaGetDevice");
+    mDevice = device;
+    checkCuda(cudaMalloc(&mBlock, st.bytes().size()), cfg, "cudaMalloc of the layer weights");
+    cudaError_t const e = cudaMemcpy(mBlock, st.bytes().data(), st.bytes().size(), cudaMemcpyHostToDevice);
+    if (e != cudaSuccess)
+    {
+        cudaFree(mBlock);
+        mBlock = nullptr;
+        checkCuda(e, cfg, "cudaMemcpy of the layer weights");
+    }
+    auto* base = static_cast<uint8_t*>(mBlock);
+    mArgs = cfg.layerArgs(reinterpret_cast<int32_t const*>(base + oPerm), reinterpret_cast<int8_t const*>(base + oW8),
+        reinterpret_cast<int8_t const*>(base + oW4), reinterpret_cast<int8_t const*>(base + oShift),
+        reinterpret_cast<float const*>(base + oScale), reinterpret_cast<float const*>(base + oBias),
+        reinterpret_cast<int8_t const*>(base + oStatic));
+}
+
+DeviceWeights::~DeviceWeights()
+{
+    if (mBlock != nullptr)
+    {
+        // May run after the context is torn down at process exit: the error is irrelevant then.
+        static_cast<void>(cudaFree(mBlock));
+    }
+}
+
+} // namespace flexiq

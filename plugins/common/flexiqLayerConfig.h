@@ -1,0 +1,90 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * LayerConfig: the validated fields of one FlexiQ plugin node, parsed from a PluginFieldCollection
+ * (build: from the ONNX parser; runtime: from getFieldsToSerialize), and FieldSerializer, which turns
+ * it back into a PluginFieldCollection with the creator's field names, so both phases go through
+ * the same parser (STYLE §13).
+ */
+#ifndef FLEXIQ_LAYER_CONFIG_H
+#define FLEXIQ_LAYER_CONFIG_H
+
+#include "flexiqFields.h"
+#include "flexiqLayerArgs.h"
+
+#include "NvInferRuntime.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flexiq
+{
+
+//! All fields of a node, in host memory, after validation.
+struct LayerConfig
+{
+    bool isConv{false};
+    std::string nodeName; //!< the name TensorRT passed to createPlugin, for messages
+    int32_t layerIndex{0};
+    int32_t groupSize{0};
+    int32_t inChannels{0};
+    int32_t outChannels{0};
+    float actScale{0.0F};
+    int32_t actSigned{1};
+    int32_t actShiftMode{0};
+    int32_t activation{0};
+    float activationAlpha{0.0F};
+    float activationBeta{0.0F};
+    std::array<int32_t, 2> kernelShape{1, 1}; //!< [R, S]; gemm: 1x1
+    std::array<int32_t, 2> strides{1, 1};
+    std::array<int32_t, 4> pads{0, 0, 0, 0}; //!< [top, left, bottom, right]
+    std::array<int32_t, 2> dilations{1, 1};
+    std::vector<int8_t> actStaticShift; //!< [G_count]
+    std::vector<int32_t> permutation;   //!< [C_pad]
+    std::vector<int8_t> weightInt8;     //!< [N, K]
+    std::vector<int8_t> weightInt4;     //!< [N, K/2]
+    std::vector<int8_t> weightShift;    //!< [N, G_count]
+    std::vector<float> weightScale;     //!< [N]
+    std::vector<float> bias;            //!< [N]
+
+    //! "FlexiQConv" or "FlexiQGemm".
+    char const* opName() const noexcept;
+    //! "FlexiQConv node 'name'" (prefix of every error message about this node).
+    std::string where() const;
+    //! C_pad: in_channels rounded up to a multiple of group_size.
+    int32_t paddedChannels() const noexcept;
+    //! C_pad / G.
+    int32_t groupCount() const noexcept;
+    //! K = R * S * C_pad (gemm: C_pad).
+    int64_t reductionLength() const noexcept;
+    //! float32(act_scale) * weight_scale[n], rounded once in float32 (DESIGN §2 epilogue).
+    std::vector<float> outScale() const;
+    //! Kernel arguments with the given (device or host) pointers; outScale must hold N floats.
+    FlexiqLayerArgs layerArgs(int32_t const* permutation, int8_t const* w8, int8_t const* w4, int8_t const* wShift,
+        float const* outScalePtr, float const* biasPtr, int8_t const* staticShift) const noexcept;
+};
+
+//! Parses and validates every field of a `isConv ? FlexiQConv : FlexiQGemm` node named `nodeName`.
+//! Throws FlexiqPluginError naming the node, the field and the offending value.
+LayerConfig parseLayerConfig(bool isConv, std::string const& nodeName, nvinfer1::PluginFieldCollection const* fc);
+
+//! The creator's field-name list (getFieldNames) for one op: names and types, no data.
+std::vector<nvinfer1::PluginField> fieldNameList(bool isConv);
+
+//! Builds the PluginFieldCollection of a LayerConfig; valid while both objects live and the config
+//! is not modified.
+class FieldSerializer
+{
+public:
+    nvinfer1::PluginFieldCollection const* serialize(LayerConfig const& cfg);
+
+private:
+    std::vector<nvinfer1::PluginField> mFields;
+    nvinfer1::PluginFieldCollection mCollection{};
+};
+
+} // namespace flexiq
+
+#endif // FLEXIQ_LAYER_CONFIG_H
