@@ -72,7 +72,7 @@ def _cached(filename: str, make: Callable[[Path], object], directory: Path | Non
 
 
 def _upgrade_mnist(out: Path) -> None:
-    """qonnx's copy of the ONNX-zoo mnist-8 (opset 8), converted to opset 13 for per-axis Q/DQ."""
+    """Qonnx's copy of the ONNX-zoo mnist-8 (opset 8), converted to opset 13 for per-axis Q/DQ."""
     model = onnx.load(str(package_file("qonnx", "data/onnx/mnist-conv/model.onnx")))
     converted = version_converter.convert_version(model, 13)
     onnx.checker.check_model(converted)

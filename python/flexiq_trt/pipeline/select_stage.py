@@ -83,10 +83,10 @@ def finalize(results: list[LayerQuantResult], problem: SelectionProblem, order: 
     ranks = order.group_rank(problem)
     final = apply_order(results, problem, order)
     position = [{g: pos for pos, g in enumerate(rank)} for rank in ranks]
-    entries = [LayerEntry(name=l.name, op_type=l.op_type, layer_index=l.layer_index, in_channels=l.in_channels,
-                          padded_channels=l.padded_channels, macs=float(el.macs),
+    entries = [LayerEntry(name=q.name, op_type=q.op_type, layer_index=q.layer_index, in_channels=q.in_channels,
+                          padded_channels=q.padded_channels, macs=float(el.macs),
                           group_macs=[float(problem.layers[i].group_macs[g]) for g in ranks[i]])
-               for i, (l, el) in enumerate(zip(final, layers, strict=True))]
+               for i, (q, el) in enumerate(zip(final, layers, strict=True))]
     items = [(li, position[li][g]) for li, g in order.items]
     table = RatioTable(base[0].group_size, entries, items, list(problem.ladder), order.selector)
     return final, table

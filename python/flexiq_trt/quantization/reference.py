@@ -123,7 +123,7 @@ def apply_activation(y: np.ndarray, act: Activation, alpha: float, beta: float) 
 
 
 def epilogue(acc: np.ndarray, layer: QuantizedLayer, channel_axis: int) -> np.ndarray:
-    """y = float(acc) * (s_a * s_w[n]) + bias[n], then the fused activation (float32)."""
+    """Epilogue: y = float(acc) * (s_a * s_w[n]) + bias[n], then the fused activation (float32)."""
     shape = [1] * acc.ndim
     shape[channel_axis] = layer.out_channels
     y = acc.astype(np.float32) * layer.out_scale().reshape(shape) + layer.bias.astype(np.float32).reshape(shape)
