@@ -43,6 +43,16 @@ def runtime_input_info(num_layers: int) -> onnx.ValueInfoProto:
     return onnx.helper.make_tensor_value_info(RUNTIME_INPUT, onnx.TensorProto.INT32, [num_layers])
 
 
+def check_written(model: onnx.ModelProto, what: str) -> None:
+    """onnx.checker on a written model (in-memory checking is impossible past 2 GiB: check the file then)."""
+    if model.ByteSize() >= 2**31 - 1:
+        return
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise FlexiqInternalError(f"the {what} fails onnx.checker: {e}") from e
+
+
 def set_metadata(model: onnx.ModelProto, metadata: dict) -> None:
     """Write/overwrite metadata_props; non-string values are JSON-encoded."""
     props = {p.key: p.value for p in model.metadata_props}

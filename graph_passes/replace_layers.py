@@ -6,11 +6,10 @@ import logging
 from collections.abc import Sequence
 
 import onnx
-from flexiq_trt.errors import FlexiqInternalError
 from flexiq_trt.plugin_spec import PLUGIN_DOMAIN, PLUGIN_VERSION, RUNTIME_INPUT
 
 from .graph_index import GraphIndex
-from .layer_nodes import check_layer_pairs, locate_nodes, runtime_input_info, set_metadata
+from .layer_nodes import check_layer_pairs, check_written, locate_nodes, runtime_input_info, set_metadata
 from .plugin_fields import make_attributes
 from .rewrite import Replacement, apply_replacements
 
@@ -44,10 +43,7 @@ def write_flexiq_model(prepared_model: onnx.ModelProto, layers: Sequence[tuple],
     model = apply_replacements(prepared_model, reps, new_inputs=[runtime_input_info(num_layers)],
                                opset_imports={PLUGIN_DOMAIN: int(PLUGIN_VERSION)})
     set_metadata(model, metadata or {})
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as e:
-        raise FlexiqInternalError(f"the FlexiQ model fails onnx.checker: {e}") from e
+    check_written(model, "FlexiQ model")
     candidates = sum(n.op_type in CANDIDATE_OPS for n in prepared_model.graph.node)
     log.info("replaced %d of %d candidates with FlexiQ plugin nodes", len(reps), candidates)
     return model

@@ -24,7 +24,7 @@ from flexiq_trt.plugin_spec import RUNTIME_INPUT, Activation, ShiftMode
 from flexiq_trt.quantization.layer import QuantizedLayer
 
 from .graph_index import GraphIndex
-from .layer_nodes import check_layer_pairs, locate_nodes, runtime_input_info, set_metadata
+from .layer_nodes import check_layer_pairs, check_written, locate_nodes, runtime_input_info, set_metadata
 from .onnx_builder import SubgraphBuilder
 from .rewrite import Replacement, apply_replacements
 
@@ -216,9 +216,6 @@ def write_simulation_model(prepared_model: onnx.ModelProto, layers: Sequence[tup
             extra_outputs.append(onnx.helper.make_tensor_value_info(acc, onnx.TensorProto.INT32, [None] * rank))
     model = apply_replacements(prepared_model, reps, new_inputs=inputs, new_outputs=extra_outputs)
     set_metadata(model, metadata or {})
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as e:
-        raise FlexiqInternalError(f"the simulation model fails onnx.checker: {e}") from e
+    check_written(model, "simulation model")
     log.info("simulation model: %d FlexiQ layer(s) in %s mode", len(reps), mode)
     return model

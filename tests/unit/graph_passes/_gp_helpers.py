@@ -60,3 +60,41 @@ def random_input(shape, conv: bool, signed: bool, seed: int) -> np.ndarray:
 def session(model: onnx.ModelProto) -> ort.InferenceSession:
     """A CPU ORT session over an in-memory model."""
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def tensor_values(model: onnx.ModelProto, feeds: dict, names: list[str]) -> dict[str, np.ndarray]:
+    """Values of intermediate tensors of `model` (added as extra graph outputs)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in have:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    outs = session(probe).run(names, feeds)
+    return dict(zip(names, outs, strict=True))
+
+
+def faithful_quantized(el, layer_index: int, group_size: int, act_max: float, seed: int) -> QuantizedLayer:
+    """Honest int8 quantization of `el`'s float weights (random permutation): n4 = 0 tracks the float model."""
+    rng = np.random.default_rng(seed)
+    cin, n = el.in_channels, el.out_channels
+    cp = padded_channels(cin, group_size)
+    perm = np.concatenate([rng.permutation(cin), cin + rng.permutation(cp - cin)]).astype(np.int32)
+    w = el.weight.astype(np.float32)
+    s_w = (np.abs(w.reshape(n, -1)).max(axis=1) / 127).astype(np.float32)
+    codes = np.clip(np.rint(w / s_w.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+    if el.is_conv:
+        codes = codes.transpose(0, 2, 3, 1)  # [N, R, S, C]
+    padded = np.zeros(codes.shape[:-1] + (cp,), np.int8)
+    padded[..., :cin] = codes
+    w8 = padded[..., perm]
+    gc = cp // group_size
+    layer = QuantizedLayer(
+        name=el.name, op_type=el.plugin_op, layer_index=layer_index, group_size=group_size, in_channels=cin,
+        out_channels=n, permutation=perm, act_scale=float(act_max / 127), act_signed=not el.input_nonnegative,
+        act_shift_mode=ShiftMode.DYNAMIC, act_static_shift=np.zeros(gc, np.int8), weight_int8=w8,
+        weight_int4=np.clip(w8 >> 4, -8, 7).astype(np.int8), weight_shift=np.full((n, gc), 4, np.int8),
+        weight_scale=s_w, bias=el.bias, activation=el.activation, activation_alpha=el.activation_alpha,
+        activation_beta=el.activation_beta, geometry=el.geometry if el.is_conv else None)
+    layer.validate()
+    return layer
