@@ -47,7 +47,7 @@ def vinfo(name: str, shape, dtype=TensorProto.FLOAT) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, dtype, shape)
 
 
-def conv_bn_relu(c_in: int = 64, c_out: int = 32, hw: int = 8, seed: int = 0, batch="N") -> onnx.ModelProto:
+def conv_bn_relu(c_in: int = 64, c_out: int = 32, hw: int | str = 8, seed: int = 0, batch="N") -> onnx.ModelProto:
     """Conv(3x3, pad 1) -> BatchNormalization -> Relu."""
     rng = _rng(seed)
     inits = [("w", _w(rng, c_out, c_in, 3, 3)), ("b", _w(rng, c_out)),

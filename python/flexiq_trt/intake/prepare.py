@@ -14,18 +14,15 @@ from flexiq_trt.graph_passes.rewrite import apply_replacements
 log = logging.getLogger("flexiq_trt.intake")
 
 
-def prepare_model(model: onnx.ModelProto,
-                  input_shapes: Mapping[str, Sequence[int]] | None = None) -> onnx.ModelProto:
-    """Return a copy ready for `find_layers`.
+def prepare_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Return a copy ready for `find_layers` and the writers.
 
-    `input_shapes` fixes dynamic graph-input dims (the calibration shape) before shape inference,
-    so MACs and conv geometry can be resolved; dims left dynamic in the batch axis count as 1.
+    Graph-input dims stay as the model declares them (dynamic batch stays dynamic, so nothing is
+    folded for one batch size); give the calibration shape to `find_layers(input_shapes=...)`.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     name_nodes(out)
-    if input_shapes:
-        set_input_shapes(out, input_shapes)
     out = infer_shapes(out)
     out = fold_constants(out)
     folds = find_batchnorm_folds(out)
@@ -60,6 +57,15 @@ def set_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
         del dims[:]
         for d in shape:
             dims.add().dim_value = int(d)
+
+
+def with_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    """A shape-inferred copy with graph-input dims fixed (for resolving geometry and MACs only)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.value_info[:]
+    set_input_shapes(out, shapes)
+    return infer_shapes(out)
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:

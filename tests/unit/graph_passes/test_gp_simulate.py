@@ -15,6 +15,7 @@ import pytest
 from _gp_helpers import eligible_of, random_input, random_quantized, session
 from _utils import models as M
 from flexiq_trt.graph_passes.simulate_layers import acc_output_name, mask_input_name, write_simulation_model
+from flexiq_trt.intake import find_layers, prepare_model
 from flexiq_trt.plugin_spec import RUNTIME_INPUT, ShiftMode
 from flexiq_trt.quantization import reference
 from flexiq_trt.quantization.layer import QuantizedLayer
@@ -155,3 +156,14 @@ def test_multi_layer_prefix_reads_its_own_entry():
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[1], b[1])
     assert {p.key: p.value for p in sim.metadata_props}["k"] == "1"
+
+
+def test_dynamic_batch_and_spatial_dims_stay_dynamic():
+    """Calibration shape given to find_layers only: the written models run at other batch/spatial sizes."""
+    prepared = prepare_model(M.conv_bn_relu(batch="N", hw="H"))
+    (el,), _ = find_layers(prepared, 32, input_shapes={"x": (1, 64, 8, 8)})
+    ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 0)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True)
+    x = random_input((3, 64, 5, 5), True, True, 0)
+    acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([32], np.int32)})[0]
+    np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, 32)[0])

@@ -43,9 +43,13 @@ def test_constant_weights_become_initializers_and_names_stable():
     assert [n.name for n in again.graph.node] == [n.name for n in prepared.graph.node]
 
 
-def test_input_shapes_fix_dynamic_batch_and_bad_name():
-    prepared = prepare_model(M.conv_bn_relu(batch="N"), input_shapes={"x": (4, 64, 8, 8)})
-    (layer,), _ = find_layers(prepared, 32)
+def test_input_shapes_resolve_dynamic_dims_without_changing_model():
+    prepared = prepare_model(M.conv_bn_relu(batch="N", hw="H"))
+    _, skipped = find_layers(prepared, 32)
+    assert "dynamic" in skipped[0].reason
+    (layer,), _ = find_layers(prepared, 32, input_shapes={"x": (4, 64, 8, 8)})
     assert layer.input_shape == (1, 64, 8, 8) and layer.macs == 32 * 64 * 9 * 64
+    dims = prepared.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["N", "", "H", "H"]
     with pytest.raises(ModelError, match="nope"):
-        prepare_model(M.conv_bn_relu(), input_shapes={"nope": (1, 2)})
+        find_layers(prepared, 32, input_shapes={"nope": (1, 2)})
