@@ -20,7 +20,7 @@ from flexiq_trt.graph_passes.fuse_activation import (
     find_matmul_bias,
 )
 from flexiq_trt.graph_passes.graph_index import GraphIndex, attr
-from flexiq_trt.intake.prepare import with_input_shapes
+from flexiq_trt.intake.prepare import recorded_input_shapes, with_input_shapes
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, SUPPORTED_GROUP_SIZES, Activation
 from flexiq_trt.quantization.layer import ConvGeometry
 
@@ -98,12 +98,14 @@ def find_layers(model: onnx.ModelProto, group_size: int,
                 ) -> tuple[list[EligibleLayer], list[SkippedLayer]]:
     """Classify every candidate node of a prepared model (see `intake.prepare_model`).
 
-    `input_shapes` (graph input -> calibration shape) resolves dynamic dims for geometry and MACs;
-    without it, a dynamic batch dim counts as 1 and other dynamic dims make a layer ineligible.
-    The model itself is not changed (its inputs stay dynamic).
+    `input_shapes` (graph input -> calibration shape; default: the shapes `prepare_model` recorded)
+    resolves dynamic dims for geometry and MACs; without any, a dynamic batch dim counts as 1 and
+    other dynamic dims make a layer ineligible. The model itself is not changed.
     """
     if group_size not in SUPPORTED_GROUP_SIZES:
         raise ConfigError(f"group size {group_size} not supported; expected one of {SUPPORTED_GROUP_SIZES}")
+    if input_shapes is None:
+        input_shapes = recorded_input_shapes(model)
     idx = GraphIndex(with_input_shapes(model, input_shapes) if input_shapes else model)
     eligible: list[EligibleLayer] = []
     skipped: list[SkippedLayer] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -13,16 +14,33 @@ from flexiq_trt.graph_passes.rewrite import apply_replacements
 
 log = logging.getLogger("flexiq_trt.intake")
 
+CALIBRATION_SHAPES_KEY = "flexiq_calibration_input_shapes"
 
-def prepare_model(model: onnx.ModelProto) -> onnx.ModelProto:
+
+def recorded_input_shapes(model: onnx.ModelProto) -> dict[str, list[int]] | None:
+    """The calibration input shapes `prepare_model` recorded, if any."""
+    for p in model.metadata_props:
+        if p.key == CALIBRATION_SHAPES_KEY:
+            return json.loads(p.value)
+    return None
+
+
+def prepare_model(model: onnx.ModelProto,
+                  input_shapes: Mapping[str, Sequence[int]] | None = None) -> onnx.ModelProto:
     """Return a copy ready for `find_layers` and the writers.
 
-    Graph-input dims stay as the model declares them (dynamic batch stays dynamic, so nothing is
-    folded for one batch size); give the calibration shape to `find_layers(input_shapes=...)`.
+    Graph-input dims stay as the model declares them (a dynamic batch stays dynamic, so nothing is
+    folded for one batch size). `input_shapes` (the calibration shape) is checked and recorded in
+    metadata_props[CALIBRATION_SHAPES_KEY]; `find_layers` uses it to resolve geometry and MACs.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     name_nodes(out)
+    if input_shapes:
+        set_input_shapes(onnx.ModelProto(graph=onnx.GraphProto(input=out.graph.input)), input_shapes)
+        entry = out.metadata_props.add()
+        entry.key = CALIBRATION_SHAPES_KEY
+        entry.value = json.dumps({k: [int(d) for d in v] for k, v in input_shapes.items()})
     out = infer_shapes(out)
     out = fold_constants(out)
     folds = find_batchnorm_folds(out)

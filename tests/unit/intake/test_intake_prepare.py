@@ -53,3 +53,9 @@ def test_input_shapes_resolve_dynamic_dims_without_changing_model():
     assert [d.dim_param for d in dims] == ["N", "", "H", "H"]
     with pytest.raises(ModelError, match="nope"):
         find_layers(prepared, 32, input_shapes={"nope": (1, 2)})
+    recorded = prepare_model(M.conv_bn_relu(batch="N", hw="H"), {"x": (2, 64, 6, 6)})
+    (layer,), _ = find_layers(recorded, 32)  # uses the shapes prepare_model recorded
+    assert layer.macs == 32 * 64 * 9 * 36
+    assert recorded.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    with pytest.raises(ModelError, match="nope"):
+        prepare_model(M.conv_bn_relu(), {"nope": (1, 2)})
