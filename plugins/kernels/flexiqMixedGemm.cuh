@@ -179,12 +179,14 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                             for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
                                 mmaS4<kSigned>(part[mi][ni], a[mi], b[ni]);
                     }
-                    int32_t pa[kWarpTilesM][2]; // p_a of the C rows (groupID, groupID + 8)
+                    // Shift after the MMA: acc += (part << p_w[n]) * 2^p_a[row], two integer ops per element
+                    // (SHF + IMAD) with the row factor hoisted; this ALU work is the int4 path's overhead.
+                    int32_t rowFactor[kWarpTilesM][2]; // 2^p_a of the C rows (groupID, groupID + 8)
 #pragma unroll
                     for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
 #pragma unroll
                         for (int32_t h = 0; h < 2; ++h)
-                            pa[mi][h] = rowIn[mi][h] >= 0 ? p.shiftA[rowIn[mi][h] * p.groups + g] : 0;
+                            rowFactor[mi][h] = 1 << (rowIn[mi][h] >= 0 ? p.shiftA[rowIn[mi][h] * p.groups + g] : 0);
 #pragma unroll
                     for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
                     {
@@ -199,7 +201,8 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                         for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
 #pragma unroll
                             for (int32_t e = 0; e < 4; ++e)
-                                acc[mi][ni][e] += part[mi][ni][e] * (1 << (pa[mi][e >> 1] + pw[e & 1]));
+                                acc[mi][ni][e] += static_cast<int32_t>(static_cast<uint32_t>(part[mi][ni][e]) << pw[e & 1])
+                                    * rowFactor[mi][e >> 1]; // unsigned shift: no UB for negative partials
                     }
                 }
                 else
