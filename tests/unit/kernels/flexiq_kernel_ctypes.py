@@ -116,7 +116,7 @@ def random_input(rng: np.random.Generator, layer: QuantizedLayer, batch: int, he
     """Float input spanning small and saturating codes, with exact half-way points to test rounding."""
     shape = (batch, layer.in_channels, height, width) if layer.is_conv else (batch, layer.in_channels)
     # Per-channel ranges so some groups use small shifts and others large ones.
-    span = rng.choice([2.0, 10.0, 40.0, 140.0], size=layer.in_channels)
+    span = rng.choice([2.0, 10.0, 40.0, 140.0, 300.0], size=layer.in_channels)  # 300: saturates s8 and u8
     span = span.reshape((1, -1, 1, 1) if layer.is_conv else (1, -1))
     codes = rng.uniform(-1, 1, shape) * span
     codes = np.where(rng.random(shape) < 0.2, np.round(codes) + 0.5, codes)  # half-way points
