@@ -46,6 +46,8 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
     try:
         if model.ByteSize() < 2**31 - 1:
             onnx.checker.check_model(model)
+        elif Path(where).is_file():
+            onnx.checker.check_model(where)  # past 2 GiB only the file-path checker works
     except onnx.checker.ValidationError as e:
         raise ModelError(f"{where}: invalid ONNX model: {str(e).splitlines()[0]}") from e
 
