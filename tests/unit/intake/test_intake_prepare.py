@@ -59,3 +59,19 @@ def test_input_shapes_resolve_dynamic_dims_without_changing_model():
     assert recorded.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
     with pytest.raises(ModelError, match="nope"):
         prepare_model(M.conv_bn_relu(), {"nope": (1, 2)})
+
+
+def test_identity_and_constant_weight_paths_fold_to_initializers():
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 64, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["wc"], value=numpy_helper.from_array(w)),
+             helper.make_node("Identity", ["wc"], ["wi"]),
+             helper.make_node("Mul", ["wi", "two"], ["w2"]),
+             helper.make_node("Conv", ["x", "w2"], ["y"], name="conv")]
+    model = M.make_model(nodes, [M.vinfo("x", [1, 64, 4, 4])], [M.vinfo("y", None)],
+                         [("two", np.array(2.0, np.float32))])
+    (layer,), skipped = find_layers(prepare_model(model), 32)
+    assert not skipped
+    np.testing.assert_array_equal(layer.weight, 2 * w)
