@@ -26,6 +26,7 @@ class ItemSpace:
     layer_of: np.ndarray  # int64 [I]
     offsets: np.ndarray  # int64 [L + 1], layer l owns items offsets[l]:offsets[l + 1]
     tail: np.ndarray  # bool [I], the layers' padded groups (4-bit only after the rest of the layer)
+    value_range: np.ndarray  # float64 [I], activation value range of each group (the range order's key)
 
     @classmethod
     def from_problem(cls, problem: SelectionProblem) -> ItemSpace:
@@ -35,7 +36,8 @@ class ItemSpace:
         counts = [lg.group_count for lg in problem.layers]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         layer_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        return cls(macs, error_per_mac(err, macs), layer_of, offsets, tail_mask(problem.layers, offsets))
+        ranges = np.concatenate([np.asarray(lg.value_range, dtype=np.float64) for lg in problem.layers])
+        return cls(macs, error_per_mac(err, macs), layer_of, offsets, tail_mask(problem.layers, offsets), ranges)
 
     @property
     def size(self) -> int:
@@ -62,6 +64,11 @@ class ItemSpace:
         Padded groups come after their layer's other groups.
         """
         return np.asarray(self.tail_last([int(i) for i in np.argsort(self.cost, kind="stable")]), dtype=np.int64)
+
+    def range_rank(self) -> np.ndarray:
+        """Flat indices by ascending value range, padded groups after their layer's others."""
+        return np.asarray(self.tail_last([int(i) for i in np.argsort(self.value_range, kind="stable")]),
+                          dtype=np.int64)
 
     def tail_last(self, order: list[int]) -> list[int]:
         """`order` with every padded item moved after its layer's other items."""
@@ -159,14 +166,20 @@ def _drop_surplus(flags: np.ndarray, locked: np.ndarray, budget: float, total: f
 
 
 def greedy_fill(locked: np.ndarray, budget: float, space: ItemSpace) -> np.ndarray:
-    """The greedy candidate: the locked set plus the cheapest items until the budget is covered.
+    """The greedy candidate: the locked set plus the cheapest items until the budget is covered."""
+    return ordered_fill(locked, budget, space, space.greedy_rank())
 
-    Added items the budget turns out not to need are dropped again (costliest first).
+
+def ordered_fill(locked: np.ndarray, budget: float, space: ItemSpace, rank: np.ndarray) -> np.ndarray:
+    """The locked set plus items in `rank` order until the budget is covered.
+
+    `rank` must put padded groups after their layer's others; added items the budget turns out not
+    to need are dropped again (last added first).
     """
     flags = locked.copy()
     total = float(space.macs[flags].sum())
     added: list[int] = []
-    for i in space.greedy_rank():
+    for i in rank:
         if total >= budget:
             break
         if not flags[i]:

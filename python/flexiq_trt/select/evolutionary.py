@@ -23,7 +23,15 @@ from flexiq_trt.log import get_logger
 from flexiq_trt.select import checkpoint as ckpt
 from flexiq_trt.select.base import GlobalOrder, SelectionProblem
 from flexiq_trt.select.checkpoint import RunState, SearchState, flags_to_list, list_to_flags
-from flexiq_trt.select.chromosome import ItemSpace, crossover, greedy_fill, mutate, perturb, repair
+from flexiq_trt.select.chromosome import (
+    ItemSpace,
+    crossover,
+    greedy_fill,
+    mutate,
+    ordered_fill,
+    perturb,
+    repair,
+)
 from flexiq_trt.select.config import SearchConfig
 from flexiq_trt.select.fitness import CachedFitness, effective_subset
 
@@ -116,12 +124,16 @@ class _Search:
 
     def _start(self, ratio: float, position: int, locked: np.ndarray, budget: float,
                log: list[dict]) -> RunState:
-        """Initial population: the greedy candidate plus perturbations from light to heavy."""
+        """Initial population: the greedy and range-order candidates, then perturbations.
+
+        The perturbations of the greedy candidate go from light (1 swap) to heavy.
+        """
         rng = np.random.default_rng([self.seed, position])
         greedy = greedy_fill(locked, budget, self.space)
+        by_range = ordered_fill(locked, budget, self.space, self.space.range_rank())
         free_chosen = int(np.count_nonzero(greedy & ~locked))
-        population = [greedy]
-        for i in range(1, self.cfg.population):
+        population = [greedy] + ([by_range] if not np.array_equal(by_range, greedy) else [])
+        for i in range(len(population), self.cfg.population):
             swaps = 1 + (i * max(1, free_chosen // 2)) // self.cfg.population
             population.append(repair(perturb(greedy, locked, swaps, self.space, rng), locked, budget,
                                      self.space, rng))

@@ -76,7 +76,7 @@ def test_log_has_best_and_mean_per_generation():
     assert len(gens) == 3 * (SMALL.generations + 1)
     for e in gens:
         assert e["best"] <= e["subset_best"] + 1e-12 or e["n_samples"] is not None
-        assert e["mean"] >= e["subset_best"]
+        assert e["mean"] >= e["subset_best"] - 1e-9
     bests = [e["best"] for e in gens if e["ratio"] == 0.5]
     assert bests == sorted(bests, reverse=True)  # the best never gets worse
 
@@ -96,7 +96,7 @@ class _StopAfter:
         return self.inner(masks)
 
 
-@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9])
 def test_resumed_search_ends_where_an_uninterrupted_one_does(tmp_path, fraction):
     cfg = SMALL.with_overrides(checkpoint_path=str(tmp_path / "search.json"))
     ref_problem = _problem()
