@@ -1,13 +1,8 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Launch of the input pass (body in flexiqInputPass.cuh). Input pass of a FlexiQ layer (DESIGN §2, §4): gather the NCHW input by the permutation (zero
- * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division, pick each
- * (pixel, group)'s activation shift (dynamic rule or static table) and write
- *   codes8 [rows, C_pad]   8-bit codes (4-bit prefix: effective codes when writeEffective)
- *   codes4 [rows, C_pad/2] 4-bit codes extract4(q, p), low nibble first (when requested)
- *   shiftA [rows, C_pad/G] p_a
- * n4 is read from device memory and clamped here, so ratio switches need no host round trip.
+ * Launch of the input pass (DESIGN §2, §4): one thread per (input pixel, channel group); the body,
+ * shared with the host warp emulator, is inputPassThread() in flexiqInputPass.cuh.
  */
 #include "flexiqInputPass.cuh"
 #include "flexiqTileConfig.cuh"
