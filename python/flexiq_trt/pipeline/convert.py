@@ -137,20 +137,27 @@ def apply_plan(layers: list, skipped: list, cfg: ConvertConfig, group_size: int,
 
 
 def fitness_for(prepared: onnx.ModelProto, layers: list, base_results: list, calib_feeds: FeedSet,
-                cfg: ConvertConfig, holdout: FeedSet | None):
-    """The search's fitness: a mask-input simulation model over a calibration subset (+ held-out guard)."""
+                cfg: ConvertConfig):
+    """The search's fitness on calibration samples, and a guard fitness on *other* calibration samples.
+
+    The guard (held-out for the search, DESIGN §2's warning about fitting the calibration set) uses
+    samples the fitness never sees; the report's evaluation set is never touched by the search.
+    """
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
     from flexiq_trt.select.evaluator import MaskFitnessEvaluator
 
     pairs = [(el, r.layer) for el, r in zip(layers, base_results, strict=True)]
-    sim = write_simulation_model(prepared, pairs, {}, mode="mask")
-    n = cfg.fitness_samples
-
-    def merged(fs: FeedSet, limit: int) -> dict[str, np.ndarray]:
-        return {k: np.concatenate([b[k] for b in fs.batches])[:limit] for k in fs.batches[0]}
-
-    fit = MaskFitnessEvaluator(sim, merged(calib_feeds, n))
-    hold = MaskFitnessEvaluator(sim, merged(holdout, n)) if holdout is not None and holdout.samples else None
+    sim = write_simulation_model(prepared, pairs, {}, mode="mask").SerializeToString()
+    merged = {k: np.concatenate([b[k] for b in calib_feeds.batches]) for k in calib_feeds.batches[0]}
+    n_total = next(iter(merged.values())).shape[0]
+    n_fit = min(cfg.fitness_samples, n_total)
+    fit = MaskFitnessEvaluator(sim, {k: v[:n_fit] for k, v in merged.items()})
+    hold = None
+    if n_total - n_fit >= 8:
+        n_hold = min(cfg.fitness_samples, n_total - n_fit)
+        hold = MaskFitnessEvaluator(sim, {k: v[n_fit:n_fit + n_hold] for k, v in merged.items()})
+    else:
+        _log.warning("only %d calibration samples: the search runs without a held-out guard", n_total)
     return fit, hold
 
 
@@ -200,7 +207,7 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
         timings["calibrate+quantize"] = time.perf_counter() - t0 - timings["intake"]
         fit = hold = None
         if cfg.selector in NEEDS_FITNESS:
-            fit, hold = fitness_for(prepared, layers, base, calib_feeds, cfg, None)
+            fit, hold = fitness_for(prepared, layers, base, calib_feeds, cfg)
         problem = ss.build_problem(layers, calibrated, base, cfg.ladder, search.seed or 0, fit, hold)
         t1 = time.perf_counter()
         order = ss.run_selector(cfg.selector, problem, search)
