@@ -4,8 +4,11 @@
  * Input pass of a FlexiQ layer (DESIGN §2, §4): gather the NCHW input by the permutation (zero
  * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division, pick each
  * (pixel, group)'s activation shift (dynamic rule or static table) and write
- *   codes8 [rows, C_pad]   8-bit codes (4-bit prefix: effective codes when writeEffective)
- *   codes4 [rows, C_pad/2] 4-bit codes extract4(q, p), low nibble first (when requested)
+ *   codes8 [rows, C_pad]   8-bit codes of every group the GEMM reads as int8: all groups for the
+ *                          reference backend, the 8-bit suffix for the int4 backend, and for the
+ *                          int8 backend all groups with effective codes in the 4-bit prefix
+ *   codes4 [rows, C_pad/2] int4 backend only: 4-bit codes extract4(q, p) of the 4-bit prefix groups,
+ *                          low nibble first
  *   shiftA [rows, C_pad/G] p_a
  * n4 is read from device memory and clamped here, so ratio switches need no host round trip.
  * The body is a device function so the host warp emulator (tests/unit/kernels) runs the same code.
@@ -59,22 +62,10 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
                                                      : shiftFromMagnitude(magOr, kSigned);
     p.shiftA[row * p.groups + g] = static_cast<int8_t>(shift);
 
-    bool const effective = p.writeEffective != 0 && g * kG < n4;
-    uint32_t* out8 = reinterpret_cast<uint32_t*>(p.codes8 + row * p.cPad + g * kG); // [G/4] words
-#pragma unroll
-    for (int32_t w = 0; w < kG / 4; ++w)
+    bool const fourBit = g * kG < n4;
+    if (p.codes4 != nullptr && fourBit)
     {
-        uint32_t word = 0;
-#pragma unroll
-        for (int32_t j = 0; j < 4; ++j)
-        {
-            int32_t const v = effective ? effectiveCode(q[4 * w + j], shift, kSigned) : q[4 * w + j];
-            word |= (static_cast<uint32_t>(v) & 0xFFu) << (8 * j);
-        }
-        out8[w] = word;
-    }
-    if (p.codes4 != nullptr)
-    {
+        // Int4 backend, 4-bit group: the MMA reads only the packed codes.
         uint32_t* out4 = reinterpret_cast<uint32_t*>(p.codes4 + (row * p.cPad + g * kG) / 2); // [G/8] words
 #pragma unroll
         for (int32_t w = 0; w < kG / 8; ++w)
@@ -87,6 +78,21 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
             }
             out4[w] = word;
         }
+        return;
+    }
+    bool const effective = p.writeEffective != 0 && fourBit;
+    uint32_t* out8 = reinterpret_cast<uint32_t*>(p.codes8 + row * p.cPad + g * kG); // [G/4] words
+#pragma unroll
+    for (int32_t w = 0; w < kG / 4; ++w)
+    {
+        uint32_t word = 0;
+#pragma unroll
+        for (int32_t j = 0; j < 4; ++j)
+        {
+            int32_t const v = effective ? effectiveCode(q[4 * w + j], shift, kSigned) : q[4 * w + j];
+            word |= (static_cast<uint32_t>(v) & 0xFFu) << (8 * j);
+        }
+        out8[w] = word;
     }
 }
 
