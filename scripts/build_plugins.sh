@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds libflexiq_plugins.so, the CUDA kernels, the C++ CPU reference and the C++ host tests into
+# build/ with Ninja (2 jobs by default: CI machines have 2 cores), then runs nothing.
+#
+# - TensorRT headers: TensorRT_ROOT if set, else third_party/tensorrt_headers (fetched from the
+#   kernel-lens wheel by scripts/fetch_trt_headers.sh when missing, DESIGN §6).
+# - nvcc: from PATH; if absent, the CUDA 13.0 compiler wheels are pip-installed into the active
+#   Python environment and used from there.
+#
+# Usage: scripts/build_plugins.sh [extra cmake -D options]
+# Env:   BUILD_DIR (build), JOBS (2), FLEXIQ_CUDA_ARCHS ("80;86;89"), PYTHON (python3), CMAKE_BUILD_TYPE (Release)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${BUILD_DIR:-${repo}/build}"
+jobs="${JOBS:-2}"
+archs="${FLEXIQ_CUDA_ARCHS:-80;86;89}"
+python="${PYTHON:-python3}"
+# CUDA 13.0 toolchain wheels (same major/minor as DESIGN §6's nvcc 13.0).
+cuda_wheels=("nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*")
+
+log() { echo "== build_plugins: $*" >&2; }
+
+find_wheel_nvcc() {
+    "${python}" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("nvidia")
+roots = list(spec.submodule_search_locations) if spec and spec.submodule_search_locations else []
+for root in roots:
+    for cand in sorted(pathlib.Path(root).glob("cu*/bin/nvcc")) + sorted(pathlib.Path(root).glob("cuda_nvcc/bin/nvcc")):
+        print(cand.resolve())
+        raise SystemExit(0)
+raise SystemExit(1)
+PY
+}
+
+ensure_nvcc() {
+    if [[ -n "${CUDACXX:-}" && -x "${CUDACXX}" ]]; then
+        echo "${CUDACXX}"; return
+    fi
+    if command -v nvcc >/dev/null 2>&1; then
+        command -v nvcc; return
+    fi
+    local nvcc
+    if ! nvcc="$(find_wheel_nvcc)"; then
+        log "nvcc not on PATH: pip-installing ${cuda_wheels[*]}"
+        "${python}" -m pip install --quiet "${cuda_wheels[@]}" >&2
+        nvcc="$(find_wheel_nvcc)" || { log "nvcc still not found after installing the CUDA wheels"; exit 1; }
+    fi
+    echo "${nvcc}"
+}
+
+trt_args=()
+if [[ -n "${TensorRT_ROOT:-}" ]]; then
+    trt_args+=("-DTensorRT_ROOT=${TensorRT_ROOT}")
+    log "TensorRT headers from TensorRT_ROOT=${TensorRT_ROOT}"
+else
+    PYTHON="${python}" "${repo}/scripts/fetch_trt_headers.sh" >/dev/null
+fi
+
+nvcc="$(ensure_nvcc)"
+cuda_root="$(cd "$(dirname "${nvcc}")/.." && pwd)"
+log "nvcc ${nvcc} ($("${nvcc}" --version | tail -n 1))"
+
+start=$(date +%s)
+cmake -S "${repo}" -B "${build_dir}" -G Ninja \
+    -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" \
+    -DCMAKE_CUDA_COMPILER="${nvcc}" \
+    -DCUDAToolkit_ROOT="${cuda_root}" \
+    -DFLEXIQ_CUDA_ARCHS="${archs}" \
+    "${trt_args[@]}" "$@" >&2
+cmake --build "${build_dir}" -j "${jobs}" >&2
+log "built in $(( $(date +%s) - start )) s: ${build_dir}/plugins/libflexiq_plugins.so"
+echo "${build_dir}/plugins/libflexiq_plugins.so"
