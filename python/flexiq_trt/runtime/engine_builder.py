@@ -97,27 +97,57 @@ def build_engine(
     start = time.monotonic()
     with stage(f"build engine {onnx_path.name} ({trt.name})", LOG):
         load_plugins(trt.module, options.plugin_lib)
-        tm = trt.module
-        logger = tm.Logger(tm.Logger.WARNING)
-        builder = tm.Builder(logger)
-        network = _parse(tm, builder, logger, onnx_path, options)
-        config = _builder_config(trt, builder, network, onnx_path, options)
-        LOG.info("building for %s", _targets_text(trt, options))
-        with capture_fd2() as captured:
-            plan = builder.build_serialized_network(network, config)
-        if plan is None:
-            plugin_lines = _plugin_messages(captured)
-            if plugin_lines:
-                raise PluginFieldError(f"{onnx_path}: engine build failed: {'; '.join(plugin_lines)}")
-            raise FlexiqError(f"{onnx_path}: TensorRT could not build the engine (see the TensorRT log above)")
+        session = _BuildSession(trt.module)
+        try:
+            plan, num_layers = _build_plan(session, trt, onnx_path, options)
+        finally:
+            session.close()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(bytes(plan))
-    num_layers = _runtime_input_length(network)
+        out.write_bytes(plan)
     result = BuildResult(out, out.stat().st_size, time.monotonic() - start, trt.name,
                          tuple(options.compute_capabilities) if trt.is_rtx else (), num_layers)
     LOG.info("wrote %s (%.1f KiB, L=%d) in %.1f s", out, result.size_bytes / 1024, num_layers, result.seconds)
     return result
+
+
+class _BuildSession:
+    """The TensorRT objects of one build, released in reverse creation order by close().
+
+    TensorRT's Python wrappers do not keep each other alive; if the garbage collector (or an
+    exception's traceback) frees a builder before its network and parser, TensorRT-RTX corrupts its
+    heap and crashes later. So helpers reach these objects only through the session, never as locals.
+    """
+
+    def __init__(self, tm) -> None:
+        self.tm = tm
+        self.logger = tm.Logger(tm.Logger.WARNING)
+        self.builder = tm.Builder(self.logger)
+        self.network = None
+        self.parser = None
+        self.config = None
+        self.profile = None
+
+    def close(self) -> None:
+        for name in ("parser", "profile", "config", "network", "builder", "logger"):
+            setattr(self, name, None)
+
+
+def _build_plan(session: _BuildSession, trt: TensorRT, onnx_path: Path, options: BuildOptions) -> tuple[bytes, int]:
+    """Parse, configure and build; returns (serialized plan, L)."""
+    _parse(session, onnx_path)
+    _builder_config(session, trt, onnx_path, options)
+    LOG.info("building for %s", _targets_text(trt, options))
+    with capture_fd2() as captured:
+        plan = session.builder.build_serialized_network(session.network, session.config)
+    if plan is None:
+        plugin_lines = _plugin_messages(captured)
+        if plugin_lines:
+            raise PluginFieldError(f"{onnx_path}: engine build failed: {'; '.join(plugin_lines)}")
+        raise FlexiqError(f"{onnx_path}: TensorRT could not build the engine (see the TensorRT log above)")
+    data = bytes(plan)
+    del plan
+    return data, _runtime_input_length(session.network)
 
 
 def _merge(options: BuildOptions | None, overrides: Mapping[str, object]) -> BuildOptions:
@@ -134,25 +164,25 @@ def _merge(options: BuildOptions | None, overrides: Mapping[str, object]) -> Bui
     return BuildOptions(**values)  # type: ignore[arg-type]
 
 
-def _parse(tm, builder, logger, onnx_path: Path, options: BuildOptions):
+def _parse(session: _BuildSession, onnx_path: Path) -> None:
     """Parse the model; parser errors become FlexiqErrors naming the node (and field, when known)."""
+    tm = session.tm
     flags = 0
     if hasattr(tm.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):
         flags = 1 << int(tm.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = tm.OnnxParser(network, logger)
+    session.network = session.builder.create_network(flags)
+    session.parser = tm.OnnxParser(session.network, session.logger)
     with stage(f"parse {onnx_path.name}", LOG), capture_fd2() as captured:
-        ok = parser.parse_from_file(str(onnx_path))
+        ok = session.parser.parse_from_file(str(onnx_path))
     if not ok:
-        errors = [parser.get_error(i) for i in range(parser.num_errors)]
-        text = "; ".join(_error_text(e) for e in errors) or "unknown parser error"
+        texts = [_error_text(session.parser.get_error(i)) for i in range(session.parser.num_errors)]
+        text = "; ".join(texts) or "unknown parser error"
         plugin_lines = _plugin_messages(captured)
         if plugin_lines:
             raise PluginFieldError(f"{onnx_path}: {'; '.join(plugin_lines)} (TensorRT's ONNX parser: {text})")
         raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed: {text}")
-    if _runtime_input_length(network) < 0:
+    if _runtime_input_length(session.network) < 0:
         LOG.warning("%s: the network has no %s input (no FlexiQ layer?)", onnx_path, RUNTIME_INPUT)
-    return network
 
 
 def _plugin_messages(captured) -> list[str]:
@@ -167,24 +197,23 @@ def _error_text(err) -> str:
     return f"{where}: {err.desc()}"
 
 
-def _builder_config(trt: TensorRT, builder, network, onnx_path: Path, options: BuildOptions):
-    tm = trt.module
-    config = builder.create_builder_config()
+def _builder_config(session: _BuildSession, trt: TensorRT, onnx_path: Path, options: BuildOptions) -> None:
+    tm = session.tm
+    session.config = session.builder.create_builder_config()
     if options.workspace_mb is not None:
-        config.set_memory_pool_limit(tm.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+        session.config.set_memory_pool_limit(tm.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     if trt.is_rtx:
-        _set_compute_capabilities(tm, config, options.compute_capabilities)
+        _set_compute_capabilities(tm, session.config, options.compute_capabilities)
     if options.fp16:
-        _enable_fp16(trt, config, network, onnx_path)
-    profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        tensor = network.get_input(i)
-        shapes = _profile_shapes(tensor.name, tuple(tensor.shape), options)
+        _enable_fp16(trt, session, onnx_path)
+    session.profile = session.builder.create_optimization_profile()
+    for i in range(session.network.num_inputs):
+        name, shape = session.network.get_input(i).name, tuple(session.network.get_input(i).shape)
+        shapes = _profile_shapes(name, shape, options)
         if shapes is not None:
-            profile.set_shape(tensor.name, *shapes)
-            LOG.debug("profile %s: min %s opt %s max %s", tensor.name, *shapes)
-    config.add_optimization_profile(profile)
-    return config
+            session.profile.set_shape(name, *shapes)
+            LOG.debug("profile %s: min %s opt %s max %s", name, *shapes)
+    session.config.add_optimization_profile(session.profile)
 
 
 def _set_compute_capabilities(tm, config, capabilities: Sequence[int]) -> None:
@@ -201,15 +230,14 @@ def _set_compute_capabilities(tm, config, capabilities: Sequence[int]) -> None:
         config.set_compute_capability(getattr(tm.ComputeCapability, f"SM{cap}"), i)
 
 
-def _enable_fp16(trt: TensorRT, config, network, onnx_path: Path) -> None:
+def _enable_fp16(trt: TensorRT, session: _BuildSession, onnx_path: Path) -> None:
     """Full TensorRT: allow FP16 kernels. TensorRT-RTX networks are strongly typed: the model must be FP16."""
-    tm = trt.module
+    tm = session.tm
     if hasattr(tm.BuilderFlag, "FP16"):
-        config.set_flag(tm.BuilderFlag.FP16)
+        session.config.set_flag(tm.BuilderFlag.FP16)
         return
-    float_inputs = [network.get_input(i) for i in range(network.num_inputs)
-                    if network.get_input(i).dtype in (tm.float32, tm.float16)]
-    if any(t.dtype == tm.float32 for t in float_inputs):
+    dtypes = [session.network.get_input(i).dtype for i in range(session.network.num_inputs)]
+    if tm.float32 in dtypes:
         raise ConfigError(
             f"{onnx_path}: fp16 was requested but {trt.name} networks are strongly typed and the model's "
             f"inputs are float32; convert the model to float16 (the FlexiQ plugins accept FP16 x)"
@@ -236,9 +264,9 @@ def _profile_shapes(name: str, shape: tuple[int, ...], options: BuildOptions) ->
 
 def _runtime_input_length(network) -> int:
     for i in range(network.num_inputs):
-        t = network.get_input(i)
-        if t.name == RUNTIME_INPUT:
-            return int(t.shape[0]) if len(t.shape) == 1 else -1
+        name, shape = network.get_input(i).name, tuple(network.get_input(i).shape)
+        if name == RUNTIME_INPUT:
+            return int(shape[0]) if len(shape) == 1 else -1
     return -1
 
 
@@ -247,12 +275,3 @@ def _targets_text(trt: TensorRT, options: BuildOptions) -> str:
         return "SM " + ", ".join(str(c) for c in options.compute_capabilities) + " (ahead of time, TensorRT-RTX)"
     return "the local GPU (TensorRT)"
 
-
-def model_runtime_input_length(onnx_path: str | os.PathLike) -> int:
-    """L from the ONNX graph input ``flexiq_max_4bit_ch`` (without loading weights)."""
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    for inp in model.graph.input:
-        if inp.name == RUNTIME_INPUT:
-            dims = inp.type.tensor_type.shape.dim
-            return int(dims[0].dim_value) if len(dims) == 1 else -1
-    return -1

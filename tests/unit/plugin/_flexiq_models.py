@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from flexiq_trt.plugin_spec import (
     CONV_OP,
     GEMM_OP,
@@ -25,6 +23,7 @@ from flexiq_trt.plugin_spec import (
     fields_for,
     padded_channels,
 )
+from onnx import TensorProto, helper, numpy_helper
 
 
 @dataclass

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from flexiq_trt.errors import PluginNotFoundError
 
 REPO = Path(__file__).resolve().parents[3]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from _flexiq_models import conv_gemm_model, gemm_model, save
-
 from flexiq_trt.errors import ConfigError, PluginFieldError
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 from flexiq_trt.runtime.engine_builder import BuildOptions, build_engine
@@ -12,27 +13,36 @@ from flexiq_trt.runtime.engine_builder import BuildOptions, build_engine
 pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
 
 
-def _parse(rtx, path):
+@contextlib.contextmanager
+def parsed(rtx, path):
+    """The parsed network; logger, builder, network and parser are released in reverse order after use."""
     tm = rtx.module
     logger = tm.Logger(tm.Logger.ERROR)
     builder = tm.Builder(logger)
     network = builder.create_network(0)
     parser = tm.OnnxParser(network, logger)
-    assert parser.parse_from_file(str(path)), [parser.get_error(i).desc() for i in range(parser.num_errors)]
-    return builder, network
+    try:
+        assert parser.parse_from_file(str(path)), [parser.get_error(i).desc() for i in range(parser.num_errors)]
+        yield network
+    finally:
+        del parser
+        del network
+        del builder
+        del logger
 
 
 def test_parser_creates_plugin_layers_with_output_shapes(rtx, tmp_path) -> None:
-    _, network = _parse(rtx, save(conv_gemm_model(hw=9), tmp_path / "m.onnx"))
-    plugin_layers = [network.get_layer(i) for i in range(network.num_layers)
-                     if network.get_layer(i).type == rtx.module.LayerType.PLUGIN_V3]
-    assert len(plugin_layers) == 2
-    conv_out = plugin_layers[0].get_output(0)
-    assert tuple(conv_out.shape) == (-1, 16, 9, 9)  # 3x3, pad 1, stride 1 keeps H, W; batch stays dynamic
-    assert tuple(network.get_output(0).shape) == (-1, 10)
-    names = [network.get_input(i).name for i in range(network.num_inputs)]
+    with parsed(rtx, save(conv_gemm_model(hw=9), tmp_path / "m.onnx")) as network:
+        plugin_shapes = [tuple(network.get_layer(i).get_output(0).shape) for i in range(network.num_layers)
+                         if network.get_layer(i).type == rtx.module.LayerType.PLUGIN_V3]
+        out_shape = tuple(network.get_output(0).shape)
+        names = [network.get_input(i).name for i in range(network.num_inputs)]
+        l_shape = tuple(network.get_input(1).shape)
+    assert len(plugin_shapes) == 2
+    assert plugin_shapes[0] == (-1, 16, 9, 9)  # 3x3, pad 1, stride 1 keeps H, W; batch stays dynamic
+    assert out_shape == (-1, 10)
     assert names == ["x", RUNTIME_INPUT]
-    assert tuple(network.get_input(1).shape) == (2,)
+    assert l_shape == (2,)
 
 
 def test_conv_output_extent_with_stride_and_dilation(rtx, tmp_path) -> None:
@@ -42,10 +52,10 @@ def test_conv_output_extent_with_stride_and_dilation(rtx, tmp_path) -> None:
            "pads": helper.make_attribute("pads", [0, 1, 2, 0])}
     model = conv_gemm_model(conv_replace=rep, hw=11)
     # P = floor((11 + 0 + 2 - 2*2 - 1) / 2) + 1 = 5; Q = floor((11 + 1 + 0 - 1*2 - 1) / 3) + 1 = 4
-    _, network = _parse(rtx, save(model, tmp_path / "s.onnx"))
-    conv = next(network.get_layer(i) for i in range(network.num_layers)
-                if network.get_layer(i).type == rtx.module.LayerType.PLUGIN_V3)
-    assert tuple(conv.get_output(0).shape) == (-1, 16, 5, 4)
+    with parsed(rtx, save(model, tmp_path / "s.onnx")) as network:
+        shapes = [tuple(network.get_layer(i).get_output(0).shape) for i in range(network.num_layers)
+                  if network.get_layer(i).type == rtx.module.LayerType.PLUGIN_V3]
+    assert shapes[0] == (-1, 16, 5, 4)
 
 
 @pytest.mark.parametrize("caps", [(86,), (89,), (86, 89)])
