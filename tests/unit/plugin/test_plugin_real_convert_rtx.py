@@ -1,0 +1,37 @@
+"""The real `convert` output (not the test generator) parses and builds with TensorRT-RTX for SM86/SM89."""
+
+from __future__ import annotations
+
+import flexiq_trt
+import numpy as np
+import onnx
+import pytest
+from _utils import models
+from flexiq_trt.pipeline.config import ConvertConfig
+from flexiq_trt.plugin_spec import PLUGIN_OPS
+from flexiq_trt.runtime.engine_builder import build_engine
+
+pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
+
+
+def _convert(tmp, name: str, model: onnx.ModelProto, calib_shape: tuple[int, ...]):
+    onnx.save(model, tmp / f"{name}.onnx")
+    np.savez(tmp / f"{name}_calib.npz", x=np.random.default_rng(0).normal(size=calib_shape).astype(np.float32))
+    cfg = ConvertConfig(selector="greedy", ort_baseline=False, report=False, baselines=False)
+    return flexiq_trt.convert(tmp / f"{name}.onnx", calib=str(tmp / f"{name}_calib.npz"), output_dir=tmp / name,
+                              config=cfg)
+
+
+@pytest.mark.parametrize("name", ["conv_bn_relu", "mlp"])
+def test_converted_model_builds_for_sm86_and_sm89(rtx, tmp_path, name) -> None:
+    if name == "conv_bn_relu":  # dynamic batch "N"
+        result = _convert(tmp_path, name, models.conv_bn_relu(c_in=64, c_out=32, hw=8), (24, 64, 8, 8))
+    else:  # rank-3 MatMul input [1, T, K]
+        result = _convert(tmp_path, name, models.mlp(k=64, hidden=96, n=40), (24, 5, 64))
+    plug = onnx.load(str(result.files["flexiq_onnx"]))
+    n_plugins = sum(node.op_type in PLUGIN_OPS for node in plug.graph.node)
+    assert n_plugins >= 1
+    built = build_engine(result.files["flexiq_onnx"], tmp_path / f"{name}.engine", trt=rtx,
+                         compute_capabilities=(86, 89), min_batch=1, opt_batch=4, max_batch=8)
+    assert built.num_layers == result.table.num_layers == n_plugins
+    assert built.size_bytes > 10_000
