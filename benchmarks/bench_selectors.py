@@ -2,7 +2,7 @@
 """Compare the channel selectors on held-out data: evolutionary vs greedy vs range vs random vs MixQuant.
 
 For each model and seed, every selector converts the model through the public API
-(``flexiq_trt.api.convert``); the written simulation ONNX is then run at each ratio on held-out
+(``flexiq_trt.api.convert``, no report, ladder 0/25/50/75/100%); the written simulation ONNX is then run at each ratio on held-out
 inputs (never the calibration set) and scored against the FP32 model: top-1 agreement, and
 accuracy where labels exist. Results are averaged over the seeds and written as a Markdown table,
 a JSON file and a plot (one line per selector). Not part of CI: it converts each model
@@ -129,25 +129,19 @@ def _input_name(model: Path) -> str:
 
 
 # ------------------------------------------------------------------------------- conversion
-def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: int, preset: str) -> dict:
-    """Convert through the public API with this selector; returns the artifact paths and timing."""
+def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: int, preset_name: str,
+            ladder: tuple[float, ...]) -> dict:
+    """Convert through the public API with this selector (no report: the benchmark scores itself)."""
     from flexiq_trt import api
+    from flexiq_trt.select.config import preset
 
-    wanted = {"selector": selector, "seed": seed, "search_preset": preset}
-    fields = {f.name for f in dataclasses.fields(api.ConvertConfig)}
-    missing = [k for k in wanted if k not in fields]
-    if "selector" in missing:
-        raise SystemExit(f"ConvertConfig has no 'selector' field (fields: {sorted(fields)}); cannot compare selectors")
-    if missing:
-        print(f"note: ConvertConfig lacks {missing}; using its defaults for them", file=sys.stderr)
-    cfg = api.ConvertConfig(**{k: v for k, v in wanted.items() if k in fields})
+    cfg = api.ConvertConfig(output_dir=str(out_dir), selector=selector, ladder=ladder, report=False,
+                            baselines=False, ort_baseline=False)
     start = time.monotonic()
-    api.convert(str(model), calib=str(calib_npz), output_dir=str(out_dir), config=cfg)
+    result = api.convert(str(model), calib=str(calib_npz), search=preset(preset_name, seed=seed), config=cfg)
     seconds = time.monotonic() - start
-    sims = sorted(out_dir.glob("*.flexiq-sim.onnx"))
-    if not sims:
-        raise SystemExit(f"convert wrote no *.flexiq-sim.onnx into {out_dir}")
-    return {"sim": sims[0], "seconds": seconds}
+    return {"sim": Path(result.files["sim_onnx"]), "seconds": seconds,
+            "select_seconds": result.timings.get("select")}
 
 
 def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, labels: np.ndarray | None,
@@ -217,7 +211,10 @@ def main() -> int:
     ap.add_argument("--selectors", nargs="+", default=list(SELECTORS), choices=list(SELECTORS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--preset", default="paper", help="search preset for the evolutionary selector")
-    ap.add_argument("--calib", type=int, default=128, help="calibration samples")
+    ap.add_argument("--ladder", nargs="+", type=float, default=[0.0, *RATIOS, 1.0],
+                    help="the ladder convert searches (the compared ratios are 25/50/75%%)")
+    ap.add_argument("--calib", type=int, default=160,
+                    help="calibration samples (convert uses 64 for the fitness, 64 for its guard, 20%% for its report)")
     ap.add_argument("--holdout", type=int, default=512, help="held-out samples")
     ap.add_argument("--out", type=Path, default=Path("bench_out/selectors"))
     args = ap.parse_args()
@@ -236,13 +233,13 @@ def main() -> int:
             for seed in args.seeds if sel in ("evolutionary", "random") else args.seeds[:1]:
                 out_dir = args.out / model_name / f"{sel}-seed{seed}"
                 out_dir.mkdir(parents=True, exist_ok=True)
-                conv = convert(data.model, calib_npz, out_dir, sel, seed, args.preset)
+                conv = convert(data.model, calib_npz, out_dir, sel, seed, args.preset, tuple(args.ladder))
                 scores = score_sim(conv["sim"], data.holdout, fp32, data.labels, RATIOS)
                 results[model_name][sel][str(seed)] = {str(r): v for r, v in scores.items()} | {
-                    "convert_seconds": conv["seconds"]}
+                    "convert_seconds": conv["seconds"], "select_seconds": conv["select_seconds"]}
                 print(f"{model_name} {sel} seed {seed}: " + ", ".join(
                     f"{int(r * 100)}% {100 * v['agreement']:.1f}" for r, v in scores.items())
-                    + f" ({conv['seconds']:.0f} s)", flush=True)
+                    + f" (convert {conv['seconds']:.0f} s, selection {conv['select_seconds'] or 0:.0f} s)", flush=True)
     (args.out / "selectors.json").write_text(json.dumps(results, indent=1))
     table = summarise(results, RATIOS)
     (args.out / "selectors.md").write_text(table + "\n")
