@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-
 from flexiq_trt.datasets import fashion_mnist
 
 

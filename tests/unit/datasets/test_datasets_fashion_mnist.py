@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _datasets_helpers import require_fashion_mnist
-
 from flexiq_trt.datasets import fashion_mnist
 from flexiq_trt.errors import CalibrationDataError
 
