@@ -91,7 +91,7 @@ def build_engine(
     if not onnx_path.is_file():
         raise ModelError(f"{onnx_path}: no such ONNX file")
     if options.check_nodes:
-        n_nodes = check_plugin_nodes(onnx.load(str(onnx_path)), str(onnx_path))
+        n_nodes = check_plugin_nodes(onnx.load(str(onnx_path), load_external_data=False), str(onnx_path))
         LOG.info("%s: %d FlexiQ plugin node(s) pass the attribute checks", onnx_path.name, n_nodes)
     trt = trt or import_tensorrt()
     start = time.monotonic()
