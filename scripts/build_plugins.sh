@@ -16,7 +16,10 @@ jobs="${JOBS:-2}"
 archs="${FLEXIQ_CUDA_ARCHS:-80;86;89}"
 python="${PYTHON:-python3}"
 # CUDA 13.0 toolchain wheels (same major/minor as DESIGN §6's nvcc 13.0).
-cuda_wheels=("nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*")
+# nvcc pulls nvidia-nvvm (cicc) and nvidia-cuda-crt: pin them too, or a newer cicc emits PTX that
+# the 13.0 ptxas rejects ("Unsupported .version 9.5").
+cuda_wheels=("nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*"
+    "nvidia-nvvm==13.0.*" "nvidia-cuda-crt==13.0.*")
 
 log() { echo "== build_plugins: $*" >&2; }
 
@@ -33,6 +36,18 @@ raise SystemExit(1)
 PY
 }
 
+# The wheels lay the toolkit out as nvidia/cu13/{bin,include,lib}, but nvcc.profile links from lib64
+# and CMake's FindCUDAToolkit needs an unversioned libcudart.so: add the two symlinks (idempotent).
+fix_wheel_toolkit() {
+    local root="$1"
+    [[ -e "${root}/lib64" ]] || ln -s lib "${root}/lib64"
+    if [[ ! -e "${root}/lib/libcudart.so" ]]; then
+        local so
+        so="$(cd "${root}/lib" && ls libcudart.so.* 2>/dev/null | head -n 1)"
+        [[ -n "${so}" ]] && ln -s "${so}" "${root}/lib/libcudart.so"
+    fi
+}
+
 ensure_nvcc() {
     if [[ -n "${CUDACXX:-}" && -x "${CUDACXX}" ]]; then
         echo "${CUDACXX}"; return
@@ -41,11 +56,11 @@ ensure_nvcc() {
         command -v nvcc; return
     fi
     local nvcc
-    if ! nvcc="$(find_wheel_nvcc)"; then
-        log "nvcc not on PATH: pip-installing ${cuda_wheels[*]}"
-        "${python}" -m pip install --quiet "${cuda_wheels[@]}" >&2
-        nvcc="$(find_wheel_nvcc)" || { log "nvcc still not found after installing the CUDA wheels"; exit 1; }
-    fi
+    # Idempotent (quick when already satisfied); also repairs mismatched nvvm/crt versions.
+    log "nvcc not on PATH: pip-installing ${cuda_wheels[*]}"
+    "${python}" -m pip install --quiet "${cuda_wheels[@]}" >&2
+    nvcc="$(find_wheel_nvcc)" || { log "nvcc not found after installing the CUDA wheels"; exit 1; }
+    fix_wheel_toolkit "$(cd "$(dirname "${nvcc}")/.." && pwd)"
     echo "${nvcc}"
 }
 
