@@ -41,7 +41,7 @@ class Recipe:
     lr_max: float = 0.1
     weight_decay: float = 5e-4
     schedule: str = "OneCycleLR (cosine, pct_start=0.25)"
-    augmentation: str = "random horizontal flip + random shift up to 2 px (zero pad)"
+    augmentation: str = "random horizontal flip + random shift up to 2 px (padded with black pixels)"
     label_smoothing: float = 0.0
     threads: int = 2
 
