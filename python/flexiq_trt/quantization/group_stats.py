@@ -66,7 +66,8 @@ class GroupStatsObserver:
         gc, g = self.stats.static_sq_err.shape[0], self.g
         taps = rows.shape[1] // (gc * g)
         blocks = rows.reshape(rows.shape[0], taps, gc, g).transpose(2, 0, 1, 3).reshape(gc, rows.shape[0], taps * g)
-        self.stats.hessian += np.einsum("gri,grj->gij", blocks.astype(np.float64), blocks.astype(np.float64))
+        b64 = blocks.astype(np.float64)
+        self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
         self.stats.rows += rows.shape[0]
 
     def _update_activation_error(self, flat: np.ndarray) -> None:

@@ -58,7 +58,7 @@ def _from_group_blocks(blocks: np.ndarray, shape: tuple[int, ...], group_size: i
 
 
 def _weighted(d: np.ndarray, h: np.ndarray) -> np.ndarray:
-    return np.einsum("nk,kl,nl->n", d, h, d)
+    return np.sum((d @ h) * d, axis=1)
 
 
 def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, act_scale: float,
