@@ -35,9 +35,10 @@ class RunState:
     best: list[int]
     guard_value: float  # held-out fitness of `guard` (calibration fitness without held-out data)
     guard: list[int]
-    greedy: list[int]
+    greedy: list[int]  # the heuristic baseline's set (greedy or range order, see `baseline`)
     greedy_full: float
     greedy_guard: float
+    baseline: str = "greedy"
     since_improve: int = 0
     done: bool = False
 
