@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from flexiq_trt.errors import FlexiqError
 from flexiq_trt.pipeline.config import ConvertConfig
 from flexiq_trt.plugin_spec import PLUGIN_OPS
 from flexiq_trt.runtime.engine_builder import build_engine
@@ -35,3 +36,23 @@ def test_converted_model_builds_for_sm86_and_sm89(rtx, tmp_path, name) -> None:
                          compute_capabilities=(86, 89), min_batch=1, opt_batch=4, max_batch=8)
     assert built.num_layers == result.table.num_layers == n_plugins
     assert built.size_bytes > 10_000
+
+
+@pytest.mark.parametrize("model_name", ["fmnist_resnet", "pplcnet_orientation"])
+def test_real_pretrained_model_converts_and_builds(rtx, tmp_path, model_name) -> None:
+    """TEST-MATERIAL models (shipped Fashion-MNIST ResNet, pretrained PP-LCNet) -> engines for SM86/SM89."""
+    from flexiq_trt.calibration.model_io import input_specs
+    from flexiq_trt.datasets.model_zoo import load_model_path
+
+    try:
+        path = load_model_path(model_name)
+    except FlexiqError as e:
+        pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
+    spec = input_specs(path)[0]
+    shape = [16] + [d or 224 for d in spec.shape[1:]]
+    np.savez(tmp_path / "calib.npz", **{spec.name: np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)})
+    cfg = ConvertConfig(selector="greedy", report=False, baselines=False)
+    result = flexiq_trt.convert(path, calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out", config=cfg)
+    built = build_engine(result.files["flexiq_onnx"], tmp_path / f"{model_name}.engine", trt=rtx,
+                         compute_capabilities=(86, 89), min_batch=1, opt_batch=4, max_batch=8)
+    assert built.num_layers == result.table.num_layers >= 10
