@@ -96,7 +96,7 @@ def _channel_mask(b: SubgraphBuilder, ql: QuantizedLayer, mode: str) -> str:
     return b.op("Greater", [flat, b.const(0.5)], hint="mask")
 
 
-def _weights(b: SubgraphBuilder, ql: QuantizedLayer, mask: str) -> tuple[str, list[str]]:
+def _weights(b: SubgraphBuilder, ql: QuantizedLayer, mask: str, float_exact: bool = False) -> tuple[str, list[str]]:
     """Mixed weight codes for ConvInteger [N, C_pad, R, S] / MatMulInteger [C_pad, N], plus zero points."""
     g = ql.group_size
     w8 = ql.weight_int8.astype(np.int32)
@@ -109,7 +109,9 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, mask: str) -> tuple[str, li
     else:  # [N, C] -> [C, N]
         w8, w4 = w8.T, w4.T
         mask_w = b.op("Reshape", [mask, b.const(np.array([-1, 1], np.int64), "shape")])
-    if ql.act_signed:
+    if float_exact:
+        dtype, offset, zps = np.float32, 0, []
+    elif ql.act_signed:
         dtype, offset, zps = np.int8, 0, []
     else:
         dtype, offset = np.uint8, 128
@@ -148,11 +150,54 @@ def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta:
         raise FlexiqInternalError(f"no simulation for activation {act!r}")
 
 
+def float_exact_chunk(ql: QuantizedLayer) -> int:
+    """Channels per float32 convolution/matmul chunk whose every partial sum stays exact.
+
+    Effective codes are integers with |x| <= 128 (255 unsigned) and |w| <= 128, so a chunk of
+    K_chunk reduction terms never leaves the float32 integer range 2^24 when
+    K_chunk * |x|max * |w|max <= 2^24, whatever order the summation takes.
+    """
+    x_max = 128 if ql.act_signed else 255
+    taps = ql.reduction_length // ql.padded_channels
+    return max(1, (2**24 // (x_max * 128)) // taps)
+
+
+def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, axis: int,
+                            acc_name: str | None) -> str:
+    """int32 accumulator from float32 Conv/MatMul over channel chunks (each exact), summed in int32."""
+    cp, chunk = ql.padded_channels, float_exact_chunk(ql)
+    bounds = list(range(0, cp, chunk)) + [cp]
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if len(bounds) == 2:
+            xs, ws = x, w
+        else:
+            sl = lambda t, ax: b.op("Slice", [t, b.const(np.array([lo], np.int64), "lo"),  # noqa: E731
+                                              b.const(np.array([hi], np.int64), "hi"),
+                                              b.const(np.array([ax], np.int64), "ax")])
+            xs, ws = sl(x, axis), sl(w, 1 if ql.is_conv else 0)
+        if ql.is_conv:
+            geo = ql.geometry
+            y = b.op("Conv", [xs, ws], strides=list(geo.strides), dilations=list(geo.dilations),
+                     kernel_shape=list(geo.kernel_shape), pads=list(geo.pads))
+        else:
+            y = b.op("MatMul", [xs, ws])
+        parts.append(b.op("Cast", [y], to=onnx.TensorProto.INT32))
+    total = parts[0]
+    for i, part in enumerate(parts[1:], start=2):  # int32 Add (Sum has no int32 kernel)
+        total = b.op("Add", [total, part], out=acc_name if i == len(parts) else None, hint="acc")
+    return total if len(parts) > 1 else b.op("Identity", parts, out=acc_name, hint="acc")
+
+
 def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "prefix",
-                   debug_outputs: bool = False) -> tuple[SubgraphBuilder, str]:
+                   debug_outputs: bool = False, float_exact: bool = False) -> tuple[SubgraphBuilder, str]:
     """Standard-op nodes computing one FlexiQ layer from `el.input_name` into `el.output_name`.
 
-    Returns the builder and the name of the int32 accumulator tensor.
+    Returns the builder and the name of the int32 accumulator tensor. `float_exact` replaces
+    ConvInteger/MatMulInteger by float32 Conv/MatMul over channel chunks small enough that every
+    partial sum is an exactly representable integer (see `float_exact_chunk`): the same int32
+    accumulator, several times faster in ONNX Runtime. The search's evaluator uses it; the shipped
+    simulation artifact keeps the integer operators (DESIGN §3).
     """
     b = SubgraphBuilder(f"flexiq{ql.layer_index}_", opset)
     cp, cin = ql.padded_channels, ql.in_channels
@@ -169,10 +214,12 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     mask = _channel_mask(b, ql, mode)
     mask_x = b.op("Reshape", [mask, b.const(np.array([1, -1, 1, 1], np.int64), "shape")]) if ql.is_conv else mask
     mixed = b.op("Where", [mask_x, _effective(b, q, ql), q], hint="x_mixed")
-    codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
-    w, zps = _weights(b, ql, mask)
+    w, zps = _weights(b, ql, mask, float_exact)
     acc_name = acc_output_name(el.output_name) if debug_outputs else None
-    if ql.is_conv:
+    if float_exact:
+        acc = _float_exact_accumulate(b, ql, mixed, w, axis, acc_name)
+    elif ql.is_conv:
+        codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         geo = ql.geometry
         pt, pl, pb, pr = geo.pads
         if any(geo.pads):
@@ -180,6 +227,7 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
         acc = b.op("ConvInteger", [codes, w, *zps], out=acc_name, hint="acc", strides=list(geo.strides),
                    dilations=list(geo.dilations), kernel_shape=list(geo.kernel_shape), pads=[0, 0, 0, 0])
     else:
+        codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         acc = b.op("MatMulInteger", [codes, w, *zps], out=acc_name, hint="acc")
     vec = (1, -1, 1, 1) if ql.is_conv else (-1,)
     scale = b.const(ql.out_scale().reshape(vec), "out_scale")
@@ -190,7 +238,8 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
 
 
 def write_simulation_model(prepared_model: onnx.ModelProto, layers: Sequence[tuple], metadata: dict | None = None,
-                           mode: str = "prefix", debug_outputs: bool = False) -> onnx.ModelProto:
+                           mode: str = "prefix", debug_outputs: bool = False,
+                           float_exact: bool = False) -> onnx.ModelProto:
     """The simulation ONNX (standard ops only); `layers` = [(EligibleLayer, QuantizedLayer)].
 
     `debug_outputs` adds each layer's int32 accumulator as a graph output named
@@ -206,7 +255,7 @@ def write_simulation_model(prepared_model: onnx.ModelProto, layers: Sequence[tup
     for el, ql in layers:
         shape = idx.shape(el.input_name)
         rank = len(shape) if shape is not None else len(el.input_shape)
-        b, acc = layer_subgraph(el, ql, rank, opset, mode, debug_outputs)
+        b, acc = layer_subgraph(el, ql, rank, opset, mode, debug_outputs, float_exact)
         reps.append(Replacement(locate_nodes(idx, el), b.nodes, b.initializers,
                                 description=f"{el.name} -> simulation subgraph"))
         if mode == "mask":

@@ -147,7 +147,7 @@ def fitness_for(prepared: onnx.ModelProto, layers: list, base_results: list, cal
     from flexiq_trt.select.evaluator import MaskFitnessEvaluator
 
     pairs = [(el, r.layer) for el, r in zip(layers, base_results, strict=True)]
-    sim = write_simulation_model(prepared, pairs, {}, mode="mask").SerializeToString()
+    sim = write_simulation_model(prepared, pairs, {}, mode="mask", float_exact=True).SerializeToString()
     merged = {k: np.concatenate([b[k] for b in calib_feeds.batches]) for k in calib_feeds.batches[0]}
     n_total = next(iter(merged.values())).shape[0]
     n_fit = min(cfg.fitness_samples, n_total)

@@ -45,12 +45,13 @@ def check_close(y: np.ndarray, ref: np.ndarray) -> None:
     np.testing.assert_allclose(y, ref, rtol=1e-6, atol=atol)
 
 
-def run_and_compare(model, group_size: int, signed: bool, shift_mode: ShiftMode, seed: int) -> None:
+def run_and_compare(model, group_size: int, signed: bool, shift_mode: ShiftMode, seed: int,
+                    float_exact: bool = False) -> None:
     prepared, eligible = eligible_of(model, group_size)
     assert len(eligible) == 1
     el = eligible[0]
     ql = random_quantized(el, 0, group_size, signed, shift_mode, seed)
-    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=float_exact)
     sess = session(sim)
     out_name = sim.graph.output[0].name
     x = random_input(input_shape(prepared), el.is_conv, signed, seed)
@@ -167,3 +168,32 @@ def test_dynamic_batch_and_spatial_dims_stay_dynamic():
     x = random_input((3, 64, 5, 5), True, True, 0)
     acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([32], np.int32)})[0]
     np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, 32)[0])
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+def test_float_exact_evaluator_arithmetic_matches_reference(kind, signed):
+    """The search's float32 Conv/MatMul arithmetic gives the identical int32 accumulators."""
+    run_and_compare(LAYER_KINDS[kind](), 32, signed, ShiftMode.DYNAMIC, seed=11, float_exact=True)
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+def test_float_exact_is_exact_at_the_worst_case_magnitudes(signed):
+    """Every code at its largest magnitude, K well past one float-exact chunk: still bit-exact."""
+    from _utils import models as M
+
+    from flexiq_trt.graph_passes.simulate_layers import float_exact_chunk
+
+    model = M.conv_geometry(c_in=320, c_out=8, hw=5, kernel=3, strides=(1, 1))
+    prepared, (el,) = eligible_of(model, 32)
+    ql = random_quantized(el, 0, 32, signed, ShiftMode.DYNAMIC, 5)
+    ql.weight_int8[...] = -127
+    ql.weight_int4[...] = -8
+    ql.weight_shift[...] = 4
+    assert ql.padded_channels > float_exact_chunk(ql)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=True)
+    shape = input_shape(prepared)
+    x = np.full(shape, 1e3 if not signed else -1e3, np.float32)  # saturates every code
+    for n4 in (0, 160, 320):
+        acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
+        np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
