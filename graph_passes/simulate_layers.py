@@ -162,6 +162,12 @@ def float_exact_chunk(ql: QuantizedLayer) -> int:
     return max(1, (2**24 // (x_max * 128)) // taps)
 
 
+def _slice(b: SubgraphBuilder, t: str, lo: int, hi: int, axis: int) -> str:
+    """t[lo:hi] along `axis`."""
+    return b.op("Slice", [t, b.const(np.array([lo], np.int64), "lo"), b.const(np.array([hi], np.int64), "hi"),
+                          b.const(np.array([axis], np.int64), "ax")])
+
+
 def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, axis: int,
                             acc_name: str | None) -> str:
     """int32 accumulator from float32 Conv/MatMul over channel chunks (each exact), summed in int32."""
@@ -172,10 +178,8 @@ def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: s
         if len(bounds) == 2:
             xs, ws = x, w
         else:
-            sl = lambda t, ax: b.op("Slice", [t, b.const(np.array([lo], np.int64), "lo"),  # noqa: E731
-                                              b.const(np.array([hi], np.int64), "hi"),
-                                              b.const(np.array([ax], np.int64), "ax")])
-            xs, ws = sl(x, axis), sl(w, 1 if ql.is_conv else 0)
+            xs = _slice(b, x, lo, hi, axis)
+            ws = _slice(b, w, lo, hi, 1 if ql.is_conv else 0)
         if ql.is_conv:
             geo = ql.geometry
             y = b.op("Conv", [xs, ws], strides=list(geo.strides), dilations=list(geo.dilations),
