@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import argparse
 
+from flexiq_trt.cli.arg_groups import add_dataclass_group
+
 
 class Build:
     """Build a serialized engine from the FlexiQ ONNX with the FlexiQ plugin library loaded."""
 
     def add_args(self, p: argparse.ArgumentParser) -> None:
-        """Model, output and target options."""
+        """Model, output and the BuildOptions fields."""
+        from flexiq_trt.runtime.engine_builder import BuildOptions
+
         p.add_argument("model", help="<stem>.flexiq.onnx")
         p.add_argument("-o", "--output", required=True, help="engine file to write")
-        p.add_argument("--compute-capabilities", nargs="+", type=int, default=[86, 89],
-                       help="TensorRT-RTX targets, e.g. 80 86 89 (ahead-of-time, no GPU needed)")
-        p.add_argument("--max-batch", type=int, default=32, help="largest batch of the dynamic profile")
-        p.add_argument("--fp16", action="store_true", help="FP16 plugin I/O and FP16 for the other layers")
+        p.add_argument("--compute-capabilities", nargs="+", type=int, default=None,
+                       help="TensorRT-RTX targets, e.g. 80 86 89 (ahead of time, no GPU needed; default 86 89)")
+        add_dataclass_group(p, BuildOptions, "Build", skip=("compute_capabilities", "input_shapes"))
 
     def run(self, args: argparse.Namespace) -> int:
         """Build and write the engine."""
-        import inspect
+        from flexiq_trt.cli.arg_groups import dataclass_from_args
+        from flexiq_trt.runtime.engine_builder import BuildOptions, build_engine
 
-        from flexiq_trt.runtime.engine_builder import build_engine
-
-        params = inspect.signature(build_engine).parameters
-        kwargs = {k: v for k, v in {"compute_capabilities": tuple(args.compute_capabilities),
-                                     "max_batch": args.max_batch, "fp16": args.fp16}.items() if k in params}
-        path = build_engine(args.model, args.output, **kwargs)
-        print(f"engine: {path}")
+        caps = tuple(args.compute_capabilities) if args.compute_capabilities else None
+        options = dataclass_from_args(BuildOptions, args, compute_capabilities=caps)
+        result = build_engine(args.model, args.output, options)
+        print(f"engine: {result.path} ({result.size_bytes / 1024:.0f} KiB, {result.backend}, "
+              f"SM {', '.join(map(str, result.compute_capabilities))}, L={result.num_layers})")
         return 0
