@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from flexiq_trt.errors import ConfigError
 
-DEFAULT_LADDER = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+DEFAULT_LADDER = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_REPORT_RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
