@@ -33,11 +33,17 @@ class ConvertConfig:
         "help": "share of calibration samples held out for the report when no --eval-data is given"})
     fitness_samples: int = field(default=64, metadata={
         "help": "calibration samples the search's fitness uses"})
+    measure_sensitivity: bool = field(default=True, metadata={
+        "help": "weight the per-group error scores by each layer's measured effect on the output (one "
+                "fitness evaluation per layer; greedy and evolutionary selectors)"})
     baselines: bool = field(default=True, metadata={
         "help": "also evaluate naive top-bit extraction and plain rounding in the report"})
     ort_baseline: bool = field(default=True, metadata={
         "help": "also evaluate ONNX Runtime's quantize_static per-channel INT8 in the report"})
     report: bool = field(default=True, metadata={"help": "evaluate and write report.json/.md/.png"})
+    compare_selectors: bool = field(default=False, metadata={
+        "help": "also order the groups with every other selector and compare them in the report "
+                "(selectors.md/.png; the evolutionary search is run too, which takes time)"})
     plan_only: bool = field(default=False, metadata={"help": "write the conversion plan (plan.json) and stop"})
     plan: str | None = field(default=None, metadata={"help": "apply an edited plan.json"})
     allow_synthetic: bool = field(default=False, metadata={

@@ -27,6 +27,9 @@ from flexiq_trt.select.config import SearchConfig
 
 _log = get_logger(__name__)
 
+# Selectors whose order comes from the error scores (directly, or as the search's seeds).
+SENSITIVITY_SELECTORS = frozenset({"greedy", "evolutionary"})
+
 
 @dataclass
 class ConvertResult:
@@ -206,13 +209,24 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
         base = qs.quantize_all(calibrated, stats, quant)
         timings["calibrate+quantize"] = time.perf_counter() - t0 - timings["intake"]
         fit = hold = None
-        if cfg.selector in NEEDS_FITNESS:
+        measure = cfg.measure_sensitivity and cfg.selector in SENSITIVITY_SELECTORS
+        if cfg.selector in NEEDS_FITNESS or measure:
             fit, hold = fitness_for(prepared, layers, base, calib_feeds, cfg)
         problem = ss.build_problem(layers, calibrated, base, cfg.ladder, search.seed or 0, fit, hold)
+        if measure:
+            from flexiq_trt.pipeline.sensitivity import calibrate_scores
+
+            calibrate_scores(problem, fit)
         t1 = time.perf_counter()
         order = ss.run_selector(cfg.selector, problem, search)
         timings["select"] = time.perf_counter() - t1
         final, table = ss.finalize(base, problem, order, layers)
+        other_orders = {}
+        if cfg.compare_selectors and cfg.report:
+            from flexiq_trt.select.registry import selector_names
+
+            other_orders = {name: ss.run_selector(name, problem, search)
+                            for name in selector_names() if name != cfg.selector}
         variants = {name: ss.apply_order(res, problem, order)
                     for name, res in quantize_variants(calibrated, stats, quant, cfg.baselines and cfg.report).items()}
         table.extra.update({"flexiq_trt_version": __version__, "calibration_samples": calib_feeds.samples,
@@ -226,6 +240,12 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
             t2 = time.perf_counter()
             report = build_report(model_path, original, files, prepared, layers, skipped, final, variants, table,
                                   calib_feeds, eval_feeds, feeds.synthetic, calib, quant, cfg, order, tmp)
+            if other_orders:
+                from flexiq_trt.pipeline.report_stage import compare_selectors
+
+                orders = {cfg.selector: order, **other_orders}
+                files.update(compare_selectors(prepared, layers, base, problem, orders, report, eval_feeds,
+                                               original, cfg, tmp))
             timings["report"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
         result = ConvertResult(out_dir, files, table, report, timings)

@@ -70,3 +70,33 @@ def build_report(model_path: Path, original: onnx.ModelProto, files: dict[str, P
     }
     files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
     return report
+
+
+def compare_selectors(prepared: onnx.ModelProto, layers: list, base_results: list, problem, orders: dict,
+                      report: dict, eval_feeds: FeedSet, original: onnx.ModelProto, cfg: ConvertConfig,
+                      tmp: Path) -> dict[str, Path]:
+    """Evaluate every selector's order on the held-out set; write selectors.md/.png, extend report.json."""
+    import json
+
+    from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
+    from flexiq_trt.pipeline import select_stage as ss
+    from flexiq_trt.report.writer import plot, to_markdown
+
+    rows = []
+    with stage(f"selector comparison ({', '.join(orders)})", _log):
+        fp32 = run_outputs(session(original), eval_feeds)
+        for name, order in orders.items():
+            final, table = ss.finalize(base_results, problem, order, layers)
+            sim = write_simulation_model(prepared, list(zip(layers, final, strict=True)), {})
+            rows += evaluate_variants(fp32, {name: sim}, table, cfg.report_ratios, eval_feeds)
+    sel_report = {**report, "rows": rows, "model": report["model"]}
+    report["selectors"] = rows
+    (tmp / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    md = to_markdown(sel_report).replace("# FlexiQ conversion report", "# Selector comparison", 1)
+    md = md.replace("![accuracy vs ratio](report.png)", "![selectors](selectors.png)")
+    md = md.split("Variants: `flexiq`")[0] + (
+        "One column per selector, all with the same quantized layers; a value marked `(@s)` was reached at "
+        "4-bit MAC share s (orders reach a ratio with different overshoot).\n\n![selectors](selectors.png)\n")
+    (tmp / "selectors.md").write_text(md)
+    plot(sel_report, tmp / "selectors.png")
+    return {"selectors_md": tmp / "selectors.md", "selectors_png": tmp / "selectors.png"}

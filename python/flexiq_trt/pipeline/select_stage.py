@@ -33,7 +33,9 @@ def build_problem(layers: list, calibrated: list[CalibratedLayer], results: list
             group_macs=group_macs(float(el.macs), res.layer.in_channels, cl.base_order, g),
             error_score=res.error_score.astype(np.float64),
             value_range=ranges[cl.base_order].reshape(-1, g).max(axis=1),
-            weight_float=cl.source.weight))
+            weight_float=cl.source.weight,
+            extra={"padded_group": res.layer.group_count - 1
+                   if res.layer.padded_channels > res.layer.in_channels else None}))
     return SelectionProblem(groups, tuple(ladder), seed, fitness, holdout_fitness)
 
 

@@ -24,6 +24,14 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def _cell(row: dict | None, metric: str, share: float) -> str:
+    """A metric, with the row's own 4-bit MAC share when it differs from the ratio's first row."""
+    if row is None:
+        return "–"
+    own = row.get("mac_share", share)
+    return _fmt(row.get(metric)) + (f" (@{own:.3f})" if abs(own - share) > 5e-4 else "")
+
+
 def to_markdown(report: dict) -> str:
     """A human-readable summary: setup, baselines, and one table row per (ratio, variant)."""
     rows = report["rows"]
@@ -48,7 +56,7 @@ def to_markdown(report: dict) -> str:
     for ratio in sorted({r["ratio"] for r in rows}):
         by_v = {r["variant"]: r for r in rows if r["ratio"] == ratio}
         share = next(iter(by_v.values()))["mac_share"]
-        lines.append(f"| {ratio:.2f} | {share:.3f} | " + " | ".join(_fmt(by_v.get(v, {}).get(metric)) for v in variants)
+        lines.append(f"| {ratio:.2f} | {share:.3f} | " + " | ".join(_cell(by_v.get(v), metric, share) for v in variants)
                      + " |")
     lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (p = 4) for "
               "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "

@@ -121,3 +121,18 @@ def test_gemm_model_converts(tmp_path):
                              config=ConvertConfig(selector="greedy", ort_baseline=False))
     ops = [n.op_type for n in onnx.load(str(res.files["flexiq_onnx"])).graph.node]
     assert ops.count(GEMM_OP) >= 1
+
+
+def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
+    onnx.save(models.residual_block(c=64, hw=8), tmp_path / "res.onnx")
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(3).normal(size=(40, 64, 8, 8)).astype(np.float32))
+    proc = run_cli("convert", str(tmp_path / "res.onnx"), "--calib", str(tmp_path / "c.npz"), "-o",
+                   str(tmp_path / "o"), "--compare-selectors", "--preset", "fast", "--no-ort-baseline")
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((tmp_path / "o/report.json").read_text())
+    from flexiq_trt.select.registry import selector_names
+
+    assert {r["variant"] for r in rep["selectors"]} == set(selector_names())
+    md = (tmp_path / "o/selectors.md").read_text()
+    assert all(name in md for name in selector_names())
+    assert (tmp_path / "o/selectors.png").read_bytes()[:4] == b"\x89PNG"
