@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+
 from flexiq_trt.plugin_spec import Activation
 
 from .graph_index import GraphIndex, attr

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 import onnx
+
 from flexiq_trt.errors import FlexiqInternalError
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
+
 from flexiq_trt.errors import PluginFieldError
 from flexiq_trt.plugin_spec import PLUGIN_NAMESPACE, PLUGIN_VERSION, FieldKind, FieldSpec, fields_for
 from flexiq_trt.quantization import bits
 from flexiq_trt.quantization.layer import QuantizedLayer
-from onnx import numpy_helper
 
 _TENSOR_DTYPES = {FieldKind.TENSOR_INT8: np.int8, FieldKind.TENSOR_INT32: np.int32,
                   FieldKind.TENSOR_FLOAT32: np.float32}

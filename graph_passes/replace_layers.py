@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 import onnx
+
 from flexiq_trt.plugin_spec import PLUGIN_DOMAIN, PLUGIN_VERSION, RUNTIME_INPUT
 
 from .graph_index import GraphIndex

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import onnx
+
 from flexiq_trt.errors import FlexiqInternalError
 
 

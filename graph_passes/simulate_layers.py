@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
+
 from flexiq_trt.errors import ConfigError, FlexiqInternalError
 from flexiq_trt.plugin_spec import RUNTIME_INPUT, Activation, ShiftMode
 from flexiq_trt.quantization.layer import QuantizedLayer

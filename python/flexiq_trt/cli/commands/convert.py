@@ -22,6 +22,7 @@ class Convert:
 
     def add_args(self, p: argparse.ArgumentParser) -> None:
         """Model, data and one group per config dataclass."""
+        from flexiq_trt.select.config import PRESETS
         from flexiq_trt.select.registry import selector_names
 
         p.add_argument("model", nargs="?", default=None, help="ONNX model (default: the shipped demo model)")
@@ -33,7 +34,9 @@ class Convert:
                        help="held-out .npz for the report (arrays keyed by input name, optional 'labels')")
         p.add_argument("--selector", default=None, choices=selector_names(),
                        help="channel-selection strategy (default: evolutionary)")
-        p.add_argument("--preset", default=None, help="search preset (paper: 50x50 default; fast)")
+        p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                       help="evolutionary search preset: paper (default, population 50 x 50 generations per "
+                            "ladder ratio) or fast (24 x 25, smaller subsets, early stopping); see docs/selection.md")
         add_dataclass_group(p, ConvertConfig, "Conversion", skip=("output_dir", "eval_data", "selector"))
         add_dataclass_group(p, CalibConfig, "Calibration", prefix="calib", skip=("data",))
         add_dataclass_group(p, QuantConfig, "Quantization")
