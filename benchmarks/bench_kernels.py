@@ -34,6 +34,7 @@ from flexiq_kernel_ctypes import (  # noqa: E402
     random_input,
     random_layer,
 )
+
 from flexiq_trt.quantization.layer import ConvGeometry  # noqa: E402
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)

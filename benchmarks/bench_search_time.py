@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
+
 from flexiq_trt.select.base import LayerGroups, SelectionProblem
 from flexiq_trt.select.config import PRESETS, SearchConfig
 from flexiq_trt.select.evolutionary import EvolutionarySelector, interior_ladder
-from onnx import TensorProto, helper, numpy_helper
 
 LADDER = (0.25, 0.5, 0.75, 1.0)
 MNV2_BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]

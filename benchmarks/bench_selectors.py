@@ -148,6 +148,7 @@ def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, 
               ratios: tuple[float, ...]) -> dict[float, dict[str, float]]:
     """Top-1 agreement with FP32 (and accuracy) of the simulation model at each ratio."""
     import onnxruntime as ort
+
     from flexiq_trt.plugin_spec import RUNTIME_INPUT
     from flexiq_trt.ratios import load_ratio_table
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
 from flexiq_trt.datasets import fashion_mnist, mnist5k, model_zoo, orientation
 from flexiq_trt.report.ort_baseline import quantize_ort_int8
 

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 [ -n "${VIRTUAL_ENV:-}" ] || source .venv/bin/activate
 # setup.sh builds the plugin libraries: their tests must fail, not skip, when a library is missing.
 export FLEXIQ_REQUIRE_PLUGIN="${FLEXIQ_REQUIRE_PLUGIN:-1}"
+echo "== ruff (lint)"
+python -m ruff check . || exit 1
 python -m pytest -q -ra "$@" tests
 rc=$?
 if [ "$rc" -eq 5 ]; then

@@ -24,8 +24,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from flexiq_trt.datasets import fashion_mnist
 from torch import nn
+
+from flexiq_trt.datasets import fashion_mnist
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "python" / "flexiq_trt" / "models"
 

@@ -1,7 +1,8 @@
 """The explicit package list in pyproject.toml covers every package folder (one import root)."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+
 from flexiq_trt.errors import PluginNotFoundError
 
 RTX_TARGETS = (80, 86, 89, 120, 121)
@@ -47,8 +48,9 @@ def gpu_trt():
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     """A converted conv model (dynamic batch): FlexiQ ONNX, simulation ONNX, ratio table, calibration data."""
-    import flexiq_trt
     from _utils import models
+
+    import flexiq_trt
     from flexiq_trt.pipeline.config import ConvertConfig
 
     tmp = tmp_path_factory.mktemp("gpu_engine")

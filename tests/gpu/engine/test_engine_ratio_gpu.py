@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 
 pytestmark = [pytest.mark.gpu, pytest.mark.plugin]

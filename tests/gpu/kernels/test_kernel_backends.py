@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from flexiq_kernel_ctypes import HostLayer, cpu_forward, gpu_forward, random_input, random_layer
+
 from flexiq_trt.plugin_spec import Activation, ShiftMode
 from flexiq_trt.quantization.layer import ConvGeometry
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from flexiq_trt.calibration import (
     THRESHOLD_METHODS,
     StreamingHistogram,

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 
 import pytest
+
 from flexiq_trt import log
 from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import ConfigError

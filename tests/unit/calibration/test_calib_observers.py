@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from flexiq_trt.calibration import ChannelRangeObserver, Observer, RangeObserver
 from flexiq_trt.calibration.observers import AbsHistogramObserver
 from flexiq_trt.errors import CalibrationDataError

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _calib_models import conv_model, two_input_model
+from PIL import Image
+
 from flexiq_trt.calibration import input_specs, open_reader
 from flexiq_trt.calibration.readers import ImageFolderReader, SyntheticReader
 from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
-from PIL import Image
 
 
 def test_npz_batches_are_distinct_and_all_seen(model, indexed_npz):

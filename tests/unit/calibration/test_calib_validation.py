@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _calib_models import two_input_model
+from onnx import TensorProto
+
 from flexiq_trt.calibration import open_reader
 from flexiq_trt.calibration.model_io import input_specs
 from flexiq_trt.calibration.readers import validate_feed
 from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
-from onnx import TensorProto
 
 
 def _npz(tmp_path, name="data.npz", **arrays):

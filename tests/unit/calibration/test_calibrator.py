@@ -6,6 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from _calib_models import two_input_model
+
 from flexiq_trt.calibration import CalibrationResult, Calibrator, calibrate, open_reader, run_model
 from flexiq_trt.calibration.model_io import input_specs
 from flexiq_trt.calibration.readers import NpzReader

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+
 from flexiq_trt.datasets import fashion_mnist
 
 

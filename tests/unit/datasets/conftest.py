@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from _datasets_helpers import require_fashion_mnist
+
 from flexiq_trt.datasets import fashion_mnist
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper
+
 from flexiq_trt.datasets import calib_npz
 from flexiq_trt.errors import CalibrationDataError
-from onnx import TensorProto, helper
 
 
 def _model(tmp_path: Path, inputs: list[str]) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _datasets_helpers import require_fashion_mnist
+
 from flexiq_trt.datasets import fashion_mnist
 from flexiq_trt.errors import CalibrationDataError
 

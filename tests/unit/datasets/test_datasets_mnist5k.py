@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from _datasets_helpers import require_package
+
 from flexiq_trt.datasets import mnist5k
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from _datasets_helpers import require_package
+
 from flexiq_trt.datasets import light_models, mnist5k, model_zoo
 from flexiq_trt.errors import CalibrationDataError
 

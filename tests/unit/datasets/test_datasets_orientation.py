@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _datasets_helpers import require_package
+from PIL import Image
+
 from flexiq_trt.datasets import orientation
 from flexiq_trt.datasets.material import package_dir
 from flexiq_trt.errors import CalibrationDataError
-from PIL import Image
 
 
 def test_splits_are_disjoint_by_source_and_cover_all() -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from _datasets_helpers import require_fashion_mnist
+
 from flexiq_trt.datasets import fashion_mnist, model_zoo
 from flexiq_trt.errors import CalibrationDataError, ModelError
 from flexiq_trt.report.ort_baseline import OrtBaselineConfig, quantize_ort_int8

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnx
+
 from flexiq_trt.datasets import fashion_mnist, model_zoo
 
 

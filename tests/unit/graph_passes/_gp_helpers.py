@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnxruntime as ort
+
 from flexiq_trt.intake import find_layers, prepare_model
 from flexiq_trt.plugin_spec import CONV_OP, ShiftMode, padded_channels
 from flexiq_trt.quantization.layer import QuantizedLayer

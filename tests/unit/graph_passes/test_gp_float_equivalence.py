@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from _gp_helpers import faithful_quantized, session, tensor_values
 from _utils import models as M
+
 from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
 from flexiq_trt.intake import find_layers, prepare_model
 from flexiq_trt.plugin_spec import RUNTIME_INPUT

@@ -7,6 +7,7 @@ import json
 import pytest
 from _gp_helpers import eligible_of
 from _utils import models as M
+
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.graph_passes.plan import KEEP, REPLACE, ConversionPlan
 from flexiq_trt.intake import find_layers, prepare_model

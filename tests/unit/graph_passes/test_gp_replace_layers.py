@@ -10,6 +10,8 @@ import pytest
 from _gp_helpers import eligible_of, random_quantized
 from _utils import models as M
 from _utils.asserts import assert_op_counts
+from onnx import numpy_helper
+
 from flexiq_trt.errors import FlexiqInternalError
 from flexiq_trt.graph_passes.replace_layers import write_flexiq_model
 from flexiq_trt.plugin_spec import (
@@ -24,7 +26,6 @@ from flexiq_trt.plugin_spec import (
     fields_for,
 )
 from flexiq_trt.quantization import bits
-from onnx import numpy_helper
 
 KIND_TYPES = {
     FieldKind.INT: (onnx.AttributeProto.INT, None), FieldKind.FLOAT: (onnx.AttributeProto.FLOAT, None),

@@ -6,9 +6,10 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models as M
+from onnx import helper, numpy_helper
+
 from flexiq_trt.errors import FlexiqInternalError
 from flexiq_trt.graph_passes.rewrite import Replacement, apply_replacements
-from onnx import helper, numpy_helper
 
 
 def test_replace_sorts_and_drops_unused_initializers():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from _gp_helpers import eligible_of, random_input, random_quantized, session
 from _utils import models as M
+
 from flexiq_trt.graph_passes.simulate_layers import acc_output_name, mask_input_name, write_simulation_model
 from flexiq_trt.intake import find_layers, prepare_model
 from flexiq_trt.plugin_spec import RUNTIME_INPUT, ShiftMode

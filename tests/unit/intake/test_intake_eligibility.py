@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _utils import models as M
+from onnx import helper, numpy_helper
+
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.intake import find_layers, prepare_model
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation
-from onnx import helper, numpy_helper
 
 EXPECTED_ACT = {
     "none": (Activation.NONE, 0.0, 0.0), "relu": (Activation.RELU, 0.0, 0.0),

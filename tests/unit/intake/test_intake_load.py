@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 from _utils import models as M
+
 from flexiq_trt.errors import ModelError, UnsupportedModelError
 from flexiq_trt.intake import find_layers, load_model, prepare_model
 from flexiq_trt.plugin_spec import Activation

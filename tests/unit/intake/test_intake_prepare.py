@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 from _utils import models as M
 from _utils.asserts import assert_op_counts
+
 from flexiq_trt.errors import ModelError
 from flexiq_trt.intake import find_layers, prepare_model
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
 from flexiq_trt.quantization import bits
 from flexiq_trt.quantization.layer import ConvGeometry, QuantizedLayer

@@ -12,6 +12,7 @@ import ctypes
 import numpy as np
 import pytest
 from flexiq_kernel_ctypes import HostLayer, cpu_forward, random_input, random_layer
+
 from flexiq_trt.plugin_spec import Activation, ShiftMode, clamp_n4
 from flexiq_trt.quantization import bits, reference
 from flexiq_trt.quantization.layer import ConvGeometry

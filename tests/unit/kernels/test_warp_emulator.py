@@ -26,6 +26,7 @@ from flexiq_kernel_ctypes import (
     random_input,
     random_layer,
 )
+
 from flexiq_trt.plugin_spec import Activation, ShiftMode
 from flexiq_trt.quantization.layer import ConvGeometry
 

@@ -8,13 +8,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from _utils import models
 
 import flexiq_trt
-from _utils import models
 from flexiq_trt.config import CalibConfig
 from flexiq_trt.pipeline.config import ConvertConfig
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, PLUGIN_DOMAIN, RUNTIME_INPUT
-from flexiq_trt.ratios import load_ratio_table
 
 
 @pytest.fixture(scope="module")

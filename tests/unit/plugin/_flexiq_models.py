@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
+
 from flexiq_trt.plugin_spec import (
     CONV_OP,
     GEMM_OP,
@@ -23,7 +25,6 @@ from flexiq_trt.plugin_spec import (
     fields_for,
     padded_channels,
 )
-from onnx import TensorProto, helper, numpy_helper
 
 
 @dataclass

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from flexiq_trt.errors import PluginNotFoundError
 
 REPO = Path(__file__).resolve().parents[3]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _flexiq_models import conv_gemm_model, gemm_model, save
+from onnx import helper, numpy_helper
+
 from flexiq_trt.errors import PluginFieldError
 from flexiq_trt.runtime.engine_builder import build_engine
-from onnx import helper, numpy_helper
 
 pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
 

@@ -6,6 +6,7 @@ import contextlib
 
 import pytest
 from _flexiq_models import conv_gemm_model, gemm_model, save
+
 from flexiq_trt.errors import ConfigError, PluginFieldError
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 from flexiq_trt.runtime.engine_builder import BuildOptions, build_engine

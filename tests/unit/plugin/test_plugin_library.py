@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from flexiq_trt import plugin_spec as spec
 
 pytestmark = pytest.mark.plugin

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import flexiq_trt
 import numpy as np
 import onnx
 import pytest
 from _utils import models
+
+import flexiq_trt
 from flexiq_trt.errors import FlexiqError
 from flexiq_trt.pipeline.config import ConvertConfig
 from flexiq_trt.plugin_spec import PLUGIN_OPS

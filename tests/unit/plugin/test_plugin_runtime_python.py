@@ -8,13 +8,14 @@ import types
 import numpy as np
 import pytest
 from _flexiq_models import conv_gemm_model
+from onnx import helper
+
 from flexiq_trt.errors import ConfigError, FlexiqError, ModelError, PluginFieldError, PluginNotFoundError
 from flexiq_trt.ratios import LayerEntry, RatioTable
 from flexiq_trt.runtime import plugin_loader, trt_import
 from flexiq_trt.runtime.node_check import check_plugin_nodes
 from flexiq_trt.runtime.ratio_buffer import HostMax4bit, max4bit_vector
 from flexiq_trt.runtime.stderr_capture import capture_fd2
-from onnx import helper
 
 # ---- plugin library search ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from flexiq_trt import plugin_spec as spec
 
 REPO = Path(__file__).resolve().parents[3]

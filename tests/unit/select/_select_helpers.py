@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
-from flexiq_trt.select.base import LayerGroups, SelectionProblem
 from onnx import TensorProto, helper, numpy_helper
+
+from flexiq_trt.select.base import LayerGroups, SelectionProblem
 
 
 class QuadraticFitness:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from _select_helpers import make_problem
+
 from flexiq_trt.select.chromosome import ItemSpace, crossover, greedy_fill, mutate, perturb, repair
 from flexiq_trt.select.padding import valid
 

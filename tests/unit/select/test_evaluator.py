@@ -2,6 +2,7 @@ import numpy as np
 import onnx
 import pytest
 from _select_helpers import build_mask_model
+
 from flexiq_trt.errors import CalibrationDataError, ConfigError, ModelError
 from flexiq_trt.select.base import LayerGroups, SelectionProblem
 from flexiq_trt.select.config import SearchConfig

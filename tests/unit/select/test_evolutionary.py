@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 from _select_helpers import QuadraticFitness, make_problem
+
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.select.chromosome import ItemSpace
 from flexiq_trt.select.config import SearchConfig

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from _select_helpers import QuadraticFitness, make_problem
+
 from flexiq_trt.select.chromosome import ItemSpace
 from flexiq_trt.select.fitness import CachedFitness, effective_subset
 

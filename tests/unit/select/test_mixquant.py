@@ -3,6 +3,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from _select_helpers import make_problem
+
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.select.base import LayerGroups, SelectionProblem
 from flexiq_trt.select.mixquant import (

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from _select_helpers import QuadraticFitness, make_problem
+
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.select.chromosome import ItemSpace
 from flexiq_trt.select.config import PRESETS, SearchConfig, preset
