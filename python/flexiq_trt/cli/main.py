@@ -48,7 +48,10 @@ def _load(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser (every subcommand registers its own arguments)."""
-    parser = argparse.ArgumentParser(prog="flexiq-trt", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="flexiq-trt",
+        description="FlexiQ for TensorRT: convert ONNX models to mixed int4/int8 layers whose 4-bit share is "
+                    "switched at run time; simulate them on any CPU, compare with Polygraphy, build engines.")
     parser.add_argument("--version", action="version", version=f"flexiq_trt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
