@@ -153,6 +153,10 @@ def fitness_for(prepared: onnx.ModelProto, layers: list, base_results: list, cal
     sim = write_simulation_model(prepared, pairs, {}, mode="mask", float_exact=True).SerializeToString()
     merged = {k: np.concatenate([b[k] for b in calib_feeds.batches]) for k in calib_feeds.batches[0]}
     n_total = next(iter(merged.values())).shape[0]
+    # Calibration files are often ordered by source (image, class, recording): shuffle once, seeded,
+    # so the fitness set spans every source instead of the first few (more varied data, DESIGN §2).
+    order = np.random.default_rng(0).permutation(n_total)
+    merged = {k: v[order] for k, v in merged.items()}
     n_fit = min(cfg.fitness_samples, n_total)
     fit = MaskFitnessEvaluator(sim, {k: v[:n_fit] for k, v in merged.items()})
     hold = None
