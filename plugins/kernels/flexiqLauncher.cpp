@@ -7,6 +7,7 @@
 #include "flexiqKernels.h"
 
 #include "flexiqKernelsInternal.h"
+#include "flexiqParams.h"
 #include "flexiqShape.h"
 
 #include <cstdio>
@@ -129,22 +130,9 @@ FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, F
         return kFLEXIQ_ERROR_BACKEND;
 
     auto* base = static_cast<int8_t*>(workspace);
-    int32_t const groups = a.paddedChannels / a.groupSize;
     bool const isSigned = a.actSigned != 0;
     bool const fp16 = pr.dataType == kFLEXIQ_FP16;
-    flexiq::InputPassParams in{};
-    in.input = pr.input;
-    in.permutation = a.permutation;
-    in.actStaticShift = a.actShiftMode == 1 ? a.actStaticShift : nullptr;
-    in.max4bit = pr.max4bit;
-    in.layerIndex = a.layerIndex;
-    in.rows = static_cast<int64_t>(pr.batch) * pr.height * pr.width;
-    in.pixels = pr.height * pr.width;
-    in.inChannels = a.inChannels;
-    in.cPad = a.paddedChannels;
-    in.groupSize = a.groupSize;
-    in.groups = groups;
-    in.actScale = a.actScale;
+    flexiq::InputPassParams in = flexiq::makeInputPassParams(a, pr);
     in.codes8 = base + ws.codes8;
     in.codes4 = backend == kFLEXIQ_BACKEND_INT4_MMA ? base + ws.codes4 : nullptr;
     in.shiftA = base + ws.shiftA;
@@ -153,40 +141,7 @@ FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, F
     if (e != cudaSuccess)
         return cudaFailure(e);
 
-    flexiq::ConvGeometry const geo = flexiq::layerGeometry(a);
-    flexiq::MixedGemmParams g{};
-    g.codes8 = in.codes8;
-    g.codes4 = in.codes4;
-    g.shiftA = in.shiftA;
-    g.w8 = a.weightInt8;
-    g.w4 = a.weightInt4;
-    g.wShift = a.weightShift;
-    g.outScale = a.outScale;
-    g.bias = a.bias;
-    g.max4bit = pr.max4bit;
-    g.layerIndex = a.layerIndex;
-    g.batch = pr.batch;
-    g.height = pr.height;
-    g.width = pr.width;
-    flexiq::outputSize(geo, pr.height, pr.width, &g.outH, &g.outW);
-    g.cPad = a.paddedChannels;
-    g.groupSize = a.groupSize;
-    g.groups = groups;
-    g.outChannels = a.outChannels;
-    g.r = geo.r;
-    g.s = geo.s;
-    g.strideH = geo.strideH;
-    g.strideW = geo.strideW;
-    g.padTop = geo.padTop;
-    g.padLeft = geo.padLeft;
-    g.dilationH = geo.dilationH;
-    g.dilationW = geo.dilationW;
-    g.kLen = flexiq::reductionLength(a);
-    g.activation = a.activation;
-    g.alpha = a.alpha;
-    g.beta = a.beta;
-    g.output = pr.output;
-    g.accOut = pr.accOut;
+    flexiq::MixedGemmParams const g = flexiq::makeMixedGemmParams(a, pr, in);
     switch (backend)
     {
     case kFLEXIQ_BACKEND_INT4_MMA: e = flexiq::launchInt4MmaGemm(g, isSigned, fp16, stream); break;

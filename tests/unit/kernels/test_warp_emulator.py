@@ -55,7 +55,7 @@ def emulator(tmp_path_factory):
     kernels = REPO_ROOT / "plugins" / "kernels"
     subprocess.run([cxx, "-std=c++20", "-O2", "-fPIC", "-shared", "-pthread", "-ffp-contract=off",
                     "-DFLEXIQ_WARP_EMULATION", f"-I{inc}", f"-I{REPO_ROOT / 'plugins' / 'common'}", f"-I{kernels}",
-                    str(SOURCE), str(kernels / "flexiqShape.cpp"), "-o", str(out)], check=True)
+                    str(SOURCE), str(kernels / "flexiqShape.cpp"), str(kernels / "flexiqParams.cpp"), "-o", str(out)], check=True)
     lib = ctypes.CDLL(str(out))
     P = ctypes.c_void_p
     lib.flexiqEmulateForward.argtypes = [ctypes.c_int32, ctypes.POINTER(FlexiqLayerArgs), ctypes.c_int32,

@@ -39,6 +39,7 @@ T __ldg(T const* p)
 #include "flexiqFragments.h"
 #include "flexiqInputPass.cuh"
 #include "flexiqMixedGemm.cuh"
+#include "flexiqParams.h"
 #include "flexiqShape.h"
 
 namespace flexiq
@@ -202,19 +203,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForward(i
     std::vector<uint32_t> codes4((rows * a.paddedChannels / 2 + 3) / 4 + 1);
     std::vector<int8_t> shiftA(static_cast<size_t>(rows * groups));
 
-    InputPassParams in{};
-    in.input = input;
-    in.permutation = a.permutation;
-    in.actStaticShift = a.actShiftMode == 1 ? a.actStaticShift : nullptr;
-    in.max4bit = max4bit;
-    in.layerIndex = a.layerIndex;
-    in.rows = rows;
-    in.pixels = height * width;
-    in.inChannels = a.inChannels;
-    in.cPad = a.paddedChannels;
-    in.groupSize = a.groupSize;
-    in.groups = groups;
-    in.actScale = a.actScale;
+    InputPassParams in = makeInputPassParams(a, problem);
     in.codes8 = reinterpret_cast<int8_t*>(codes8.data());
     in.codes4 = int4 ? reinterpret_cast<int8_t*>(codes4.data()) : nullptr;
     in.shiftA = shiftA.data();
@@ -224,40 +213,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForward(i
     else
         isSigned ? runInputPass<64, true>(in) : runInputPass<64, false>(in);
 
-    ConvGeometry const geo = layerGeometry(a);
-    MixedGemmParams g{};
-    g.codes8 = in.codes8;
-    g.codes4 = in.codes4;
-    g.shiftA = in.shiftA;
-    g.w8 = a.weightInt8;
-    g.w4 = a.weightInt4;
-    g.wShift = a.weightShift;
-    g.outScale = a.outScale;
-    g.bias = a.bias;
-    g.max4bit = max4bit;
-    g.layerIndex = a.layerIndex;
-    g.batch = batch;
-    g.height = height;
-    g.width = width;
-    outputSize(geo, height, width, &g.outH, &g.outW);
-    g.cPad = a.paddedChannels;
-    g.groupSize = a.groupSize;
-    g.groups = groups;
-    g.outChannels = a.outChannels;
-    g.r = geo.r;
-    g.s = geo.s;
-    g.strideH = geo.strideH;
-    g.strideW = geo.strideW;
-    g.padTop = geo.padTop;
-    g.padLeft = geo.padLeft;
-    g.dilationH = geo.dilationH;
-    g.dilationW = geo.dilationW;
-    g.kLen = reductionLength(a);
-    g.activation = a.activation;
-    g.alpha = a.alpha;
-    g.beta = a.beta;
-    g.output = output;
-    g.accOut = acc;
+    MixedGemmParams const g = makeMixedGemmParams(a, problem, in);
     if (int4)
         isSigned ? runGemmGrid<true, true>(g) : runGemmGrid<true, false>(g);
     else
