@@ -2,6 +2,9 @@
 
 The defaults are the paper's (population 50, 50 generations per ladder ratio). A cheaper search is
 only ever chosen by name (``preset="fast"``), so a user never gets fewer evaluations silently.
+How the population is ranked (``screening``) is part of the preset and of every log: the default
+ranks it with the linearized output model and scores the elites with the real simulation;
+``preset="paper-exact"`` sends every candidate through the real simulation.
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from flexiq_trt.errors import ConfigError
+
+
+SCREENINGS = ("surrogate", "subsets")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,16 @@ class SearchConfig:
             Elites are always scored on the full set, and only full-set scores pick the result.
         patience: stop a ladder ratio's search after this many generations without improvement of
             the held-out fitness (or the calibration fitness without held-out data); None = never.
+        screening: how the population is ranked between generations. "surrogate": the linearized
+            output model (`select/surrogate.py`: one simulation run per item on `surrogate_samples`
+            samples, then a matrix product per candidate); "subsets": the real simulation on
+            `subset_sizes` samples. Either way elites are scored by the real simulation on the full
+            set and only those scores pick the result. "surrogate" needs the mask evaluator; with
+            any other fitness the search falls back to "subsets" (logged).
+        surrogate_samples: calibration samples the linearized output model is measured on.
+        guard_confidence: a search candidate replaces the heuristic baseline (or an earlier
+            validated candidate) only when its per-sample held-out distances are lower in a paired
+            one-sided test at this confidence; 0 = any lower mean wins.
         checkpoint_path: JSON file written after every generation; an existing one is resumed.
         preset: the preset name these settings came from (recorded in logs and checkpoints).
     """
@@ -44,6 +60,9 @@ class SearchConfig:
     ladder: tuple[float, ...] | None = None
     subset_sizes: tuple[int, ...] = field(default=(8, 16, 32))
     patience: int | None = None
+    screening: str = "surrogate"
+    surrogate_samples: int = 16
+    guard_confidence: float = 0.9
     checkpoint_path: str | None = None
     preset: str = "paper"
 
@@ -58,6 +77,9 @@ class SearchConfig:
             (self.tournament_size >= 1, f"tournament_size={self.tournament_size} must be >= 1"),
             (all(s >= 0 for s in self.subset_sizes), f"subset_sizes={self.subset_sizes} must be >= 0"),
             (self.patience is None or self.patience >= 1, f"patience={self.patience} must be >= 1 or None"),
+            (self.screening in SCREENINGS, f"screening={self.screening!r} must be one of {SCREENINGS}"),
+            (self.surrogate_samples >= 1, f"surrogate_samples={self.surrogate_samples} must be >= 1"),
+            (0.0 <= self.guard_confidence < 1.0, f"guard_confidence={self.guard_confidence} must be in [0, 1)"),
             (self.ladder is None or all(0.0 <= r <= 1.0 for r in self.ladder),
              f"ladder={self.ladder} must lie in [0, 1]"),
         ]
@@ -83,6 +105,7 @@ class SearchConfig:
 # smaller subsets and early stopping (on held-out fitness when the pipeline provides it).
 PRESETS: dict[str, SearchConfig] = {
     "paper": SearchConfig(),
+    "paper-exact": SearchConfig(screening="subsets", preset="paper-exact"),
     "fast": SearchConfig(population=24, generations=25, subset_sizes=(4, 8, 16), patience=8, preset="fast"),
 }
 

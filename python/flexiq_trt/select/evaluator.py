@@ -86,7 +86,10 @@ class MaskFitnessEvaluator:
         self.num_samples = int(next(iter(self.feeds.values())).shape[0])
         self.fixed_batch = self._fixed_batch()
         self.chunk = self._chunk_size(batch_size)
-        self.reference = self.outputs(self.all_false_masks())
+        raw_reference = [o.reshape(o.shape[0], -1).astype(np.float64) for o in self._run(self.all_false_masks(), None)]
+        self._reference_raw = np.concatenate(raw_reference, axis=1)
+        self._segments = [(o.shape[1], "softmax" if self._kind(o) == "softmax" else "linear") for o in raw_reference]
+        self.reference = [self._transform(o) for o in raw_reference]
 
     # ------------------------------------------------------------------------- setup checks
     def _mask_inputs(self, layer_indices: Sequence[int] | None) -> tuple[list[str], list[int]]:
@@ -133,6 +136,30 @@ class MaskFitnessEvaluator:
 
     def outputs(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> list[np.ndarray]:
         """The compared outputs (after softmax where applicable) for the first `n_samples` samples."""
+        return [self._transform(o) for o in self._run(masks, n_samples)]
+
+    def raw_outputs(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> np.ndarray:
+        """Every graph output before the softmax, flattened and concatenated: float64 [n, D].
+
+        The search's linearized output model (`select/surrogate.py`) is built from these.
+        """
+        outs = self._run(masks, n_samples)
+        return np.concatenate([o.reshape(o.shape[0], -1).astype(np.float64) for o in outs], axis=1)
+
+    @property
+    def reference_raw(self) -> np.ndarray:
+        """`raw_outputs` of the INT8 model (every mask False), float64 [N, D]."""
+        return self._reference_raw
+
+    @property
+    def output_segments(self) -> list[tuple[int, str]]:
+        """(width, kind) of each output within `raw_outputs`' columns; kind "softmax" or "linear".
+
+        The distance compares softmaxes of "softmax" segments and the values themselves otherwise.
+        """
+        return list(self._segments)
+
+    def _run(self, masks: Sequence[np.ndarray], n_samples: int | None) -> list[np.ndarray]:
         n = self.num_samples if n_samples is None else min(int(n_samples), self.num_samples)
         feed = self._mask_feed(masks)
         parts: list[list[np.ndarray]] = []
@@ -141,8 +168,7 @@ class MaskFitnessEvaluator:
             stop = start + self.chunk if self.fixed_batch > 0 else min(start + self.chunk, n)
             run_feed = {k: v[start:stop] for k, v in self.feeds.items()}
             parts.append(self.session.run(None, {**run_feed, **feed, **self.constant_feeds}))
-        outs = [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
-        return [self._transform(o) for o in outs]
+        return [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
 
     def _fixed_batch(self) -> int:
         """The inputs' static batch size, or -1 when it is dynamic."""
@@ -163,11 +189,15 @@ class MaskFitnessEvaluator:
 
     def _transform(self, out: np.ndarray) -> np.ndarray:
         out = out.reshape(out.shape[0], -1).astype(np.float64) if out.ndim != 2 else out.astype(np.float64)
-        kind = self.output_kind
-        if kind == "auto":
-            kind = "raw" if out.shape[1] == 1 else ("probabilities" if _is_probabilities(out) else "softmax")
-            kind = kind if self._rank2_outputs() else "raw"
-        return _softmax(out) if kind == "softmax" else out
+        return _softmax(out) if self._kind(out) == "softmax" else out
+
+    def _kind(self, out: np.ndarray) -> str:
+        """The configured output kind, or the one "auto" picks for these (flattened) outputs."""
+        if self.output_kind != "auto":
+            return self.output_kind
+        if not self._rank2_outputs() or out.shape[1] == 1:
+            return "raw"
+        return "probabilities" if _is_probabilities(out) else "softmax"
 
     def _rank2_outputs(self) -> bool:
         return all(len(o.shape) == 2 for o in self.session.get_outputs())

@@ -6,15 +6,21 @@ one. The items added between two ladder points are ordered by how often they app
 population (ties: error score per MAC; a padded group after its layer's others), and the items
 above the top ratio follow in greedy order.
 
-Guarding against fitting the calibration set (DESIGN §2, measured guidance): the population is
-ranked on calibration subsets early, only elites are scored on the full set, and with
+Cheap ranking: the population is ranked by the linearized output model (``select/surrogate.py``,
+``screening="surrogate"``, the default) or by the real simulation on calibration subsets
+(``"subsets"``); either way only the elites are scored by the real simulation on the full fitness
+set, and only those scores can make a candidate the result.
+
+Guarding against fitting the calibration set (DESIGN §2, measured guidance): with
 ``problem.holdout_fitness`` the calibration-best candidates are validated on held-out data; the
-search result replaces the greedy candidate only when it is better on held-out data.
+search result replaces the heuristic baseline only when its held-out distances are lower in a
+paired one-sided test (``guard_confidence``).
 """
 
 from __future__ import annotations
 
 import time
+from statistics import NormalDist
 
 import numpy as np
 
@@ -34,9 +40,11 @@ from flexiq_trt.select.chromosome import (
 )
 from flexiq_trt.select.config import SearchConfig
 from flexiq_trt.select.fitness import CachedFitness, effective_subset
+from flexiq_trt.select.surrogate import LinearizedFitness, build_item_responses, supports_responses
 
 logger = get_logger(__name__)
 _PROGRESS_INTERVAL_S = 5.0
+SURROGATE = -1  # RunState.pop_n of a population ranked by the linearized output model
 
 
 class EvolutionarySelector:
@@ -72,6 +80,12 @@ class _Search:
         self.holdout = CachedFitness(problem.holdout_fitness, self.space) if problem.holdout_fitness else None
         self.fingerprint = ckpt.problem_fingerprint(self.space, self.ladder, self.seed, config.fingerprint())
         self._last_progress = time.monotonic()
+        self.surrogate: LinearizedFitness | None = None
+        self.screening = config.screening
+        if self.screening == "surrogate" and not supports_responses(problem.fitness):
+            logger.info("the fitness offers no raw outputs for the linearized output model: ranking the "
+                        "population on calibration subsets instead")
+            self.screening = "subsets"
 
     # ----------------------------------------------------------------------------------- driver
     def run(self) -> GlobalOrder:
@@ -88,6 +102,9 @@ class _Search:
             if state.run is None:
                 state.run = self._start(ratio, len(state.segments), locked, budget, state.log)
                 self._save(state)
+            else:  # resumed mid-ratio: the same anchored model again (it is deterministic)
+                self._anchor_surrogate(state.run.ratio, list_to_flags(state.run.greedy, self.space.size), locked,
+                                       state.log)
             while not state.run.done:
                 self._generation(state.run, locked, budget, state.log)
                 self._save(state)
@@ -95,6 +112,29 @@ class _Search:
             state.run = None
             self._save(state)
         return GlobalOrder(self._full_order(state.segments), EvolutionarySelector.name, list(state.log))
+
+    def _anchor_surrogate(self, ratio: float, anchor: np.ndarray, locked: np.ndarray, log: list[dict]) -> None:
+        """Measure the linearized output model around this ratio's baseline set (its free items only)."""
+        if self.screening != "surrogate":
+            return
+        start = time.monotonic()
+        free = np.flatnonzero(~locked)
+        responses = build_item_responses(self.fit.fitness, self.space, self.cfg.surrogate_samples, anchor=anchor,
+                                         items=free, seed=self.seed, label=f" at {ratio:.3f}")
+        self.surrogate = LinearizedFitness(responses)
+        seconds = time.monotonic() - start
+        logger.info("ratio %.3f: linearized output model from %d item responses on %d samples in %.1f s",
+                    ratio, len(free), responses.num_samples, seconds)
+        if not any(e.get("event") == "screening" and e.get("ratio") == ratio for e in log):
+            log.append({"event": "screening", "kind": "surrogate", "ratio": ratio, "items": int(len(free)),
+                        "samples": responses.num_samples, "seconds": round(seconds, 2)})
+
+    def _screen(self, population: list[np.ndarray], n: int | None) -> list[float]:
+        """Ranking fitness of a population: the linearized model, or the real one on `n` samples."""
+        if n == SURROGATE:
+            assert self.surrogate is not None
+            return self.surrogate.many(population)
+        return self.fit.many(population, n)
 
     def _full_order(self, segments: list[list[int]]) -> list[tuple[int, int]]:
         flat = [i for seg in segments for i in seg]
@@ -117,6 +157,8 @@ class _Search:
 
     # ------------------------------------------------------------------------- one ladder ratio
     def _subset(self, generation: int) -> int | None:
+        if self.screening == "surrogate":
+            return SURROGATE
         sizes = self.cfg.subset_sizes or (0,)
         # generation 0 (the initial population) .. G share the phases equally
         phase = min(generation * len(sizes) // (self.cfg.generations + 1), len(sizes) - 1)
@@ -137,9 +179,10 @@ class _Search:
             swaps = 1 + (i * max(1, free_chosen // 2)) // self.cfg.population
             population.append(repair(perturb(greedy, locked, swaps, self.space, rng), locked, budget,
                                      self.space, rng))
-        n = self._subset(0)
-        pop_fit = self.fit.many(population, n)
         name, base, base_full, base_guard = self._baseline(greedy, by_range)
+        self._anchor_surrogate(ratio, base, locked, log)
+        n = self._subset(0)
+        pop_fit = self._screen(population, n)
         b = flags_to_list(base)
         run = RunState(ratio=ratio, generation=0, rng_state=rng.bit_generator.state,
                        population=[flags_to_list(p) for p in population], pop_fit=pop_fit, pop_n=n,
@@ -171,7 +214,7 @@ class _Search:
         size = self.space.size
         population = [list_to_flags(p, size) for p in run.population]
         n = self._subset(run.generation + 1)
-        fits = run.pop_fit if n == run.pop_n else self.fit.many(population, n)
+        fits = run.pop_fit if n == run.pop_n else self._screen(population, n)
         rank = np.argsort(np.asarray(fits), kind="stable")
         elites = [population[i] for i in rank[: self.cfg.elite_count]]
         new_pop, new_fit = list(elites), [fits[i] for i in rank[: self.cfg.elite_count]]
@@ -182,7 +225,7 @@ class _Search:
             seen.add(child.tobytes())
             children.append(child)
         new_pop += children
-        new_fit += self.fit.many(children, n)  # one batch: the callback may evaluate them together
+        new_fit += self._screen(children, n)  # one batch: the callback may evaluate them together
         self._score_elites(run, new_pop, new_fit)
         run.population = [flags_to_list(p) for p in new_pop]
         run.pop_fit, run.pop_n = new_fit, n
@@ -224,13 +267,33 @@ class _Search:
                 run.best_full, run.best = value, flags_to_list(population[i])
                 improved = True
         if improved and self.holdout is not None:
-            value = self.holdout(list_to_flags(run.best, self.space.size), None)
-            improved = value < run.guard_value
+            improved, value = self._guard_accepts(run.best, run.guard, run.guard_value)
             if improved:
                 run.guard_value, run.guard = value, list(run.best)
         elif improved:
             run.guard_value, run.guard = run.best_full, list(run.best)
         run.since_improve = 0 if improved else run.since_improve + 1
+
+    def _guard_accepts(self, candidate: list[int], current: list[int], current_value: float) -> tuple[bool, float]:
+        """Whether `candidate` beats the current choice on held-out data, and its held-out fitness.
+
+        With per-sample distances (the mask evaluator) the test is paired and one-sided at
+        `guard_confidence`, so a difference the guard samples cannot resolve keeps the current set.
+        """
+        assert self.holdout is not None
+        value = self.holdout(list_to_flags(candidate, self.space.size), None)
+        if value >= current_value:
+            return False, value
+        per_sample = getattr(self.holdout.fitness, "distances", None)
+        if per_sample is None or self.cfg.guard_confidence <= 0.0:
+            return True, value
+        diff = (np.asarray(per_sample(self.space.to_masks(list_to_flags(candidate, self.space.size))))
+                - np.asarray(per_sample(self.space.to_masks(list_to_flags(current, self.space.size)))))
+        if diff.size < 2:
+            return True, value
+        spread = float(np.std(diff, ddof=1)) / np.sqrt(diff.size)
+        z = NormalDist().inv_cdf(self.cfg.guard_confidence)
+        return bool(spread == 0.0 or float(np.mean(diff)) <= -z * spread), value
 
     def _finish(self, run: RunState, locked: np.ndarray, log: list[dict]) -> list[int]:
         """The ratio's set (the validated candidate) and the order of the items it adds."""
@@ -267,7 +330,7 @@ class _Search:
     def _log_generation(self, run: RunState, log: list[dict], seconds: float) -> None:
         entry = {"ratio": run.ratio, "generation": run.generation, "best": run.best_full,
                  "mean": float(np.mean(run.pop_fit)), "subset_best": float(np.min(run.pop_fit)),
-                 "n_samples": run.pop_n, "seconds": round(seconds, 4)}
+                 "n_samples": "surrogate" if run.pop_n == SURROGATE else run.pop_n, "seconds": round(seconds, 4)}
         if self.holdout is not None:
             entry["best_holdout"] = run.guard_value
         log.append(entry)

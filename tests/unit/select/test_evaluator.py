@@ -73,7 +73,8 @@ def test_search_runs_on_the_evaluator(model_path, feeds):
     ev = MaskFitnessEvaluator(model_path, feeds, layer_indices=[0, 1])
     hold = MaskFitnessEvaluator(model_path, {"x": feeds["x"][::-1].copy()}, shuffle_seed=1)
     p = SelectionProblem(layers, ladder=(0.25, 0.5, 0.75), fitness=ev, holdout_fitness=hold)
-    order = EvolutionarySelector(SearchConfig(population=6, generations=3, subset_sizes=(16, 0))).select(p)
+    cfg = SearchConfig(population=6, generations=3, subset_sizes=(16, 0), screening="subsets")
+    order = EvolutionarySelector(cfg).select(p)
     order.validate(p)
     assert any(e.get("n_samples") == 16 for e in order.log)
     assert all(e["holdout_fitness_chosen"] <= e["holdout_fitness_greedy"]

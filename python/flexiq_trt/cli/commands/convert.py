@@ -35,8 +35,11 @@ class Convert:
         p.add_argument("--selector", default=None, choices=selector_names(),
                        help="channel-selection strategy (default: evolutionary)")
         p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                       help="evolutionary search preset: paper (default, population 50 x 50 generations per "
-                            "ladder ratio) or fast (24 x 25, smaller subsets, early stopping); see docs/selection.md")
+                       help="evolutionary search preset: paper (default: population 50 x 50 generations per "
+                            "ladder ratio, the population ranked by the linearized output model, elites by the "
+                            "real simulation), paper-exact (the same, every candidate through the real simulation "
+                            "on calibration subsets; several times slower) or fast (24 x 25, early stopping); "
+                            "see docs/selection.md")
         add_dataclass_group(p, ConvertConfig, "Conversion", skip=("output_dir", "eval_data", "selector"))
         add_dataclass_group(p, CalibConfig, "Calibration", prefix="calib", skip=("data",))
         add_dataclass_group(p, QuantConfig, "Quantization")
