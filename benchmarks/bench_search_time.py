@@ -6,7 +6,8 @@ Three measurements, each printed as a table row:
      MobileNetV2-shaped selection problem with a closed-form fitness, so no model is run;
   2. evaluation cost: one fitness evaluation of a model through ONNX Runtime at each subset size
      (the mask-mode simulation ONNX with ``--sim``, else the FP32 graph as a lower bound), and the
-     search time it implies for each preset (evaluations x cost + overhead);
+     search time it implies for each preset (simulation runs x cost: item responses of the
+     linearized output model plus full-set elites, or every candidate on subsets for paper-exact);
   3. end to end: ``flexiq_trt.api.convert`` with default settings (search included) on each model,
      when the API is available, with the per-generation times from the search log if the report has it.
 
@@ -112,8 +113,16 @@ def problem_from_layers(eligible: list[tuple[int, int]], group: int = 32, seed: 
     return SelectionProblem(layers, ladder=LADDER, seed=seed)
 
 
-def evaluations_per_search(cfg: SearchConfig, ladder: tuple[float, ...]) -> dict[str, int]:
-    """Upper bound of fitness evaluations (before caching) per subset size, for the whole ladder."""
+def evaluations_per_search(cfg: SearchConfig, ladder: tuple[float, ...], items: int) -> dict[str, int]:
+    """Upper bound of simulation runs (before caching) per sample count ("0" = full set), whole ladder.
+
+    With the linearized output model the population costs one run per free item and ratio on
+    `surrogate_samples` samples (free items shrink as lower ratios lock theirs); elites stay real.
+    """
+    points = interior_ladder(ladder)
+    if cfg.screening == "surrogate":
+        free = sum(round(items * (1.0 - prev)) for prev in (0.0, *points[:-1]))
+        return {str(cfg.surrogate_samples): free, "0": max(1, cfg.elite_count) * (cfg.generations + 1) * len(points)}
     counts: dict[str, int] = {}
     sizes = cfg.subset_sizes or (0,)
     for g in range(cfg.generations + 1):
@@ -121,8 +130,7 @@ def evaluations_per_search(cfg: SearchConfig, ladder: tuple[float, ...]) -> dict
         children = cfg.population if g == 0 else cfg.population - cfg.elite_count
         counts[str(n)] = counts.get(str(n), 0) + children
         counts["0"] = counts.get("0", 0) + max(1, cfg.elite_count)
-    points = len(interior_ladder(ladder))
-    return {k: v * points for k, v in counts.items()}
+    return {k: v * len(points) for k, v in counts.items()}
 
 
 def time_overhead(eligible, preset: str) -> tuple[float, int]:
@@ -212,11 +220,13 @@ def main() -> int:
         print(f"[{name}] one evaluation, {kind}: " + ", ".join(f"n={n}: {s:.2f} s" for n, s in per_eval.items()))
         full_n = max(args.subsets)  # the size of the full calibration set the pipeline feeds the fitness
         for preset, cfg in PRESETS.items():
-            counts = evaluations_per_search(cfg, LADDER)
+            items = sum(-(-c // 32) for c, _ in eligible) if eligible else 300
+            counts = evaluations_per_search(cfg, LADDER, items)
             est = sum(c * per_eval.get(int(n) or full_n, per_eval[full_n]) for n, c in counts.items())
             gens = cfg.generations * len(interior_ladder(LADDER))
-            print(f"[{name}] preset {preset}: <= {sum(counts.values())} evaluations {counts} over {gens} generations "
-                  f"-> ~{est / 60:.1f} min search ({est / max(gens, 1):.1f} s/generation), full set = {full_n} samples")
+            print(f"[{name}] preset {preset} (population ranked by {cfg.screening}): <= {sum(counts.values())} "
+                  f"simulation runs {counts} (samples: runs) over {gens} generations -> ~{est / 60:.1f} min search "
+                  f"({est / max(gens, 1):.1f} s/generation), full set = {full_n} samples")
         if args.end_to_end:
             res = time_convert(path, args.out)
             if res is not None:

@@ -1,4 +1,5 @@
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from flexiq_trt.errors import ConfigError
 from flexiq_trt.select.chromosome import ItemSpace
 from flexiq_trt.select.config import SearchConfig
 from flexiq_trt.select.evolutionary import EvolutionarySelector
-from flexiq_trt.select.simple import GreedySelector
+from flexiq_trt.select.simple import GreedySelector, RangeSelector
 
 SMALL = SearchConfig(population=10, generations=6, subset_sizes=(0,))
 
@@ -168,3 +169,37 @@ def test_needs_a_fitness():
 def test_defaults_are_the_papers():
     cfg = EvolutionarySelector().config
     assert (cfg.population, cfg.generations, cfg.preset) == (50, 50, "paper")
+
+
+class _PairedHoldout:
+    """Held-out fitness that follows the calibration fitness (scaled by `gain`) plus per-sample noise
+    of `spread` that differs from set to set, with per-sample distances for the paired test."""
+
+    def __init__(self, calibration, gain: float, spread: float, n: int = 64):
+        self.calibration, self.gain, self.spread, self.n = calibration, gain, spread, n
+
+    def distances(self, masks):
+        key = np.concatenate(masks)
+        noise = np.random.default_rng(zlib.crc32(np.packbits(key).tobytes())).normal(0, self.spread, self.n)
+        return 1.0 + self.gain * self.calibration(masks) + noise
+
+    def __call__(self, masks):
+        return float(np.mean(self.distances(masks)))
+
+
+@pytest.mark.parametrize(("gain", "confidence", "expect_search"),
+                         [(0.0001, 0.9, False), (0.0001, 0.0, None), (10.0, 0.9, True)])
+def test_guard_needs_a_significant_held_out_gain(gain, confidence, expect_search):
+    p = _problem(seed=1, layers=8)
+    p.fitness = QuadraticFitness(p, crowding=0.5)  # strong crowding: the search can beat greedy
+    p.holdout_fitness = _PairedHoldout(QuadraticFitness(p, crowding=0.5), gain, spread=0.1)
+    cfg = SearchConfig(population=12, generations=5, subset_sizes=(0,), guard_confidence=confidence)
+    order = EvolutionarySelector(cfg).select(p)
+    results = [e for e in order.log if e.get("event") == "ratio_result"
+               and e["calib_fitness_best"] < 0.99 * e["calib_fitness_greedy"]]  # the search clearly improved
+    assert results
+    chosen = [e["chosen"] == "search" for e in results]
+    if expect_search is None:  # no test: any lower held-out mean wins, noise decides
+        assert all(e["holdout_fitness_chosen"] <= e["holdout_fitness_greedy"] for e in results)
+    else:
+        assert all(c == expect_search for c in chosen), results
