@@ -61,7 +61,7 @@ class SearchConfig:
     subset_sizes: tuple[int, ...] = field(default=(8, 16, 32))
     patience: int | None = None
     screening: str = "surrogate"
-    surrogate_samples: int = 16
+    surrogate_samples: int = 32
     guard_confidence: float = 0.9
     checkpoint_path: str | None = None
     preset: str = "paper"
