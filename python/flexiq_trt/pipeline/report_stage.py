@@ -65,11 +65,18 @@ def build_report(model_path: Path, original: onnx.ModelProto, files: dict[str, P
                  "labels": eval_feeds.labels is not None},
         "layers": {"eligible": len(layers), "eligible_macs": sum(float(el.macs) for el in layers),
                    "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in skipped]},
-        "baselines": baselines, "rows": rows, "search_log": order.log[-200:], "warnings": warnings,
+        "baselines": baselines, "rows": rows, "search_log": trim_search_log(order.log), "warnings": warnings,
         "artifacts": {k: Path(v).name for k, v in files.items()},
     }
     files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
     return report
+
+
+def trim_search_log(log: list[dict], generations: int = 200) -> list[dict]:
+    """Every event of the search log (screening, ratio results, early stops) and its last generation entries."""
+    keep = {i for i, e in enumerate(log) if "event" not in e}
+    keep = set(sorted(keep)[-generations:]) | {i for i, e in enumerate(log) if "event" in e}
+    return [log[i] for i in sorted(keep)]
 
 
 def compare_selectors(prepared: onnx.ModelProto, layers: list, base_results: list, problem, orders: dict,

@@ -61,10 +61,34 @@ def to_markdown(report: dict) -> str:
     lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (p = 4) for "
               "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
               "instead of error-compensating rounding.", "", "![accuracy vs ratio](report.png)", ""]
+    lines += _selection_section(report.get("search_log", []))
     if report["layers"]["skipped"]:
         lines += ["## Layers kept in the original precision", "", "| node | op | reason |", "|---|---|---|"]
         lines += [f"| {s['name']} | {s['op_type']} | {s['reason']} |" for s in report["layers"]["skipped"]]
     return "\n".join(lines) + "\n"
+
+
+def _selection_section(log: list[dict]) -> list[str]:
+    """What the evolutionary search did at each ladder ratio (from its log); empty for other selectors."""
+    results = [e for e in log if e.get("event") == "ratio_result"]
+    if not results:
+        return []
+    screening = {e["ratio"]: e for e in log if e.get("event") == "screening"}
+    lines = ["## Channel selection (evolutionary search)", "",
+             "| ratio | set kept | calibration fitness: baseline → search best | held-out guard: baseline → kept "
+             "| population ranked by |", "|---|---|---|---|---|"]
+    for e in results:
+        guard = (f"{_fmt(e.get('holdout_fitness_greedy'))} → {_fmt(e.get('holdout_fitness_chosen'))}"
+                 if "holdout_fitness_chosen" in e else "–")
+        sc = screening.get(e["ratio"])
+        ranked = (f"linearized model ({sc['items']} items × {sc['samples']} samples, {sc['seconds']:.0f} s)"
+                  if sc else "real simulation")
+        lines.append(f"| {e['ratio']:.2f} | {e['chosen']} | {_fmt(e['calib_fitness_greedy'])} → "
+                     f"{_fmt(e['calib_fitness_best'])} | {guard} | {ranked} |")
+    lines += ["", "Fitness = mean L2 distance to the INT8 model's (softmax) outputs, lower is better. The baseline is "
+              "the greedy or range-order set; the search's set is kept only when it beats it on held-out "
+              "calibration samples in a paired test (docs/selection.md).", ""]
+    return lines
 
 
 def plot(report: dict, path: Path) -> None:

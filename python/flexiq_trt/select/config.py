@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field, replace
 
 from flexiq_trt.errors import ConfigError
 
-
 SCREENINGS = ("surrogate", "subsets")
 
 

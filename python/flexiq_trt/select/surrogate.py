@@ -67,6 +67,7 @@ class ItemResponses:
 
     @property
     def num_samples(self) -> int:
+        """S: the samples each response was measured on."""
         return int(self.deltas.shape[1])
 
 
@@ -175,6 +176,7 @@ class LinearizedFitness:
         return out
 
     def __call__(self, flags: np.ndarray) -> float:
+        """Modelled fitness of one flag vector."""
         return self.many([flags])[0]
 
     def _distances(self, outputs: np.ndarray) -> np.ndarray:

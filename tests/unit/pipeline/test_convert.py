@@ -135,3 +135,19 @@ def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
     md = (tmp_path / "o/selectors.md").read_text()
     assert all(name in md for name in selector_names())
     assert (tmp_path / "o/selectors.png").read_bytes()[:4] == b"\x89PNG"
+    # the search ranked its populations with the linearized output model and the report says what it kept
+    screening = [e for e in rep["search_log"] if e.get("event") == "screening"]
+    results = [e for e in rep["search_log"] if e.get("event") == "ratio_result"]
+    assert [e["ratio"] for e in screening] == [e["ratio"] for e in results] == [0.25, 0.5, 0.75]
+    assert all(e["calib_fitness_best"] <= e["calib_fitness_greedy"] for e in results)
+    report_md = (tmp_path / "o/report.md").read_text()
+    assert "Channel selection (evolutionary search)" in report_md and "linearized model" in report_md
+
+
+def test_search_log_keeps_every_event_and_the_last_generations():
+    from flexiq_trt.pipeline.report_stage import trim_search_log
+
+    log = [{"event": "screening", "ratio": 0.25}] + [{"generation": g} for g in range(300)] + [{"event": "end"}]
+    trimmed = trim_search_log(log, generations=10)
+    assert trimmed[0] == log[0] and trimmed[-1] == log[-1]
+    assert [e["generation"] for e in trimmed[1:-1]] == list(range(290, 300))

@@ -9,7 +9,7 @@ from flexiq_trt.errors import ConfigError
 from flexiq_trt.select.chromosome import ItemSpace
 from flexiq_trt.select.config import SearchConfig
 from flexiq_trt.select.evolutionary import EvolutionarySelector
-from flexiq_trt.select.simple import GreedySelector, RangeSelector
+from flexiq_trt.select.simple import GreedySelector
 
 SMALL = SearchConfig(population=10, generations=6, subset_sizes=(0,))
 
