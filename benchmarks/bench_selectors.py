@@ -152,8 +152,10 @@ def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: in
     start = time.monotonic()
     result = api.convert(str(model), calib=str(calib_npz), search=preset(preset_name, seed=seed), config=cfg)
     seconds = time.monotonic() - start
+    chosen = {str(e["ratio"]): e["chosen"] for e in result.table.extra.get("selection", [])
+              if e.get("event") == "ratio_result"}
     return {"sim": Path(result.files["sim_onnx"]), "seconds": seconds,
-            "select_seconds": result.timings.get("select")}
+            "select_seconds": result.timings.get("select"), "chosen": chosen}
 
 
 def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, labels: np.ndarray | None,
@@ -271,10 +273,12 @@ def main() -> int:
                 conv = convert(data.model, calib_npz, out_dir, sel, seed, args.preset, tuple(args.ladder))
                 scores = score_sim(conv["sim"], data.holdout, fp32, data.labels, RATIOS)
                 results[model_name][sel][str(seed)] = {str(r): v for r, v in scores.items()} | {
-                    "convert_seconds": conv["seconds"], "select_seconds": conv["select_seconds"]}
+                    "convert_seconds": conv["seconds"], "select_seconds": conv["select_seconds"],
+                    "chosen": conv["chosen"]}
                 print(f"{model_name} {sel} seed {seed}: " + ", ".join(
                     f"{int(r * 100)}% {100 * v['agreement']:.1f}" for r, v in scores.items())
-                    + f" (convert {conv['seconds']:.0f} s, selection {conv['select_seconds'] or 0:.0f} s)", flush=True)
+                    + f" (convert {conv['seconds']:.0f} s, selection {conv['select_seconds'] or 0:.0f} s)"
+                    + (f"; set kept per ratio: {conv['chosen']}" if conv["chosen"] else ""), flush=True)
     (args.out / "selectors.json").write_text(json.dumps(results, indent=1))
     table = summarise(results, RATIOS)
     (args.out / "selectors.md").write_text(table + "\n")

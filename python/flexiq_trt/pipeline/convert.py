@@ -235,7 +235,9 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
                     for name, res in quantize_variants(calibrated, stats, quant, cfg.baselines and cfg.report).items()}
         table.extra.update({"flexiq_trt_version": __version__, "calibration_samples": calib_feeds.samples,
                             "synthetic_calibration": feeds.synthetic, "quant": asdict(quant),
-                            "model": model_path.name})
+                            "model": model_path.name,
+                            # what the search kept at each ladder ratio, so the artifact says how it was made
+                            "selection": [e for e in order.log if e.get("event") in ("screening", "ratio_result")]})
         files = _write_artifacts(tmp, model_stem(model_path), prepared, layers, final, table)
         report = None
         if cfg.report:
