@@ -78,13 +78,13 @@ def _selection_section(log: list[dict]) -> list[str]:
              "| ratio | set kept | calibration fitness: baseline → search best | held-out guard: baseline → kept "
              "| population ranked by |", "|---|---|---|---|---|"]
     for e in results:
-        guard = (f"{_fmt(e.get('holdout_fitness_greedy'))} → {_fmt(e.get('holdout_fitness_chosen'))}"
+        guard = (f"{e['holdout_fitness_greedy']:.4g} → {e['holdout_fitness_chosen']:.4g}"
                  if "holdout_fitness_chosen" in e else "–")
         sc = screening.get(e["ratio"])
-        ranked = (f"linearized model ({sc['items']} items × {sc['samples']} samples, {sc['seconds']:.0f} s)"
+        ranked = (f"linearized model ({sc['items']} items × {sc['samples']} samples, {sc['seconds']:.1f} s)"
                   if sc else "real simulation")
-        lines.append(f"| {e['ratio']:.2f} | {e['chosen']} | {_fmt(e['calib_fitness_greedy'])} → "
-                     f"{_fmt(e['calib_fitness_best'])} | {guard} | {ranked} |")
+        lines.append(f"| {e['ratio']:.2f} | {e['chosen']} | {e['calib_fitness_greedy']:.4g} → "
+                     f"{e['calib_fitness_best']:.4g} | {guard} | {ranked} |")
     lines += ["", "Fitness = mean L2 distance to the INT8 model's (softmax) outputs, lower is better. The baseline is "
               "the greedy or range-order set; the search's set is kept only when it beats it on held-out "
               "calibration samples in a paired test (docs/selection.md).", ""]
