@@ -79,7 +79,9 @@ class MaskFitnessEvaluator:
         if candidate_workers < 1:
             raise ConfigError(f"candidate_workers={candidate_workers} must be >= 1")
         self.candidate_workers = candidate_workers
-        self.session = _session(sim_model, 1 if candidate_workers > 1 else intra_op_threads)
+        self._source, self._threads = sim_model, 1 if candidate_workers > 1 else intra_op_threads
+        self._types: dict | None = None
+        self.session = _session(sim_model, self._threads)
         self.output_kind, self.constant_feeds = output_kind, dict(constant_feeds or {})
         self.mask_names, self.mask_sizes = self._mask_inputs(layer_indices)
         self.feeds = self._check_feeds(feeds, shuffle_seed)
@@ -169,6 +171,64 @@ class MaskFitnessEvaluator:
             run_feed = {k: v[start:stop] for k, v in self.feeds.items()}
             parts.append(self.session.run(None, {**run_feed, **feed, **self.constant_feeds}))
         return [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
+
+    def prefix_runner(self, position: int, anchor: Sequence[np.ndarray], n_samples: int | None = None):
+        """``masks -> raw_outputs(masks, n_samples)``, computing the graph before a layer once.
+
+        The graph before mask `position`'s layer runs once with the `anchor` masks; each call runs only
+        the rest. Calls whose masks differ from the anchor on a layer the prefix reads are run whole, as is everything
+        when the graph cannot be cut there (`select/prefix_split.py`). Outputs equal full runs up to float
+        rounding of operators ONNX Runtime fuses differently across the cut.
+        """
+        n = self.num_samples if n_samples is None else min(int(n_samples), self.num_samples)
+        whole = lambda masks: self.raw_outputs(masks, n)  # noqa: E731
+        halves = self._cut(position)
+        if halves is None:
+            return whole
+        cut, prefix, suffix = halves
+        anchor_feed = self._mask_feed(anchor)
+        pre_names = [i.name for i in prefix.get_inputs()]
+        suf_names = [i.name for i in suffix.get_inputs()]
+        chunks = []
+        for start in range(0, n, self.chunk):
+            stop = start + self.chunk if self.fixed_batch > 0 else min(start + self.chunk, n)
+            feed = {**{k: v[start:stop] for k, v in self.feeds.items()}, **anchor_feed, **self.constant_feeds}
+            chunks.append(dict(zip(cut.tensors, prefix.run(list(cut.tensors), {k: feed[k] for k in pre_names}),
+                                   strict=True)) | {k: v[start:stop] for k, v in self.feeds.items()})
+        read_by_prefix = [m for m in self.mask_names if m in cut.prefix_inputs]
+
+        def run(masks: Sequence[np.ndarray]) -> np.ndarray:
+            feed = self._mask_feed(masks)
+            if any(not np.array_equal(feed[m], anchor_feed[m]) for m in read_by_prefix):
+                return whole(masks)
+            parts = []
+            for acts in chunks:
+                full = {**acts, **feed, **self.constant_feeds}
+                parts.append(suffix.run(None, {k: full[k] for k in suf_names}))
+            outs = [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
+            return np.concatenate([o.reshape(o.shape[0], -1).astype(np.float64) for o in outs], axis=1)
+
+        return run
+
+    def _cut(self, position: int):
+        """(Cut, prefix session, suffix session) before mask `position`'s layer, or None."""
+        import onnx
+
+        from flexiq_trt.select.prefix_split import cut_before, tensor_types
+
+        if hasattr(self._source, "SerializeToString"):
+            model = self._source
+        elif isinstance(self._source, bytes):
+            model = onnx.load_from_string(self._source)
+        else:
+            model = onnx.load(os.fspath(self._source))
+        if self._types is None:
+            self._types = tensor_types(model)
+        layer_index = int(_MASK_RE.match(self.mask_names[position]).group(1))  # type: ignore[union-attr]
+        cut = cut_before(model, layer_index, self._types)
+        if cut is None:
+            return None
+        return cut, _session(cut.prefix, self._threads), _session(cut.suffix, self._threads)
 
     def _fixed_batch(self) -> int:
         """The inputs' static batch size, or -1 when it is dynamic."""

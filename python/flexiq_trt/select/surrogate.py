@@ -130,11 +130,32 @@ def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor:
     anchor_out = projector(evaluator.raw_outputs(space.to_masks(anchor), s)) if anchor.any() else reference
     deltas = np.empty((len(items), s, projector.width), dtype=np.float32)
     desc = f"linearized output model{label} ({len(items)} items x {s} samples)"
+    anchor_masks = space.to_masks(anchor)
+    runners: dict[int, object] = {}
     for k, i in enumerate(progress(items, total=len(items), desc=desc, logger=_log)):
         flags = anchor.copy()
         flags[i] = not flags[i]
-        deltas[k] = projector(evaluator.raw_outputs(space.to_masks(flags), s)) - anchor_out
+        deltas[k] = projector(_runner(evaluator, runners, int(space.layer_of[i]), anchor_masks, s, items, space)(
+            space.to_masks(flags))) - anchor_out
     return ItemResponses(deltas, reference, tuple(projector.segments), anchor_out, anchor, items)
+
+
+def _runner(evaluator, runners: dict, layer: int, anchor_masks: list[np.ndarray], s: int, items: np.ndarray,
+            space: ItemSpace):
+    """Raw outputs for a set that equals the anchor before `layer`.
+
+    Through the evaluator's shared-prefix runner when it has one and the layer has several items to
+    measure (the prefix is then computed once), else a whole run. Only the current layer's runner is
+    kept, so memory stays at one cut's activations.
+    """
+    if layer not in runners:
+        runners.clear()
+        many = int(np.count_nonzero(space.layer_of[items] == layer)) > 1
+        if many and hasattr(evaluator, "prefix_runner"):
+            runners[layer] = evaluator.prefix_runner(layer, anchor_masks, s)
+        else:
+            runners[layer] = lambda masks: evaluator.raw_outputs(masks, s)
+    return runners[layer]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
