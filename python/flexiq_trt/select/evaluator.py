@@ -38,7 +38,8 @@ def mask_input_name(layer_index: int) -> str:
     return f"{MASK_INPUT_PREFIX}{layer_index}"
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (the fitness compares class scores this way)."""
     z = x - x.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -249,7 +250,7 @@ class MaskFitnessEvaluator:
 
     def _transform(self, out: np.ndarray) -> np.ndarray:
         out = out.reshape(out.shape[0], -1).astype(np.float64) if out.ndim != 2 else out.astype(np.float64)
-        return _softmax(out) if self._kind(out) == "softmax" else out
+        return softmax(out) if self._kind(out) == "softmax" else out
 
     def _kind(self, out: np.ndarray) -> str:
         """The configured output kind, or the one "auto" picks for these (flattened) outputs."""

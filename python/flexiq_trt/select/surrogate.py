@@ -32,6 +32,7 @@ import numpy as np
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.log import get_logger, progress
 from flexiq_trt.select.chromosome import ItemSpace
+from flexiq_trt.select.evaluator import softmax
 
 _log = get_logger(__name__)
 MAX_RESPONSE_BYTES = 1 << 30  # item responses kept in memory (float32)
@@ -158,12 +159,6 @@ def _runner(evaluator, runners: dict, layer: int, anchor_masks: list[np.ndarray]
     return runners[layer]
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    z = x - x.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 class LinearizedFitness:
     """Fitness of flag vectors from `ItemResponses` (lower is better, same scale as the evaluator's)."""
 
@@ -177,7 +172,7 @@ class LinearizedFitness:
         start = 0
         for width, kind in responses.segments:
             if kind == "softmax":
-                self._ref_probs.append(_softmax(responses.reference[:, start:start + width]))
+                self._ref_probs.append(softmax(responses.reference[:, start:start + width]))
             start += width
         self.calls = 0
 
@@ -207,7 +202,7 @@ class LinearizedFitness:
         for width, kind in self.responses.segments:
             block = outputs[:, :, start:start + width]
             if kind == "softmax":
-                sq += np.sum((_softmax(block) - self._ref_probs[softmax_index][None]) ** 2, axis=2)
+                sq += np.sum((softmax(block) - self._ref_probs[softmax_index][None]) ** 2, axis=2)
                 softmax_index += 1
             else:
                 sq += np.sum((block - self.responses.reference[None, :, start:start + width]) ** 2, axis=2)

@@ -196,3 +196,21 @@ def test_item_responses_shape():
     r = ItemResponses(np.zeros((3, 2, 4), np.float32), np.zeros((2, 4)), ((4, "softmax"),), np.zeros((2, 4)),
                       np.zeros(3, bool), np.arange(3))
     assert r.num_samples == 2 and LinearizedFitness(r).many([np.ones(3, bool)]) == [0.0]
+
+
+@pytest.mark.parametrize("kind", ["auto", "softmax"])
+def test_several_outputs_are_modelled_per_segment(tmp_path, feeds, kind):
+    model = build_mask_model(GROUPS, classes=6, seed=3)
+    # a second, rank-3 output: the first layer's activations (so "auto" treats every output as raw)
+    model.graph.node.append(onnx.helper.make_node("Unsqueeze", ["r0", "ax"], ["features"]))
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([1], np.int64), "ax"))
+    model.graph.output.append(onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["N", 1, 16]))
+    onnx.save(model, tmp_path / "two.onnx")
+    ev = MaskFitnessEvaluator(str(tmp_path / "two.onnx"), feeds, output_kind=kind)
+    expected = "linear" if kind == "auto" else "softmax"
+    assert [k for _, k in ev.output_segments] == [expected, expected]
+    space = ItemSpace.from_problem(_problem())
+    model_fit = LinearizedFitness(build_item_responses(ev, space, 16))
+    for i in (0, space.size - 1):
+        flags = _flags(space, [i])
+        assert model_fit(flags) == pytest.approx(ev(space.to_masks(flags), n_samples=16), rel=1e-5, abs=1e-9)
