@@ -33,6 +33,9 @@ class ConvertConfig:
         "help": "share of calibration samples held out for the report when no --eval-data is given"})
     fitness_samples: int = field(default=64, metadata={
         "help": "calibration samples the search's fitness uses"})
+    guard_samples: int = field(default=256, metadata={
+        "help": "at most this many of the other calibration samples validate the search's candidates (its "
+                "held-out guard); more give the guard's paired test more power"})
     measure_sensitivity: bool = field(default=True, metadata={
         "help": "weight the per-group error scores by each layer's measured effect on the output (one "
                 "fitness evaluation per layer; greedy and evolutionary selectors)"})
@@ -56,3 +59,5 @@ class ConvertConfig:
             raise ConfigError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.fitness_samples < 1:
             raise ConfigError(f"fitness_samples must be >= 1, got {self.fitness_samples}")
+        if self.guard_samples < 0:
+            raise ConfigError(f"guard_samples must be >= 0, got {self.guard_samples}")

@@ -160,9 +160,11 @@ def fitness_for(prepared: onnx.ModelProto, layers: list, base_results: list, cal
     n_fit = min(cfg.fitness_samples, n_total)
     fit = MaskFitnessEvaluator(sim, {k: v[:n_fit] for k, v in merged.items()})
     hold = None
-    if n_total - n_fit >= 8:
-        n_hold = min(cfg.fitness_samples, n_total - n_fit)
+    if n_total - n_fit >= 8 and cfg.guard_samples >= 8:
+        n_hold = min(cfg.guard_samples, n_total - n_fit)
         hold = MaskFitnessEvaluator(sim, {k: v[n_fit:n_fit + n_hold] for k, v in merged.items()})
+    elif cfg.guard_samples < 8:
+        _log.warning("guard_samples=%d (< 8): the search runs without a held-out guard", cfg.guard_samples)
     else:
         _log.warning("only %d calibration samples: the search runs without a held-out guard", n_total)
     return fit, hold
