@@ -81,6 +81,7 @@ class MaskFitnessEvaluator:
             raise ConfigError(f"candidate_workers={candidate_workers} must be >= 1")
         self.candidate_workers = candidate_workers
         self._source, self._threads = sim_model, 1 if candidate_workers > 1 else intra_op_threads
+        self._model: onnx.ModelProto | None = None  # parsed once, for cutting (prefix_runner)
         self._types: dict | None = None
         self.session = _session(sim_model, self._threads)
         self.output_kind, self.constant_feeds = output_kind, dict(constant_feeds or {})
@@ -89,7 +90,7 @@ class MaskFitnessEvaluator:
         self.num_samples = int(next(iter(self.feeds.values())).shape[0])
         self.fixed_batch = self._fixed_batch()
         self.chunk = self._chunk_size(batch_size)
-        raw_reference = [o.reshape(o.shape[0], -1).astype(np.float64) for o in self._run(self.all_false_masks(), None)]
+        raw_reference = [_rows(o) for o in self._run(self.all_false_masks(), None)]
         self._reference_raw = np.concatenate(raw_reference, axis=1)
         self._segments = [(o.shape[1], "softmax" if self._kind(o) == "softmax" else "linear") for o in raw_reference]
         self.reference = [self._transform(o) for o in raw_reference]
@@ -146,8 +147,7 @@ class MaskFitnessEvaluator:
 
         The search's linearized output model (`select/surrogate.py`) is built from these.
         """
-        outs = self._run(masks, n_samples)
-        return np.concatenate([o.reshape(o.shape[0], -1).astype(np.float64) for o in outs], axis=1)
+        return np.concatenate([_rows(o) for o in self._run(masks, n_samples)], axis=1)
 
     @property
     def reference_raw(self) -> np.ndarray:
@@ -162,16 +162,25 @@ class MaskFitnessEvaluator:
         """
         return list(self._segments)
 
-    def _run(self, masks: Sequence[np.ndarray], n_samples: int | None) -> list[np.ndarray]:
-        n = self.num_samples if n_samples is None else min(int(n_samples), self.num_samples)
-        feed = self._mask_feed(masks)
-        parts: list[list[np.ndarray]] = []
+    def _samples(self, n_samples: int | None) -> int:
+        return self.num_samples if n_samples is None else min(int(n_samples), self.num_samples)
+
+    def _batches(self, n: int) -> list[dict[str, np.ndarray]]:
+        """The data feeds of the first `n` samples, one dict per run.
+
+        A fixed-batch model always gets whole batches (N is a multiple); callers cut the surplus.
+        """
+        out = []
         for start in range(0, n, self.chunk):
-            # a fixed-batch model always gets whole batches (N is a multiple); the surplus is cut below
             stop = start + self.chunk if self.fixed_batch > 0 else min(start + self.chunk, n)
-            run_feed = {k: v[start:stop] for k, v in self.feeds.items()}
-            parts.append(self.session.run(None, {**run_feed, **feed, **self.constant_feeds}))
-        return [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
+            out.append({k: v[start:stop] for k, v in self.feeds.items()})
+        return out
+
+    def _run(self, masks: Sequence[np.ndarray], n_samples: int | None) -> list[np.ndarray]:
+        n = self._samples(n_samples)
+        feed = self._mask_feed(masks)
+        parts = [self.session.run(None, {**batch, **feed, **self.constant_feeds}) for batch in self._batches(n)]
+        return _join(parts, n)
 
     def prefix_runner(self, position: int, anchor: Sequence[np.ndarray], n_samples: int | None = None):
         """``masks -> raw_outputs(masks, n_samples)``, computing the graph before a layer once.
@@ -181,7 +190,7 @@ class MaskFitnessEvaluator:
         when the graph cannot be cut there (`select/prefix_split.py`). Outputs equal full runs up to float
         rounding of operators ONNX Runtime fuses differently across the cut.
         """
-        n = self.num_samples if n_samples is None else min(int(n_samples), self.num_samples)
+        n = self._samples(n_samples)
         whole = lambda masks: self.raw_outputs(masks, n)  # noqa: E731
         halves = self._cut(position)
         if halves is None:
@@ -191,11 +200,10 @@ class MaskFitnessEvaluator:
         pre_names = [i.name for i in prefix.get_inputs()]
         suf_names = [i.name for i in suffix.get_inputs()]
         chunks = []
-        for start in range(0, n, self.chunk):
-            stop = start + self.chunk if self.fixed_batch > 0 else min(start + self.chunk, n)
-            feed = {**{k: v[start:stop] for k, v in self.feeds.items()}, **anchor_feed, **self.constant_feeds}
-            chunks.append(dict(zip(cut.tensors, prefix.run(list(cut.tensors), {k: feed[k] for k in pre_names}),
-                                   strict=True)) | {k: v[start:stop] for k, v in self.feeds.items()})
+        for batch in self._batches(n):
+            feed = {**batch, **anchor_feed, **self.constant_feeds}
+            cut_values = prefix.run(list(cut.tensors), {k: feed[k] for k in pre_names})
+            chunks.append(dict(zip(cut.tensors, cut_values, strict=True)) | batch)
         read_by_prefix = [m for m in self.mask_names if m in cut.prefix_inputs]
 
         def run(masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -206,8 +214,7 @@ class MaskFitnessEvaluator:
             for acts in chunks:
                 full = {**acts, **feed, **self.constant_feeds}
                 parts.append(suffix.run(None, {k: full[k] for k in suf_names}))
-            outs = [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
-            return np.concatenate([o.reshape(o.shape[0], -1).astype(np.float64) for o in outs], axis=1)
+            return np.concatenate([_rows(o) for o in _join(parts, n)], axis=1)
 
         return run
 
@@ -217,16 +224,16 @@ class MaskFitnessEvaluator:
 
         from flexiq_trt.select.prefix_split import cut_before, tensor_types
 
-        if hasattr(self._source, "SerializeToString"):
-            model = self._source
-        elif isinstance(self._source, bytes):
-            model = onnx.load_from_string(self._source)
-        else:
-            model = onnx.load(os.fspath(self._source))
-        if self._types is None:
-            self._types = tensor_types(model)
+        if self._model is None:
+            if hasattr(self._source, "SerializeToString"):
+                self._model = self._source  # type: ignore[assignment]
+            elif isinstance(self._source, bytes):
+                self._model = onnx.load_from_string(self._source)
+            else:
+                self._model = onnx.load(os.fspath(self._source))
+            self._types = tensor_types(self._model)
         layer_index = int(_MASK_RE.match(self.mask_names[position]).group(1))  # type: ignore[union-attr]
-        cut = cut_before(model, layer_index, self._types)
+        cut = cut_before(self._model, layer_index, self._types)
         if cut is None:
             return None
         return cut, _session(cut.prefix, self._threads), _session(cut.suffix, self._threads)
@@ -249,7 +256,7 @@ class MaskFitnessEvaluator:
         return feed
 
     def _transform(self, out: np.ndarray) -> np.ndarray:
-        out = out.reshape(out.shape[0], -1).astype(np.float64) if out.ndim != 2 else out.astype(np.float64)
+        out = _rows(out)
         return softmax(out) if self._kind(out) == "softmax" else out
 
     def _kind(self, out: np.ndarray) -> str:
@@ -282,6 +289,16 @@ class MaskFitnessEvaluator:
 
         with ThreadPoolExecutor(max_workers=self.candidate_workers) as pool:
             return list(pool.map(lambda c: self(c, n_samples), candidates))
+
+
+def _rows(out: np.ndarray) -> np.ndarray:
+    """One output as float64 rows [n, -1]."""
+    return out.reshape(out.shape[0], -1).astype(np.float64)
+
+
+def _join(parts: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
+    """Per-run output lists joined along the batch axis, cut to `n` samples."""
+    return [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
 
 
 def _session(sim_model: str | os.PathLike | bytes | onnx.ModelProto, intra_op_threads: int):

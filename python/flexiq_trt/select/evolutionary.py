@@ -81,6 +81,7 @@ class _Search:
         self.fingerprint = ckpt.problem_fingerprint(self.space, self.ladder, self.seed, config.fingerprint())
         self._last_progress = time.monotonic()
         self.surrogate: LinearizedFitness | None = None
+        self._guard_cache: dict[tuple[int, ...], np.ndarray] = {}
         self.screening = config.screening
         if self.screening == "surrogate" and not supports_responses(problem.fitness):
             logger.info("the fitness offers no raw outputs for the linearized output model: ranking the "
@@ -281,19 +282,29 @@ class _Search:
         `guard_confidence`, so a difference the guard samples cannot resolve keeps the current set.
         """
         assert self.holdout is not None
-        value = self.holdout(list_to_flags(candidate, self.space.size), None)
+        if not hasattr(self.holdout.fitness, "distances") or self.cfg.guard_confidence <= 0.0:
+            value = self.holdout(list_to_flags(candidate, self.space.size), None)
+            return value < current_value, value
+        new = self._guard_distances(candidate)
+        value = float(np.mean(new))  # what the evaluator's own call returns: one guard run, not two
         if value >= current_value:
             return False, value
-        per_sample = getattr(self.holdout.fitness, "distances", None)
-        if per_sample is None or self.cfg.guard_confidence <= 0.0:
-            return True, value
-        diff = (np.asarray(per_sample(self.space.to_masks(list_to_flags(candidate, self.space.size))))
-                - np.asarray(per_sample(self.space.to_masks(list_to_flags(current, self.space.size)))))
+        diff = new - self._guard_distances(current)
         if diff.size < 2:
             return True, value
         spread = float(np.std(diff, ddof=1)) / np.sqrt(diff.size)
         z = NormalDist().inv_cdf(self.cfg.guard_confidence)
         return bool(spread == 0.0 or float(np.mean(diff)) <= -z * spread), value
+
+    def _guard_distances(self, items: list[int]) -> np.ndarray:
+        """Per-sample held-out distances of a set, remembered (the current choice is compared repeatedly)."""
+        key = tuple(items)
+        if key not in self._guard_cache:
+            if len(self._guard_cache) >= 16:
+                self._guard_cache.clear()
+            masks = self.space.to_masks(list_to_flags(items, self.space.size))
+            self._guard_cache[key] = np.asarray(self.holdout.fitness.distances(masks))  # type: ignore[union-attr]
+        return self._guard_cache[key]
 
     def _finish(self, run: RunState, locked: np.ndarray, log: list[dict]) -> list[int]:
         """The ratio's set (the validated candidate) and the order of the items it adds."""

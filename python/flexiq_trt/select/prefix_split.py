@@ -16,10 +16,6 @@ from dataclasses import dataclass
 
 import onnx
 
-from flexiq_trt.log import get_logger
-
-_log = get_logger(__name__)
-
 
 @dataclass(frozen=True)
 class Cut:
@@ -44,7 +40,8 @@ def layer_start(model: onnx.ModelProto, layer_index: int) -> int | None:
     return next((i for i, n in enumerate(model.graph.node) if n.name.startswith(prefix)), None)
 
 
-def _types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+def tensor_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Every typed tensor of the model after shape inference (compute once, pass to `cut_before`)."""
     inferred = onnx.shape_inference.infer_shapes(model)
     g = inferred.graph
     return {v.name: v.type for v in [*g.input, *g.value_info, *g.output] if v.type.HasField("tensor_type")}
@@ -57,7 +54,7 @@ def cut_before(model: onnx.ModelProto, layer_index: int,
     if not pos:
         return None
     g = model.graph
-    types = types if types is not None else _types(model)
+    types = types if types is not None else tensor_types(model)
     initializers = {t.name for t in g.initializer}
     head, tail = g.node[:pos], g.node[pos:]
     produced = {o for n in head for o in n.output if o}
@@ -89,7 +86,3 @@ def cut_before(model: onnx.ModelProto, layer_index: int,
                    list(g.output), f"suffix_{layer_index}")
     return Cut(prefix, suffix, tuple(tensors), frozenset(head_reads))
 
-
-def tensor_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
-    """Every typed tensor of the model after shape inference (compute once, pass to `cut_before`)."""
-    return _types(model)

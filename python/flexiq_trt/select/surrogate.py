@@ -82,12 +82,12 @@ class _Projector:
     """Maps raw output rows [n, D_raw] to the kept columns: softmax blocks as they are, linear ones sketched."""
 
     def __init__(self, segments: Sequence[tuple[int, str]], sketch_dim: int, seed: int):
-        self.parts: list[tuple[int, int, str, tuple[np.ndarray, np.ndarray] | None]] = []
+        self.parts: list[tuple[int, int, tuple[np.ndarray, np.ndarray] | None]] = []
         self.segments: list[tuple[int, str]] = []
         start = 0
         for width, kind in segments:
             sketch = _sketch(width, sketch_dim, seed + start) if kind == "linear" and width > sketch_dim else None
-            self.parts.append((start, start + width, kind, sketch))
+            self.parts.append((start, start + width, sketch))
             self.segments.append((sketch_dim if sketch is not None else width, kind))
             start += width
 
@@ -97,12 +97,11 @@ class _Projector:
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         blocks = []
-        for lo, hi, _, sketch in self.parts:
+        for (lo, hi, sketch), (width, _) in zip(self.parts, self.segments, strict=True):
             block = rows[:, lo:hi]
             if sketch is not None:
                 bucket, sign = sketch
-                dim = self.segments[len(blocks)][0]
-                block = np.stack([np.bincount(bucket, weights=sign * r, minlength=dim) for r in block])
+                block = np.stack([np.bincount(bucket, weights=sign * r, minlength=width) for r in block])
             blocks.append(block)
         return np.concatenate(blocks, axis=1)
 
