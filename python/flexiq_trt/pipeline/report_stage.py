@@ -87,7 +87,7 @@ def compare_selectors(prepared: onnx.ModelProto, layers: list, base_results: lis
 
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
     from flexiq_trt.pipeline import select_stage as ss
-    from flexiq_trt.report.writer import plot, to_markdown
+    from flexiq_trt.report.writer import mixquant_section, plot, to_markdown
 
     rows = []
     with stage(f"selector comparison ({', '.join(orders)})", _log):
@@ -104,6 +104,8 @@ def compare_selectors(prepared: onnx.ModelProto, layers: list, base_results: lis
     md = md.split("Variants: `flexiq`")[0] + (
         "One column per selector, all with the same quantized layers; a value marked `(@s)` was reached at "
         "4-bit MAC share s (orders reach a ratio with different overshoot).\n\n![selectors](selectors.png)\n")
+    if "mixquant" in orders:
+        md += "\n" + "\n".join(mixquant_section(orders["mixquant"].log))
     (tmp / "selectors.md").write_text(md)
     plot(sel_report, tmp / "selectors.png")
     return {"selectors_md": tmp / "selectors.md", "selectors_png": tmp / "selectors.png"}

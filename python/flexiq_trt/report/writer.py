@@ -62,6 +62,7 @@ def to_markdown(report: dict) -> str:
               "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
               "instead of error-compensating rounding.", "", "![accuracy vs ratio](report.png)", ""]
     lines += _selection_section(report.get("search_log", []))
+    lines += mixquant_section(report.get("search_log", []))
     if report["layers"]["skipped"]:
         lines += ["## Layers kept in the original precision", "", "| node | op | reason |", "|---|---|---|"]
         lines += [f"| {s['name']} | {s['op_type']} | {s['reason']} |" for s in report["layers"]["skipped"]]
@@ -89,6 +90,27 @@ def _selection_section(log: list[dict]) -> list[str]:
               "the greedy or range-order set; the search's set is kept only when it beats it on held-out "
               "calibration samples in a paired test (docs/selection.md).", ""]
     return lines
+
+
+def mixquant_section(log: list[dict]) -> list[str]:
+    """MixQuant's own 2..8-bit allocation per QEM (from the MixQuant selector's log); empty without it."""
+    sweep = [e for e in log if e.get("event") == "mixquant_allocation"]
+    if not sweep:
+        return []
+    thresholds = {e["layer"]: e["qem_4bit"] for e in log if "qem_4bit" in e}
+    lines = ["## MixQuant's own allocation", "",
+             "Per layer, the lowest bit-width b in 2..8 whose weight MSE (uniform symmetric b-bit, per output "
+             "channel, on the float weights) is at most QEM × its 8-bit MSE. FlexiQ's format has only 4 and 8 "
+             "bits: the `mixquant` order puts a layer at 4-bit from the QEM at which MixQuant gives it ≤ 4 bits.",
+             "", "| QEM | MAC-weighted mean bits | share of eligible MACs at ≤ 4 bits |", "|---|---|---|"]
+    lines += [f"| {e['qem']:g} | {e['mean_bits']:.2f} | {100 * e['ratio_4bit']:.1f}% |" for e in sweep]
+    lines += ["", "| layer | QEM for ≤ 4 bits | " + " | ".join(f"bits @ QEM {e['qem']:g}" for e in sweep) + " |",
+              "|---|---|" + "---|" * len(sweep)]
+    for layer in sweep[0]["bits"]:
+        threshold = thresholds.get(layer)
+        lines.append(f"| {layer} | {'–' if threshold is None else f'{threshold:.4g}'} | "
+                     + " | ".join(str(e["bits"][layer]) for e in sweep) + " |")
+    return lines + [""]
 
 
 def plot(report: dict, path: Path) -> None:

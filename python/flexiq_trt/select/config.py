@@ -45,6 +45,8 @@ class SearchConfig:
         guard_confidence: a search candidate replaces the heuristic baseline (or an earlier
             validated candidate) only when its per-sample held-out distances are lower in a paired
             one-sided test at this confidence; 0 = any lower mean wins.
+        mixquant_qems: QEMs at which the MixQuant selector reports its own 2..8-bit allocation
+            (search log and report); its 4/8-bit order does not depend on them.
         checkpoint_path: JSON file written after every generation; an existing one is resumed.
         preset: the preset name these settings came from (recorded in logs and checkpoints).
     """
@@ -62,6 +64,7 @@ class SearchConfig:
     screening: str = "surrogate"
     surrogate_samples: int = 32
     guard_confidence: float = 0.9
+    mixquant_qems: tuple[float, ...] = (4.0, 16.0, 64.0, 256.0, 1024.0)
     checkpoint_path: str | None = None
     preset: str = "paper"
 
@@ -79,6 +82,7 @@ class SearchConfig:
             (self.screening in SCREENINGS, f"screening={self.screening!r} must be one of {SCREENINGS}"),
             (self.surrogate_samples >= 1, f"surrogate_samples={self.surrogate_samples} must be >= 1"),
             (0.0 <= self.guard_confidence < 1.0, f"guard_confidence={self.guard_confidence} must be in [0, 1)"),
+            (all(q >= 1.0 for q in self.mixquant_qems), f"mixquant_qems={self.mixquant_qems} must be >= 1"),
             (self.ladder is None or all(0.0 <= r <= 1.0 for r in self.ladder),
              f"ladder={self.ladder} must lie in [0, 1]"),
         ]
@@ -93,7 +97,7 @@ class SearchConfig:
     def fingerprint(self) -> dict:
         """The fields that change a search's result (a checkpoint must match them to be resumed)."""
         d = asdict(self)
-        for key in ("checkpoint_path", "preset"):
+        for key in ("checkpoint_path", "preset", "mixquant_qems"):
             d.pop(key)
         d["ladder"] = list(self.ladder) if self.ladder is not None else None
         d["subset_sizes"] = list(self.subset_sizes)

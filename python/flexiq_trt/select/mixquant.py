@@ -107,4 +107,12 @@ class MixQuantSelector:
         items = [(int(li), g) for li in layer_order for g in range(problem.layers[li].group_count)]
         log = [{"layer": problem.layers[li].name, "qem_4bit": float(thresholds[li]),
                 "mse": {str(b): tables[li][b] for b in BITS}} for li in layer_order]
+        qems = self.config.mixquant_qems if self.config is not None else SearchConfig().mixquant_qems
+        log += [allocation_event(a) for a in qem_sweep(problem, list(qems))]
         return GlobalOrder(items, self.name, log)
+
+
+def allocation_event(allocation: MixQuantAllocation) -> dict:
+    """A log entry for MixQuant's own allocation at one QEM (the report's MixQuant tables read these)."""
+    return {"event": "mixquant_allocation", "qem": allocation.qem, "bits": dict(allocation.bits),
+            "ratio_4bit": allocation.ratio_4bit, "mean_bits": allocation.mean_bits}

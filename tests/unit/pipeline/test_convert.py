@@ -134,6 +134,7 @@ def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
     assert {r["variant"] for r in rep["selectors"]} == set(selector_names())
     md = (tmp_path / "o/selectors.md").read_text()
     assert all(name in md for name in selector_names())
+    assert "MixQuant's own allocation" in md and "bits @ QEM 256" in md  # MixQuant's 2..8-bit answer
     assert (tmp_path / "o/selectors.png").read_bytes()[:4] == b"\x89PNG"
     # the search ranked its populations with the linearized output model and the report says what it kept
     screening = [e for e in rep["search_log"] if e.get("event") == "screening"]

@@ -5,7 +5,9 @@ import pytest
 from _select_helpers import make_problem
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.report.writer import mixquant_section
 from flexiq_trt.select.base import LayerGroups, SelectionProblem
+from flexiq_trt.select.config import SearchConfig
 from flexiq_trt.select.mixquant import (
     MixQuantSelector,
     allocate,
@@ -75,7 +77,7 @@ def test_selector_orders_whole_layers_by_threshold_and_allocation_matches():
     expected_layers = list(np.argsort(thresholds, kind="stable"))
     assert expected_layers[0] == 2  # exactly representable: 4-bit from QEM 1
     assert [li for li, _ in order.items] == [li for li in expected_layers for _ in range(layers[li].group_count)]
-    assert [e["layer"] for e in order.log] == [layers[i].name for i in expected_layers]
+    assert [e["layer"] for e in order.log if "layer" in e] == [layers[i].name for i in expected_layers]
     alloc = allocate(p, (127 / 7) ** 2 * 1.001)
     assert alloc.bits["hand"] == 4 and alloc.bits["exact"] == 2
     assert alloc.ratio_4bit >= (200 + 300) / 700 - 1e-12
@@ -86,3 +88,26 @@ def test_selector_needs_float_weights():
     p.layers[1].weight_float = None
     with pytest.raises(ConfigError, match="layer1"):
         MixQuantSelector().select(p)
+
+
+def test_selector_reports_its_own_allocation_per_qem():
+    rng = np.random.default_rng(1)
+    layers = [_layer("gauss", 0, rng.normal(0, 1, (16, 64))), _layer("hand", 1, np.array([[1.0, 0.3]] * 4)),
+              _layer("exact", 2, np.array([[1.0, -1.0, 0.0]] * 4))]
+    p = SelectionProblem(layers, ladder=(0.5,))
+    r4 = (127 / 7) ** 2
+    order = MixQuantSelector(SearchConfig(mixquant_qems=(1.0, r4 * 1.001, 1e9))).select(p)
+    sweep = [e for e in order.log if e.get("event") == "mixquant_allocation"]
+    assert [e["qem"] for e in sweep] == [1.0, r4 * 1.001, 1e9]
+    for e in sweep:
+        assert e["bits"] == allocate(p, e["qem"]).bits
+    assert sweep[0]["bits"] == {"gauss": 8, "hand": 8, "exact": 2}  # QEM 1: only exact weights drop bits
+    assert sweep[1]["bits"]["hand"] == 4 and sweep[2]["bits"] == {"gauss": 2, "hand": 2, "exact": 2}
+    assert sweep[2]["ratio_4bit"] == 1.0 and sweep[2]["mean_bits"] == 2.0
+    md = "\n".join(mixquant_section(order.log))
+    assert "| hand | 329.2 | 8 | 4 | 2 |" in md and "| 1e+09 | 2.00 | 100.0% |" in md
+
+
+def test_qems_below_one_are_refused():
+    with pytest.raises(ConfigError, match="mixquant_qems"):
+        SearchConfig(mixquant_qems=(0.5,))
