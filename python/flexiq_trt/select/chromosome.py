@@ -2,7 +2,9 @@
 
 A chromosome is one bool flag per item (True = 4-bit). Items are laid out layer by layer, so a
 layer is a contiguous slice; ``locked`` items (chosen at a lower ladder ratio) are True in every
-candidate and never touched, which is how the nested constraint is kept during the search.
+candidate and never touched, which is how the nested constraint is kept during the search. An
+optional ``allowed`` mask bounds a ratio's set from above (items outside it stay False); the search
+uses it to keep each set inside the next ratio's greedy set (`select/evolutionary.py`).
 Every operator also keeps the padding rule of `flexiq_trt.select.padding` (a layer's padded group
 is chosen only together with all its other groups).
 """
@@ -84,19 +86,25 @@ class ItemSpace:
         tail_on[self.layer_of[flags & self.tail]] = True
         return flags & ~locked & (self.tail | ~tail_on[self.layer_of])
 
-    def addable(self, flags: np.ndarray) -> np.ndarray:
-        """Bool [I]: unchosen items whose addition keeps the padding rule."""
-        return ~flags & (~self.tail | (self.missing_per_layer(flags) == 1))
+    def addable(self, flags: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Bool [I]: unchosen (allowed) items whose addition keeps the padding rule."""
+        out = ~flags & (~self.tail | (self.missing_per_layer(flags) == 1))
+        return out if allowed is None else out & allowed
 
-    def canonical(self, flags: np.ndarray, locked: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def canonical(self, flags: np.ndarray, locked: np.ndarray, rng: np.random.Generator,
+                  allowed: np.ndarray | None = None) -> np.ndarray:
         """Fix padding-rule violations, keeping every layer's count.
 
-        A chosen padded group of an incomplete layer is swapped for a random unchosen group of it.
+        A chosen padded group of an incomplete layer is swapped for a random unchosen (allowed) group of it.
         """
         flags = flags.copy()
         for t in np.flatnonzero(flags & self.tail & (self.missing_per_layer(flags) > 0)):
             sl = slice(self.offsets[self.layer_of[t]], self.offsets[self.layer_of[t] + 1])
-            off = np.flatnonzero(~flags[sl] & ~self.tail[sl]) + sl.start
+            open_ = ~flags[sl] & ~self.tail[sl] if allowed is None else ~flags[sl] & ~self.tail[sl] & allowed[sl]
+            off = np.flatnonzero(open_) + sl.start
+            if off.size == 0:  # no allowed group to swap to: drop the padded group instead
+                flags[t] = bool(locked[t])
+                continue
             if not locked[t]:
                 flags[t] = False
             flags[int(rng.choice(off))] = True
@@ -118,17 +126,19 @@ def error_per_mac(error: np.ndarray, macs: np.ndarray) -> np.ndarray:
 
 
 def repair(flags: np.ndarray, locked: np.ndarray, budget: float, space: ItemSpace,
-           rng: np.random.Generator) -> np.ndarray:
+           rng: np.random.Generator, allowed: np.ndarray | None = None) -> np.ndarray:
     """Bring a candidate onto the MAC budget (cost-biased random additions/removals of unlocked items).
 
     Afterwards its MACs are >= `budget` and dropping any single unlocked item would fall below it,
     so it overshoots by less than one group's MACs and the prefix at that ratio is exactly this set.
+    Items outside `allowed` are removed first and never added.
     """
-    flags = space.canonical(flags | locked, locked, rng)
+    flags = flags | locked if allowed is None else (flags & allowed) | locked
+    flags = space.canonical(flags, locked, rng, allowed)
     total = float(space.macs[flags].sum())
     total = _drop_surplus(flags, locked, budget, total, space, rng)
     while total < budget:
-        free = np.flatnonzero(space.addable(flags))
+        free = np.flatnonzero(space.addable(flags, allowed))
         if free.size == 0:
             break
         i = _pick(free, space.cost, rng, lowest=True)
@@ -200,10 +210,12 @@ def crossover(a: np.ndarray, b: np.ndarray, space: ItemSpace, rng: np.random.Gen
 
 
 def mutate(flags: np.ndarray, locked: np.ndarray, rate: float, space: ItemSpace,
-           rng: np.random.Generator) -> np.ndarray:
-    """Inside each picked layer move one 4-bit flag to an unchosen group (the layer's count stays)."""
+           rng: np.random.Generator, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Inside each picked layer move one 4-bit flag to an unchosen (allowed) group (the layer's count stays)."""
     flags = flags.copy()
     free = ~locked & ~space.tail  # a padded group follows its layer, it is never moved on its own
+    if allowed is not None:
+        free &= allowed
     movable = [layer for layer in range(space.layer_count) if _layer_can_move(flags, free, space, layer)]
     if not movable:
         return flags
@@ -225,11 +237,11 @@ def _layer_can_move(flags: np.ndarray, free: np.ndarray, space: ItemSpace, layer
 
 
 def perturb(flags: np.ndarray, locked: np.ndarray, swaps: int, space: ItemSpace,
-            rng: np.random.Generator) -> np.ndarray:
-    """Swap `swaps` chosen unlocked items for unchosen ones anywhere (moves MACs across layers)."""
+            rng: np.random.Generator, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Swap `swaps` chosen unlocked items for unchosen (allowed) ones anywhere (moves MACs across layers)."""
     flags = flags.copy()
     on = np.flatnonzero(flags & ~locked)
-    off = np.flatnonzero(~flags)
+    off = np.flatnonzero(~flags if allowed is None else ~flags & allowed)
     k = min(swaps, on.size, off.size)
     if k:
         flags[rng.choice(on, size=k, replace=False)] = False

@@ -45,6 +45,13 @@ class SearchConfig:
         guard_confidence: a search candidate replaces the heuristic baseline (or an earlier
             validated candidate) only when its per-sample held-out distances are lower in a paired
             one-sided test at this confidence; 0 = any lower mean wins.
+        guard_top1: for classifier outputs, a search candidate that passes the paired test must
+            also keep the INT8 model's top-1 class on at least as many held-out samples as the
+            set it replaces (the L2 fitness is a proxy; top-1 agreement is what users compare).
+        within_next_greedy: keep each ladder ratio's set inside the greedy set of the next ladder
+            ratio (on top of the locked items). The search then never changes the baseline the
+            next ratio starts from, so a gain at one ratio is not paid for at the higher ones (the
+            nested order would otherwise carry a lower ratio's choices upwards).
         mixquant_qems: QEMs at which the MixQuant selector reports its own 2..8-bit allocation
             (search log and report); its 4/8-bit order does not depend on them.
         checkpoint_path: JSON file written after every generation; an existing one is resumed.
@@ -64,6 +71,8 @@ class SearchConfig:
     screening: str = "surrogate"
     surrogate_samples: int = 32
     guard_confidence: float = 0.9
+    guard_top1: bool = True
+    within_next_greedy: bool = True
     mixquant_qems: tuple[float, ...] = (4.0, 16.0, 64.0, 256.0, 1024.0)
     checkpoint_path: str | None = None
     preset: str = "paper"

@@ -92,7 +92,9 @@ class MaskFitnessEvaluator:
         self.chunk = self._chunk_size(batch_size)
         raw_reference = [_rows(o) for o in self._run(self.all_false_masks(), None)]
         self._reference_raw = np.concatenate(raw_reference, axis=1)
-        self._segments = [(o.shape[1], "softmax" if self._kind(o) == "softmax" else "linear") for o in raw_reference]
+        self._kinds = [self._kind(o) for o in raw_reference]
+        self._segments = [(o.shape[1], "softmax" if k == "softmax" else "linear")
+                          for o, k in zip(raw_reference, self._kinds, strict=True)]
         self.reference = [self._transform(o) for o in raw_reference]
 
     # ------------------------------------------------------------------------- setup checks
@@ -276,6 +278,23 @@ class MaskFitnessEvaluator:
         n = outs[0].shape[0]
         sq = sum(np.sum((o - r[:n]) ** 2, axis=1) for o, r in zip(outs, self.reference, strict=True))
         return np.sqrt(sq)
+
+    def distances_and_top1(self, masks: Sequence[np.ndarray],
+                           n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-sample distances and, for classifiers, whether the top-1 class equals the INT8 model's.
+
+        One run gives both. The top-1 match is None when no output is a class distribution
+        (softmax or probabilities); with several such outputs a sample matches when all of them do.
+        """
+        outs = self.outputs(masks, n_samples)
+        n = outs[0].shape[0]
+        sq = sum(np.sum((o - r[:n]) ** 2, axis=1) for o, r in zip(outs, self.reference, strict=True))
+        classes = [(o, r[:n]) for o, r, kind in zip(outs, self.reference, self._kinds, strict=True)
+                   if kind in ("softmax", "probabilities")]
+        if not classes:
+            return np.sqrt(sq), None
+        match = np.logical_and.reduce([o.argmax(axis=1) == r.argmax(axis=1) for o, r in classes])
+        return np.sqrt(sq), match
 
     def __call__(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> float:
         """Mean L2 distance to the INT8 model over the first `n_samples` samples (None = all)."""

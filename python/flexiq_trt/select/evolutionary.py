@@ -14,7 +14,8 @@ set, and only those scores can make a candidate the result.
 Guarding against fitting the calibration set (DESIGN §2, measured guidance): with
 ``problem.holdout_fitness`` the calibration-best candidates are validated on held-out data; the
 search result replaces the heuristic baseline only when its held-out distances are lower in a
-paired one-sided test (``guard_confidence``).
+paired one-sided test (``guard_confidence``) and, for classifiers, keeps the INT8 model's top-1 class
+on at least as many held-out samples (``guard_top1``).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class _Search:
         self.fingerprint = ckpt.problem_fingerprint(self.space, self.ladder, self.seed, config.fingerprint())
         self._last_progress = time.monotonic()
         self.surrogate: LinearizedFitness | None = None
-        self._guard_cache: dict[tuple[int, ...], np.ndarray] = {}
+        self._guard_cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray | None]] = {}
         self.screening = config.screening
         if self.screening == "surrogate" and not supports_responses(problem.fitness):
             logger.info("the fitness offers no raw outputs for the linearized output model: ranking the "
@@ -100,26 +101,39 @@ class _Search:
                 state.log.append({"event": "ratio_covered", "ratio": ratio})
                 self._save(state)
                 continue
+            allowed = self._allowed(len(state.segments), locked)
             if state.run is None:
-                state.run = self._start(ratio, len(state.segments), locked, budget, state.log)
+                state.run = self._start(ratio, len(state.segments), locked, budget, allowed, state.log)
                 self._save(state)
             else:  # resumed mid-ratio: the same anchored model again (it is deterministic)
-                self._anchor_surrogate(state.run.ratio, list_to_flags(state.run.greedy, self.space.size), locked,
-                                       state.log)
+                self._anchor_surrogate(state.run.ratio, list_to_flags(state.run.greedy, self.space.size),
+                                       allowed & ~locked, state.log)
             while not state.run.done:
-                self._generation(state.run, locked, budget, state.log)
+                self._generation(state.run, locked, budget, allowed, state.log)
                 self._save(state)
             state.segments.append(self._finish(state.run, locked, state.log))
             state.run = None
             self._save(state)
         return GlobalOrder(self._full_order(state.segments), EvolutionarySelector.name, list(state.log))
 
-    def _anchor_surrogate(self, ratio: float, anchor: np.ndarray, locked: np.ndarray, log: list[dict]) -> None:
+    def _allowed(self, position: int, locked: np.ndarray) -> np.ndarray:
+        """Items the set at ladder `position` may hold: all, or (`within_next_greedy`) the next ratio's greedy set.
+
+        Keeping every set inside the greedy set of the next ladder ratio means the search never changes
+        the baseline the next ratio starts from: that greedy fill on top of this set is (up to the group
+        at the budget boundary) greedy's own set there. So a gain at one ratio cannot be paid for at the
+        higher ones, and the top ratio starts from greedy's own set (docs/selection.md).
+        """
+        if not self.cfg.within_next_greedy or position + 1 >= len(self.ladder):
+            return np.ones(self.space.size, dtype=bool)
+        return greedy_fill(locked, self.space.budget(self.ladder[position + 1]), self.space) | locked
+
+    def _anchor_surrogate(self, ratio: float, anchor: np.ndarray, free_flags: np.ndarray, log: list[dict]) -> None:
         """Measure the linearized output model around this ratio's baseline set (its free items only)."""
         if self.screening != "surrogate":
             return
         start = time.monotonic()
-        free = np.flatnonzero(~locked)
+        free = np.flatnonzero(free_flags)
         responses = build_item_responses(self.fit.fitness, self.space, self.cfg.surrogate_samples, anchor=anchor,
                                          items=free, seed=self.seed, label=f" at {ratio:.3f}")
         self.surrogate = LinearizedFitness(responses)
@@ -165,23 +179,25 @@ class _Search:
         phase = min(generation * len(sizes) // (self.cfg.generations + 1), len(sizes) - 1)
         return effective_subset(self.fit.fitness, sizes[phase])
 
-    def _start(self, ratio: float, position: int, locked: np.ndarray, budget: float,
+    def _start(self, ratio: float, position: int, locked: np.ndarray, budget: float, allowed: np.ndarray,
                log: list[dict]) -> RunState:
         """Initial population: the greedy and range-order candidates, then perturbations.
 
-        The perturbations of the greedy candidate go from light (1 swap) to heavy.
+        The perturbations of the greedy candidate go from light (1 swap) to heavy. The range order
+        fills from the allowed items only (the greedy fill is inside them by construction).
         """
         rng = np.random.default_rng([self.seed, position])
         greedy = greedy_fill(locked, budget, self.space)
-        by_range = ordered_fill(locked, budget, self.space, self.space.range_rank())
+        range_rank = self.space.range_rank()
+        by_range = ordered_fill(locked, budget, self.space, range_rank[allowed[range_rank]])
         free_chosen = int(np.count_nonzero(greedy & ~locked))
         population = [greedy] + ([by_range] if not np.array_equal(by_range, greedy) else [])
         for i in range(len(population), self.cfg.population):
             swaps = 1 + (i * max(1, free_chosen // 2)) // self.cfg.population
-            population.append(repair(perturb(greedy, locked, swaps, self.space, rng), locked, budget,
-                                     self.space, rng))
+            population.append(repair(perturb(greedy, locked, swaps, self.space, rng, allowed), locked, budget,
+                                     self.space, rng, allowed))
         name, base, base_full, base_guard = self._baseline(greedy, by_range)
-        self._anchor_surrogate(ratio, base, locked, log)
+        self._anchor_surrogate(ratio, base, allowed & ~locked, log)
         n = self._subset(0)
         pop_fit = self._screen(population, n)
         b = flags_to_list(base)
@@ -207,7 +223,8 @@ class _Search:
         guard, name, flags, full = min(scored, key=lambda t: (t[0], t[1]))
         return name, flags, full, guard
 
-    def _generation(self, run: RunState, locked: np.ndarray, budget: float, log: list[dict]) -> None:
+    def _generation(self, run: RunState, locked: np.ndarray, budget: float, allowed: np.ndarray,
+                    log: list[dict]) -> None:
         """One generation: elites survive, children come from tournaments, crossover, mutation, repair."""
         start = time.monotonic()
         rng = np.random.default_rng()
@@ -222,7 +239,7 @@ class _Search:
         seen = {p.tobytes() for p in new_pop}
         children = []
         while len(new_pop) + len(children) < self.cfg.population:
-            child = self._child(population, fits, locked, budget, rng, seen)
+            child = self._child(population, fits, locked, budget, allowed, rng, seen)
             seen.add(child.tobytes())
             children.append(child)
         new_pop += children
@@ -239,7 +256,7 @@ class _Search:
             log.append({"event": "early_stop", "ratio": run.ratio, "generation": run.generation})
 
     def _child(self, population: list[np.ndarray], fits: list[float], locked: np.ndarray, budget: float,
-               rng: np.random.Generator, seen: set[bytes]) -> np.ndarray:
+               allowed: np.ndarray, rng: np.random.Generator, seen: set[bytes]) -> np.ndarray:
         """A new candidate, retried a few times to avoid duplicating one already in the generation."""
         child = population[0]
         for _ in range(4):
@@ -248,8 +265,8 @@ class _Search:
                 child = crossover(a, population[self._tournament(fits, rng)], self.space, rng)
             else:
                 child = a.copy()
-            child = repair(mutate(child, locked, self.cfg.mutation_rate, self.space, rng), locked, budget,
-                           self.space, rng)
+            child = repair(mutate(child, locked, self.cfg.mutation_rate, self.space, rng, allowed), locked, budget,
+                           self.space, rng, allowed)
             if child.tobytes() not in seen:
                 break
         return child
@@ -285,25 +302,37 @@ class _Search:
         if not hasattr(self.holdout.fitness, "distances") or self.cfg.guard_confidence <= 0.0:
             value = self.holdout(list_to_flags(candidate, self.space.size), None)
             return value < current_value, value
-        new = self._guard_distances(candidate)
+        new, new_top1 = self._guard_distances(candidate)
         value = float(np.mean(new))  # what the evaluator's own call returns: one guard run, not two
         if value >= current_value:
             return False, value
-        diff = new - self._guard_distances(current)
-        if diff.size < 2:
-            return True, value
-        spread = float(np.std(diff, ddof=1)) / np.sqrt(diff.size)
-        z = NormalDist().inv_cdf(self.cfg.guard_confidence)
-        return bool(spread == 0.0 or float(np.mean(diff)) <= -z * spread), value
+        old, old_top1 = self._guard_distances(current)
+        diff = new - old
+        if diff.size >= 2:
+            spread = float(np.std(diff, ddof=1)) / np.sqrt(diff.size)
+            z = NormalDist().inv_cdf(self.cfg.guard_confidence)
+            if spread > 0.0 and float(np.mean(diff)) > -z * spread:
+                return False, value
+        if self.cfg.guard_top1 and new_top1 is not None and old_top1 is not None \
+                and np.count_nonzero(new_top1) < np.count_nonzero(old_top1):
+            logger.info("a search set with a lower held-out distance (%.5g < %.5g) keeps the top-1 class of fewer "
+                        "guard samples (%d < %d of %d): not taken", value, current_value,
+                        np.count_nonzero(new_top1), np.count_nonzero(old_top1), new_top1.size)
+            return False, value
+        return True, value
 
-    def _guard_distances(self, items: list[int]) -> np.ndarray:
-        """Per-sample held-out distances of a set, remembered (the current choice is compared repeatedly)."""
+    def _guard_distances(self, items: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-sample held-out distances (and top-1 matches) of a set, remembered: the current choice recurs."""
         key = tuple(items)
         if key not in self._guard_cache:
             if len(self._guard_cache) >= 16:
                 self._guard_cache.clear()
             masks = self.space.to_masks(list_to_flags(items, self.space.size))
-            self._guard_cache[key] = np.asarray(self.holdout.fitness.distances(masks))  # type: ignore[union-attr]
+            fitness = self.holdout.fitness  # type: ignore[union-attr]
+            if hasattr(fitness, "distances_and_top1"):
+                self._guard_cache[key] = fitness.distances_and_top1(masks)
+            else:
+                self._guard_cache[key] = (np.asarray(fitness.distances(masks)), None)
         return self._guard_cache[key]
 
     def _finish(self, run: RunState, locked: np.ndarray, log: list[dict]) -> list[int]:

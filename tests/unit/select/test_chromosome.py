@@ -98,3 +98,18 @@ def test_canonical_fixes_padding_violations(space):
         assert valid(fixed, space.tail, space.layer_of, space.layer_count)
         assert np.array_equal(np.bincount(space.layer_of[fixed], minlength=space.layer_count),
                               np.bincount(space.layer_of[flags], minlength=space.layer_count))
+
+
+def test_operators_keep_candidates_inside_the_allowed_items(space):
+    rng = np.random.default_rng(4)
+    locked = greedy_fill(np.zeros(space.size, dtype=bool), space.budget(0.25), space)
+    allowed = greedy_fill(locked, space.budget(0.75), space) | locked
+    budget = space.budget(0.5)
+    for _ in range(40):
+        flags = repair(rng.random(space.size) < 0.6, locked, budget, space, rng, allowed)  # outside items dropped
+        assert not np.any(flags & ~allowed) and np.all(flags[locked])
+        assert _is_minimal_cover(flags, locked, budget, space)
+        for child in (mutate(flags, locked, 0.5, space, rng, allowed), perturb(flags, locked, 5, space, rng, allowed)):
+            fixed = repair(child, locked, budget, space, rng, allowed)
+            assert not np.any(child & ~allowed) and not np.any(fixed & ~allowed)
+            assert _is_minimal_cover(fixed, locked, budget, space)

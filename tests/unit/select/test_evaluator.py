@@ -46,6 +46,17 @@ def test_subsets_and_batching_agree_with_the_full_run(model_path, feeds):
     assert a.distances(masks, n_samples=10).shape == (10,)
 
 
+def test_top1_matches_come_with_the_distances(model_path, feeds):
+    ev = MaskFitnessEvaluator(model_path, feeds)
+    masks = [np.array([True, True]), np.array([True, False, True])]
+    dist, match = ev.distances_and_top1(masks)
+    np.testing.assert_array_equal(dist, ev.distances(masks))
+    expected = ev.outputs(masks)[0].argmax(axis=1) == ev.reference[0].argmax(axis=1)
+    np.testing.assert_array_equal(match, expected)
+    assert np.all(ev.distances_and_top1(ev.all_false_masks())[1])  # INT8 agrees with itself
+    assert MaskFitnessEvaluator(model_path, feeds, output_kind="raw").distances_and_top1(masks)[1] is None
+
+
 def test_raw_outputs_mode_differs_from_softmax(model_path, feeds):
     masks = [np.array([True, True]), np.array([False, False, False])]
     raw = MaskFitnessEvaluator(model_path, feeds, output_kind="raw")(masks)

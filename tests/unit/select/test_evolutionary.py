@@ -72,6 +72,26 @@ def test_search_is_no_worse_than_greedy_on_calibration():
     assert any(p.fitness(evo.masks_at(p, r)) < p.fitness(greedy.masks_at(p, r)) for r in (0.25, 0.5, 0.75))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_set_stays_inside_the_next_ratios_greedy_set(seed):
+    from flexiq_trt.select.chromosome import greedy_fill
+
+    p = _problem(seed=seed, layers=8)
+    order = EvolutionarySelector(SMALL).select(p)
+    space = ItemSpace.from_problem(p)
+    ladder = (0.25, 0.5, 0.75)
+    sets = [np.concatenate(order.masks_at(p, r)) for r in ladder]
+    prev = np.zeros(space.size, dtype=bool)
+    for k in range(len(ladder) - 1):
+        assert not np.any(sets[k] & ~(greedy_fill(prev, space.budget(ladder[k + 1]), space) | prev))
+        prev = sets[k]
+    # so the top ratio starts from greedy's own set there, and cannot end worse than it
+    greedy = GreedySelector().select(p)
+    top = [e for e in order.log if e.get("event") == "ratio_result"][-1]
+    assert top["calib_fitness_greedy"] <= p.fitness(greedy.masks_at(p, 0.75)) + 1e-12
+    assert p.fitness(order.masks_at(p, 0.75)) <= p.fitness(greedy.masks_at(p, 0.75)) + 1e-12
+
+
 def test_log_has_best_and_mean_per_generation():
     order = EvolutionarySelector(SMALL).select(_problem())
     gens = [e for e in order.log if "generation" in e and "event" not in e]
@@ -203,3 +223,34 @@ def test_guard_needs_a_significant_held_out_gain(gain, confidence, expect_search
         assert all(e["holdout_fitness_chosen"] <= e["holdout_fitness_greedy"] for e in results)
     else:
         assert all(c == expect_search for c in chosen), results
+
+
+class _Top1Holdout(_PairedHoldout):
+    """A held-out fitness whose distance always favours the search, but whose top-1 agreement falls
+    with every item by which a set differs from greedy's (the L2 proxy and the top-1 metric disagree)."""
+
+    def __init__(self, calibration, greedy_sets: list[np.ndarray]):
+        super().__init__(calibration, gain=10.0, spread=0.0)
+        self.greedy_sets = greedy_sets
+
+    def distances_and_top1(self, masks):
+        flags = np.concatenate(masks)
+        extra = min(int(np.count_nonzero(flags ^ g)) for g in self.greedy_sets)
+        match = np.ones(self.n, dtype=bool)
+        match[: min(extra, self.n)] = False
+        return self.distances(masks), match
+
+
+@pytest.mark.parametrize("top1", [True, False])
+def test_guard_keeps_the_baseline_when_top1_agreement_would_drop(top1):
+    p = _problem(seed=1, layers=8)
+    p.fitness = QuadraticFitness(p, crowding=0.5)
+    greedy = GreedySelector().select(p)
+    sets = [np.concatenate(greedy.masks_at(p, r)) for r in (0.25, 0.5, 0.75)]
+    p.holdout_fitness = _Top1Holdout(QuadraticFitness(p, crowding=0.5), sets)
+    cfg = SearchConfig(population=12, generations=5, subset_sizes=(0,), guard_top1=top1)
+    results = [e for e in EvolutionarySelector(cfg).select(p).log if e.get("event") == "ratio_result"
+               and e["calib_fitness_best"] < 0.99 * e["calib_fitness_greedy"]]
+    assert results
+    # with the check the baseline stays; without it the lower distance wins
+    assert all((e["chosen"] == "search") != top1 for e in results), results

@@ -126,7 +126,7 @@ def test_search_ranks_with_the_model_and_is_deterministic(model_path, feeds):
     b = EvolutionarySelector(cfg).select(_problem(ev, hold))
     assert a.items == b.items
     screening = [e for e in a.log if e.get("event") == "screening"]
-    assert screening and screening[0]["samples"] == 16 and screening[0]["items"] == sum(GROUPS)
+    assert screening and screening[0]["samples"] == 16 and 0 < screening[0]["items"] < sum(GROUPS)
     gens = [e for e in a.log if "best" in e]
     assert gens and all(e["n_samples"] == "surrogate" for e in gens)
     for e in (e for e in a.log if e.get("event") == "ratio_result"):
