@@ -274,10 +274,12 @@ class MaskFitnessEvaluator:
 
     def distances(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> np.ndarray:
         """Per-sample L2 distance to the INT8 reference (all outputs concatenated)."""
-        outs = self.outputs(masks, n_samples)
+        return self._distances(self.outputs(masks, n_samples))
+
+    def _distances(self, outs: list[np.ndarray]) -> np.ndarray:
+        """Per-sample L2 distance of compared outputs to the INT8 reference's first rows."""
         n = outs[0].shape[0]
-        sq = sum(np.sum((o - r[:n]) ** 2, axis=1) for o, r in zip(outs, self.reference, strict=True))
-        return np.sqrt(sq)
+        return np.sqrt(sum(np.sum((o - r[:n]) ** 2, axis=1) for o, r in zip(outs, self.reference, strict=True)))
 
     def distances_and_top1(self, masks: Sequence[np.ndarray],
                            n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -288,13 +290,10 @@ class MaskFitnessEvaluator:
         """
         outs = self.outputs(masks, n_samples)
         n = outs[0].shape[0]
-        sq = sum(np.sum((o - r[:n]) ** 2, axis=1) for o, r in zip(outs, self.reference, strict=True))
         classes = [(o, r[:n]) for o, r, kind in zip(outs, self.reference, self._kinds, strict=True)
                    if kind in ("softmax", "probabilities")]
-        if not classes:
-            return np.sqrt(sq), None
-        match = np.logical_and.reduce([o.argmax(axis=1) == r.argmax(axis=1) for o, r in classes])
-        return np.sqrt(sq), match
+        match = np.logical_and.reduce([o.argmax(axis=1) == r.argmax(axis=1) for o, r in classes]) if classes else None
+        return self._distances(outs), match
 
     def __call__(self, masks: Sequence[np.ndarray], n_samples: int | None = None) -> float:
         """Mean L2 distance to the INT8 model over the first `n_samples` samples (None = all)."""
