@@ -39,6 +39,8 @@ class RunState:
     greedy_full: float
     greedy_guard: float
     baseline: str = "greedy"
+    guard_tests: int = 0  # times a new calibration best was tested on the held-out guard
+    guard_passed: int = 0  # of which passed (each replaced the current choice)
     since_improve: int = 0
     done: bool = False
 

@@ -286,7 +286,9 @@ class _Search:
                 improved = True
         if improved and self.holdout is not None:
             improved, value = self._guard_accepts(run.best, run.guard, run.guard_value)
+            run.guard_tests += 1
             if improved:
+                run.guard_passed += 1
                 run.guard_value, run.guard = value, list(run.best)
         elif improved:
             run.guard_value, run.guard = run.best_full, list(run.best)
@@ -343,7 +345,8 @@ class _Search:
                  "generations": run.generation,
                  "int8_prefix_share": self._int8_prefix_share(run.population)}
         if self.holdout is not None:
-            event.update(holdout_fitness_chosen=run.guard_value, holdout_fitness_greedy=run.greedy_guard)
+            event.update(holdout_fitness_chosen=run.guard_value, holdout_fitness_greedy=run.greedy_guard,
+                         guard_tests=run.guard_tests, guard_passed=run.guard_passed)
         log.append(event)
         if kept and run.best != run.greedy and self.holdout is not None:
             logger.info("ratio %.3f: the search improved calibration fitness (%.5g -> %.5g) but not held-out "

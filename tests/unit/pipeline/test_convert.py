@@ -126,7 +126,8 @@ def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
     onnx.save(models.residual_block(c=64, hw=8), tmp_path / "res.onnx")
     np.savez(tmp_path / "c.npz", x=np.random.default_rng(3).normal(size=(40, 64, 8, 8)).astype(np.float32))
     proc = run_cli("convert", str(tmp_path / "res.onnx"), "--calib", str(tmp_path / "c.npz"), "-o",
-                   str(tmp_path / "o"), "--compare-selectors", "--preset", "fast", "--no-ort-baseline")
+                   str(tmp_path / "o"), "--compare-selectors", "--preset", "fast", "--no-ort-baseline",
+                   "--fitness-samples", "16")  # the other 16 of the 32 calibration samples are the guard
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((tmp_path / "o/report.json").read_text())
     from flexiq_trt.select.registry import selector_names
@@ -145,6 +146,8 @@ def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
     assert all(e["calib_fitness_best"] <= e["calib_fitness_greedy"] for e in results)
     report_md = (tmp_path / "o/report.md").read_text()
     assert "Channel selection (evolutionary search)" in report_md and "linearized model" in report_md
+    assert "guard tests passed" in report_md
+    assert all(f"{e['guard_passed']} of {e['guard_tests']}" in report_md for e in results)
 
 
 def test_search_log_keeps_every_event_and_the_last_generations():

@@ -219,6 +219,9 @@ def test_guard_needs_a_significant_held_out_gain(gain, confidence, expect_search
                and e["calib_fitness_best"] < 0.99 * e["calib_fitness_greedy"]]  # the search clearly improved
     assert results
     chosen = [e["chosen"] == "search" for e in results]
+    # every improvement of the calibration best is one guard test; the search's set is kept iff one passed
+    assert all(1 <= e["guard_tests"] and 0 <= e["guard_passed"] <= e["guard_tests"] for e in results)
+    assert all((e["guard_passed"] > 0) == c for e, c in zip(results, chosen, strict=True))
     if expect_search is None:  # no test: any lower held-out mean wins, noise decides
         assert all(e["holdout_fitness_chosen"] <= e["holdout_fitness_greedy"] for e in results)
     else:
