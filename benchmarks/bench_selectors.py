@@ -187,32 +187,25 @@ def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: in
     result = api.convert(str(model), calib=str(calib_npz), search=preset(preset_name, seed=seed, **(search_overrides or {})),
                          config=cfg)
     seconds = time.monotonic() - start
-    chosen = {str(e["ratio"]): e["chosen"] for e in result.table.extra.get("selection", [])
-              if e.get("event") == "ratio_result"}
     return {"sim": Path(result.files["sim_onnx"]), "seconds": seconds,
-            "select_seconds": result.timings.get("select"), "chosen": chosen}
+            "select_seconds": result.timings.get("select"), "chosen": _chosen(result.table.extra)}
 
 
 def reuse(out_dir: Path) -> dict | None:
     """An earlier conversion in `out_dir` (``--reuse``): score it again without converting."""
+    from flexiq_trt.ratios import load_ratio_table
+
     sims = sorted(out_dir.glob("*.flexiq-sim.onnx"))
-    sidecars = sorted(out_dir.glob("*.flexiq.json"))
-    if not sims or not sidecars:
+    if not sims:
         return None
-    extra = json.loads(sidecars[0].read_text())
-    events = _find_events(extra)
-    chosen = {str(e["ratio"]): e["chosen"] for e in events if e.get("event") == "ratio_result"}
-    return {"sim": sims[0], "seconds": float("nan"), "select_seconds": None, "chosen": chosen}
+    return {"sim": sims[0], "seconds": float("nan"), "select_seconds": None,
+            "chosen": _chosen(load_ratio_table(sims[0]).extra)}
 
 
-def _find_events(node: object) -> list[dict]:
-    """Selection log events anywhere in a sidecar JSON."""
-    if isinstance(node, dict):
-        found = [node] if "event" in node else []
-        return found + [e for v in node.values() for e in _find_events(v)]
-    if isinstance(node, list):
-        return [e for v in node for e in _find_events(v)]
-    return []
+def _chosen(table_extra: dict) -> dict[str, str]:
+    """Which set the search kept per ladder ratio, from the selection events in the ratio table's sidecar."""
+    return {str(e["ratio"]): e["chosen"] for e in table_extra.get("selection", [])
+            if e.get("event") == "ratio_result"}
 
 
 def score_sim(sim: Path, holdout: dict[str, np.ndarray], fp32_top1: np.ndarray, labels: np.ndarray | None,

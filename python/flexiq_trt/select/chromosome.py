@@ -100,7 +100,9 @@ class ItemSpace:
         flags = flags.copy()
         for t in np.flatnonzero(flags & self.tail & (self.missing_per_layer(flags) > 0)):
             sl = slice(self.offsets[self.layer_of[t]], self.offsets[self.layer_of[t] + 1])
-            open_ = ~flags[sl] & ~self.tail[sl] if allowed is None else ~flags[sl] & ~self.tail[sl] & allowed[sl]
+            open_ = ~flags[sl] & ~self.tail[sl]
+            if allowed is not None:
+                open_ &= allowed[sl]
             off = np.flatnonzero(open_) + sl.start
             if off.size == 0:  # no allowed group to swap to: drop the padded group instead
                 flags[t] = bool(locked[t])
