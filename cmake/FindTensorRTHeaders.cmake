@@ -1,6 +1,6 @@
 # Finds the TensorRT public headers (compile-only dependency; the plugin never links TensorRT).
 # Search order: TensorRT_ROOT (cache or env) -> system include paths -> third_party/tensorrt_headers
-# (filled by scripts/fetch_trt_headers.sh from the kernel-lens wheel, DESIGN §6).
+# (filled by scripts/fetch_trt_headers.sh from the kernel-lens wheel, docs/design.md §6).
 # Defines TensorRTHeaders_FOUND, TensorRTHeaders_INCLUDE_DIR, TensorRTHeaders_VERSION and the
 # INTERFACE target TensorRT::headers.
 

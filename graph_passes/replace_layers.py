@@ -1,4 +1,4 @@
-"""Write `<stem>.flexiq.onnx`: each eligible layer's nodes become one FlexiQ plugin node (DESIGN §3)."""
+"""Write `<stem>.flexiq.onnx`: each eligible layer's nodes become one FlexiQ plugin node (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Write `<stem>.flexiq-sim.onnx`: each FlexiQ layer rebuilt from standard ONNX ops (DESIGN §2, §3).
+"""Write `<stem>.flexiq-sim.onnx`: each FlexiQ layer rebuilt from standard ONNX ops (docs/design.md §2, §3).
 
 The integer part is bit-exact with `quantization.reference`: codes and effective 4-bit codes are
 formed in float where every value is a small integer (so every op is exact), the 4-bit rounding is
@@ -202,7 +202,7 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     ConvInteger/MatMulInteger by float32 Conv/MatMul over channel chunks small enough that every
     partial sum is an exactly representable integer (see `float_exact_chunk`): the same int32
     accumulator, several times faster in ONNX Runtime. The search's evaluator uses it; the shipped
-    simulation artifact keeps the integer operators (DESIGN §3).
+    simulation artifact keeps the integer operators (docs/design.md §3).
     """
     b = SubgraphBuilder(f"flexiq{ql.layer_index}_", opset)
     cp, cin = ql.padded_channels, ql.in_channels

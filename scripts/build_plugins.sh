@@ -3,7 +3,7 @@
 # build/ with Ninja (2 jobs by default: CI machines have 2 cores), then runs nothing.
 #
 # - TensorRT headers: TensorRT_ROOT if set, else third_party/tensorrt_headers (fetched from the
-#   kernel-lens wheel by scripts/fetch_trt_headers.sh when missing, DESIGN §6).
+#   kernel-lens wheel by scripts/fetch_trt_headers.sh when missing, docs/design.md §6).
 # - nvcc: from PATH; if absent, the CUDA 13.0 compiler wheels are pip-installed into the active
 #   Python environment and used from there.
 #
@@ -15,7 +15,7 @@ build_dir="${BUILD_DIR:-${repo}/build}"
 jobs="${JOBS:-2}"
 archs="${FLEXIQ_CUDA_ARCHS:-80;86;89}"
 python="${PYTHON:-python3}"
-# CUDA 13.0 toolchain wheels (same major/minor as DESIGN §6's nvcc 13.0).
+# CUDA 13.0 toolchain wheels (same major/minor as docs/design.md §6's nvcc 13.0).
 # nvcc pulls nvidia-nvvm (cicc) and nvidia-cuda-crt: pin them too, or a newer cicc emits PTX that
 # the 13.0 ptxas rejects ("Unsupported .version 9.5").
 cuda_wheels=("nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Check the SASS of the FlexiQ hot kernels without a GPU (DESIGN §4, §6).
+"""Check the SASS of the FlexiQ hot kernels without a GPU (docs/design.md §4, §6).
 
 For one arch (default sm_86) of a built kernel library (libflexiq_kernels_capi.so or
 libflexiq_kernels.a) it asserts that:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches the TensorRT 10.x public headers (compile-only dependency of the plugin library, DESIGN §6)
+# Fetches the TensorRT 10.x public headers (compile-only dependency of the plugin library, docs/design.md §6)
 # from the PyPI wheel kernel-lens==2.0.1 WITHOUT installing it (installing pulls torch and triton):
 # `pip download --no-deps`, then unpack only kernel_lens/include/tensorrt/ into
 # third_party/tensorrt_headers/ (gitignored). Idempotent: does nothing when NvInfer.h is there.

@@ -10,7 +10,7 @@ source .venv/bin/activate
 echo "== flexiq_trt setup: python packages"
 pip install -q --upgrade pip setuptools wheel
 pip install -q -e ".[rtx,test]"
-echo "== flexiq_trt setup: TensorRT-RTX parser fix (DESIGN §6)"
+echo "== flexiq_trt setup: TensorRT-RTX parser fix (docs/design.md §6)"
 python -c "from flexiq_trt.runtime.plugin_loader import ensure_rtx_parser_symlink as f; print(f())"
 echo "== flexiq_trt setup: test material"
 bash scripts/install_test_material.sh

@@ -4,7 +4,7 @@
  * The library's only exported entry points (exports/flexiq_plugins.map): getCreators, which
  * IPluginRegistry::loadLibrary calls, and setLoggerFinder. The library never calls IPluginRegistry
  * itself (no static self-registration): its vtable differs between TensorRT and TensorRT-RTX
- * (DESIGN §6), so registration is left to the registry that loads us.
+ * (docs/design.md §6), so registration is left to the registry that loads us.
  */
 #include "flexiqConvPlugin.h"
 #include "flexiqGemmPlugin.h"

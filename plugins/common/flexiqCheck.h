@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Error handling of the plugin host code (STYLE §13, §23): user input is checked with
+ * Error handling of the plugin host code (docs/conventions.md, "Errors"): user input is checked with
  * FLEXIQ_VALIDATE, which throws FlexiqPluginError inside plugin methods; every noexcept entry point
  * catches it with caughtError() and returns a TensorRT failure code. Nothing aborts, nothing
  * escapes a noexcept function.

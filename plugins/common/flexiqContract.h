@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * The bit-level rules of the FlexiQ numeric contract (DESIGN §2), in one place.
+ * The bit-level rules of the FlexiQ numeric contract (docs/design.md §2), in one place.
  *
  * Both the C++ CPU reference (plugins/reference) and the CUDA kernels (plugins/kernels) call these
  * functions, so the int32 accumulators cannot drift apart. The NumPy oracle is
@@ -153,7 +153,7 @@ FLEXIQ_HD int32_t effectiveWeight(int32_t w4, int32_t shift)
     return w4 * (1 << shift);
 }
 
-//! DESIGN §2: clamp n4 to [0, C_pad], round down to a multiple of G.
+//! docs/design.md §2: clamp n4 to [0, C_pad], round down to a multiple of G.
 FLEXIQ_HD int32_t clampN4(int32_t n4, int32_t paddedChannels, int32_t groupSize)
 {
     int32_t const c = clampi(n4, 0, paddedChannels);

@@ -3,7 +3,7 @@
  *
  * FlexiqCreatorBase: the IPluginCreatorV3One shared by both FlexiQ creators. createPlugin parses and
  * validates the fields (LayerConfig) in every phase and never touches CUDA, so ahead-of-time builds
- * on GPU-less machines work; the backend is chosen later, on the device (DESIGN §4).
+ * on GPU-less machines work; the backend is chosen later, on the device (docs/design.md §4).
  */
 #ifndef FLEXIQ_CREATOR_BASE_H
 #define FLEXIQ_CREATOR_BASE_H

@@ -17,7 +17,7 @@
 namespace flexiq
 {
 
-//! The device the plugin runs on and the backend chosen for it (DESIGN §4).
+//! The device the plugin runs on and the backend chosen for it (docs/design.md §4).
 struct DeviceSelection
 {
     int32_t device{-1};

@@ -3,7 +3,7 @@
  *
  * Field parsing and validation of FlexiQ plugin nodes (see flexiqLayerConfig.h).
  *
- * TensorRT-RTX's ONNX parser does not type-check attributes (DESIGN §6): int64/uint8/bool TENSOR
+ * TensorRT-RTX's ONNX parser does not type-check attributes (docs/design.md §6): int64/uint8/bool TENSOR
  * attributes arrive labelled kFLOAT16 with raw bytes, and INTS silently truncate int64 values. So
  * every PluginField's type and length is checked here before its data is read.
  */
@@ -270,7 +270,7 @@ void readScalars(LayerConfig& cfg, RawFields const& raw)
     }
 }
 
-//! K must keep the int32 accumulator exact (DESIGN §2) and every array length must fit int32.
+//! K must keep the int32 accumulator exact (docs/design.md §2) and every array length must fit int32.
 void checkReductionLength(LayerConfig const& cfg)
 {
     int64_t const cPad = (static_cast<int64_t>(cfg.inChannels) + cfg.groupSize - 1) / cfg.groupSize * cfg.groupSize;

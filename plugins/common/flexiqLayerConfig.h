@@ -4,7 +4,7 @@
  * LayerConfig: the validated fields of one FlexiQ plugin node, parsed from a PluginFieldCollection
  * (build: from the ONNX parser; runtime: from getFieldsToSerialize), and FieldSerializer, which turns
  * it back into a PluginFieldCollection with the creator's field names, so both phases go through
- * the same parser (STYLE §13).
+ * the same parser (docs/conventions.md, "Errors").
  */
 #ifndef FLEXIQ_LAYER_CONFIG_H
 #define FLEXIQ_LAYER_CONFIG_H
@@ -59,7 +59,7 @@ struct LayerConfig
     int32_t groupCount() const noexcept;
     //! K = R * S * C_pad (gemm: C_pad).
     int64_t reductionLength() const noexcept;
-    //! float32(act_scale) * weight_scale[n], rounded once in float32 (DESIGN §2 epilogue).
+    //! float32(act_scale) * weight_scale[n], rounded once in float32 (docs/design.md §2 epilogue).
     std::vector<float> outScale() const;
     //! Kernel arguments with the given (device or host) pointers; outScale must hold N floats.
     FlexiqLayerArgs layerArgs(int32_t const* permutation, int8_t const* w8, int8_t const* w4, int8_t const* wShift,

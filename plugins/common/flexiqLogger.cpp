@@ -42,7 +42,7 @@ bool shownOnStderr(nvinfer1::ILogger::Severity severity)
 void setPluginLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept
 {
     gLoggerFinder.store(finder);
-    // Records what the loading runtime provides (DESIGN §6: TensorRT-RTX's finder returned no logger).
+    // Records what the loading runtime provides (docs/design.md §6: TensorRT-RTX's finder returned no logger).
     logVerbose(std::string("setLoggerFinder: finder ") + (finder != nullptr ? "set" : "null") + ", logger "
         + (finder != nullptr && finder->findLogger() != nullptr ? "available" : "not available (stderr fallback)"));
 }

@@ -3,7 +3,7 @@
  *
  * Plugin logging: messages go to the ILogger that TensorRT's ILoggerFinder returns (set through the
  * exported setLoggerFinder) and to stderr when there is none (TensorRT-RTX's finder returned no
- * logger in our test, DESIGN §6). Thread-safe; never throws.
+ * logger in our test, docs/design.md §6). Thread-safe; never throws.
  */
 #ifndef FLEXIQ_LOGGER_H
 #define FLEXIQ_LOGGER_H

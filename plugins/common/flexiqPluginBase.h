@@ -7,7 +7,7 @@
  * they provide through four small hooks.
  *
  * Inputs: 0 = x (FP32/FP16, linear), 1 = flexiq_max_4bit_ch (int32 [L], device). Output: 0, same
- * dtype as x. Every method is noexcept and converts exceptions into failure codes (STYLE §13).
+ * dtype as x. Every method is noexcept and converts exceptions into failure codes (docs/conventions.md, "Errors").
  */
 #ifndef FLEXIQ_PLUGIN_BASE_H
 #define FLEXIQ_PLUGIN_BASE_H

@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Launch of the input pass (DESIGN §2, §4): one thread per (input pixel, channel group); the body,
+ * Launch of the input pass (docs/design.md §2, §4): one thread per (input pixel, channel group); the body,
  * shared with the host warp emulator, is inputPassThread() in flexiqInputPass.cuh.
  */
 #include "flexiqInputPass.cuh"

@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Input pass of a FlexiQ layer (DESIGN §2, §4): gather the NCHW input by the permutation (zero
+ * Input pass of a FlexiQ layer (docs/design.md §2, §4): gather the NCHW input by the permutation (zero
  * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division, pick each
  * (pixel, group)'s activation shift (dynamic rule or static table) and write
  *   codes8 [rows, C_pad]   8-bit codes of every group the GEMM reads as int8: all groups for the

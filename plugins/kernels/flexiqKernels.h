@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Host launcher interface of the FlexiQ kernels (DESIGN §2, §4).
+ * Host launcher interface of the FlexiQ kernels (docs/design.md §2, §4).
  *
  * The plugin (and the GPU test C ABI) talk to the kernels only through this header, which has the
  * CUTLASS device-operator shape: flexiqCanImplement -> flexiqGetWorkspaceSize -> flexiqEnqueue.
@@ -13,7 +13,7 @@
  *   weights  : int8 [N, K], K = R*S*C_pad in (r, s, c) order, c fastest, c in permutation order
  *              int4 packed [N, K/2], element 2j in the low nibble
  *   n4       : read on the device from max4bit[layerIndex], clamped to [0, C_pad] and rounded
- *              down to a multiple of G there (DESIGN §2); a null max4bit means n4 = 0.
+ *              down to a multiple of G there (docs/design.md §2); a null max4bit means n4 = 0.
  */
 #ifndef FLEXIQ_KERNELS_H
 #define FLEXIQ_KERNELS_H

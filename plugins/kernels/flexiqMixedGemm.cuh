@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Mainloop and epilogue of the FlexiQ mixed int4/int8 implicit GEMM (DESIGN §2, §4).
+ * Mainloop and epilogue of the FlexiQ mixed int4/int8 implicit GEMM (docs/design.md §2, §4).
  *
  * Output row m is an output pixel (b, oh, ow) (gemm: a token), column n an output channel. The
  * reduction walks the taps (r, s) and, inside each tap, the channel groups g in permutation order:

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * Reference CUDA backend: one thread per output element, the literal per-group shifted sum of
- * DESIGN §2 over the input pass's raw 8-bit codes and shifts (the same loop as the C++ CPU
+ * docs/design.md §2 over the input pass's raw 8-bit codes and shifts (the same loop as the C++ CPU
  * reference). Slow; it exists to cross-check the tensor-core kernels on a GPU.
  */
 #include "flexiqContract.h"

@@ -17,7 +17,7 @@ namespace tile
 // MMA atoms: int8 m16n8k32 (32 channels; one G = 32 group or half a G = 64 group). Int4: one atom
 // per channel group, so the per-group shift is applied once per atom: m16n8k32 for G = 32
 // (IMMA.16832.S4.S4) and m16n8k64 for G = 64 (IMMA.16864.S4.S4). Which is faster per MAC on
-// Ampere/Ada is what benchmarks/bench_kernels.py measures (DESIGN §4).
+// Ampere/Ada is what benchmarks/bench_kernels.py measures (docs/design.md §4).
 constexpr int32_t kMmaM = 16;
 constexpr int32_t kMmaN = 8;
 constexpr int32_t kMmaK = 32;

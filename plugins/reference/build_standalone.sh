@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:-${here}/../../build/reference}"
 mkdir -p "${out}"
-# -ffp-contract=off and no -ffast-math: the epilogue must round like the NumPy reference (DESIGN §2).
+# -ffp-contract=off and no -ffast-math: the epilogue must round like the NumPy reference (docs/design.md §2).
 "${CXX:-g++}" -std=c++17 -O2 -fPIC -shared -ffp-contract=off -fvisibility=hidden -Wall -Wextra \
     -I"${here}/../common" -I"${here}/../kernels" \
     "${here}/flexiqCpuReference.cpp" "${here}/flexiqCpuReferenceCapi.cpp" "${here}/../kernels/flexiqShape.cpp" \

@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * C++ CPU reference of a FlexiQ layer (DESIGN §2): plain loops over the shared contract header.
+ * C++ CPU reference of a FlexiQ layer (docs/design.md §2): plain loops over the shared contract header.
  *
  * It is written in the *literal* per-group shifted form (8-bit groups as int8 products, 4-bit groups
  * as (x4 . w4) << (p_a + p_w)), while the NumPy oracle uses the one-GEMM effective-code form, so the

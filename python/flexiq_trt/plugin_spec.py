@@ -31,7 +31,7 @@ PLUGIN_OPS = (CONV_OP, GEMM_OP)
 RUNTIME_INPUT = "flexiq_max_4bit_ch"
 NIBBLE_ORDER = "low_first"
 SUPPORTED_GROUP_SIZES = (32, 64)
-MAX_K_SIGNED = 131_071  # int32 accumulator cannot overflow below this (DESIGN §2)
+MAX_K_SIGNED = 131_071  # int32 accumulator cannot overflow below this (docs/design.md §2)
 MAX_K_UNSIGNED = 66_311  # u8 x s8 products
 
 
@@ -119,6 +119,6 @@ def padded_channels(in_channels: int, group_size: int) -> int:
 
 
 def clamp_n4(n4: int, c_pad: int, group_size: int) -> int:
-    """DESIGN §2: clamp to [0, C_pad] then round down to a multiple of G (every backend does this)."""
+    """docs/design.md §2: clamp to [0, C_pad] then round down to a multiple of G (every backend does this)."""
     n4 = min(max(int(n4), 0), c_pad)
     return (n4 // group_size) * group_size

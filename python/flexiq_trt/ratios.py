@@ -2,7 +2,7 @@
 
 This is the `<stem>.flexiq.json` sidecar (and the models' `metadata_props`): the layers, their MACs,
 the global priority order of (layer, group) items and the ladder. A ratio's 4-bit set is the shortest
-prefix of the global order covering that share of the eligible MACs (DESIGN §2), so sets are nested
+prefix of the global order covering that share of the eligible MACs (docs/design.md §2), so sets are nested
 and ratios between ladder points are served too.
 """
 

@@ -1,6 +1,6 @@
 """Activation thresholds and int8 scales from calibration statistics.
 
-The quantizer is DESIGN §2's ``q = clamp(round(x / s), -L, L)`` with ``s = t / L``: ``L = 127``
+The quantizer is docs/design.md §2's ``q = clamp(round(x / s), -L, L)`` with ``s = t / L``: ``L = 127``
 for signed codes, ``L = 255`` (codes 0..255) for provably non-negative inputs. Methods:
 
 * ``max``: ``t = max |x|`` (no clipping; coarse steps when there are outliers);

@@ -1,4 +1,4 @@
-"""Which Conv/Gemm/MatMul nodes become FlexiQ layers (DESIGN §2), with canonical float weights.
+"""Which Conv/Gemm/MatMul nodes become FlexiQ layers (docs/design.md §2), with canonical float weights.
 
 Every Conv/ConvTranspose/Gemm/MatMul ends up either as an `EligibleLayer` or as a `SkippedLayer`
 with the reason, so the plan and the report can explain each decision.

@@ -143,7 +143,7 @@ def fitness_for(prepared: onnx.ModelProto, layers: list, base_results: list, cal
                 cfg: ConvertConfig):
     """The search's fitness on calibration samples, and a guard fitness on *other* calibration samples.
 
-    The guard (held-out for the search, DESIGN §2's warning about fitting the calibration set) uses
+    The guard (held-out for the search, docs/design.md §2's warning about fitting the calibration set) uses
     samples the fitness never sees; the report's evaluation set is never touched by the search.
     """
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
@@ -154,7 +154,7 @@ def fitness_for(prepared: onnx.ModelProto, layers: list, base_results: list, cal
     merged = {k: np.concatenate([b[k] for b in calib_feeds.batches]) for k in calib_feeds.batches[0]}
     n_total = next(iter(merged.values())).shape[0]
     # Calibration files are often ordered by source (image, class, recording): shuffle once, seeded,
-    # so the fitness set spans every source instead of the first few (more varied data, DESIGN §2).
+    # so the fitness set spans every source instead of the first few (more varied data, docs/design.md §2).
     order = np.random.default_rng(0).permutation(n_total)
     merged = {k: v[order] for k, v in merged.items()}
     n_fit = min(cfg.fitness_samples, n_total)

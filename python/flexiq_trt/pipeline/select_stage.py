@@ -42,7 +42,7 @@ def build_problem(layers: list, calibrated: list[CalibratedLayer], results: list
 def padded_last(order: GlobalOrder, problem: SelectionProblem, layers: list[QuantizedLayer]) -> GlobalOrder:
     """Keep each layer's slots in the global order but give its padded group the layer's last slot.
 
-    DESIGN §2 puts padding channels last in pi; the padded group is always the last base group.
+    docs/design.md §2 puts padding channels last in pi; the padded group is always the last base group.
     """
     ranks = order.group_rank(problem)
     fixed: list[list[int]] = []

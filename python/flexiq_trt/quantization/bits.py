@@ -1,4 +1,4 @@
-"""Bit-level rules of the numeric contract (DESIGN §2), vectorised over NumPy arrays.
+"""Bit-level rules of the numeric contract (docs/design.md §2), vectorised over NumPy arrays.
 
 Every other implementation (C++ CPU reference, CUDA, the simulation ONNX) is tested against these
 functions, so they are written for clarity over speed and operate on integer arrays only.

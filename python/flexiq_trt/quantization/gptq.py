@@ -1,6 +1,6 @@
 """Stored 4-bit weight codes: shift choice per (output channel, group) and error-compensating rounding.
 
-DESIGN §2 lets the offline pipeline choose the stored shifts ``p_w`` and codes ``w4`` freely; the
+docs/design.md §2 lets the offline pipeline choose the stored shifts ``p_w`` and codes ``w4`` freely; the
 kernels only read them. We pick, per (n, group), the shift with the smallest Hessian-weighted error
 after rounding, then re-round the group's columns GPTQ-style (one column at a time, pushing each
 column's rounding error onto the not-yet-rounded columns through the inverse Hessian). Plain
@@ -25,7 +25,7 @@ class GroupWeights:
 
 
 def smallest_shift(w8_group: np.ndarray) -> np.ndarray:
-    """Per row: the smallest shift at which the truncated int8 codes fit 4 bits (DESIGN §2 default)."""
+    """Per row: the smallest shift at which the truncated int8 codes fit 4 bits (docs/design.md §2 default)."""
     return bits.group_shift(w8_group, signed=True, axis=-1)
 
 

@@ -1,4 +1,4 @@
-"""NumPy reference of a FlexiQ layer (DESIGN §2): the oracle every backend is checked against.
+"""NumPy reference of a FlexiQ layer (docs/design.md §2): the oracle every backend is checked against.
 
 The integer part is computed in int64 and checked to fit int32, so an overflow is a loud failure
 rather than a silent wrap. Two formulations are provided: the one-GEMM form over effective codes
@@ -76,7 +76,7 @@ def mixed_gemm_int32(x_eff: np.ndarray, w_eff: np.ndarray) -> np.ndarray:
 
 def mixed_gemm_int32_shifted(xq: np.ndarray, x_shift: np.ndarray, w8: np.ndarray, w4: np.ndarray,
                              w_shift: np.ndarray, n4: int, group_size: int, signed: bool = True) -> np.ndarray:
-    """The literal DESIGN §2 sum: 8-bit groups as int8 products, 4-bit groups as (x4 . w4) << (p_a + p_w).
+    """The literal docs/design.md §2 sum: 8-bit groups as int8 products, 4-bit groups as (x4 . w4) << (p_a + p_w).
 
     xq [M, C_pad] permuted 8-bit codes, x_shift [M, G_count], w8/w4 [N, C_pad], w_shift [N, G_count].
     """

@@ -29,7 +29,7 @@ def base_channel_order(channel_range: np.ndarray, group_size: int) -> np.ndarray
     """Real channels sorted by activation value range (smallest first), zero padding last.
 
     Channels with small ranges leave the high bits of their 8-bit codes unused, so grouping them
-    together lets a group's shared shift stay small (DESIGN §1). Ties keep channel index order so
+    together lets a group's shared shift stay small (docs/design.md §1). Ties keep channel index order so
     the result is deterministic.
     """
     c_in = channel_range.shape[0]

@@ -1,7 +1,7 @@
 """The few CUDA runtime calls the engine runner needs, from cuda-python.
 
 Imported lazily and only on GPU hosts. cuda-python (not pycuda, which builds from source and needs a
-driver to import, DESIGN §6) because it also gives CUDA-graph capture. Every failing call raises FlexiqError naming the call.
+driver to import, docs/design.md §6) because it also gives CUDA-graph capture. Every failing call raises FlexiqError naming the call.
 """
 
 from __future__ import annotations

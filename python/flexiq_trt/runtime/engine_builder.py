@@ -1,7 +1,7 @@
 """Build a TensorRT engine from a FlexiQ ONNX model (plugin nodes + the ``flexiq_max_4bit_ch`` input).
 
 TensorRT-RTX is used when importable: it builds engines ahead of time, without a GPU, for the
-compute capabilities asked for (DESIGN §6); full TensorRT builds for the local GPU otherwise. The
+compute capabilities asked for (docs/design.md §6); full TensorRT builds for the local GPU otherwise. The
 plugin library is loaded into the registry first, then the ONNX parser creates the plugin layers
 from the nodes' op_type / plugin_version / plugin_namespace attributes.
 """
@@ -28,7 +28,7 @@ __all__ = ["BuildOptions", "BuildResult", "build_engine", "ensure_rtx_parser_sym
 
 LOG = get_logger(__name__)
 
-# TensorRT-RTX ahead-of-time targets (it has no SM90/SM100 target, DESIGN §6).
+# TensorRT-RTX ahead-of-time targets (it has no SM90/SM100 target, docs/design.md §6).
 RTX_COMPUTE_CAPABILITIES = (75, 80, 86, 89, 120, 121)
 ShapeRange = tuple[Sequence[int], Sequence[int], Sequence[int]]
 

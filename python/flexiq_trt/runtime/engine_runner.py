@@ -1,7 +1,7 @@
 """Run a FlexiQ engine on a GPU and switch its 4-bit ratio without rebuilding anything.
 
 The ratio lives in one device buffer, the engine input ``flexiq_max_4bit_ch`` (int32 [L]); setting a
-ratio is one host-to-device copy of L int32 values on the runner's stream (DESIGN §4), so it is
+ratio is one host-to-device copy of L int32 values on the runner's stream (docs/design.md §4), so it is
 ordered with the inferences around it and can be part of a captured CUDA graph. Needs a GPU:
 TensorRT (or TensorRT-RTX) and cuda-python are imported when a runner is created, never at import.
 """

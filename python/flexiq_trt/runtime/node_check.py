@@ -1,6 +1,6 @@
 """Pre-parse checks of FlexiQ plugin nodes that the C++ plugin cannot make.
 
-TensorRT's ONNX parser silently truncates int64 INT/INTS attribute values to int32 (DESIGN §6), so a
+TensorRT's ONNX parser silently truncates int64 INT/INTS attribute values to int32 (docs/design.md §6), so a
 ``layer_index`` of 2**33 would reach the plugin as 0. This module checks, per node, that every
 attribute has the ONNX type plugin_spec names and that integers fit int32; the plugin itself checks
 lengths, ranges and permutations after the parser hands it the fields.

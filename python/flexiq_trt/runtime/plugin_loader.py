@@ -2,7 +2,7 @@
 
 Search order: env ``FLEXIQ_PLUGIN_LIB`` -> the installed package (``flexiq_trt/lib/``) -> the repository
 build folder (``build/plugins/``). Loading goes through ``IPluginRegistry.load_library``, which calls
-the library's ``getCreators`` (DESIGN §4/§6); the library never registers itself.
+the library's ``getCreators`` (docs/design.md §4/§6); the library never registers itself.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The host side of the ``flexiq_max_4bit_ch`` device buffer: turn a ratio or a vector into int32 [L].
 
-Switching ratio at run time is one host-to-device copy of these L int32 values (DESIGN §4); the
+Switching ratio at run time is one host-to-device copy of these L int32 values (docs/design.md §4); the
 kernels clamp each entry to [0, C_pad] and round it down to a multiple of G themselves, so any
 non-negative value is legal here. The buffer object is reused: the copy source stays pinned to one
 array, which keeps the copy capturable in a CUDA graph.

@@ -1,7 +1,7 @@
 """Capture what native code writes to file descriptor 2 while a block runs, and pass it through.
 
 The plugin library reports field errors through TensorRT's ILogger when the loader provides one and
-to stderr otherwise; TensorRT-RTX provides none (DESIGN §6). TensorRT's own parser error then only
+to stderr otherwise; TensorRT-RTX provides none (docs/design.md §6). TensorRT's own parser error then only
 says "Could not create the plugin", so the builder reads the plugin's lines from here to name the
 field in its exception.
 """

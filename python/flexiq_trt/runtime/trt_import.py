@@ -1,6 +1,6 @@
 """Import TensorRT lazily: TensorRT-RTX when importable (GPU-less ahead-of-time builds), else full TensorRT.
 
-Also repairs the TensorRT-RTX wheel's packaging bug (DESIGN §6): its ONNX parser ``dlopen``s
+Also repairs the TensorRT-RTX wheel's packaging bug (docs/design.md §6): its ONNX parser ``dlopen``s
 ``libtensorrt_rtx.so`` but the wheel ships only ``libtensorrt_rtx.so.1``; without the symlink,
 parsing any plugin node aborts the whole process.
 """

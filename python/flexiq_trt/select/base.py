@@ -4,7 +4,7 @@ Groups are fixed before selection: a layer's channels are first sorted (smallest
 padding last) and cut into groups of G; group ``j`` of a layer is ``base_order[j*G:(j+1)*G]``.
 A selector only decides the *order* in which (layer, group) items become 4-bit. Because the output
 is one global order, the 4-bit set at any ratio is a prefix of it, so sets are nested by construction
-(DESIGN §2) and each layer's groups enter in the order they appear (which defines its permutation).
+(docs/design.md §2) and each layer's groups enter in the order they appear (which defines its permutation).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Cheap ranking: the population is ranked by the linearized output model (``select
 (``"subsets"``); either way only the elites are scored by the real simulation on the full fitness
 set, and only those scores can make a candidate the result.
 
-Guarding against fitting the calibration set (DESIGN §2, measured guidance): with
+Guarding against fitting the calibration set (docs/design.md §2, measured guidance): with
 ``problem.holdout_fitness`` the calibration-best candidates are validated on held-out data; the
 search result replaces the heuristic baseline only when its held-out distances are lower in a
 paired one-sided test (``guard_confidence``) and, for classifiers, keeps the INT8 model's top-1 class

@@ -1,4 +1,4 @@
-"""The padded group of a layer goes 4-bit last (DESIGN §2: padding channels come last in π).
+"""The padded group of a layer goes 4-bit last (docs/design.md §2: padding channels come last in π).
 
 When ``C_in`` is not a multiple of G, a layer's last base group holds its padding channels, and the
 4-bit prefix ``π[0:n4]`` can only contain it once every other group of the layer is 4-bit. Every

@@ -392,7 +392,7 @@ TEST_CASE(rejectsWrongTypeOfEveryField)
             auto fields = layer.fields();
             PluginField& target = fieldByName(fields, f.name);
             bool const isArray = f.type == PluginFieldType::kINT8 || target.length != 1 || std::string(f.name) == "pads";
-            // int64/uint8/bool tensors arrive as kFLOAT16 (DESIGN §6); scalars get the other scalar type.
+            // int64/uint8/bool tensors arrive as kFLOAT16 (docs/design.md §6); scalars get the other scalar type.
             target.type = isArray ? PluginFieldType::kFLOAT16
                                   : (f.type == PluginFieldType::kINT32 ? PluginFieldType::kFLOAT32 : PluginFieldType::kINT32);
             expectRejected(isConv, fields, {"'" + std::string(f.name) + "'", "has type"}, std::string("type of ") + f.name);

@@ -89,7 +89,7 @@ def test_sim_matches_reference_each_activation(activation, layer):
 
 
 def test_hand_worked_group_example():
-    """DESIGN §2 example: codes [45, -23, 6, -1] -> p = 3, effective [48, -24, 8, 0], through the sim graph."""
+    """docs/design.md §2 example: codes [45, -23, 6, -1] -> p = 3, effective [48, -24, 8, 0], through the sim graph."""
     prepared, (el,) = eligible_of(M.matmul_then(M.ACTIVATION_NODES["none"][0], k=32, n=32, lead=(1, 1),
                                                 bias=False), 32)
     ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 0)

@@ -2,7 +2,7 @@
 
 The contract primitives of plugins/common/flexiqContract.h are swept exhaustively over every
 8-bit code and shift; whole layers over a randomized sweep of gemm/conv, signedness, shift modes,
-geometry, G and every n4; and hand-worked golden vectors pin the meaning (DESIGN §2).
+geometry, G and every n4; and hand-worked golden vectors pin the meaning (docs/design.md §2).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def test_activation_matches_numpy(cpu_ref, act):
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-7)
 
 
-# ---- golden vectors (hand-worked, DESIGN §2) -----------------------------------------------------
+# ---- golden vectors (hand-worked, docs/design.md §2) -----------------------------------------------------
 
 def test_design_worked_example(cpu_ref):
     codes = [45, -23, 6, -1]

@@ -1,6 +1,6 @@
 """Corrupt FlexiQ nodes through TensorRT-RTX's ONNX parser: a clear error naming the field, never a crash.
 
-The parser does not type-check attributes (DESIGN §6), so these reach the plugin's createPlugin (or the
+The parser does not type-check attributes (docs/design.md §6), so these reach the plugin's createPlugin (or the
 Python pre-check for what the parser would silently truncate).
 """
 

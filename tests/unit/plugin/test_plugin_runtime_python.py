@@ -69,7 +69,7 @@ def test_load_plugins_reports_missing_creators(tmp_path) -> None:
         plugin_loader.load_plugins(fake, tmp_path / "lib.so")
 
 
-# ---- TensorRT-RTX parser symlink (DESIGN §6) -----------------------------------------------------------
+# ---- TensorRT-RTX parser symlink (docs/design.md §6) -----------------------------------------------------------
 
 
 def _fake_libs(monkeypatch, folder):

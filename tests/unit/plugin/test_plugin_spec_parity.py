@@ -1,4 +1,4 @@
-"""The C++ field table, the plugin READMEs and plugin_spec.py describe the same fields (STYLE §9)."""
+"""The C++ field table, the plugin READMEs and plugin_spec.py describe the same fields (docs/conventions.md, "Names defined once")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exhaustive and golden tests of the bit-level rules (DESIGN §2)."""
+"""Exhaustive and golden tests of the bit-level rules (docs/design.md §2)."""
 
 import numpy as np
 import pytest
