@@ -21,7 +21,14 @@ import numpy as np
 import onnx
 
 from flexiq_trt.errors import ConfigError, FlexiqInternalError
-from flexiq_trt.plugin_spec import RUNTIME_INPUT, Activation, ShiftMode
+from flexiq_trt.plugin_spec import (
+    RUNTIME_INPUT,
+    SIM_ACC_SUFFIX,
+    Activation,
+    ShiftMode,
+    mask_input_name,
+    sim_node_prefix,
+)
 from flexiq_trt.quantization.layer import QuantizedLayer
 
 from .graph_index import GraphIndex
@@ -31,19 +38,12 @@ from .rewrite import Replacement, apply_replacements
 
 log = logging.getLogger("flexiq_trt.graph_passes")
 
-MASK_INPUT_PREFIX = "flexiq_group_mask_"
-ACC_SUFFIX = "__flexiq_acc"
 MODES = ("prefix", "mask")
-
-
-def mask_input_name(layer_index: int) -> str:
-    """The mask-mode graph input of one layer."""
-    return f"{MASK_INPUT_PREFIX}{layer_index}"
 
 
 def acc_output_name(output_name: str) -> str:
     """The debug graph output carrying a layer's int32 accumulator."""
-    return f"{output_name}{ACC_SUFFIX}"
+    return f"{output_name}{SIM_ACC_SUFFIX}"
 
 
 def _pow2_shift(b: SubgraphBuilder, mag_max: str, signed: bool) -> str:
@@ -204,7 +204,7 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     accumulator, several times faster in ONNX Runtime. The search's evaluator uses it; the shipped
     simulation artifact keeps the integer operators (docs/design.md §3).
     """
-    b = SubgraphBuilder(f"flexiq{ql.layer_index}_", opset)
+    b = SubgraphBuilder(sim_node_prefix(ql.layer_index), opset)
     cp, cin = ql.padded_channels, ql.in_channels
     axis = 1 if ql.is_conv else rank - 1
     x = el.input_name

@@ -34,6 +34,27 @@ SUPPORTED_GROUP_SIZES = (32, 64)
 MAX_K_SIGNED = 131_071  # int32 accumulator cannot overflow below this (docs/design.md §2)
 MAX_K_UNSIGNED = 66_311  # u8 x s8 products
 
+# The artifacts `convert` writes next to each other (docs/design.md §3) and the metadata key that
+# carries the ratio table inside both ONNX files.
+FLEXIQ_ONNX_SUFFIX = ".flexiq.onnx"
+SIM_ONNX_SUFFIX = ".flexiq-sim.onnx"
+RATIO_TABLE_SUFFIX = ".flexiq.json"
+METADATA_KEY = "flexiq_trt.ratio_table"
+
+# Names the graph passes write and the selection/evaluation code reads back (defined here only).
+MASK_INPUT_PREFIX = "flexiq_group_mask_"  # mask-mode simulation: one bool [G_count] input per layer
+SIM_ACC_SUFFIX = "__flexiq_acc"  # debug output carrying a layer's int32 accumulator
+
+
+def mask_input_name(layer_index: int) -> str:
+    """The mask-mode simulation's graph input that switches one layer's groups to 4-bit."""
+    return f"{MASK_INPUT_PREFIX}{layer_index}"
+
+
+def sim_node_prefix(layer_index: int) -> str:
+    """Name prefix of every node the simulation writes for one FlexiQ layer (cuts find layers by it)."""
+    return f"flexiq{layer_index}_"
+
 
 class Activation(enum.IntEnum):
     """Fused epilogue activations; alpha/beta meanings are given per member."""

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from flexiq_trt.errors import ConfigError, ModelError
+from flexiq_trt.plugin_spec import FLEXIQ_ONNX_SUFFIX, METADATA_KEY, RATIO_TABLE_SUFFIX, SIM_ONNX_SUFFIX
 
 SIDECAR_SCHEMA = "flexiq_trt.ratio_table/1"
-METADATA_KEY = "flexiq_trt.ratio_table"
 
 
 @dataclass
@@ -137,9 +137,9 @@ def load_ratio_table(model: object) -> RatioTable:
 
 def _sidecar_for(path: Path) -> Path | None:
     name = path.name
-    for suffix in (".flexiq-sim.onnx", ".flexiq.onnx"):
+    for suffix in (SIM_ONNX_SUFFIX, FLEXIQ_ONNX_SUFFIX):
         if name.endswith(suffix):
-            cand = path.with_name(name[: -len(suffix)] + ".flexiq.json")
+            cand = path.with_name(name[: -len(suffix)] + RATIO_TABLE_SUFFIX)
             return cand if cand.exists() else None
     return None
 

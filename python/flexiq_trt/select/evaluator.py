@@ -24,18 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from flexiq_trt.errors import CalibrationDataError, ConfigError, ModelError
+from flexiq_trt.plugin_spec import MASK_INPUT_PREFIX, mask_input_name
 
 if TYPE_CHECKING:
     import onnx
 
-MASK_INPUT_PREFIX = "flexiq_group_mask_"
 _MASK_RE = re.compile(re.escape(MASK_INPUT_PREFIX) + r"(\d+)$")
 OUTPUT_KINDS = ("auto", "softmax", "probabilities", "raw")
-
-
-def mask_input_name(layer_index: int) -> str:
-    """The graph input carrying one layer's group mask."""
-    return f"{MASK_INPUT_PREFIX}{layer_index}"
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import onnx
 
+from flexiq_trt.plugin_spec import sim_node_prefix
+
 
 @dataclass(frozen=True)
 class Cut:
@@ -36,7 +38,7 @@ class Cut:
 
 def layer_start(model: onnx.ModelProto, layer_index: int) -> int | None:
     """Index of the first node of FlexiQ layer `layer_index`, None when the graph has none."""
-    prefix = f"flexiq{layer_index}_"
+    prefix = sim_node_prefix(layer_index)
     return next((i for i, n in enumerate(model.graph.node) if n.name.startswith(prefix)), None)
 
 

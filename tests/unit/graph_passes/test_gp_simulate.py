@@ -15,9 +15,9 @@ import pytest
 from _gp_helpers import eligible_of, random_input, random_quantized, session
 from _utils import models as M
 
-from flexiq_trt.graph_passes.simulate_layers import acc_output_name, mask_input_name, write_simulation_model
+from flexiq_trt.graph_passes.simulate_layers import acc_output_name, write_simulation_model
 from flexiq_trt.intake import find_layers, prepare_model
-from flexiq_trt.plugin_spec import RUNTIME_INPUT, ShiftMode
+from flexiq_trt.plugin_spec import RUNTIME_INPUT, ShiftMode, mask_input_name
 from flexiq_trt.quantization import reference
 from flexiq_trt.quantization.layer import QuantizedLayer
 
