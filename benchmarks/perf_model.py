@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""PREDICTED latency of the FlexiQ kernels per layer and ratio on A100, A10/A6000, RTX 4090 and L4.
+
+A static model, no GPU involved: the main-loop instruction mix of each tensor-core kernel comes from
+the SASS of the built library (cuobjdump), the per-pipe rates from the vendors' published figures
+(benchmarks/perfmodel/hardware.py), the traffic from the layer shape. It prints, per GPU, each
+layer's predicted time at 0/25/50/75/100% next to the roofline of the same GEMM at int8 and int4
+tensor peak, and the ratios a user cares about: int8 path vs int8 peak, int4 path vs int8 path, and
+the 50% ratio's share of the 100% speedup (the FlexiQ paper reports 40%). docs/performance.md says
+how to read it; measured numbers come from benchmarks/gpu_check.py.
+
+    python benchmarks/perf_model.py [--lib build/plugins/kernels/libflexiq_kernels_capi.so]
+        [--gpus a10 l4] [--io fp16|fp32|int8] [--group-size 32|64]
+        [--json resnet50.json --model resnet50 --batches 1 2 4 8 16 32 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from perfmodel import hardware, kernels, model, sass  # noqa: E402
+from perfmodel.layers import BENCH_LAYERS, MODELS, RATIOS  # noqa: E402
+
+LABEL = "PREDICTED (static model from SASS + published rates; not measured)"
+
+
+def _analyze(lib: Path, archs: set[str], policy: str, fp16: bool) -> dict[str, dict[str, kernels.GemmKernel]]:
+    out = {}
+    for arch in sorted(archs):
+        kerns, notes = kernels.gemm_kernels(lib, arch, policy=policy, fp16=fp16)
+        for n in notes:
+            print(f"note ({arch}): {n}", file=sys.stderr)
+        out[arch] = kerns
+    return out
+
+
+def print_kernels(per_arch: dict[str, dict[str, kernels.GemmKernel]], tile: kernels.TileConfig) -> None:
+    """One row per (arch, kernel, step kind): what one main-loop iteration of one warp costs."""
+    print(f"\n== K-step cost per warp ({LABEL})")
+    print(f"CTA tile {tile.cta_m}x{tile.cta_n}, {tile.threads} threads, {tile.stages} stage(s) (from {tile.source})")
+    head = (f"{'arch':6} {'backend':7} {'kernel':30} {'step':18} {'k':>3} {'instr':>5} {'paths':>5} {'issue':>6} {'tensor':>6} "
+            f"{'alu':>6} {'fma':>6} {'lsu':>5} {'lat':>4} {'bound':>7} {'tensor%':>7} {'regs':>4} {'CTA/SM':>6}")
+    print(head)
+    print("-" * len(head))
+    for arch, kerns in per_arch.items():
+        rates = hardware.ARCHS[arch]
+        for kern in kerns.values():
+            steps = {f"{kern.step8.kind}": kern.step8}
+            if kern.backend == "int4":
+                steps.update({f"{s.kind} G{g}": s for g, s in kern.step4.items()})
+            regs = kern.resources.regs if kern.resources else 0
+            occ = model.ctas_per_sm(kern.resources, tile, rates)
+            for label, step in steps.items():
+                c = model.step_cost(step, rates)
+                print(f"{arch:6} {kern.backend:7} {kernels.short_name(kern.function)[:30]:30} {label[5:][:18]:18} {step.k_per_step:3d} "
+                      f"{len(step.instrs):5d} {step.paths:5d} {c.issue:6.0f} {c.tensor:6.0f} {c.alu:6.0f} {c.fma:6.0f} "
+                      f"{c.lsu:5.0f} {c.latency:4.0f} {c.bound():>7} {100 * c.tensor_efficiency:6.0f}% {regs:4d} {occ:6d}")
+
+
+def predict_table(per_arch, tile, gpus, layers, opts) -> dict:
+    """Print one table per GPU and return {gpu: {layer: [LayerPrediction per ratio]}}."""
+    result = {}
+    for gpu in gpus:
+        kern = per_arch[gpu.sm]["int4"]
+        print(f"\n== {gpu.name} ({gpu.sm}, {gpu.sms} SMs @ {gpu.clock_ghz:.2f} GHz, {gpu.dram_gb_s:.0f} GB/s; "
+              f"int8 peak {gpu.peak_tops(False):.0f} TOPS, int4 {gpu.peak_tops(True):.0f}) - {LABEL}")
+        print(f"   G = {opts.group_size}, {opts.io} I/O, times in microseconds; roofline = the same GEMM at tensor "
+              f"peak or DRAM bandwidth")
+        head = (f"{'layer':28} {'cb':2} " + " ".join(f"{int(r * 100):>6}%" for r in RATIOS)
+                + f" {'bound 0/100%':>15} {'roof8':>7} {'roof4':>7} {'8/peak8':>7} {'4vs8':>5} {'50%share':>8}")
+        print(head)
+        print("-" * len(head))
+        rows = {}
+        for layer in layers:
+            preds = [model.predict_layer(layer, r, kern, tile, gpu, opts) for r in RATIOS]
+            t0, t50, t100 = preds[0].us, preds[2].us, preds[-1].us
+            r8, r4 = model.roofline_us(layer, 0.0, gpu, opts), model.roofline_us(layer, 1.0, gpu, opts)
+            cb = "y" if model.compute_bound(layer, gpu, opts) else "n"
+            print(f"{layer.name[:28]:28} {cb:2} " + " ".join(f"{p.us:7.1f}" for p in preds)
+                  + f" {preds[0].bound + '/' + preds[-1].bound:>15} {r8:7.1f} {r4:7.1f} {100 * r8 / t0:6.0f}% "
+                  f"{t0 / t100:5.2f} {100 * model.speedup_share(t0, t50, t100):7.0f}%")
+            rows[layer.name] = (cb == "y", preds, r8)
+        _summary(rows)
+        result[gpu.key] = rows
+    return result
+
+
+def _summary(rows) -> None:
+    cb = [(p, r8) for is_cb, p, r8 in rows.values() if is_cb]
+    if not cb:
+        print("   (no compute-bound layer in this set on this GPU)")
+        return
+    eff = [r8 / p[0].us for p, r8 in cb]
+    gain = [p[0].us / p[-1].us for p, _ in cb]
+    share = [model.speedup_share(p[0].us, p[2].us, p[-1].us) for p, _ in cb]
+    share = [s for s in share if not math.isnan(s)]
+    print(f"   compute-bound layers ({len(cb)}), median: int8 path = {100 * statistics.median(eff):.0f}% of int8 peak; "
+          f"int4 path = {statistics.median(gain):.2f}x the int8 path; 50% ratio gets "
+          f"{100 * statistics.median(share) if share else float('nan'):.0f}% of the 100% speedup (paper: 40%)")
+
+
+def model_json(per_arch, tile, gpus, model_name: str, batches: list[int], opts) -> dict:
+    """{gpu: {batch: {ratio: ms}}}: the whole model's FlexiQ layers summed (docs/performance.md)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for gpu in gpus:
+        kern = per_arch[gpu.sm]["int4"]
+        out[gpu.key] = {}
+        for b in batches:
+            layers = MODELS[model_name](b)
+            out[gpu.key][str(b)] = {
+                str(r): round(sum(model.predict_layer(lay, r, kern, tile, gpu, opts).us for lay in layers) / 1000, 6)
+                for r in RATIOS}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; exit status 2 when the library or cuobjdump is missing."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lib", type=Path, default=kernels.DEFAULT_LIBRARY, help="libflexiq_kernels_capi.so")
+    ap.add_argument("--gpus", nargs="+", default=list(hardware.GPUS), choices=list(hardware.GPUS))
+    ap.add_argument("--policy", choices=("longest", "shortest"), default="longest",
+                    help="where a loop has data-dependent branches: charge its longest (default) or shortest path")
+    for f in fields(model.ModelOptions):
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                        help=f.metadata["help"], **({"choices": ("fp16", "fp32", "int8")} if f.name == "io" else {}))
+    ap.add_argument("--kernels-only", action="store_true", help="print only the per-step kernel table")
+    ap.add_argument("--json", type=Path, help="write {gpu: {batch: {ratio: ms}}} for --model to this file")
+    ap.add_argument("--model", choices=sorted(MODELS), default="resnet50")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    args = ap.parse_args(argv)
+    opts = model.ModelOptions(io=args.io, group_size=args.group_size, launch_us=args.launch_us)
+    if opts.group_size not in (32, 64):
+        ap.error("--group-size must be 32 or 64")
+    gpus = [hardware.GPUS[k] for k in args.gpus]
+    try:
+        tile = kernels.tile_config()
+        per_arch = _analyze(args.lib, {g.sm for g in gpus}, args.policy, fp16=opts.io == "fp16")
+    except (sass.SassError, KeyError, OSError) as exc:
+        print(f"perf_model: {exc}", file=sys.stderr)
+        return 2
+    for arch, kerns in per_arch.items():
+        if "int4" not in kerns or opts.group_size not in kerns["int4"].step4:
+            print(f"perf_model: no int4-backend main loop for G={opts.group_size} found in the {arch} SASS of "
+                  f"{args.lib}", file=sys.stderr)
+            return 2
+    print(LABEL)
+    print_kernels(per_arch, tile)
+    if not args.kernels_only:
+        predict_table(per_arch, tile, gpus, BENCH_LAYERS, opts)
+    if args.json:
+        data = model_json(per_arch, tile, gpus, args.model, args.batches, opts)
+        args.json.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"\nwrote {args.json}: PREDICTED {args.model} latency (FlexiQ layers only), "
+              f"{{gpu: {{batch: {{ratio: ms}}}}}}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

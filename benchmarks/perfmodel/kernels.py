@@ -1,0 +1,155 @@
+"""The one place that says which kernels are hot and what tile shapes they use, read from the repository.
+
+* Hot kernel names: `HOT_KERNELS` of scripts/check_sass.py (the SASS gate the kernel owners keep
+  current). Of those, the ones whose SASS holds an IMMA are the tensor-core GEMM kernels; a kernel
+  with a 4-bit IMMA is the int4 backend, one with only 8-bit IMMAs the int8 backend.
+* CTA tile, threads and stages: the `constexpr` block of plugins/kernels/flexiqTileConfig.cuh
+  (kCtaM, kCtaN, kThreads, kStages). The warp tile and the K covered per step are read from the
+  SASS itself (accumulator registers and MMA shapes), so a new tile shape needs no edit here.
+A kernel rewrite that renames these constants or kernels needs an edit in this file only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import sass
+
+REPO = Path(__file__).resolve().parents[2]
+TILE_HEADER = REPO / "plugins" / "kernels" / "flexiqTileConfig.cuh"
+CHECK_SASS = REPO / "scripts" / "check_sass.py"
+DEFAULT_LIBRARY = REPO / "build" / "plugins" / "kernels" / "libflexiq_kernels_capi.so"
+
+
+def hot_kernel_names() -> tuple[str, ...]:
+    """HOT_KERNELS of scripts/check_sass.py."""
+    spec = importlib.util.spec_from_file_location("_flexiq_check_sass", CHECK_SASS)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("_flexiq_check_sass", mod)  # its dataclasses resolve their module by name
+    spec.loader.exec_module(mod)
+    return tuple(mod.HOT_KERNELS)
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """CTA tile of the mixed GEMM (outputs M x N per CTA), threads per CTA and pipeline stages."""
+
+    cta_m: int
+    cta_n: int
+    threads: int
+    stages: int
+    source: str
+
+    @property
+    def warps(self) -> int:
+        return self.threads // 32
+
+
+_CONSTEXPR = re.compile(r"constexpr\s+(?:int32_t|int|unsigned|uint32_t)\s+(k\w+)\s*=\s*([^;]+);")
+
+
+def parse_constexprs(text: str) -> dict[str, int]:
+    """Integer `constexpr` constants of a header, each expression evaluated over the earlier ones."""
+    values: dict[str, int] = {}
+    for name, expr in _CONSTEXPR.findall(re.sub(r"//[^\n]*", "", text)):
+        expr = expr.strip()
+        for known in sorted(values, key=len, reverse=True):
+            expr = re.sub(rf"\b{known}\b", str(values[known]), expr)
+        if re.fullmatch(r"[\d\s+\-*/()]+", expr):
+            values[name] = int(eval(expr.replace("/", "//"), {"__builtins__": {}}))  # digits and + - * / only
+    return values
+
+
+def tile_config(header: Path = TILE_HEADER) -> TileConfig:
+    """kCtaM/kCtaN/kThreads/kStages from flexiqTileConfig.cuh; a missing one is an error naming the file."""
+    values = parse_constexprs(header.read_text())
+    missing = [k for k in ("kCtaM", "kCtaN", "kThreads") if k not in values]
+    if missing:
+        raise KeyError(f"{header}: constants {missing} not found; update benchmarks/perfmodel/kernels.py "
+                       "to the new tile configuration")
+    return TileConfig(values["kCtaM"], values["kCtaN"], values["kThreads"], values.get("kStages", 1),
+                      str(header.relative_to(REPO)) if header.is_relative_to(REPO) else str(header))
+
+
+@dataclass
+class GemmKernel:
+    """One tensor-core kernel instantiation and its K-steps (main-loop instruction mixes)."""
+
+    function: str
+    backend: str  # "int4" or "int8"
+    resources: sass.Resources | None
+    step8: sass.StepPath
+    step4: dict[int, sass.StepPath] = field(default_factory=dict)  # G -> the step of one 4-bit group
+
+    def int4_steps_per_group(self, group_size: int) -> int:
+        """How many 4-bit steps one channel group takes (1 when the atom covers the whole group)."""
+        return max(1, group_size // self.step4[group_size].k_per_step)
+
+
+def _short(name: str) -> str:
+    m = re.search(r"\d+(flexiq[A-Za-z0-9]*Kernel)(I\w*?E)E", name)
+    return f"{m.group(1)}<{m.group(2)}>" if m else name[:80]
+
+
+def short_name(name: str) -> str:
+    """flexiqInt4MmaKernel<ILb1E6__half> instead of the whole mangled name."""
+    return _short(name)
+
+
+def _is_8bit(kind: str) -> bool:
+    return bool(re.search(r"\.[SU]8\.S8", kind))
+
+
+def _pick(steps: list[sass.StepPath], policy: str) -> sass.StepPath | None:
+    cands = [s for s in steps if s.policy == policy]
+    # the tightest loop (fewest instructions per MMA) is the main loop; prologue copies of it lose
+    return min(cands, key=lambda s: len(s.instrs) / max(1, len(s.mmas))) if cands else None
+
+
+def _score(name: str, signed: bool, fp16: bool) -> int:
+    m = re.search(r"Lb([01])E", name)
+    score = 1 if m and (m.group(1) == "1") == signed else 0
+    return score + (1 if ("6__half" in name) == fp16 else 0)
+
+
+def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool = True,
+                 fp16: bool = True) -> tuple[dict[str, GemmKernel], list[str]]:
+    """The int4 and int8 backend kernels of `library` for `arch`, and notes on what was chosen."""
+    funcs, res = sass.disassemble(library, arch)
+    hot = hot_kernel_names()
+    notes: list[str] = []
+    candidates: dict[str, list[str]] = {"int4": [], "int8": []}
+    for name, instrs in funcs.items():
+        kinds = {i.mma_kind for i in instrs if i.mma_kind}
+        if not kinds:
+            continue
+        if not any(h in name for h in hot):
+            notes.append(f"tensor-core function not in HOT_KERNELS (ignored): {_short(name)}")
+            continue
+        backend = "int4" if any(re.search(r"\.[SU]4\.", k) for k in kinds) else "int8"
+        candidates[backend].append(name)
+    out: dict[str, GemmKernel] = {}
+    for backend, names in candidates.items():
+        if not names:
+            continue
+        name = max(sorted(names), key=lambda n: _score(n, signed, fp16))
+        steps = sass.step_paths(name, funcs[name])
+        step8 = _pick([s for s in steps if _is_8bit(s.kind)], policy)
+        if step8 is None:
+            notes.append(f"{_short(name)}: no loop with an 8-bit IMMA found")
+            continue
+        kern = GemmKernel(name, backend, res.get(name), step8)
+        four = [s for s in steps if not _is_8bit(s.kind)]
+        for g in (32, 64):
+            exact = _pick([s for s in four if s.k_per_step == g], policy)
+            kern.step4[g] = exact or _pick([s for s in four if s.k_per_step and g % s.k_per_step == 0], policy)
+            if kern.step4[g] is None:
+                del kern.step4[g]
+        if backend == "int8":  # 4-bit groups run the same int8 loop on effective codes
+            kern.step4 = {32: step8, 64: step8}
+        out[backend] = kern
+    return out, notes
