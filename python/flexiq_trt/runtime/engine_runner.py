@@ -51,6 +51,7 @@ class EngineRunner:
         path = Path(engine_path)
         if not path.is_file():
             raise ModelError(f"{path}: no such engine file")
+        self.engine_path = path
         self.trt = trt or import_tensorrt()
         tm = self.trt.module
         load_plugins(tm, plugin_lib)
