@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ratio": ("flexiq_trt.cli.commands.ratio", "Ratio"),
     "inspect": ("flexiq_trt.cli.commands.inspect", "Inspect"),
     "build": ("flexiq_trt.cli.commands.build", "Build"),
+    "bench": ("flexiq_trt.cli.commands.bench", "Bench"),
 }
 
 
