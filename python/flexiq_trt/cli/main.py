@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ratio": ("flexiq_trt.cli.commands.ratio", "Ratio"),
     "inspect": ("flexiq_trt.cli.commands.inspect", "Inspect"),
     "build": ("flexiq_trt.cli.commands.build", "Build"),
+    "serve-sim": ("flexiq_trt.cli.commands.serve_sim", "ServeSim"),
+    "triton": ("flexiq_trt.cli.commands.triton", "Triton"),
     "bench": ("flexiq_trt.cli.commands.bench", "Bench"),
 }
 
