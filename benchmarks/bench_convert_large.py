@@ -17,10 +17,10 @@ import numpy as np
 import onnxruntime as ort
 
 from flexiq_trt.api import convert
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.model_io import input_specs
-from flexiq_trt.config import CalibConfig
+from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.datasets.model_zoo import load_model_path
-from flexiq_trt.pipeline.config import ConvertConfig
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 from flexiq_trt.ratios import ratio_vector
 

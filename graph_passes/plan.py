@@ -90,3 +90,12 @@ class ConversionPlan:
                                   "(or not in this model)")
         chosen = self.replaced()
         return [e for e in eligible if e.name in chosen]
+
+    def apply(self, eligible: list, skipped: list, group_size: int) -> tuple[list, list]:
+        """(layers to replace, layers kept): eligible layers the plan keeps join the skipped ones."""
+        from flexiq_trt.intake import SkippedLayer
+
+        chosen = self.select(eligible, group_size)
+        names = {e.name for e in chosen}
+        kept = [SkippedLayer(e.name, e.op_type, "kept by the user's plan") for e in eligible if e.name not in names]
+        return chosen, list(skipped) + kept

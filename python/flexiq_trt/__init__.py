@@ -6,9 +6,8 @@ the CLI; heavy dependencies (ONNX Runtime, TensorRT) are imported only when used
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from flexiq_trt.ratios import ratio_vector  # noqa: E402  (light: numpy only)
+from flexiq_trt.ratios import ratio_vector  # light: numpy only
+from flexiq_trt.version import __version__
 
 __all__ = ["__version__", "convert", "compare", "ratio_vector", "build_engine"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flexiq_trt.config import CalibConfig
-from flexiq_trt.pipeline.config import ConvertConfig
+from flexiq_trt.calibration.config import CalibConfig
+from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.pipeline.convert import ConvertResult, run_convert, validate_inputs
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.ratios import ratio_vector

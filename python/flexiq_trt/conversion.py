@@ -1,10 +1,31 @@
-"""Options of the convert pipeline itself (what runs, where results go, how the report is made)."""
+"""What one conversion carries from stage to stage: its options and its state.
+
+`ConvertConfig` holds the options of the conversion itself (what runs, where results go, how the
+report is made); each stage's own options live with the stage (CalibConfig, QuantConfig,
+SearchConfig). `ConversionState` carries the per-layer records, the data and the ratio table from
+one stage to the next; `pipeline/convert.py` fills it by calling the stages in order.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flexiq_trt.errors import ConfigError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from flexiq_trt.calibration.config import CalibConfig
+    from flexiq_trt.calibration.feeds import FeedSet
+    from flexiq_trt.intake.eligibility import EligibleLayer, SkippedLayer
+    from flexiq_trt.quantization.config import QuantConfig
+    from flexiq_trt.quantization.layer import QuantizedLayer
+    from flexiq_trt.quantization.stage import QuantizedRecord
+    from flexiq_trt.ratios import RatioTable
+    from flexiq_trt.select.base import GlobalOrder, SelectionProblem
+    from flexiq_trt.select.stage import SelectedRecord
 
 DEFAULT_LADDER = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_REPORT_RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -61,3 +82,38 @@ class ConvertConfig:
             raise ConfigError(f"fitness_samples must be >= 1, got {self.fitness_samples}")
         if self.guard_samples < 0:
             raise ConfigError(f"guard_samples must be >= 0, got {self.guard_samples}")
+
+
+@dataclass
+class ConversionState:
+    """The conversion so far; each stage reads what earlier stages put here and adds its own part.
+
+    Per-layer data travels as one typed record per layer, each stage's record wrapping the one
+    before it: EligibleLayer (intake) -> CalibratedLayer -> QuantizedRecord -> SelectedRecord.
+    """
+
+    model_path: Path
+    calib: CalibConfig
+    quant: QuantConfig
+    config: ConvertConfig
+    original: onnx.ModelProto | None = None
+    prepared: onnx.ModelProto | None = None
+    feeds: FeedSet | None = None  # everything read from the calibration source
+    calib_feeds: FeedSet | None = None  # what calibrates (and what the search may see)
+    eval_feeds: FeedSet | None = None  # held out: only the report reads it
+    eligible: list[EligibleLayer] = field(default_factory=list)
+    skipped: list[SkippedLayer] = field(default_factory=list)
+    quantized: list[QuantizedRecord] = field(default_factory=list)
+    problem: SelectionProblem | None = None
+    order: GlobalOrder | None = None
+    selected: list[SelectedRecord] = field(default_factory=list)
+    table: RatioTable | None = None
+    variants: dict[str, list[QuantizedLayer]] = field(default_factory=dict)  # report baselines, final order
+    files: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        """`model.onnx` -> `model`: the artifacts' common name."""
+        name = self.model_path.name
+        return name[:-5] if name.endswith(".onnx") else self.model_path.stem

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.model_io import ModelLike, load_model
 from flexiq_trt.calibration.observers import (
     AbsHistogramObserver,
@@ -29,7 +30,6 @@ from flexiq_trt.calibration.readers.base import CalibrationReader, batch_length
 from flexiq_trt.calibration.result import CalibrationResult, TensorCalibration
 from flexiq_trt.calibration.scales import choose_threshold
 from flexiq_trt.calibration.session import create_session, run_model
-from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import FlexiqInternalError
 from flexiq_trt.log import get_logger
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flexiq_trt.errors import CalibrationDataError, ConfigError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from flexiq_trt.calibration.config import CalibConfig
 
 Feed = dict[str, np.ndarray]
 
@@ -78,6 +84,34 @@ def load_labelled_npz(path: Path, input_names: list[str], labels_key: str, batch
     if labels is not None and labels.shape[0] != next(iter(lengths)):
         raise CalibrationDataError(f"{path}: '{labels_key}' has {labels.shape[0]} entries for {lengths} samples")
     return FeedSet([arrays], labels, str(path)).rebatch(batch_size)
+
+
+def read_feeds(spec: str | None, model: onnx.ModelProto, calib: CalibConfig, allow_synthetic: bool) -> FeedSet:
+    """Materialise the calibration set (validated against the model's inputs by the reader)."""
+    from flexiq_trt.calibration.readers import open_reader
+
+    if spec and spec.split(":")[0] == "synthetic" and not allow_synthetic:
+        raise CalibrationDataError(
+            "synthetic calibration data was requested without --allow-synthetic; random inputs make every "
+            "accuracy figure meaningless, so this must be asked for explicitly")
+    reader = open_reader(spec, model, calib)
+    batches = [dict(b) for b in reader]
+    feeds = FeedSet(batches, None, reader.source, bool(getattr(reader, "synthetic", False)))
+    if feeds.samples == 0:
+        raise CalibrationDataError(f"{reader.source}: the calibration set is empty")
+    return feeds
+
+
+def split_heldout(feeds: FeedSet, input_names: list[str], eval_data: str | None, labels_key: str,
+                  holdout_fraction: float, batch_size: int) -> tuple[FeedSet, FeedSet]:
+    """(calibration, held-out evaluation): a separate eval file, or the calibration set's tail.
+
+    Held-out figures never come from calibration inputs: without an eval file the tail is split off
+    and not used to calibrate.
+    """
+    if eval_data:
+        return feeds, load_labelled_npz(Path(eval_data), input_names, labels_key, batch_size)
+    return feeds.split_tail(holdout_fraction)
 
 
 class FeedSetReader:

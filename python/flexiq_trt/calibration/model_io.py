@@ -79,3 +79,10 @@ def input_specs(model: ModelLike) -> tuple[InputSpec, ...]:
             dims.append(dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None)
         specs.append(InputSpec(value.name, dtype, tuple(dims)))
     return tuple(specs)
+
+
+def model_input_names(model_path: str | Path) -> list[str]:
+    """Names of the model's real inputs (graph inputs that are not initializers)."""
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    return [value.name for value in graph.input if value.name not in initializers]

@@ -11,8 +11,8 @@ import importlib
 import sys
 import time
 
-from flexiq_trt import __version__
 from flexiq_trt.errors import FlexiqError
+from flexiq_trt.version import __version__
 
 # name -> (module, class): imported only when that command runs, so `--help` never pays for ORT/TRT.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,9 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ratio": ("flexiq_trt.cli.commands.ratio", "Ratio"),
     "inspect": ("flexiq_trt.cli.commands.inspect", "Inspect"),
     "build": ("flexiq_trt.cli.commands.build", "Build"),
+    "bench": ("flexiq_trt.cli.commands.bench", "Bench"),
     "serve-sim": ("flexiq_trt.cli.commands.serve_sim", "ServeSim"),
     "triton": ("flexiq_trt.cli.commands.triton", "Triton"),
-    "bench": ("flexiq_trt.cli.commands.bench", "Bench"),
 }
 
 

@@ -10,16 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import onnx
 
+from flexiq_trt.calibration.model_io import model_input_names
 from flexiq_trt.errors import CalibrationDataError
-
-
-def model_input_names(model_path: str | Path) -> list[str]:
-    """Names of the model's real inputs (graph inputs that are not initializers)."""
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    initializers = {init.name for init in graph.initializer}
-    return [value.name for value in graph.input if value.name not in initializers]
 
 
 def write_calibration_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
+from flexiq_trt.calibration.feeds import FeedSet
 from flexiq_trt.log import get_logger
-from flexiq_trt.pipeline.data import FeedSet
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 from flexiq_trt.ratios import RatioTable
 from flexiq_trt.report.metrics import MetricAccumulator

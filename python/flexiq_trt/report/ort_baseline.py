@@ -55,7 +55,7 @@ class _ArrayReader:
 def _check_calibration(model_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     import onnx
 
-    from flexiq_trt.datasets.calib_npz import model_input_names
+    from flexiq_trt.calibration.model_io import model_input_names
 
     if not model_path.is_file():
         raise ModelError(f"{model_path}: model file not found")
@@ -75,7 +75,7 @@ def _fixed_batch(model_path: Path) -> int | None:
     """The batch size the model's first input fixes, or None when axis 0 is dynamic."""
     import onnx
 
-    from flexiq_trt.datasets.calib_npz import model_input_names
+    from flexiq_trt.calibration.model_io import model_input_names
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     first = next(v for v in graph.input if v.name == model_input_names(model_path)[0])

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from flexiq_trt.calibration.feeds import FeedSet
+from flexiq_trt.conversion import ConversionState
 from flexiq_trt.log import get_logger, stage
-from flexiq_trt.pipeline.config import ConvertConfig
-from flexiq_trt.pipeline.data import FeedSet
-from flexiq_trt.ratios import RatioTable
 from flexiq_trt.report.evaluate import evaluate_variants, run_outputs, score, session
 from flexiq_trt.report.writer import write_report
 
@@ -35,40 +34,40 @@ def _ort_int8_baseline(model_path: Path, calib_feeds: FeedSet, fp32: list[np.nda
     return result
 
 
-def build_report(model_path: Path, original: onnx.ModelProto, files: dict[str, Path],
-                 prepared: onnx.ModelProto, layers: list, skipped: list, final: list, variants: dict[str, list],
-                 table: RatioTable, calib_feeds: FeedSet, eval_feeds: FeedSet, synthetic: bool, calib, quant,
-                 cfg: ConvertConfig, order, tmp: Path) -> dict:
+def build_report(state: ConversionState, tmp: Path) -> dict:
     """Evaluate, assemble the report dict, and write report.json/.md/.png into `tmp`."""
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
 
+    cfg, eval_feeds, calib_feeds, table = state.config, state.eval_feeds, state.calib_feeds, state.table
+    synthetic = state.feeds.synthetic
     with stage(f"report ({eval_feeds.samples} held-out samples)", _log):
-        fp32 = run_outputs(session(original), eval_feeds)
-        sims = {"flexiq": onnx.load(str(files["sim_onnx"]))}
-        for name, qlayers in variants.items():
-            sims[name] = write_simulation_model(prepared, list(zip(layers, qlayers, strict=True)), {})
+        fp32 = run_outputs(session(state.original), eval_feeds)
+        sims = {"flexiq": onnx.load(str(state.files["sim_onnx"]))}
+        for name, qlayers in state.variants.items():
+            pairs = [(rec.eligible, q) for rec, q in zip(state.selected, qlayers, strict=True)]
+            sims[name] = write_simulation_model(state.prepared, pairs, {})
         rows = evaluate_variants(fp32, sims, table, cfg.report_ratios, eval_feeds)
         baselines = {"fp32": score(fp32, fp32, eval_feeds)}
         if cfg.ort_baseline:
-            ort = _ort_int8_baseline(model_path, calib_feeds, fp32, eval_feeds, tmp)
+            ort = _ort_int8_baseline(state.model_path, calib_feeds, fp32, eval_feeds, tmp)
             if ort is not None:
                 baselines["ort_int8"] = ort
     warnings = []
     if synthetic:
         warnings.append("calibrated on SYNTHETIC random data: the accuracy figures below are meaningless")
     report = {
-        "model": str(model_path), "selector": table.selector, "group_size": table.group_size,
+        "model": str(state.model_path), "selector": table.selector, "group_size": table.group_size,
         "calibration": {"samples": calib_feeds.samples, "source": calib_feeds.source, "synthetic": synthetic,
-                        "config": {k: v for k, v in asdict(calib).items() if k != "data"}},
-        "quantization": asdict(quant),
+                        "config": {k: v for k, v in asdict(state.calib).items() if k != "data"}},
+        "quantization": asdict(state.quant),
         "eval": {"samples": eval_feeds.samples, "source": eval_feeds.source,
                  "labels": eval_feeds.labels is not None},
-        "layers": {"eligible": len(layers), "eligible_macs": sum(float(el.macs) for el in layers),
-                   "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in skipped]},
-        "baselines": baselines, "rows": rows, "search_log": trim_search_log(order.log), "warnings": warnings,
-        "artifacts": {k: Path(v).name for k, v in files.items()},
+        "layers": {"eligible": len(state.eligible), "eligible_macs": sum(float(el.macs) for el in state.eligible),
+                   "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in state.skipped]},
+        "baselines": baselines, "rows": rows, "search_log": trim_search_log(state.order.log), "warnings": warnings,
+        "artifacts": {k: Path(v).name for k, v in state.files.items()},
     }
-    files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
+    state.files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
     return report
 
 
@@ -79,23 +78,22 @@ def trim_search_log(log: list[dict], generations: int = 200) -> list[dict]:
     return [log[i] for i in sorted(keep)]
 
 
-def compare_selectors(prepared: onnx.ModelProto, layers: list, base_results: list, problem, orders: dict,
-                      report: dict, eval_feeds: FeedSet, original: onnx.ModelProto, cfg: ConvertConfig,
-                      tmp: Path) -> dict[str, Path]:
+def compare_selectors(state: ConversionState, orders: dict, report: dict, tmp: Path) -> dict[str, Path]:
     """Evaluate every selector's order on the held-out set; write selectors.md/.png, extend report.json."""
     import json
 
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
-    from flexiq_trt.pipeline import select_stage as ss
     from flexiq_trt.report.writer import mixquant_section, plot, to_markdown
+    from flexiq_trt.select.stage import finalize
 
     rows = []
+    eval_feeds = state.eval_feeds
     with stage(f"selector comparison ({', '.join(orders)})", _log):
-        fp32 = run_outputs(session(original), eval_feeds)
+        fp32 = run_outputs(session(state.original), eval_feeds)
         for name, order in orders.items():
-            final, table = ss.finalize(base_results, problem, order, layers)
-            sim = write_simulation_model(prepared, list(zip(layers, final, strict=True)), {})
-            rows += evaluate_variants(fp32, {name: sim}, table, cfg.report_ratios, eval_feeds)
+            selected, table = finalize(state.quantized, state.problem, order)
+            sim = write_simulation_model(state.prepared, [(rec.eligible, rec.final) for rec in selected], {})
+            rows += evaluate_variants(fp32, {name: sim}, table, state.config.report_ratios, eval_feeds)
     sel_report = {**report, "rows": rows, "model": report["model"]}
     report["selectors"] = rows
     (tmp / "report.json").write_text(json.dumps(report, indent=1, default=float))

@@ -1,17 +1,36 @@
-"""Selection: build the SelectionProblem, run the chosen selector, and fix the final channel orders."""
+"""The selection stage: build the SelectionProblem, run the chosen selector, fix the final channel orders.
+
+Selection only reorders whole groups of the base-order layers, so every selector's result applies
+to any quantization variant of the same layers (the report's baselines use that).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from flexiq_trt.log import get_logger, stage
-from flexiq_trt.pipeline.quantize_stage import CalibratedLayer
 from flexiq_trt.quantization.layer import QuantizedLayer
 from flexiq_trt.quantization.quantize_layer import LayerQuantResult, reorder_groups
+from flexiq_trt.quantization.stage import QuantizedRecord
 from flexiq_trt.ratios import LayerEntry, RatioTable
 from flexiq_trt.select.base import Fitness, GlobalOrder, LayerGroups, SelectionProblem
 
 _log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SelectedRecord:
+    """A quantized layer with its groups in the selected priority order: what the writers need."""
+
+    quantized: QuantizedRecord
+    final: QuantizedLayer  # groups reordered by the global order, padded group last
+
+    @property
+    def eligible(self):
+        """The intake's view of the layer (graph names, MACs)."""
+        return self.quantized.eligible
 
 
 def group_macs(macs: float, in_channels: int, base_order: np.ndarray, group_size: int) -> np.ndarray:
@@ -20,20 +39,20 @@ def group_macs(macs: float, in_channels: int, base_order: np.ndarray, group_size
     return macs * real.astype(np.float64) / in_channels
 
 
-def build_problem(layers: list, calibrated: list[CalibratedLayer], results: list[LayerQuantResult],
-                  ladder: tuple[float, ...], seed: int, fitness: Fitness | None = None,
-                  holdout_fitness: Fitness | None = None) -> SelectionProblem:
+def build_problem(records: list[QuantizedRecord], ladder: tuple[float, ...], seed: int,
+                  fitness: Fitness | None = None, holdout_fitness: Fitness | None = None) -> SelectionProblem:
     """One LayerGroups per layer (in layer_index order)."""
     groups = []
-    g = results[0].layer.group_size
-    for i, (el, cl, res) in enumerate(zip(layers, calibrated, results, strict=True)):
-        ranges = np.pad(cl.channel_range, (0, cl.base_order.shape[0] - cl.channel_range.shape[0]))
+    g = records[0].layer.group_size
+    for i, rec in enumerate(records):
+        res, cl = rec.result, rec.calibrated
+        ranges = np.pad(cl.channel_range, (0, rec.base_order.shape[0] - cl.channel_range.shape[0]))
         groups.append(LayerGroups(
             name=res.layer.name, layer_index=i,
-            group_macs=group_macs(float(el.macs), res.layer.in_channels, cl.base_order, g),
+            group_macs=group_macs(float(rec.eligible.macs), res.layer.in_channels, rec.base_order, g),
             error_score=res.error_score.astype(np.float64),
-            value_range=ranges[cl.base_order].reshape(-1, g).max(axis=1),
-            weight_float=cl.source.weight,
+            value_range=ranges[rec.base_order].reshape(-1, g).max(axis=1),
+            weight_float=rec.source.weight,
             extra={"padded_group": res.layer.group_count - 1
                    if res.layer.padded_channels > res.layer.in_channels else None}))
     return SelectionProblem(groups, tuple(ladder), seed, fitness, holdout_fitness)
@@ -77,18 +96,18 @@ def apply_order(results: list[LayerQuantResult], problem: SelectionProblem,
     return [reorder_groups(layer, rank) for layer, rank in zip(base, ranks, strict=True)]
 
 
-def finalize(results: list[LayerQuantResult], problem: SelectionProblem, order: GlobalOrder,
-             layers: list) -> tuple[list[QuantizedLayer], RatioTable]:
+def finalize(records: list[QuantizedRecord], problem: SelectionProblem,
+             order: GlobalOrder) -> tuple[list[SelectedRecord], RatioTable]:
     """Reorder every layer's groups by the global order and build the ratio table."""
-    base = [r.layer for r in results]
+    base = [rec.layer for rec in records]
     order = padded_last(order, problem, base)
     ranks = order.group_rank(problem)
-    final = apply_order(results, problem, order)
+    final = [reorder_groups(layer, rank) for layer, rank in zip(base, ranks, strict=True)]
     position = [{g: pos for pos, g in enumerate(rank)} for rank in ranks]
     entries = [LayerEntry(name=q.name, op_type=q.op_type, layer_index=q.layer_index, in_channels=q.in_channels,
-                          padded_channels=q.padded_channels, macs=float(el.macs),
+                          padded_channels=q.padded_channels, macs=float(rec.eligible.macs),
                           group_macs=[float(problem.layers[i].group_macs[g]) for g in ranks[i]])
-               for i, (q, el) in enumerate(zip(final, layers, strict=True))]
+               for i, (q, rec) in enumerate(zip(final, records, strict=True))]
     items = [(li, position[li][g]) for li, g in order.items]
     table = RatioTable(base[0].group_size, entries, items, list(problem.ladder), order.selector)
-    return final, table
+    return [SelectedRecord(rec, q) for rec, q in zip(records, final, strict=True)], table

@@ -51,7 +51,7 @@ def converted(tmp_path_factory):
     from _utils import models
 
     import flexiq_trt
-    from flexiq_trt.pipeline.config import ConvertConfig
+    from flexiq_trt.conversion import ConvertConfig
 
     tmp = tmp_path_factory.mktemp("gpu_engine")
     onnx.save(models.conv_bn_relu(c_in=64, c_out=32, hw=8), tmp / "cbr.onnx")

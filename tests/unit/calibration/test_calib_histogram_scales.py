@@ -13,7 +13,7 @@ from flexiq_trt.calibration import (
     quantization_mse,
     scale_from_threshold,
 )
-from flexiq_trt.config import CALIB_METHODS
+from flexiq_trt.calibration.config import CALIB_METHODS
 from flexiq_trt.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from flexiq_trt import log
-from flexiq_trt.config import CalibConfig
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.errors import ConfigError
 
 

@@ -8,8 +8,8 @@ from _calib_models import conv_model, two_input_model
 from PIL import Image
 
 from flexiq_trt.calibration import input_specs, open_reader
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.readers import ImageFolderReader, SyntheticReader
-from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
 
 

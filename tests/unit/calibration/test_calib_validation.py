@@ -8,9 +8,9 @@ from _calib_models import two_input_model
 from onnx import TensorProto
 
 from flexiq_trt.calibration import open_reader
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.model_io import input_specs
 from flexiq_trt.calibration.readers import validate_feed
-from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
 
 

@@ -8,9 +8,9 @@ import pytest
 from _calib_models import two_input_model
 
 from flexiq_trt.calibration import CalibrationResult, Calibrator, calibrate, open_reader, run_model
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.model_io import input_specs
 from flexiq_trt.calibration.readers import NpzReader
-from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import FlexiqInternalError, ModelError
 
 

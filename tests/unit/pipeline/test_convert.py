@@ -11,8 +11,8 @@ import pytest
 from _utils import models
 
 import flexiq_trt
-from flexiq_trt.config import CalibConfig
-from flexiq_trt.pipeline.config import ConvertConfig
+from flexiq_trt.calibration.config import CalibConfig
+from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, PLUGIN_DOMAIN, RUNTIME_INPUT
 
 
@@ -151,7 +151,7 @@ def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
 
 
 def test_search_log_keeps_every_event_and_the_last_generations():
-    from flexiq_trt.pipeline.report_stage import trim_search_log
+    from flexiq_trt.report.stage import trim_search_log
 
     log = [{"event": "screening", "ratio": 0.25}] + [{"generation": g} for g in range(300)] + [{"event": "end"}]
     trimmed = trim_search_log(log, generations=10)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import flexiq_trt
-from flexiq_trt.config import CalibConfig
+from flexiq_trt.calibration.config import CalibConfig
+from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.errors import FlexiqError
-from flexiq_trt.pipeline.config import ConvertConfig
 
 
 @pytest.fixture(scope="module")

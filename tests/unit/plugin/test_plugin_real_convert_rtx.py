@@ -8,8 +8,8 @@ import pytest
 from _utils import models
 
 import flexiq_trt
+from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.errors import FlexiqError
-from flexiq_trt.pipeline.config import ConvertConfig
 from flexiq_trt.plugin_spec import PLUGIN_OPS
 from flexiq_trt.runtime.engine_builder import build_engine
 

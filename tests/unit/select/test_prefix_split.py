@@ -6,8 +6,8 @@ import pytest
 from _utils import models
 
 import flexiq_trt
-from flexiq_trt.pipeline import convert as convert_module
-from flexiq_trt.pipeline.config import ConvertConfig
+from flexiq_trt.conversion import ConvertConfig
+from flexiq_trt.select import simulation_fitness
 from flexiq_trt.select.prefix_split import cut_before, layer_start
 
 
@@ -18,19 +18,19 @@ def evaluator(tmp_path_factory):
     onnx.save(models.residual_block(c=64, hw=8), tmp / "res.onnx")
     np.savez(tmp / "calib.npz", x=np.random.default_rng(0).normal(size=(40, 64, 8, 8)).astype(np.float32))
     captured = {}
-    original = convert_module.fitness_for
+    original = simulation_fitness.build_fitness
 
     def capture(*args, **kwargs):
         fit, hold = original(*args, **kwargs)
         captured["fit"] = fit
         return fit, hold
 
-    convert_module.fitness_for = capture
+    simulation_fitness.build_fitness = capture
     try:
         flexiq_trt.convert(tmp / "res.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / "out",
                            config=ConvertConfig(selector="greedy", report=False))
     finally:
-        convert_module.fitness_for = original
+        simulation_fitness.build_fitness = original
     return captured["fit"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.model_io import InputSpec, ModelLike, input_specs, model_label
 from flexiq_trt.calibration.readers.arrays import NpyReader, NpzReader
 from flexiq_trt.calibration.readers.base import (
@@ -23,7 +24,6 @@ from flexiq_trt.calibration.readers.images import ImageFolderReader, ImagePrepro
 from flexiq_trt.calibration.readers.script import ScriptReader, split_script_spec
 from flexiq_trt.calibration.readers.synthetic import SyntheticReader
 from flexiq_trt.calibration.readers.validate import validate_feed
-from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
 from flexiq_trt.log import get_logger
 

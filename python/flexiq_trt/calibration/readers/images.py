@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.model_io import InputSpec
 from flexiq_trt.calibration.readers.base import BaseReader, resolve_batch_size, skip_partial_batch
-from flexiq_trt.config import CalibConfig
 from flexiq_trt.errors import CalibrationDataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")

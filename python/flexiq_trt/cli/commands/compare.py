@@ -24,8 +24,8 @@ class Compare:
         """0 when Polygraphy reports a match, 1 otherwise (its own output explains)."""
         from pathlib import Path
 
+        from flexiq_trt.calibration.feeds import load_labelled_npz
         from flexiq_trt.calibration.model_io import input_specs
-        from flexiq_trt.pipeline.data import load_labelled_npz
         from flexiq_trt.report.compare import CompareConfig, compare_with_polygraphy
 
         specs = input_specs(args.original)

@@ -6,9 +6,9 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
-from flexiq_trt.config import CalibConfig
-from flexiq_trt.pipeline.config import ConvertConfig
+from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.select.config import SearchConfig
 

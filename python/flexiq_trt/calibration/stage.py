@@ -1,0 +1,53 @@
+"""The calibration stage (pass 1): every eligible layer's activation scale and per-channel ranges.
+
+The ranges fix each layer's base channel order and so its groups; the scale is signed or unsigned
+by graph proof (the intake's non-negativity analysis) *and* by what calibration saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from flexiq_trt.calibration.calibrator import Calibrator
+from flexiq_trt.calibration.config import CalibConfig
+from flexiq_trt.calibration.feeds import FeedSet, FeedSetReader
+from flexiq_trt.intake.eligibility import EligibleLayer
+from flexiq_trt.log import get_logger, stage
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CalibratedLayer:
+    """An eligible layer with its calibrated input: what quantization starts from."""
+
+    eligible: EligibleLayer
+    act_scale: float
+    unsigned: bool  # u8/u4 codes: proven non-negative, none seen negative, and allowed by the config
+    channel_range: np.ndarray  # float64 [C_in], max |x| per input channel
+
+    @property
+    def name(self) -> str:
+        """The layer's node name."""
+        return self.eligible.name
+
+
+def calibrate_layers(model: onnx.ModelProto, layers: list[EligibleLayer], feeds: FeedSet, calib: CalibConfig,
+                     allow_unsigned: bool) -> list[CalibratedLayer]:
+    """Pass 1 over the calibration set: activation scales and per-channel ranges of every layer input."""
+    cal = Calibrator(model, calib)
+    for el in layers:
+        cal.attach(el.input_name, channel_axis=1 if el.op_type == "Conv" else -1)
+    with stage("calibration pass 1/2 (scales, channel ranges)", _log):
+        cal.collect(FeedSetReader(feeds))
+        result = cal.compute(calib.method)
+    out = []
+    for el in layers:
+        tc = result[el.input_name]
+        unsigned = bool(el.input_nonnegative) and allow_unsigned and tc.threshold_unsigned is not None
+        out.append(CalibratedLayer(el, float(tc.scale(signed=not unsigned)), unsigned,
+                                   np.asarray(tc.channels.absmax, dtype=np.float64)))
+    return out

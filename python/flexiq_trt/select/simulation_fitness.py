@@ -1,0 +1,46 @@
+"""The search's fitness and held-out guard, both on the mask-mode float-exact simulation.
+
+The guard uses calibration samples the fitness never sees (docs/design.md §2: a search fits its
+calibration set unless validated elsewhere); the report's evaluation set is never touched here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from flexiq_trt.calibration.feeds import FeedSet
+from flexiq_trt.log import get_logger
+from flexiq_trt.quantization.stage import QuantizedRecord
+from flexiq_trt.select.evaluator import MaskFitnessEvaluator
+
+_log = get_logger(__name__)
+
+MIN_GUARD_SAMPLES = 8
+
+
+def build_fitness(prepared: onnx.ModelProto, records: list[QuantizedRecord], feeds: FeedSet,
+                  fitness_samples: int, guard_samples: int) -> tuple[MaskFitnessEvaluator, MaskFitnessEvaluator | None]:
+    """(fitness on `fitness_samples` calibration samples, guard on up to `guard_samples` others or None)."""
+    from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
+
+    pairs = [(rec.eligible, rec.layer) for rec in records]
+    sim = write_simulation_model(prepared, pairs, {}, mode="mask", float_exact=True).SerializeToString()
+    merged = {k: np.concatenate([b[k] for b in feeds.batches]) for k in feeds.batches[0]}
+    n_total = next(iter(merged.values())).shape[0]
+    # Calibration files are often ordered by source (image, class, recording): shuffle once, seeded,
+    # so the fitness set spans every source instead of the first few (more varied data, docs/design.md §2).
+    order = np.random.default_rng(0).permutation(n_total)
+    merged = {k: v[order] for k, v in merged.items()}
+    n_fit = min(fitness_samples, n_total)
+    fit = MaskFitnessEvaluator(sim, {k: v[:n_fit] for k, v in merged.items()})
+    hold = None
+    if n_total - n_fit >= MIN_GUARD_SAMPLES and guard_samples >= MIN_GUARD_SAMPLES:
+        n_hold = min(guard_samples, n_total - n_fit)
+        hold = MaskFitnessEvaluator(sim, {k: v[n_fit:n_fit + n_hold] for k, v in merged.items()})
+    elif guard_samples < MIN_GUARD_SAMPLES:
+        _log.warning("guard_samples=%d (< %d): the search runs without a held-out guard", guard_samples,
+                     MIN_GUARD_SAMPLES)
+    else:
+        _log.warning("only %d calibration samples: the search runs without a held-out guard", n_total)
+    return fit, hold
