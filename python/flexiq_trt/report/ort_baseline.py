@@ -8,7 +8,7 @@ rescales some per-channel weights to keep the int32 bias in range, which breaks 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,26 +30,12 @@ class OrtBaselineConfig:
     extra_options: dict[str, object] = field(default_factory=lambda: {"QDQDisableWeightAdjustForInt32Bias": True})
 
 
-class _ArrayReader:
-    """Feeds fixed arrays to ``quantize_static`` in batches along axis 0."""
+def _array_reader(arrays: Mapping[str, np.ndarray], batch_size: int):
+    """The calibration arrays as float32 batches along axis 0 (ORT's CalibrationDataReader protocol)."""
+    from flexiq_trt.calibration.feeds import FeedSet, FeedSetReader
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], batch_size: int) -> None:
-        self._arrays = {name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()}
-        self._count = next(iter(self._arrays.values())).shape[0]
-        self._batch_size = batch_size
-        self._iter: Iterator[dict[str, np.ndarray]] = self._batches()
-
-    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-        for start in range(0, self._count, self._batch_size):
-            yield {name: a[start : start + self._batch_size] for name, a in self._arrays.items()}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        """Next batch, or None when exhausted (the ORT CalibrationDataReader protocol)."""
-        return next(self._iter, None)
-
-    def rewind(self) -> None:
-        """Start over (ORT calls this between calibration passes)."""
-        self._iter = self._batches()
+    batch = {name: np.asarray(a, dtype=np.float32) for name, a in arrays.items()}
+    return FeedSetReader(FeedSet([batch]).rebatch(batch_size))
 
 
 def _check_calibration(model_path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -104,7 +90,7 @@ def quantize_ort_int8(
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             source = prepared
         quantize_static(
-            str(source), str(out), _ArrayReader(calibration, batch_size),
+            str(source), str(out), _array_reader(calibration, batch_size),
             quant_format=QuantFormat.QDQ, per_channel=cfg.per_channel,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
