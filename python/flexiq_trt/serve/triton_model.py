@@ -51,7 +51,7 @@ class TritonPythonModel:
 
         self.pb = _pb_utils()
         config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         model_dir = here.parent
         self.engine_model = params["engine_model"]
         self.table = load_ratio_table(model_dir / params["ratio_table"])

@@ -244,7 +244,7 @@ def write_triton_repository(model: str | Path, out_dir: str | Path, config: Trit
         params.update({"latency_profile": "latency_profile.json", "accuracy": "accuracy.json",
                        "slo_ms": str(ctl.slo_ms), "safety_ms": str(ctl.safety_ms),
                        "upgrade_margin_ms": str(ctl.upgrade_margin_ms), "upgrade_hold_ms": str(ctl.upgrade_hold_ms),
-                       "ratios": " ".join(str(r) for r in ctl.ratios)})
+                       **({"ratios": " ".join(str(r) for r in ctl.ratios)} if ctl.ratios else {})})
     write(front_dir / "config.pbtxt", front_config(name, data, outputs, cfg, params))
     shutil.copy2(Path(__file__).with_name("triton_model.py"), front_dir / "1" / "model.py")
     files.append(front_dir / "1" / "model.py")

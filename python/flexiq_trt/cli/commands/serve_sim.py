@@ -3,55 +3,71 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
+from flexiq_trt.serve.traces import TRACE_KINDS
+
+
+@dataclass(frozen=True)
+class ServeSimInputs:
+    """Where the latency and accuracy figures come from, which traces to run, where to write."""
+
+    report: str = field(default="", metadata={"help": "report.json of a real conversion: accuracy per ratio (required)"})
+    metric: str = field(default="accuracy", metadata={
+        "help": "report metric the controller maximises (accuracy, top1_agreement, cosine, ...)"})
+    also_metric: tuple[str, ...] = field(default=(), metadata={
+        "help": "further report metrics to average in the table", "nargs": "*"})
+    profile: str = field(default="published", metadata={
+        "help": "latency profile JSON (flexiq_trt.latency_profile/1 or benchmark/performance-model records), or "
+                "'published': the FlexiQ paper's ViT-B batch-16 figures with modelled batch scaling"})
+    published_overhead_ms: float = field(default=1.5, metadata={
+        "help": "fixed per-batch cost assumed when scaling the published batch-16 figures to other batches"})
+    traces: tuple[str, ...] = field(default=TRACE_KINDS, metadata={"help": "trace kinds to simulate",
+                                                                   "choices": TRACE_KINDS})
+    output: str = field(default="", metadata={"help": "folder for table.md, results.json and PNG plots",
+                                              "flags": ("-o", "--output")})
 
 
 class ServeSim:
     """Simulate one GPU worker with dynamic batching under bursty traces; print and write the comparison."""
 
     def add_args(self, p: argparse.ArgumentParser) -> None:
-        """Inputs (latency profile, accuracy report), traces, and the config dataclasses' fields."""
+        """The ServeSimInputs, ControllerConfig, SimConfig and TraceConfig fields."""
         from flexiq_trt.serve.controller import ControllerConfig
         from flexiq_trt.serve.simulate import SimConfig
-        from flexiq_trt.serve.traces import TRACE_KINDS, TraceConfig
+        from flexiq_trt.serve.traces import TraceConfig
 
-        p.add_argument("--report", required=True,
-                       help="report.json of a real conversion: accuracy per ratio")
-        p.add_argument("--metric", default="accuracy",
-                       help="report metric the controller maximises (accuracy, top1_agreement, cosine, ...)")
-        p.add_argument("--also-metric", nargs="*", default=[],
-                       help="further report metrics to average in the table")
-        p.add_argument("--profile", default="published",
-                       help="latency profile JSON (flexiq_trt.latency_profile/1 or benchmark/performance-model "
-                            "records), or 'published': the FlexiQ paper's ViT-B figures with modelled batch scaling")
-        p.add_argument("--published-overhead-ms", type=float, default=1.5,
-                       help="fixed per-batch cost assumed when scaling the published batch-16 figures")
-        p.add_argument("--traces", nargs="+", default=list(TRACE_KINDS), choices=TRACE_KINDS,
-                       help="trace kinds to simulate")
-        p.add_argument("-o", "--output", default=None, help="folder for table.md, results.json and PNG plots")
+        add_dataclass_group(p, ServeSimInputs, "Inputs")
         add_dataclass_group(p, ControllerConfig, "Controller")
         add_dataclass_group(p, SimConfig, "Worker")
         add_dataclass_group(p, TraceConfig, "Traces", prefix="trace")
 
     def run(self, args: argparse.Namespace) -> int:
         """Run every policy on every trace and print the table."""
+        from flexiq_trt.errors import ConfigError
         from flexiq_trt.serve.accuracy import load_report_accuracy
         from flexiq_trt.serve.controller import ControllerConfig
         from flexiq_trt.serve.profile import load_latency_profile, published_profile
         from flexiq_trt.serve.simulate import SimConfig, format_table, run_comparison
         from flexiq_trt.serve.traces import TraceConfig, generate_trace
 
+        inputs = dataclass_from_args(ServeSimInputs, args)
+        if not inputs.report:
+            raise ConfigError("--report is required: accuracy per ratio from a real conversion's report.json")
+        unknown = sorted(set(inputs.traces) - set(TRACE_KINDS))
+        if unknown:
+            raise ConfigError(f"unknown trace kinds {unknown} (known: {', '.join(TRACE_KINDS)})")
         controller = dataclass_from_args(ControllerConfig, args)
         sim = dataclass_from_args(SimConfig, args)
         trace_cfg = dataclass_from_args(TraceConfig, args, prefix="trace")
-        profile = (published_profile(sim.max_batch, args.published_overhead_ms) if args.profile == "published"
-                   else load_latency_profile(args.profile))
-        accuracy = load_report_accuracy(args.report, args.metric)
-        extra = tuple(load_report_accuracy(args.report, m) for m in args.also_metric if m != args.metric)
-        traces = [generate_trace(kind, trace_cfg) for kind in args.traces]
-        out = Path(args.output) if args.output else None
+        profile = (published_profile(sim.max_batch, inputs.published_overhead_ms) if inputs.profile == "published"
+                   else load_latency_profile(inputs.profile))
+        accuracy = load_report_accuracy(inputs.report, inputs.metric)
+        extra = tuple(load_report_accuracy(inputs.report, m) for m in inputs.also_metric if m != inputs.metric)
+        traces = [generate_trace(kind, trace_cfg) for kind in inputs.traces]
+        out = Path(inputs.output) if inputs.output else None
         rows = run_comparison(traces, profile, accuracy, controller, sim, out, extra)
         print(f"latency: {profile.label}\naccuracy: {accuracy.metric} from {accuracy.source}\n")
         print(format_table(rows, controller.slo_ms))

@@ -3,8 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
+
+
+@dataclass(frozen=True)
+class TritonInputs:
+    """The artifacts next to the engine and, for the controller, the latency and accuracy figures."""
+
+    output: str = field(default="", metadata={"help": "model repository folder to write (required)",
+                                              "flags": ("-o", "--output")})
+    onnx: str = field(default="", metadata={
+        "help": "the <stem>.flexiq.onnx an engine was built from (default: beside the engine)"})
+    ratio_table: str = field(default="", metadata={"help": "<stem>.flexiq.json (default: beside the ONNX)"})
+    plugin_lib: str = field(default="", metadata={
+        "help": "libflexiq_plugins.so to copy into the repository (default: found like `build` finds it)"})
+    profile: str = field(default="", metadata={
+        "help": "latency profile JSON (or 'published'): the front model then runs the controller"})
+    report: str = field(default="", metadata={"help": "report.json of the conversion (accuracy per ratio)"})
+    metric: str = field(default="accuracy", metadata={"help": "report metric the controller maximises"})
 
 
 class Triton:
@@ -16,16 +34,7 @@ class Triton:
         from flexiq_trt.serve.triton_repo import TritonConfig
 
         p.add_argument("model", help="an engine (.engine/.plan) or a <stem>.flexiq.onnx")
-        p.add_argument("-o", "--output", required=True, help="model repository folder to write")
-        p.add_argument("--onnx", default=None,
-                       help="the <stem>.flexiq.onnx an engine was built from (default: beside the engine)")
-        p.add_argument("--ratio-table", default=None, help="<stem>.flexiq.json (default: beside the ONNX)")
-        p.add_argument("--plugin-lib", default=None,
-                       help="libflexiq_plugins.so to copy into the repository (default: found like `build` finds it)")
-        p.add_argument("--profile", default=None,
-                       help="latency profile JSON (or 'published'): the front model then runs the controller")
-        p.add_argument("--report", default=None, help="report.json of the conversion (accuracy per ratio)")
-        p.add_argument("--metric", default="accuracy", help="report metric the controller maximises")
+        add_dataclass_group(p, TritonInputs, "Inputs")
         add_dataclass_group(p, TritonConfig, "Repository")
         add_dataclass_group(p, ControllerConfig, "Controller")
 
@@ -38,16 +47,20 @@ class Triton:
         from flexiq_trt.serve.triton_repo import TritonConfig, write_triton_repository
 
         cfg = dataclass_from_args(TritonConfig, args)
+        inputs = dataclass_from_args(TritonInputs, args)
+        if not inputs.output:
+            raise ConfigError("-o/--output is required: the model repository folder to write")
         profile = accuracy = None
-        if args.profile:
-            if not args.report:
+        if inputs.profile:
+            if not inputs.report:
                 raise ConfigError("--profile needs --report (the controller ranks ratios by their accuracy)")
-            profile = published_profile(cfg.max_batch) if args.profile == "published" else load_latency_profile(args.profile)
-            accuracy = load_report_accuracy(args.report, args.metric)
-        repo = write_triton_repository(args.model, args.output, cfg, onnx_path=args.onnx, ratio_table=args.ratio_table,
-                                       profile=profile, accuracy=accuracy,
+            profile = (published_profile(cfg.max_batch) if inputs.profile == "published"
+                       else load_latency_profile(inputs.profile))
+            accuracy = load_report_accuracy(inputs.report, inputs.metric)
+        repo = write_triton_repository(args.model, inputs.output, cfg, onnx_path=inputs.onnx or None,
+                                       ratio_table=inputs.ratio_table or None, profile=profile, accuracy=accuracy,
                                        controller=dataclass_from_args(ControllerConfig, args),
-                                       plugin_lib=args.plugin_lib)
+                                       plugin_lib=inputs.plugin_lib or None)
         print(f"Triton repository: {repo.root} (front model '{repo.front}', engine model '{repo.engine_model}')")
         if not repo.engine_present:
             print(f"  to do: build {repo.engine_model}/1/model.plan with the server's TensorRT (see {repo.root}/README.md)")
