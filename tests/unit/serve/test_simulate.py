@@ -66,7 +66,7 @@ def test_controller_meets_the_acceptance_on_bursty_traces(converted, kind):
 def test_serve_sim_cli_writes_table_plots_and_results(converted, tmp_path):
     out = tmp_path / "sim"
     proc = subprocess.run([sys.executable, "-m", "flexiq_trt", "serve-sim", "--report", str(converted / "report.json"),
-                           "--metric", "cosine", "--also-metric", "top1_agreement", "--traces", "spike",
+                           "--metric", "cosine", "--also-metric", "rel_l2_error", "--traces", "spike",
                            "--trace-duration-s", "30", "--trace-spike-at-s", "10", "--slo-ms", "50", "-o", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -74,7 +74,7 @@ def test_serve_sim_cli_writes_table_plots_and_results(converted, tmp_path):
     assert (out / "serving_spike.png").stat().st_size > 10_000
     results = json.loads((out / "results.json").read_text())
     assert results["traces"][0]["spike_at_s"] == 10 and len(results["rows"]) == 5
-    assert set(results["rows"][0]["mean_accuracy"]) == {"cosine", "top1_agreement"}
+    assert set(results["rows"][0]["mean_accuracy"]) == {"cosine", "rel_l2_error"}
 
 
 def test_serve_sim_cli_reports_a_bad_profile(converted, tmp_path):
