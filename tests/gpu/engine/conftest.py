@@ -1,8 +1,9 @@
 """Fixtures of the GPU engine tests: a converted model, its simulation ONNX and an engine for this GPU.
 
-Everything here needs an NVIDIA GPU (sm_80+), the built plugin library, cuda-python and TensorRT
-(full TensorRT preferred: TensorRT-RTX has no sm_90 target). Tests are marked `gpu` and skip with
-the reason elsewhere (tests/conftest.py).
+Everything here needs an NVIDIA GPU (sm_80+), the built plugin library, pycuda or cuda-python and
+TensorRT (full TensorRT preferred: TensorRT-RTX has no sm_90 target). Tests are marked `gpu` and skip
+with the reason elsewhere (tests/conftest.py); `cuda_backend` runs them once per CUDA package and
+skips the package that is not installed.
 """
 
 from __future__ import annotations
@@ -19,15 +20,27 @@ RTX_TARGETS = (80, 86, 89, 120, 121)
 
 
 def _device_capability() -> tuple[int, int]:
-    from flexiq_trt.runtime.cuda_api import CudaApi
+    from flexiq_trt.runtime.cuda_api import open_cuda_api
 
-    return CudaApi().device_capability()
+    api = open_cuda_api()
+    try:
+        return api.device_capability()
+    finally:
+        api.close()
+
+
+@pytest.fixture(scope="module", params=["pycuda", "cuda-python"])
+def cuda_backend(request) -> str:
+    """Each CUDA implementation of runtime/cuda_api.py; skips the one whose package is missing."""
+    module = "pycuda.driver" if request.param == "pycuda" else "cuda.bindings"
+    pytest.importorskip(module, reason=f"{request.param} is not installed")
+    return request.param
 
 
 @pytest.fixture(scope="module")
 def gpu_trt():
     """(TensorRT flavour, compute capability); skips on sm_75 and older or without the runtime pieces."""
-    pytest.importorskip("cuda.bindings", reason="cuda-python is not installed")
+    from flexiq_trt.runtime.cuda_api import CudaBackendError
     from flexiq_trt.runtime.plugin_loader import find_plugin_library
     from flexiq_trt.runtime.trt_import import TensorRTNotFoundError, import_tensorrt
 
@@ -36,7 +49,10 @@ def gpu_trt():
         trt = import_tensorrt(prefer="tensorrt")
     except (PluginNotFoundError, TensorRTNotFoundError) as e:
         pytest.skip(str(e))
-    major, minor = _device_capability()
+    try:
+        major, minor = _device_capability()
+    except CudaBackendError as e:
+        pytest.skip(str(e))
     cc = major * 10 + minor
     if cc < 80:
         pytest.skip(f"sm_{cc}: FlexiQ kernels need sm_80 or newer")

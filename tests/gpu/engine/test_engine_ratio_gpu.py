@@ -1,4 +1,7 @@
-"""Engine vs simulation ONNX at each ratio, ratio switching between enqueues, CUDA-graph replay (GPU only)."""
+"""Engine vs simulation ONNX at each ratio, ratio switching between enqueues, CUDA-graph replay (GPU only).
+
+Every test runs once per CUDA implementation (pycuda, cuda-python: the `cuda_backend` fixture).
+"""
 
 from __future__ import annotations
 
@@ -30,11 +33,12 @@ def _assert_matches(y: np.ndarray, ref: np.ndarray, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def runner(engine_path, converted, gpu_trt):
+def runner(engine_path, converted, gpu_trt, cuda_backend):
     from flexiq_trt.runtime.engine_runner import EngineRunner
 
     result, _ = converted
-    with EngineRunner(engine_path, ratio_table=result.table, trt=gpu_trt[0]) as r:
+    with EngineRunner(engine_path, ratio_table=result.table, trt=gpu_trt[0], cuda=cuda_backend) as r:
+        assert r.cuda.name == cuda_backend
         yield r
 
 
@@ -86,3 +90,29 @@ def test_dynamic_batch_sizes(runner, converted) -> None:
     for batch in (1, 3, 16):
         y = runner.infer({runner.input_names()[0]: x[:batch]})[runner.output_names()[0]]
         _assert_matches(y, _simulate(converted, x[:batch], vector), f"batch {batch}")
+
+
+def test_queued_ratio_switches_keep_their_order(runner, converted) -> None:
+    """The set_ratio race on real hardware: no synchronization between switches and inferences."""
+    _, x = converted
+    feeds = {runner.input_names()[0]: x[:8]}
+    runner.prepare(feeds)
+    outputs, vectors = [], []
+    for ratio in (0.0, 1.0, 0.5, 0.0, 1.0):
+        vectors.append(runner.set_ratio(ratio))
+        runner.enqueue()
+        outputs.append(runner.fetch_outputs()[runner.output_names()[0]])
+    runner.cuda.synchronize()
+    for y, v in zip(outputs, vectors, strict=True):
+        _assert_matches(y, _simulate(converted, x[:8], v), f"queued switch to {v.sum()}")
+
+
+def test_bench_runs_on_the_engine(runner, converted, tmp_path) -> None:
+    from flexiq_trt.runtime.bench import BenchConfig, bench_runner, format_table, latency_profile
+
+    result, _ = converted
+    config = BenchConfig(ratios=(0.0, 1.0), batch=(1, 8), iterations=20, warmup=5)
+    bench = bench_runner(runner, config, result.table)
+    assert len(bench.points) == 4 and all(p.mean_ms > 0 and p.p99_ms >= p.p50_ms for p in bench.points)
+    print(format_table(bench))
+    assert latency_profile(bench).batch_sizes == (1, 8)
