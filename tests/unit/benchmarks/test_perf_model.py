@@ -1,0 +1,131 @@
+"""The static performance model: SASS parsing on the real library, arithmetic on a known mix, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+from perfmodel import hardware, kernels, model, sass
+from perfmodel.layers import BENCH_LAYERS, resnet50, vit_b16
+
+# A hand-written loop: header, a guarded load that a branch may skip, 2 int8 MMAs, back edge.
+SASS_LOOP = """
+        Function : _ZN6flexiq19flexiqInt8MmaKernelILb1EfEEvNS_15MixedGemmParamsE
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   IADD3 R2, R2, 0x20, RZ ;
+        /*0020*/                   LDG.E.128.CONSTANT R8, [R4.64] ;
+        /*0030*/              @!P0 BRA 0x60 ;
+        /*0040*/                   LOP3.LUT R9, R9, 0xf, RZ, 0xc0, !PT ;
+        /*0050*/                   IMAD R9, R9, 0x2, RZ ;
+        /*0060*/                   LDS R12, [R3] ;
+        /*0070*/                   IMMA.16832.S8.S8 R16, R8.ROW, R12.COL, R16 ;
+        /*0080*/                   IMMA.16832.S8.S8 R20, R8.ROW, R14.COL, R20 ;
+        /*0090*/                   ISETP.GE.AND P1, PT, R2, R0, PT ;
+        /*00a0*/              @!P1 BRA 0x10 ;
+        /*00b0*/                   EXIT ;
+"""
+
+
+def _steps(policy: str) -> sass.StepPath:
+    name, instrs = next(iter(sass.parse_functions(SASS_LOOP).items()))
+    return next(s for s in sass.step_paths(name, instrs) if s.policy == policy)
+
+
+def test_parser_finds_loop_paths_and_warp_tile():
+    longest, shortest = _steps("longest"), _steps("shortest")
+    assert longest.loop_header == 0x10 and longest.kind == "IMMA.16832.S8.S8"
+    assert longest.paths == 2  # the guarded block is taken or skipped
+    assert len(longest.instrs) == 10 and len(shortest.instrs) == 8
+    assert longest.macs == 2 * 16 * 8 * 32
+    assert longest.warp_tile_area == 2 * 128 and longest.k_per_step == 32
+
+
+def test_step_cost_arithmetic_known_answer():
+    cost = model.step_cost(_steps("longest"), hardware.ARCHS["sm_86"])
+    # 10 instructions; 2 x 4096 MACs at 1024/4 MAC/clk per sub-partition = 32 cycles;
+    # ALU: IADD3, LOP3, ISETP (+ BRA not) = 3 x 2 cycles; FMA pipe: IMAD = 2; MOV outside the loop
+    # LSU: LDG.128 = 32 x 16 B / 128 B = 4, LDS = 1; LDG without LDGSTS: 200-cycle L2 latency exposed
+    assert (cost.issue, cost.tensor, cost.alu, cost.fma, cost.lsu, cost.latency) == (10, 32, 6, 2, 5, 200)
+    assert cost.bound() == "tensor" and cost.tensor_efficiency == 1.0
+    a100 = model.step_cost(_steps("longest"), hardware.ARCHS["sm_80"])
+    assert a100.tensor == 16 and a100.bound() == "lsu"  # A100: twice the int8 rate; 4 x 5 LSU > 16
+
+
+def test_sm_cycles_bounds():
+    cost = model.StepCost(issue=10, tensor=32, alu=6, fma=2, cvt=0, lsu=5, latency=200, macs=8192)
+    # 8 warps (2 per sub-partition), 100 steps: tensor 2 x 32 x 100 = 6400 vs latency (200 + 10) x 100
+    assert model._sm_cycles(8, [(100, cost)]) == (21000.0, "latency")
+    hidden = model.StepCost(issue=10, tensor=32, alu=6, fma=2, cvt=0, lsu=5, latency=0, macs=8192)
+    assert model._sm_cycles(8, [(100, hidden)]) == (6400.0, "tensor")
+    assert model._sm_cycles(32, [(100, hidden)]) == (8 * 32 * 100, "tensor")  # 8 warps per sub-partition
+    lsu_heavy = model.StepCost(issue=10, tensor=32, alu=6, fma=2, cvt=0, lsu=10, latency=0, macs=8192)
+    assert model._sm_cycles(32, [(100, lsu_heavy)]) == (32 * 10 * 100, "lsu")  # SM-wide: every warp's bytes
+
+
+def test_roofline_and_share():
+    gpu = hardware.GPUS["a10"]
+    assert round(gpu.peak_tops(False)) == 250 and round(gpu.peak_tops(True)) == 500  # A10 datasheet
+    layer = BENCH_LAYERS[2]  # resnet50 layer3 3x3 at batch 16
+    opts = model.ModelOptions()
+    r8, r4 = model.roofline_us(layer, 0.0, gpu, opts), model.roofline_us(layer, 1.0, gpu, opts)
+    assert r8 == pytest.approx(layer.macs() / gpu.peak_macs_per_s(False) * 1e6)
+    assert r4 == pytest.approx(r8 / 2) and model.compute_bound(layer, gpu, opts)
+    assert model.speedup_share(10.0, 8.0, 5.0) == pytest.approx(0.4)
+
+
+def test_model_layer_lists():
+    r50 = resnet50(1)
+    assert len(r50) == 53 and sum(lay.conv for lay in r50) == 52  # stem (C_in = 3) is not eligible
+    stem = 112 * 112 * 64 * 3 * 7 * 7
+    assert sum(lay.macs() for lay in r50) + stem == pytest.approx(4.09e9, rel=0.01)  # ResNet-50: ~4.1 GMAC
+    assert vit_b16(2)[0].rows == 2 * 197
+
+
+@pytest.mark.plugin
+def test_real_library_main_loops(sm86_kernels):
+    kerns, _ = sm86_kernels
+    assert set(kerns) == {"int4", "int8"}
+    int4 = kerns["int4"]
+    assert int4.step8.kind.endswith("8.S8") and int4.step8.k_per_step == 32
+    assert int4.step4[32].kind.startswith("IMMA.16832.") and int4.step4[32].kind.endswith("4.S4")
+    assert int4.step4[64].k_per_step in (32, 64)
+    for step in (int4.step8, int4.step4[32], int4.step4[64]):
+        assert step.opcodes["IMMA"] >= 1 and len(step.instrs) > step.opcodes["IMMA"]
+        assert step.warp_tile_area > 0
+    assert int4.resources is not None and int4.resources.local == 0
+    tile = kernels.tile_config()
+    assert tile.cta_m > 0 and tile.cta_n > 0 and tile.threads % 32 == 0
+
+
+@pytest.mark.plugin
+def test_real_library_prediction_is_finite(sm86_kernels):
+    kerns, _ = sm86_kernels
+    gpu, tile, opts = hardware.GPUS["a10"], kernels.tile_config(), model.ModelOptions()
+    preds = [model.predict_layer(BENCH_LAYERS[2], r, kerns["int4"], tile, gpu, opts) for r in (0.0, 1.0)]
+    for p in preds:
+        assert 0 < p.roofline_us < p.us < 1e5 and p.bound in model.RESOURCES + ("dram",)
+    assert preds[1].n4 == 256 and preds[0].n4 == 0
+
+
+@pytest.mark.plugin
+def test_cli_prints_predicted_table_and_json(capi_library, tmp_path):
+    out = tmp_path / "r50.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "perf_model.py"), "--lib", str(capi_library),
+                           "--gpus", "a10", "--json", str(out), "--batches", "1", "16"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "PREDICTED" in proc.stdout and "resnet50.layer3.conv2 3x3" in proc.stdout
+    assert "of int8 peak" in proc.stdout and "paper: 40%" in proc.stdout
+    data = json.loads(out.read_text())
+    assert set(data) == {"a10"} and set(data["a10"]) == {"1", "16"}
+    assert set(data["a10"]["16"]) == {"0.0", "0.25", "0.5", "0.75", "1.0"}
+    assert data["a10"]["16"]["0.0"] > data["a10"]["1"]["0.0"] > 0
+
+
+def test_cli_reports_missing_library(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "perf_model.py"), "--lib",
+                           str(tmp_path / "nope.so"), "--gpus", "a10"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
