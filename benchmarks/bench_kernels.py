@@ -21,49 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "python"))
-sys.path.insert(0, str(REPO / "tests" / "unit" / "kernels"))  # ctypes bindings shared with the kernel tests
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flexiq_kernel_ctypes import (  # noqa: E402
+from perfmodel.abi import (  # noqa: E402  (the one wrapper of the kernel C ABI)
     NATIVE_INT4_SMS,
     HostLayer,
     device_info,
     gpu_forward,
-    load_kernels_capi,
+    load_kernels,
     random_input,
     random_layer,
 )
-
-from flexiq_trt.quantization.layer import ConvGeometry  # noqa: E402
-
-RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-@dataclass(frozen=True)
-class LayerShape:
-    """One benchmark layer: a conv (NCHW input) or a gemm ([M, C_in] input)."""
-
-    name: str
-    conv: bool
-    batch: int
-    in_channels: int
-    out_channels: int
-    height: int = 1
-    width: int = 1
-    geometry: ConvGeometry | None = None
-
-
-LAYERS = (
-    LayerShape("resnet50.layer1.conv2 3x3", True, 16, 64, 64, 56, 56, ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1))),
-    LayerShape("resnet50.layer3.conv2 3x3", True, 16, 256, 256, 14, 14, ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1))),
-    LayerShape("resnet50.layer4.conv3 1x1", True, 16, 512, 2048, 7, 7, ConvGeometry((1, 1))),
-    LayerShape("resnet50.layer2.down 1x1/2", True, 16, 256, 512, 56, 56, ConvGeometry((1, 1), (2, 2))),
-    LayerShape("mobilenetv2.expand 1x1", True, 16, 96, 576, 14, 14, ConvGeometry((1, 1))),
-    LayerShape("vit_b.qkv", False, 16 * 197, 768, 2304),
-    LayerShape("vit_b.mlp.fc1", False, 16 * 197, 768, 3072),
-    LayerShape("vit_b.mlp.fc2", False, 16 * 197, 3072, 768),
-)
+from perfmodel.layers import BENCH_LAYERS as LAYERS  # noqa: E402  (shared with perf_model.py / gpu_check.py)
+from perfmodel.layers import RATIOS  # noqa: E402
+from perfmodel.layers import Layer as LayerShape  # noqa: E402
 
 
 @dataclass
@@ -80,8 +51,8 @@ def bench_layer(lib, shape: LayerShape, backend: str, group_size: int, iters: in
     """Time one layer at every ratio."""
     rng = np.random.default_rng(0)
     layer = random_layer(rng, conv=shape.conv, in_channels=shape.in_channels, out_channels=shape.out_channels,
-                         group_size=group_size, geometry=shape.geometry)
-    x = random_input(rng, layer, shape.batch, shape.height, shape.width, True)
+                         group_size=group_size, geometry=shape.geometry())
+    x = random_input(rng, layer, shape.batch * shape.tokens, shape.height, shape.width, True)
     host = HostLayer.from_layer(layer)
     times = []
     for ratio in RATIOS:
@@ -112,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.lib:
         os.environ["FLEXIQ_KERNELS_CAPI_LIB"] = str(args.lib)
-    lib, why = load_kernels_capi()
+    lib, why = load_kernels()
     if lib is None:
         print(f"bench_kernels: {why}", file=sys.stderr)
         return 2
