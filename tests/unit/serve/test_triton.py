@@ -179,3 +179,29 @@ def test_triton_cli_validates(converted, tmp_path):
     assert parse(tmp_path / "repo" / "cbr_served" / "config.pbtxt").max_batch_size == 4
     assert parse(tmp_path / "repo" / "cbr_served_engine" / "config.pbtxt").max_batch_size == 0
     assert json.loads((tmp_path / "repo" / "cbr_served" / "ratio_table.json").read_text())["num_layers"] >= 1
+
+
+def test_registration_library_compiles_against_the_tensorrt_headers(tmp_path):
+    """examples/triton/flexiq_triton_register.cpp (what Triton's plugins= option loads) compiles, -Werror."""
+    import shutil
+    from pathlib import Path
+
+    repo_root = Path(__file__).resolve().parents[3]
+    headers = repo_root / "third_party" / "tensorrt_headers"
+    import os
+
+    nvcc = shutil.which("nvcc")
+    candidates = [Path(nvcc).resolve().parents[1] / "include"] if nvcc else []
+    candidates += [Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "include", *Path("/usr/local").glob("cuda*/include")]
+    cuda_inc = next((c for c in candidates if (c / "cuda_runtime_api.h").is_file()), None)
+    if shutil.which("g++") is None or not (headers / "NvInferRuntime.h").is_file():
+        pytest.skip("needs g++ and the TensorRT headers (scripts/fetch_trt_headers.sh)")
+    if cuda_inc is None:
+        pytest.skip("needs the CUDA headers (nvcc on PATH)")
+    src = repo_root / "examples" / "triton" / "flexiq_triton_register.cpp"
+    proc = subprocess.run(["g++", "-std=c++17", "-fPIC", "-Wall", "-Wextra", "-Werror", "-isystem", str(headers),
+                           "-isystem", str(cuda_inc), "-c", str(src), "-o", str(tmp_path / "r.o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    syms = subprocess.run(["nm", str(tmp_path / "r.o")], capture_output=True, text=True).stdout
+    assert "U getPluginRegistry" in syms  # resolved from the server's libnvinfer at load time
