@@ -32,7 +32,7 @@ from perfmodel.layers import BENCH_LAYERS, MODELS, RATIOS  # noqa: E402
 LABEL = "PREDICTED (static model from SASS + published rates; not measured)"
 
 
-def _analyze(lib: Path, archs: set[str], policy: str, fp16: bool) -> dict[str, dict[str, kernels.GemmKernel]]:
+def _analyze(lib: Path, archs: set[str], policy: str, fp16: bool) -> dict[str, list[kernels.GemmKernel]]:
     out = {}
     for arch in sorted(archs):
         kerns, notes = kernels.gemm_kernels(lib, arch, policy=policy, fp16=fp16)
@@ -42,45 +42,46 @@ def _analyze(lib: Path, archs: set[str], policy: str, fp16: bool) -> dict[str, d
     return out
 
 
-def print_kernels(per_arch: dict[str, dict[str, kernels.GemmKernel]], tile: kernels.TileConfig) -> None:
+def print_kernels(per_arch: dict[str, list[kernels.GemmKernel]]) -> None:
     """One row per (arch, kernel, step kind): what one main-loop iteration of one warp costs."""
     print(f"\n== K-step cost per warp ({LABEL})")
-    print(f"CTA tile {tile.cta_m}x{tile.cta_n}, {tile.threads} threads, {tile.stages} stage(s) (from {tile.source})")
-    head = (f"{'arch':6} {'backend':7} {'kernel':30} {'step':18} {'k':>3} {'instr':>5} {'paths':>5} {'issue':>6} {'tensor':>6} "
+    head = (f"{'arch':6} {'backend':7} {'kernel (CTA tile, G)':36} {'step':18} {'k':>3} {'instr':>5} {'paths':>5} {'issue':>6} {'tensor':>6} "
             f"{'alu':>6} {'fma':>6} {'lsu':>5} {'lat':>4} {'bound':>7} {'tensor%':>7} {'regs':>4} {'CTA/SM':>6}")
     print(head)
     print("-" * len(head))
     for arch, kerns in per_arch.items():
         rates = hardware.ARCHS[arch]
-        for kern in kerns.values():
+        for kern in kerns:
             steps = {f"{kern.step8.kind}": kern.step8}
             if kern.backend == "int4":
                 steps.update({f"{s.kind} G{g}": s for g, s in kern.step4.items()})
             regs = kern.resources.regs if kern.resources else 0
-            occ = model.ctas_per_sm(kern.resources, tile, rates)
+            occ = model.ctas_per_sm(kern.resources, kern.tile, rates)
+            name = f"{kernels.short_name(kern.function)} {kern.tile.cta_m}x{kern.tile.cta_n}"
             for label, step in steps.items():
                 c = model.step_cost(step, rates)
-                print(f"{arch:6} {kern.backend:7} {kernels.short_name(kern.function)[:30]:30} {label[5:][:18]:18} {step.k_per_step:3d} "
+                print(f"{arch:6} {kern.backend:7} {name[:36]:36} {label[5:][:18]:18} {step.k_per_step:3d} "
                       f"{len(step.instrs):5d} {step.paths:5d} {c.issue:6.0f} {c.tensor:6.0f} {c.alu:6.0f} {c.fma:6.0f} "
                       f"{c.lsu:5.0f} {c.latency:4.0f} {c.bound():>7} {100 * c.tensor_efficiency:6.0f}% {regs:4d} {occ:6d}")
 
 
-def predict_table(per_arch, tile, gpus, layers, opts) -> dict:
+def predict_table(per_arch, gpus, layers, opts, family) -> dict:
     """Print one table per GPU and return {gpu: {layer: [LayerPrediction per ratio]}}."""
     result = {}
     for gpu in gpus:
-        kern = per_arch[gpu.sm]["int4"]
+        kerns = kernels.choose(per_arch[gpu.sm], opts.group_size, family)
         print(f"\n== {gpu.name} ({gpu.sm}, {gpu.sms} SMs @ {gpu.clock_ghz:.2f} GHz, {gpu.dram_gb_s:.0f} GB/s; "
               f"int8 peak {gpu.peak_tops(False):.0f} TOPS, int4 {gpu.peak_tops(True):.0f}) - {LABEL}")
         print(f"   G = {opts.group_size}, {opts.io} I/O, times in microseconds; roofline = the same GEMM at tensor "
-              f"peak or DRAM bandwidth")
+              f"peak or DRAM bandwidth; kernel {kerns[0].family}, fastest of tiles "
+              f"{', '.join(f'{k.tile.cta_m}x{k.tile.cta_n}' for k in kerns)}")
         head = (f"{'layer':28} {'cb':2} " + " ".join(f"{int(r * 100):>6}%" for r in RATIOS)
                 + f" {'bound 0/100%':>15} {'roof8':>7} {'roof4':>7} {'8/peak8':>7} {'4vs8':>5} {'50%share':>8}")
         print(head)
         print("-" * len(head))
         rows = {}
         for layer in layers:
-            preds = [model.predict_layer(layer, r, kern, tile, gpu, opts) for r in RATIOS]
+            preds = [model.predict_best(layer, r, kerns, gpu, opts) for r in RATIOS]
             t0, t50, t100 = preds[0].us, preds[2].us, preds[-1].us
             r8, r4 = model.roofline_us(layer, 0.0, gpu, opts), model.roofline_us(layer, 1.0, gpu, opts)
             cb = "y" if model.compute_bound(layer, gpu, opts) else "n"
@@ -107,16 +108,16 @@ def _summary(rows) -> None:
           f"{100 * statistics.median(share) if share else float('nan'):.0f}% of the 100% speedup (paper: 40%)")
 
 
-def model_json(per_arch, tile, gpus, model_name: str, batches: list[int], opts) -> dict:
+def model_json(per_arch, gpus, model_name: str, batches: list[int], opts, family) -> dict:
     """{gpu: {batch: {ratio: ms}}}: the whole model's FlexiQ layers summed (docs/performance.md)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for gpu in gpus:
-        kern = per_arch[gpu.sm]["int4"]
+        kerns = kernels.choose(per_arch[gpu.sm], opts.group_size, family)
         out[gpu.key] = {}
         for b in batches:
             layers = MODELS[model_name](b)
             out[gpu.key][str(b)] = {
-                str(r): round(sum(model.predict_layer(lay, r, kern, tile, gpu, opts).us for lay in layers) / 1000, 6)
+                str(r): round(sum(model.predict_best(lay, r, kerns, gpu, opts).us for lay in layers) / 1000, 6)
                 for r in RATIOS}
     return out
 
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
                         help=f.metadata["help"], **({"choices": ("fp16", "fp32", "int8")} if f.name == "io" else {}))
     ap.add_argument("--kernels-only", action="store_true", help="print only the per-step kernel table")
+    ap.add_argument("--kernel", help="kernel family to price (substring, e.g. flexiqInt4MmaKernel); default: the "
+                                     "pipelined int4 family if the library has one, else the first int4 family")
     ap.add_argument("--json", type=Path, help="write {gpu: {batch: {ratio: ms}}} for --model to this file")
     ap.add_argument("--model", choices=sorted(MODELS), default="resnet50")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
@@ -141,22 +144,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--group-size must be 32 or 64")
     gpus = [hardware.GPUS[k] for k in args.gpus]
     try:
-        tile = kernels.tile_config()
         per_arch = _analyze(args.lib, {g.sm for g in gpus}, args.policy, fp16=opts.io == "fp16")
     except (sass.SassError, KeyError, OSError) as exc:
         print(f"perf_model: {exc}", file=sys.stderr)
         return 2
     for arch, kerns in per_arch.items():
-        if "int4" not in kerns or opts.group_size not in kerns["int4"].step4:
+        if not kernels.choose(kerns, opts.group_size, args.kernel):
             print(f"perf_model: no int4-backend main loop for G={opts.group_size} found in the {arch} SASS of "
                   f"{args.lib}", file=sys.stderr)
             return 2
     print(LABEL)
-    print_kernels(per_arch, tile)
+    print_kernels(per_arch)
     if not args.kernels_only:
-        predict_table(per_arch, tile, gpus, BENCH_LAYERS, opts)
+        predict_table(per_arch, gpus, BENCH_LAYERS, opts, args.kernel)
     if args.json:
-        data = model_json(per_arch, tile, gpus, args.model, args.batches, opts)
+        data = model_json(per_arch, gpus, args.model, args.batches, opts, args.kernel)
         args.json.write_text(json.dumps(data, indent=1) + "\n")
         print(f"\nwrote {args.json}: PREDICTED {args.model} latency (FlexiQ layers only), "
               f"{{gpu: {{batch: {{ratio: ms}}}}}}")

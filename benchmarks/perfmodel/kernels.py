@@ -80,7 +80,10 @@ class GemmKernel:
     """One tensor-core kernel instantiation and its K-steps (main-loop instruction mixes)."""
 
     function: str
-    backend: str  # "int4" or "int8"
+    family: str  # the kernel's base name, e.g. flexiqInt4MmaKernel or flexiqPipeInt4Kernel
+    backend: str  # "int4" (4-bit groups on int4 MMA) or "int8" (4-bit groups as int8 MMA)
+    tile: TileConfig
+    group_size: int | None  # G this instantiation is specialised for (None: any G)
     resources: sass.Resources | None
     step8: sass.StepPath
     step4: dict[int, sass.StepPath] = field(default_factory=dict)  # G -> the step of one 4-bit group
@@ -89,15 +92,42 @@ class GemmKernel:
         """How many 4-bit steps one channel group takes (1 when the atom covers the whole group)."""
         return max(1, group_size // self.step4[group_size].k_per_step)
 
+    def serves(self, group_size: int) -> bool:
+        return group_size in self.step4 and self.group_size in (None, group_size)
 
-def _short(name: str) -> str:
-    m = re.search(r"\d+(flexiq[A-Za-z0-9]*Kernel)(I\w*?E)E", name)
-    return f"{m.group(1)}<{m.group(2)}>" if m else name[:80]
+
+_FAMILY = re.compile(r"\d+(flexiq[A-Za-z0-9]*Kernel)I")
+_TILE_ARGS = re.compile(r"(?:PipeTile|Tile)ILi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)EE")
+
+
+def family_of(name: str) -> str:
+    """flexiqInt4MmaKernel from a mangled instantiation name (the name itself when unrecognised)."""
+    m = _FAMILY.search(name)
+    return m.group(1) if m else name
 
 
 def short_name(name: str) -> str:
-    """flexiqInt4MmaKernel<ILb1E6__half> instead of the whole mangled name."""
-    return _short(name)
+    """Family<tile,G> instead of the whole mangled name."""
+    tile = _TILE_ARGS.search(name)
+    g = _group_of(name)
+    extra = ",".join(x for x in (f"{tile.group(1)}x{tile.group(2)}" if tile else "", f"G{g}" if g else "") if x)
+    return family_of(name) + (f"<{extra}>" if extra else "")
+
+
+def _group_of(name: str) -> int | None:
+    """The G template argument of a G-specialised kernel (an int 32 or 64 after the tile type)."""
+    tail = _TILE_ARGS.split(name)[-1] if _TILE_ARGS.search(name) else ""
+    m = re.search(r"Li(32|64)E", tail)
+    return int(m.group(1)) if m else None
+
+
+def _tile_of(name: str, default: TileConfig) -> TileConfig:
+    """CTA tile from PipeTile<M, N, warpsM, warpsN> template arguments, else the header's."""
+    m = _TILE_ARGS.search(name)
+    if not m:
+        return default
+    cta_m, cta_n, wm, wn = (int(x) for x in m.groups())
+    return TileConfig(cta_m, cta_n, 32 * wm * wn, default.stages, "template arguments")
 
 
 def _is_8bit(kind: str) -> bool:
@@ -117,39 +147,54 @@ def _score(name: str, signed: bool, fp16: bool) -> int:
 
 
 def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool = True,
-                 fp16: bool = True) -> tuple[dict[str, GemmKernel], list[str]]:
-    """The int4 and int8 backend kernels of `library` for `arch`, and notes on what was chosen."""
+                 fp16: bool = True) -> tuple[list[GemmKernel], list[str]]:
+    """Every tensor-core hot kernel of `library` for `arch` (one per family, tile and G), and notes.
+
+    Of the signed/unsigned and FP32/FP16 variants of one (family, tile, G), the one matching `signed`
+    and `fp16` is analysed (the main loop does not depend on the output type).
+    """
     funcs, res = sass.disassemble(library, arch)
     hot = hot_kernel_names()
     notes: list[str] = []
-    candidates: dict[str, list[str]] = {"int4": [], "int8": []}
+    groups: dict[tuple, list[str]] = {}
     for name, instrs in funcs.items():
         kinds = {i.mma_kind for i in instrs if i.mma_kind}
         if not kinds:
             continue
         if not any(h in name for h in hot):
-            notes.append(f"tensor-core function not in HOT_KERNELS (ignored): {_short(name)}")
+            notes.append(f"tensor-core kernel not in HOT_KERNELS of scripts/check_sass.py (ignored): {short_name(name)}")
             continue
-        backend = "int4" if any(re.search(r"\.[SU]4\.", k) for k in kinds) else "int8"
-        candidates[backend].append(name)
-    out: dict[str, GemmKernel] = {}
-    for backend, names in candidates.items():
-        if not names:
-            continue
+        tile = _TILE_ARGS.search(name)
+        groups.setdefault((family_of(name), tile.groups() if tile else None, _group_of(name)), []).append(name)
+    default_tile = tile_config()
+    out: list[GemmKernel] = []
+    for (family, _, g), names in sorted(groups.items(), key=lambda kv: str(kv[0])):
         name = max(sorted(names), key=lambda n: _score(n, signed, fp16))
         steps = sass.step_paths(name, funcs[name])
         step8 = _pick([s for s in steps if _is_8bit(s.kind)], policy)
         if step8 is None:
-            notes.append(f"{_short(name)}: no loop with an 8-bit IMMA found")
+            notes.append(f"{short_name(name)}: no loop with an 8-bit IMMA found")
             continue
-        kern = GemmKernel(name, backend, res.get(name), step8)
         four = [s for s in steps if not _is_8bit(s.kind)]
-        for g in (32, 64):
-            exact = _pick([s for s in four if s.k_per_step == g], policy)
-            kern.step4[g] = exact or _pick([s for s in four if s.k_per_step and g % s.k_per_step == 0], policy)
-            if kern.step4[g] is None:
-                del kern.step4[g]
-        if backend == "int8":  # 4-bit groups run the same int8 loop on effective codes
-            kern.step4 = {32: step8, 64: step8}
-        out[backend] = kern
+        backend = "int4" if four else "int8"
+        kern = GemmKernel(name, family, backend, _tile_of(name, default_tile), g, res.get(name), step8)
+        for gs in ((g,) if g else (32, 64)):
+            if backend == "int8":  # 4-bit groups run the same int8 loop on effective codes
+                kern.step4[gs] = step8
+                continue
+            exact = _pick([s for s in four if s.k_per_step == gs], policy)
+            best = exact or _pick([s for s in four if s.k_per_step and gs % s.k_per_step == 0], policy)
+            if best is not None:
+                kern.step4[gs] = best
+        out.append(kern)
     return out, notes
+
+
+def choose(kerns: list[GemmKernel], group_size: int, family: str | None = None) -> list[GemmKernel]:
+    """The int4-backend kernels (all tiles) that serve G: `family` if given, else the pipelined family
+    when the library has one (the default runner on sm_80/86/89), else the first int4 family."""
+    cands = [k for k in kerns if k.backend == "int4" and k.serves(group_size)]
+    if family:
+        return [k for k in cands if family in k.family]
+    fams = sorted({k.family for k in cands}, key=lambda f: (0 if "Pipe" in f else 1, f))
+    return [k for k in cands if fams and k.family == fams[0]]

@@ -131,6 +131,7 @@ class LayerPrediction:
     roofline_us: float  # same GEMM at this ratio's mix of int8/int4 peak
     waves: int
     ctas_per_sm: int
+    kernel: str = ""
 
 
 def ctas_per_sm(res: sass.Resources | None, tile: kernels.TileConfig, arch: hardware.ArchRates) -> int:
@@ -162,10 +163,10 @@ def _n4(layer: Layer, ratio: float, g: int) -> tuple[int, int]:
     return c_pad, int(ratio * c_pad) // g * g
 
 
-def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, tile: kernels.TileConfig,
-                  gpu: hardware.Gpu, opts: ModelOptions) -> LayerPrediction:
+def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, gpu: hardware.Gpu,
+                  opts: ModelOptions) -> LayerPrediction:
     """Predicted latency of `layer` at `ratio` (share of its C_pad in 4-bit, rounded down to G)."""
-    g, arch = opts.group_size, gpu.arch
+    g, arch, tile = opts.group_size, gpu.arch, kern.tile
     c_pad, n4 = _n4(layer, ratio, g)
     g4, g8 = n4 // g, (c_pad - n4) // g
     c8, c4 = step_cost(kern.step8, arch), step_cost(kern.step4[g], arch)
@@ -198,7 +199,14 @@ def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, tile: ke
         in_bytes = layer.input_rows * layer.in_channels * opts.io_bytes + in_codes
         input_us = in_bytes / (gpu.dram_gb_s * 1e9) * 1e6 + opts.launch_us
     return LayerPrediction(layer.name, ratio, n4, gemm_us + input_us, bound, gemm_us, input_us,
-                           roofline_us(layer, n4 / c_pad if c_pad else 0.0, gpu, opts), full + (1 if rem else 0), occ)
+                           roofline_us(layer, n4 / c_pad if c_pad else 0.0, gpu, opts), full + (1 if rem else 0), occ,
+                           kernels.short_name(kern.function))
+
+
+def predict_best(layer: Layer, ratio: float, kerns: list[kernels.GemmKernel], gpu: hardware.Gpu,
+                 opts: ModelOptions) -> LayerPrediction:
+    """The fastest predicted of several tile configurations (a runner that picks the tile per layer)."""
+    return min((predict_layer(layer, ratio, k, gpu, opts) for k in kerns), key=lambda p: p.us)
 
 
 def roofline_us(layer: Layer, four_share: float, gpu: hardware.Gpu, opts: ModelOptions) -> float:

@@ -76,6 +76,25 @@ def test_roofline_and_share():
     assert model.speedup_share(10.0, 8.0, 5.0) == pytest.approx(0.4)
 
 
+def test_kernel_names_tiles_and_group_from_templates():
+    pipe = "_ZN6flexiq12_GLOBAL__N_120flexiqPipeInt4KernelILb1ENS_4tile8PipeTileILi128ELi64ELi2ELi2EEELi64EEEvNS_15MixedGemmParamsE"
+    old = "_ZN6flexiq12_GLOBAL__N_119flexiqInt4MmaKernelILb1EfEEvNS_15MixedGemmParamsE"
+    assert kernels.family_of(pipe) == "flexiqPipeInt4Kernel" and kernels.family_of(old) == "flexiqInt4MmaKernel"
+    assert kernels._group_of(pipe) == 64 and kernels._group_of(old) is None
+    default = kernels.TileConfig(64, 64, 128, 1, "header")
+    assert kernels._tile_of(pipe, default) == kernels.TileConfig(128, 64, 128, 1, "template arguments")
+    assert kernels._tile_of(old, default) is default
+    assert kernels.short_name(pipe) == "flexiqPipeInt4Kernel<128x64,G64>"
+
+
+def test_tile_header_constants():
+    values = kernels.parse_constexprs("constexpr int32_t kA = 16; // x\nconstexpr int32_t kB = 2 * kA;\n"
+                                      "constexpr int32_t kAB = kB / 4 + kA;")
+    assert values == {"kA": 16, "kB": 32, "kAB": 24}
+    tile = kernels.tile_config()
+    assert tile.cta_m > 0 and tile.threads % 32 == 0
+
+
 def test_model_layer_lists():
     r50 = resnet50(1)
     assert len(r50) == 53 and sum(lay.conv for lay in r50) == 52  # stem (C_in = 3) is not eligible
@@ -87,8 +106,9 @@ def test_model_layer_lists():
 @pytest.mark.plugin
 def test_real_library_main_loops(sm86_kernels):
     kerns, _ = sm86_kernels
-    assert set(kerns) == {"int4", "int8"}
-    int4 = kerns["int4"]
+    assert {k.backend for k in kerns} == {"int4", "int8"}
+    int4 = kernels.choose(kerns, 32)[0]
+    assert int4.backend == "int4" and kernels.short_name(int4.function).startswith(int4.family)
     assert int4.step8.kind.endswith("8.S8") and int4.step8.k_per_step == 32
     assert int4.step4[32].kind.startswith("IMMA.16832.") and int4.step4[32].kind.endswith("4.S4")
     assert int4.step4[64].k_per_step in (32, 64)
@@ -96,15 +116,15 @@ def test_real_library_main_loops(sm86_kernels):
         assert step.opcodes["IMMA"] >= 1 and len(step.instrs) > step.opcodes["IMMA"]
         assert step.warp_tile_area > 0
     assert int4.resources is not None and int4.resources.local == 0
-    tile = kernels.tile_config()
-    assert tile.cta_m > 0 and tile.cta_n > 0 and tile.threads % 32 == 0
+    for kern in kerns:
+        assert kern.tile.cta_m > 0 and kern.tile.cta_n > 0 and kern.tile.threads % 32 == 0
 
 
 @pytest.mark.plugin
 def test_real_library_prediction_is_finite(sm86_kernels):
     kerns, _ = sm86_kernels
-    gpu, tile, opts = hardware.GPUS["a10"], kernels.tile_config(), model.ModelOptions()
-    preds = [model.predict_layer(BENCH_LAYERS[2], r, kerns["int4"], tile, gpu, opts) for r in (0.0, 1.0)]
+    gpu, opts = hardware.GPUS["a10"], model.ModelOptions()
+    preds = [model.predict_best(BENCH_LAYERS[2], r, kernels.choose(kerns, 32), gpu, opts) for r in (0.0, 1.0)]
     for p in preds:
         assert 0 < p.roofline_us < p.us < 1e5 and p.bound in model.RESOURCES + ("dram",)
     assert preds[1].n4 == 256 and preds[0].n4 == 0
