@@ -78,21 +78,22 @@ def timed_layers(cfg: CheckConfig) -> list[Layer]:
     return [layer.with_batch(cfg.batch) for layer in BENCH_LAYERS]
 
 
-def make_plan(cfg: CheckConfig, backends: int = 2) -> list[PlanItem]:
+def make_plan(cfg: CheckConfig) -> list[PlanItem]:
     """The steps with conservative time estimates (GPU-side work is small next to host overheads)."""
+    nb = len(backends())
     plan = [PlanItem("startup", "import torch, create the CUDA context, load the kernel library", STARTUP_S)]
     if not cfg.skip_tests:
         n = _count_gpu_tests()
         est = min(cfg.tests_timeout_s, 15.0 + 0.2 * (n if n is not None else 400))
         plan.append(PlanItem("kernel_tests", f"pytest tests/gpu/kernels ({n if n is not None else '?'} tests; "
                                              f"limit {cfg.tests_timeout_s:.0f} s)", est))
-    spot = sum(backends * 3 * (0.2 + layer.with_batch(1).macs() / CPU_REF_MACS_PER_S) for layer in BENCH_LAYERS)
-    plan.append(PlanItem("spot_check", f"{len(BENCH_LAYERS)} layers at batch 1 x {backends} backends x ratios 0/50/100%, "
+    spot = sum(3 * (0.2 * nb + layer.with_batch(1).macs() / CPU_REF_MACS_PER_S) for layer in BENCH_LAYERS)
+    plan.append(PlanItem("spot_check", f"{len(BENCH_LAYERS)} layers at batch 1 x {nb} backends x ratios 0/50/100%, "
                                        "int32 bit-exact vs the C++ CPU reference", spot))
     layers = timed_layers(cfg)
     per_cfg = 0.3 + cfg.iters * 0.002  # setup + capture, then replays of at most ~2 ms each
-    timing = len(layers) * (backends * len(RATIOS) * per_cfg + 3 * (0.5 + cfg.iters * 0.002))
-    plan.append(PlanItem("timing", f"{len(layers)} layers at batch {cfg.batch} x {backends} backends x "
+    timing = len(layers) * (nb * len(RATIOS) * per_cfg + 3 * (0.5 + cfg.iters * 0.002))
+    plan.append(PlanItem("timing", f"{len(layers)} layers at batch {cfg.batch} x {nb} backends x "
                                    f"{len(RATIOS)} ratios + int_mm/FP16 baselines, {cfg.iters} graph replays each", timing))
     plan.append(PlanItem("ratio_switch", "H2D copy of the max4bit vector + graph replay, 5 ratios, cost and correctness", 5.0))
     return plan
@@ -166,8 +167,13 @@ def run_kernel_tests(cfg: CheckConfig, sm: tuple[int, int], deadline: Deadline) 
             "seconds": round(time.monotonic() - t0, 1), "tail": out[-3000:]}
 
 
-def _backends(sm: tuple[int, int]) -> list[str]:
-    return ["int4", "int8"]  # int4 runs emulated on sm_90+ (FLEXIQ_FORCE_INT4=1), flagged in the results
+def backends() -> list[str]:
+    """Every tensor-core backend the kernel ABI names (int4* run emulated on sm_90+, flagged in the results)."""
+    try:
+        from perfmodel import abi
+    except ImportError:  # a dry run on a machine without numpy: the first-version pair
+        return ["int4", "int8"]
+    return [b for b in abi.BACKENDS if b not in ("auto", "reference")]
 
 
 def _random(layer: Layer, g: int, seed: int = 0):
@@ -192,13 +198,14 @@ def run_spot_check(cfg: CheckConfig, lib, sm, deadline: Deadline) -> list[dict]:
     for layer in BENCH_LAYERS:
         small = layer.with_batch(1)
         q, host, x = _random(small, cfg.group_size, seed=1)
-        for backend in _backends(sm):
-            for ratio in (0.0, 0.5, 1.0):
-                if deadline.left() < 150:
-                    rows.append({"layer": layer.name, "backend": backend, "ratio": ratio, "status": "cut (budget)"})
-                    continue
-                n4 = int(ratio * q.padded_channels) // cfg.group_size * cfg.group_size
-                want, _ = abi.cpu_forward(ref, host, x, n4)
+        for ratio in (0.0, 0.5, 1.0):
+            if deadline.left() < 150:
+                rows.append({"layer": layer.name, "ratio": ratio, "status": "cut (budget)"})
+                continue
+            n4 = int(ratio * q.padded_channels) // cfg.group_size * cfg.group_size
+            x16 = x.astype(np.float16).astype(np.float32)  # the GPU runs FP16 I/O: same input values
+            want, _ = abi.cpu_forward(ref, host, x16, n4)
+            for backend in backends():
                 got, _, _ = abi.gpu_forward(lib, host, x, np.array([n4], np.int32), backend, True)
                 bad = int(np.count_nonzero(got != want))
                 rows.append({"layer": layer.name, "backend": backend, "ratio": ratio, "n4": n4,
@@ -243,7 +250,7 @@ def run_timing(cfg: CheckConfig, torch, lib, sm, deadline: Deadline) -> list[dic
         q, host, x = _random(layer, cfg.group_size)
         row: dict = {"layer": layer.name, "M": layer.rows, "N": layer.out_channels,
                      "K": layer.taps * layer.in_channels, "gmacs": round(layer.macs() / 1e9, 3), "flexiq": {}}
-        for backend in _backends(sm):
+        for backend in backends():
             dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
             times = []
             for ratio in RATIOS:
@@ -251,7 +258,7 @@ def run_timing(cfg: CheckConfig, torch, lib, sm, deadline: Deadline) -> list[dic
                 dev.max4bit.fill_(n4)
                 ms, mode = _time_graph(torch, dev.enqueue, cfg.iters)
                 times.append(round(ms, 5))
-            emulated = backend == "int4" and sm not in abi.NATIVE_INT4_SMS
+            emulated = backend.startswith("int4") and sm not in abi.NATIVE_INT4_SMS
             row["flexiq"][backend] = {"ms": times, "mode": mode, "emulated_int4": emulated}
         row["baselines"] = _baselines(torch, layer, cfg.iters)
         rows.append(row)
@@ -289,7 +296,7 @@ def run_ratio_switch(cfg: CheckConfig, torch, lib, sm) -> dict:
     from perfmodel import abi
     layer = next(lay for lay in timed_layers(cfg) if "layer3.conv2" in lay.name)
     q, host, x = _random(layer, cfg.group_size)
-    backend = "int4" if sm in abi.NATIVE_INT4_SMS else "int8"
+    backend = "auto"  # what a deployment runs: the backend the library picks for this device
     dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
     vecs = [torch.tensor([int(r * q.padded_channels) // cfg.group_size * cfg.group_size], dtype=torch.int32).pin_memory()
             for r in RATIOS]
