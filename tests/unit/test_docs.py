@@ -22,6 +22,8 @@ SECTION_CITE = re.compile(r"docs/(?P<doc>[A-Za-z0-9_-]+)\.md(?P<secs>(?:\s*[,/]?
 # `docs/<name>.md, "Heading"` (a placeholder such as "<Heading>" in prose is not a citation).
 HEADING_CITE = re.compile(r'docs/(?P<doc>[A-Za-z0-9_-]+)\.md,\s*"(?P<heading>[^"<\n][^"\n]*)"')
 # Built from parts so this file does not match itself.
+# Any mention of a document under docs/ (not preceded by a path character, so `plugins/docs/` is not one).
+ANY_DOC = re.compile(r"(?<![\w./-])docs/(?P<doc>[A-Za-z0-9_-]+)\.md")
 FORBIDDEN = ("DESIGN" + " §", "STYLE" + " §", ".." + "/shared")
 
 
@@ -103,6 +105,13 @@ def test_a_broken_citation_is_reported():
 def test_every_citation_resolves():
     broken = [f"{where}: {why}" for where, doc, target in citations() if (why := problem(doc, target))]
     assert not broken, "\n".join(broken)
+
+
+def test_every_mentioned_doc_exists():
+    missing = sorted({f"{path.relative_to(REPO)}: docs/{m.group('doc')}.md"
+                      for path in tracked_text_files() for m in ANY_DOC.finditer(read(path))
+                      if not (REPO / "docs" / f"{m.group('doc')}.md").is_file()})
+    assert not missing, "\n".join(missing)
 
 
 def test_nothing_cites_documents_outside_the_repository():
