@@ -21,9 +21,9 @@ TEXT_NAMES = ("CMakeLists.txt",)
 SECTION_CITE = re.compile(r"docs/(?P<doc>[A-Za-z0-9_-]+)\.md(?P<secs>(?:\s*[,/]?\s*§\s*\d+)+)")
 # `docs/<name>.md, "Heading"` (a placeholder such as "<Heading>" in prose is not a citation).
 HEADING_CITE = re.compile(r'docs/(?P<doc>[A-Za-z0-9_-]+)\.md,\s*"(?P<heading>[^"<\n][^"\n]*)"')
-# Built from parts so this file does not match itself.
 # Any mention of a document under docs/ (not preceded by a path character, so `plugins/docs/` is not one).
 ANY_DOC = re.compile(r"(?<![\w./-])docs/(?P<doc>[A-Za-z0-9_-]+)\.md")
+# Built from parts so this file does not match itself.
 FORBIDDEN = ("DESIGN" + " §", "STYLE" + " §", ".." + "/shared")
 
 
