@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
 
 if TYPE_CHECKING:
     import onnx
@@ -31,6 +32,13 @@ DEFAULT_LADDER = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_REPORT_RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def _selector_names() -> tuple[str, ...]:
+    """The registered selectors (looked up when the CLI is built, not at import)."""
+    from flexiq_trt.select.registry import selector_names
+
+    return tuple(selector_names())
+
+
 def _check_ratios(name: str, ratios: tuple[float, ...]) -> None:
     if not ratios or any(not 0.0 <= r <= 1.0 for r in ratios):
         raise ConfigError(f"{name} must be ratios in [0, 1], got {list(ratios)}")
@@ -40,38 +48,36 @@ def _check_ratios(name: str, ratios: tuple[float, ...]) -> None:
 class ConvertConfig:
     """What `convert` produces and how it is evaluated."""
 
-    output_dir: str = field(default="flexiq_out", metadata={"help": "folder for the artifacts and the report"})
-    selector: str = field(default="evolutionary", metadata={"help": "channel-selection strategy"})
-    ladder: tuple[float, ...] = field(default=DEFAULT_LADDER, metadata={
-        "help": "ratios the selector optimises for (any ratio in between is served too)"})
-    report_ratios: tuple[float, ...] = field(default=DEFAULT_REPORT_RATIOS, metadata={
-        "help": "ratios evaluated in the report"})
-    eval_data: str | None = field(default=None, metadata={
-        "help": "held-out evaluation .npz (arrays keyed by input name, optional 'labels'); default: hold "
-                "out the tail of the calibration set"})
-    labels_key: str = field(default="labels", metadata={"help": "name of the labels array in the eval .npz"})
-    holdout_fraction: float = field(default=0.2, metadata={
-        "help": "share of calibration samples held out for the report when no --eval-data is given"})
-    fitness_samples: int = field(default=64, metadata={
-        "help": "calibration samples the search's fitness uses"})
-    guard_samples: int = field(default=256, metadata={
-        "help": "at most this many of the other calibration samples validate the search's candidates (its "
-                "held-out guard); more give the guard's paired test more power"})
-    measure_sensitivity: bool = field(default=True, metadata={
-        "help": "weight the per-group error scores by each layer's measured effect on the output (one "
-                "fitness evaluation per layer; greedy and evolutionary selectors)"})
-    baselines: bool = field(default=True, metadata={
-        "help": "also evaluate naive top-bit extraction and plain rounding in the report"})
-    ort_baseline: bool = field(default=True, metadata={
-        "help": "also evaluate ONNX Runtime's quantize_static per-channel INT8 in the report"})
-    report: bool = field(default=True, metadata={"help": "evaluate and write report.json/.md/.png"})
-    compare_selectors: bool = field(default=False, metadata={
-        "help": "also order the groups with every other selector and compare them in the report "
-                "(selectors.md/.png; the evolutionary search is run too, which takes time)"})
-    plan_only: bool = field(default=False, metadata={"help": "write the conversion plan (plan.json) and stop"})
-    plan: str | None = field(default=None, metadata={"help": "apply an edited plan.json"})
-    allow_synthetic: bool = field(default=False, metadata={
-        "help": "allow random calibration data (figures in the report are then meaningless)"})
+    output_dir: str = option(
+        "flexiq_out", "folder for the artifacts and the report", flags=("-o", "--output"))
+    selector: str = option("evolutionary", "channel-selection strategy", choices=_selector_names)
+    ladder: tuple[float, ...] = option(
+        DEFAULT_LADDER, "ratios the selector optimises for (any ratio in between is served too)")
+    report_ratios: tuple[float, ...] = option(DEFAULT_REPORT_RATIOS, "ratios evaluated in the report")
+    eval_data: str | None = option(
+        None, "held-out evaluation .npz (arrays keyed by input name, optional 'labels'); default: hold "
+        "out the tail of the calibration set", flags=("--eval",))
+    labels_key: str = option("labels", "name of the labels array in the eval .npz")
+    holdout_fraction: float = option(
+        0.2, "share of calibration samples held out for the report when no --eval is given")
+    fitness_samples: int = option(64, "calibration samples the search's fitness uses")
+    guard_samples: int = option(
+        256, "at most this many of the other calibration samples validate the search's candidates (its "
+        "held-out guard); more give the guard's paired test more power")
+    measure_sensitivity: bool = option(
+        True, "weight the per-group error scores by each layer's measured effect on the output (one "
+        "fitness evaluation per layer; greedy and evolutionary selectors)")
+    baselines: bool = option(True, "also evaluate naive top-bit extraction and plain rounding in the report")
+    ort_baseline: bool = option(
+        True, "also evaluate ONNX Runtime's quantize_static per-channel INT8 in the report")
+    report: bool = option(True, "evaluate and write report.json/.md/.png")
+    compare_selectors: bool = option(
+        False, "also order the groups with every other selector and compare them in the report "
+        "(selectors.md/.png; the evolutionary search is run too, which takes time)")
+    plan_only: bool = option(False, "write the conversion plan (plan.json) and stop")
+    plan: str | None = option(None, "apply an edited plan.json")
+    allow_synthetic: bool = option(
+        False, "allow random calibration data (figures in the report are then meaningless)")
 
     def __post_init__(self) -> None:
         _check_ratios("ladder", self.ladder)

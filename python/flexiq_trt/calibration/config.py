@@ -1,14 +1,15 @@
-"""Frozen configuration dataclasses: the single source of truth for the Python API and the CLI.
+"""The calibration stage's options (one frozen dataclass for the Python API and the CLI).
 
-Each field carries ``metadata={"help": ..., "choices": ...}`` so the CLI can generate one argparse
-group per dataclass. Values are validated in ``__post_init__`` with errors that name the field.
+Fields are declared with `flexiq_trt.options.option`, from which the CLI generates its flags;
+values are validated in ``__post_init__`` with errors that name the field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
 
 # Must equal the keys of flexiq_trt.calibration.scales.THRESHOLD_METHODS (a unit test checks it);
 # kept literal here so this module imports nothing heavy and has no import cycle.
@@ -18,58 +19,51 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 SYNTHETIC_DISTRIBUTIONS = ("normal", "uniform")
 
 
-def _opt(default, help: str, choices: tuple | None = None, **extra):  # noqa: A002 (mirrors argparse)
-    """A dataclass field with CLI metadata."""
-    meta = {"help": help, **extra}
-    if choices is not None:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
-
-
 @dataclass(frozen=True)
 class CalibConfig:
     """How calibration data is read and how activation scales are chosen."""
 
-    data: str | None = _opt(
+    data: str | None = option(
         None,
         "Calibration data: an .npz (arrays keyed by input name, axis 0 = samples), an .npy (single-input "
         "models), a folder of images, a data-loader script 'file.py[:func]' (default func load_data) "
         "returning feed dicts, or 'synthetic[:normal|uniform]' to opt in to random data.",
+        flags=("--calib",),
     )
-    batch_size: int = _opt(8, "Samples per calibration batch (a static batch dimension of the model wins).")
-    max_samples: int | None = _opt(512, "Use at most this many calibration samples (None: all).")
-    method: str = _opt("mse", "How the activation clipping threshold is chosen.", CALIB_METHODS)
-    percentile: float = _opt(99.99, "Percentile of |x| used as threshold by method 'percentile'.")
-    num_bins: int = _opt(2048, "Bins of the streaming |x| histogram per tensor (even; memory is fixed).")
-    tensors_per_pass: int = _opt(
+    batch_size: int = option(8, "Samples per calibration batch (a static batch dimension of the model wins).")
+    max_samples: int | None = option(512, "Use at most this many calibration samples (None: all).")
+    method: str = option("mse", "How the activation clipping threshold is chosen.", choices=CALIB_METHODS)
+    percentile: float = option(99.99, "Percentile of |x| used as threshold by method 'percentile'.")
+    num_bins: int = option(2048, "Bins of the streaming |x| histogram per tensor (even; memory is fixed).")
+    tensors_per_pass: int = option(
         0, "Observe at most this many tensors per pass over the data (0: all in one pass); bounds memory."
     )
-    synthetic_samples: int = _opt(32, "Number of random samples for 'synthetic' data.")
-    synthetic_distribution: str = _opt(
+    synthetic_samples: int = option(32, "Number of random samples for 'synthetic' data.")
+    synthetic_distribution: str = option(
         "normal",
         "Distribution of synthetic float inputs (normal: N(0,1), uniform: U[-1,1)).",
-        SYNTHETIC_DISTRIBUTIONS,
+        choices=SYNTHETIC_DISTRIBUTIONS,
     )
-    seed: int = _opt(0, "Seed for synthetic data.")
-    image_size: int | None = _opt(None, "Center-crop size for image folders (default: the model's H/W).")
-    image_resize: int | None = _opt(
+    seed: int = option(0, "Seed for synthetic data.")
+    image_size: int | None = option(None, "Center-crop size for image folders (default: the model's H/W).")
+    image_resize: int | None = option(
         None, "Resize the shorter image side to this before cropping (default: size/0.875)."
     )
-    image_layout: str = _opt(
-        "auto", "Layout of the image input (auto: from the model's input shape).", IMAGE_LAYOUTS
+    image_layout: str = option(
+        "auto", "Layout of the image input (auto: from the model's input shape).", choices=IMAGE_LAYOUTS
     )
-    image_channel_order: str = _opt("RGB", "Channel order the model expects.", CHANNEL_ORDERS)
-    image_mean: tuple[float, ...] = _opt(
+    image_channel_order: str = option("RGB", "Channel order the model expects.", choices=CHANNEL_ORDERS)
+    image_mean: tuple[float, ...] = option(
         (0.485, 0.456, 0.406),
         "Per-channel mean subtracted after scaling (1 value or one per channel).",
         nargs="+",
     )
-    image_std: tuple[float, ...] = _opt(
+    image_std: tuple[float, ...] = option(
         (0.229, 0.224, 0.225),
         "Per-channel std divided after mean subtraction (1 value or one per channel).",
         nargs="+",
     )
-    image_scale: float = _opt(1.0 / 255.0, "Factor applied to 0..255 pixel values first.")
+    image_scale: float = option(1.0 / 255.0, "Factor applied to 0..255 pixel values first.")
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")

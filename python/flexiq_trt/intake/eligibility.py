@@ -70,15 +70,6 @@ class EligibleLayer:
         """N."""
         return int(self.weight.shape[0])
 
-    def to_layer_source(self, unsigned: bool | None = None):
-        """The quantizer's view (`quantization.quantize_layer.LayerSource`); unsigned defaults to provable."""
-        from flexiq_trt.quantization.quantize_layer import LayerSource
-
-        return LayerSource(name=self.name, is_conv=self.is_conv, weight=self.weight, bias=self.bias,
-                           geometry=self.geometry, activation=self.activation,
-                           activation_alpha=self.activation_alpha, activation_beta=self.activation_beta,
-                           unsigned_input=self.input_nonnegative if unsigned is None else unsigned)
-
 
 @dataclass(frozen=True)
 class SkippedLayer:

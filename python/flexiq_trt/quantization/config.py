@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
 
 WEIGHT_ROUNDING = ("gptq", "plain", "naive")
 ACT_SHIFTS = ("dynamic", "static", "naive")
@@ -14,18 +15,16 @@ ACT_SHIFTS = ("dynamic", "static", "naive")
 class QuantConfig:
     """How layers are quantized to INT8 and how their 4-bit codes are formed."""
 
-    group_size: int = field(default=32, metadata={"help": "channels per group G (32 or 64)", "choices": (32, 64)})
-    weight_rounding: str = field(default="gptq", metadata={
-        "help": "stored 4-bit weight codes: gptq (error-compensating, default), plain (smallest shift, "
-                "round), naive (top bits, p=4)", "choices": WEIGHT_ROUNDING})
-    act_shift: str = field(default="dynamic", metadata={
-        "help": "activation shifts: dynamic per row (default), static per group, naive (p=4)",
-        "choices": ACT_SHIFTS})
-    unsigned_activations: bool = field(default=True, metadata={
-        "help": "use u8/u4 codes for inputs that are provably non-negative"})
-    gptq_damp: float = field(default=0.01, metadata={"help": "GPTQ diagonal damping (fraction of mean diag)"})
-    max_rows_per_batch: int = field(default=2048, metadata={
-        "help": "im2col rows sampled per calibration batch for the Hessian (bounds memory)"})
+    group_size: int = option(32, "channels per group G (32 or 64)", choices=(32, 64))
+    weight_rounding: str = option(
+        "gptq", "stored 4-bit weight codes: gptq (error-compensating, default), plain (smallest shift, "
+        "round), naive (top bits, p=4)", choices=WEIGHT_ROUNDING)
+    act_shift: str = option(
+        "dynamic", "activation shifts: dynamic per row (default), static per group, naive (p=4)", choices=ACT_SHIFTS)
+    unsigned_activations: bool = option(True, "use u8/u4 codes for inputs that are provably non-negative")
+    gptq_damp: float = option(0.01, "GPTQ diagonal damping (fraction of mean diag)")
+    max_rows_per_batch: int = option(
+        2048, "im2col rows sampled per calibration batch for the Hessian (bounds memory)")
 
     def __post_init__(self) -> None:
         if self.group_size not in (32, 64):

@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from flexiq_trt.errors import CalibrationDataError, ModelError
+from flexiq_trt.options import option
 
 
 @dataclass(frozen=True)
 class OrtBaselineConfig:
     """How the baseline is quantized (defaults: ORT's recommended per-channel QDQ INT8)."""
 
-    per_channel: bool = True
-    batch_size: int = 32
-    """Calibration batch size; a model with a fixed batch axis uses its own."""
-    preprocess: bool = True
-    """Run ORT's ``quant_pre_process`` (shape inference, graph optimisation incl. BN folding) first."""
-    symmetric_activations: bool = False
-    extra_options: dict[str, object] = field(default_factory=lambda: {"QDQDisableWeightAdjustForInt32Bias": True})
+    per_channel: bool = option(True, "per-output-channel weight scales (ORT's recommended setting for CNNs)")
+    batch_size: int = option(32, "calibration batch size; a model with a fixed batch axis uses its own")
+    preprocess: bool = option(
+        True, "run ORT's quant_pre_process (shape inference, graph optimisation incl. BN folding) first")
+    symmetric_activations: bool = option(False, "symmetric activation quantization (ORT's default is asymmetric)")
+    extra_options: dict[str, object] = option(
+        help="ORT quantize_static extra_options (WeightAdjust off: needed for per-channel QDQ on some models)",
+        default_factory=lambda: {"QDQDisableWeightAdjustForInt32Bias": True}, cli=False)
 
 
 def _array_reader(arrays: Mapping[str, np.ndarray], batch_size: int):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
 from flexiq_trt.errors import ConfigError, FlexiqError, ModelError, PluginFieldError
 from flexiq_trt.log import get_logger, stage
+from flexiq_trt.options import option
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 from flexiq_trt.runtime.node_check import check_plugin_nodes
 from flexiq_trt.runtime.plugin_loader import load_plugins
@@ -37,17 +38,20 @@ ShapeRange = tuple[Sequence[int], Sequence[int], Sequence[int]]
 class BuildOptions:
     """What to build: targets, the batch range of the dynamic profile, precision and limits."""
 
-    compute_capabilities: tuple[int, ...] = (86, 89)
-    min_batch: int = 1
-    opt_batch: int = 1
-    max_batch: int = 8
-    fp16: bool = False
-    workspace_mb: int | None = None
-    # Explicit (min, opt, max) shapes for inputs with dynamic non-batch axes, by input name.
-    input_shapes: Mapping[str, ShapeRange] = field(default_factory=dict)
-    plugin_lib: str | None = None
-    # Check attribute types / int32 ranges in Python before parsing (the parser truncates int64).
-    check_nodes: bool = True
+    compute_capabilities: tuple[int, ...] = option(
+        (86, 89), "TensorRT-RTX targets, e.g. 80 86 89 (ahead of time, no GPU needed)")
+    min_batch: int = option(1, "smallest batch of the optimisation profile")
+    opt_batch: int = option(1, "batch TensorRT tunes for")
+    max_batch: int = option(8, "largest batch of the optimisation profile")
+    fp16: bool = option(False, "allow FP16 for the layers that stay outside the plugin")
+    workspace_mb: int | None = option(None, "workspace limit in MiB (default: TensorRT's)")
+    input_shapes: Mapping[str, ShapeRange] = option(
+        help="explicit (min, opt, max) shapes for inputs with dynamic non-batch axes, by input name",
+        default_factory=dict, cli=False)
+    plugin_lib: str | None = option(None, "path of libflexiq_plugins.so (default: found as the README says)")
+    check_nodes: bool = option(
+        True, "check plugin attribute types and int32 ranges in Python before parsing (the parser "
+        "truncates int64 silently)")
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:

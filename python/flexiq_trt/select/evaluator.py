@@ -58,8 +58,6 @@ class MaskFitnessEvaluator:
         batch_size: samples per run when the model's batch dimension is dynamic.
         shuffle_seed: samples are permuted once with this seed, so subsets mix classes; None keeps
             the given order.
-        intra_op_threads: ORT threads per run (0 = ORT default: all cores; forced to 1 when
-            `candidate_workers` > 1 so the cores are not oversubscribed).
         candidate_workers: candidates evaluated concurrently by `evaluate_many` (one ORT run each,
             the GIL is released inside ORT). Helps small models, whose single runs do not fill the cores.
     """
@@ -69,13 +67,14 @@ class MaskFitnessEvaluator:
     def __init__(self, sim_model: str | os.PathLike | bytes | onnx.ModelProto, feeds: Mapping[str, np.ndarray],
                  layer_indices: Sequence[int] | None = None, *, constant_feeds: Mapping[str, np.ndarray] | None = None,
                  output_kind: str = "auto", batch_size: int = 32, shuffle_seed: int | None = 0,
-                 intra_op_threads: int = 0, candidate_workers: int = 1):
+                 candidate_workers: int = 1):
         if output_kind not in OUTPUT_KINDS:
             raise ConfigError(f"output_kind={output_kind!r} must be one of {OUTPUT_KINDS}")
         if candidate_workers < 1:
             raise ConfigError(f"candidate_workers={candidate_workers} must be >= 1")
         self.candidate_workers = candidate_workers
-        self._source, self._threads = sim_model, 1 if candidate_workers > 1 else intra_op_threads
+        # ORT's default threads (all cores) per run, one thread each when candidates run concurrently
+        self._source, self._threads = sim_model, 1 if candidate_workers > 1 else 0
         self._model: onnx.ModelProto | None = None  # parsed once, for cutting (prefix_runner)
         self._types: dict | None = None
         self.session = _session(sim_model, self._threads)

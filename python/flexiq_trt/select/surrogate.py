@@ -107,7 +107,7 @@ class _Projector:
 
 
 def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor: np.ndarray | None = None,
-                         items: np.ndarray | None = None, sketch_dim: int = SKETCH_DIM, seed: int = 0,
+                         items: np.ndarray | None = None, seed: int = 0,
                          max_bytes: int = MAX_RESPONSE_BYTES, label: str = "") -> ItemResponses:
     """Run the simulation once per free item (toggled in `anchor`) on the first `n_samples` samples.
 
@@ -117,7 +117,7 @@ def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor:
         raise ConfigError("the linearized output model needs a fitness with raw outputs (MaskFitnessEvaluator)")
     if n_samples < 1:
         raise ConfigError(f"surrogate_samples={n_samples} must be >= 1")
-    projector = _Projector(evaluator.output_segments, sketch_dim, seed)
+    projector = _Projector(evaluator.output_segments, SKETCH_DIM, seed)
     anchor = np.zeros(space.size, dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool).copy()
     items = np.arange(space.size) if items is None else np.asarray(items, dtype=np.int64)
     s = min(int(n_samples), int(evaluator.num_samples))

@@ -180,17 +180,25 @@ def _vendor(dest: Path) -> list[Path]:
     return written
 
 
+@dataclass(frozen=True)
+class RatioControl:
+    """What the front model's controller needs: latency and accuracy per ratio, and its settings."""
+
+    profile: LatencyProfile
+    accuracy: AccuracyTable
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+
+
 def write_triton_repository(model: str | Path, out_dir: str | Path, config: TritonConfig | None = None, *,
                             onnx_path: str | Path | None = None, ratio_table: str | Path | None = None,
-                            profile: LatencyProfile | None = None, accuracy: AccuracyTable | None = None,
-                            controller: ControllerConfig | None = None,
+                            control: RatioControl | None = None,
                             plugin_lib: str | Path | None = None) -> TritonRepository:
     """Write the two-model repository for an engine (``.engine/.plan``) or a ``<stem>.flexiq.onnx``.
 
     From an engine, `onnx_path` (or ``<stem>.flexiq.onnx`` beside it) gives the I/O; from an ONNX
     the engine is not built here (Triton's TensorRT must deserialize it: build it with the same
     TensorRT version, see the repository's README.md) and ``1/model.plan`` is left to fill in.
-    With `profile` (+ `accuracy`, `controller`) the front model runs the controller.
+    With `control` the front model runs the load-adaptive controller.
     """
     from flexiq_trt.ratios import load_ratio_table
 
@@ -210,8 +218,7 @@ def write_triton_repository(model: str | Path, out_dir: str | Path, config: Trit
     if num_layers != table.num_layers:
         raise ModelError(f"{onnx_path}: {RUNTIME_INPUT} has L={num_layers} but the ratio table has "
                          f"{table.num_layers} layers")
-    if profile is not None and accuracy is None:
-        raise ConfigError("a latency profile needs an accuracy table (report.json) for the controller to rank ratios")
+    profile = control.profile if control is not None else None
     if profile is not None and cfg.max_batch > profile.max_batch:
         raise ConfigError(f"max_batch {cfg.max_batch} exceeds the latency profile's largest batch {profile.max_batch}")
     stem = onnx_path.name.split(".")[0]
@@ -237,10 +244,10 @@ def write_triton_repository(model: str | Path, out_dir: str | Path, config: Trit
         files.append(engine_dir / "plugins" / plugin.name)
     write(front_dir / "ratio_table.json", table.to_json())
     params = {"engine_model": engine_name, "ratio_table": "ratio_table.json", "default_ratio": str(cfg.default_ratio)}
-    if profile is not None:
-        ctl = controller or ControllerConfig()
-        write(front_dir / "latency_profile.json", profile.to_json())
-        write(front_dir / "accuracy.json", json.dumps(accuracy.to_dict(), indent=1))
+    if control is not None:
+        ctl = control.controller
+        write(front_dir / "latency_profile.json", control.profile.to_json())
+        write(front_dir / "accuracy.json", json.dumps(control.accuracy.to_dict(), indent=1))
         params.update({"latency_profile": "latency_profile.json", "accuracy": "accuracy.json",
                        "slo_ms": str(ctl.slo_ms), "safety_ms": str(ctl.safety_ms),
                        "upgrade_margin_ms": str(ctl.upgrade_margin_ms), "upgrade_hold_ms": str(ctl.upgrade_hold_ms),

@@ -18,7 +18,7 @@ from flexiq_trt.ratios import load_ratio_table
 from flexiq_trt.serve.accuracy import load_report_accuracy
 from flexiq_trt.serve.controller import ControllerConfig
 from flexiq_trt.serve.profile import published_profile
-from flexiq_trt.serve.triton_repo import TritonConfig, write_triton_repository
+from flexiq_trt.serve.triton_repo import RatioControl, TritonConfig, write_triton_repository
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
                                        reason="tritonclient[grpc] (the test extra) ships Triton's model-config schema")
@@ -35,8 +35,7 @@ def repo(converted, tmp_path_factory):
     out = tmp_path_factory.mktemp("triton") / "repo"
     accuracy = load_report_accuracy(converted / "report.json", "cosine")
     return write_triton_repository(converted / "cbr.flexiq.onnx", out, TritonConfig(max_batch=8),
-                                   profile=published_profile(16), accuracy=accuracy,
-                                   controller=ControllerConfig(slo_ms=40))
+                                   control=RatioControl(published_profile(16), accuracy, ControllerConfig(slo_ms=40)))
 
 
 def test_configs_validate_against_tritons_schema(repo, converted):

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 
+from flexiq_trt.cli.arg_groups import add_dataclass_group
+from flexiq_trt.quantization.config import QuantConfig
+
 
 class Inspect:
     """Show which Conv/Gemm/MatMul layers a conversion would replace, with MACs and reasons."""
 
     def add_args(self, p: argparse.ArgumentParser) -> None:
-        """Model and group size."""
+        """Model and group size (QuantConfig.group_size, the one field eligibility depends on)."""
         p.add_argument("model", help="ONNX model")
-        p.add_argument("--group-size", type=int, default=32, choices=(32, 64), help="channel group size G")
+        add_dataclass_group(p, QuantConfig, "Quantization", only=("group_size",))
 
     def run(self, args: argparse.Namespace) -> int:
         """Print the plan as a table."""
         from flexiq_trt.intake import find_layers, load_model, prepare_model
 
-        layers, skipped = find_layers(prepare_model(load_model(args.model)), args.group_size)
+        group_size = args.group_size or QuantConfig().group_size
+        layers, skipped = find_layers(prepare_model(load_model(args.model)), group_size)
         total = sum(float(el.macs) for el in layers) or 1.0
         print(f"{len(layers)} eligible layer(s), {len(skipped)} kept")
         print(f"{'node':<40} {'op':<7} {'C_in':>6} {'N':>6} {'MACs':>12} {'share':>6}")

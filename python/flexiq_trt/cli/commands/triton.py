@@ -44,22 +44,22 @@ class Triton:
         from flexiq_trt.serve.accuracy import load_report_accuracy
         from flexiq_trt.serve.controller import ControllerConfig
         from flexiq_trt.serve.profile import load_latency_profile, published_profile
-        from flexiq_trt.serve.triton_repo import TritonConfig, write_triton_repository
+        from flexiq_trt.serve.triton_repo import RatioControl, TritonConfig, write_triton_repository
 
         cfg = dataclass_from_args(TritonConfig, args)
         inputs = dataclass_from_args(TritonInputs, args)
         if not inputs.output:
             raise ConfigError("-o/--output is required: the model repository folder to write")
-        profile = accuracy = None
+        control = None
         if inputs.profile:
             if not inputs.report:
                 raise ConfigError("--profile needs --report (the controller ranks ratios by their accuracy)")
             profile = (published_profile(cfg.max_batch) if inputs.profile == "published"
                        else load_latency_profile(inputs.profile))
             accuracy = load_report_accuracy(inputs.report, inputs.metric)
+            control = RatioControl(profile, accuracy, dataclass_from_args(ControllerConfig, args))
         repo = write_triton_repository(args.model, inputs.output, cfg, onnx_path=inputs.onnx or None,
-                                       ratio_table=inputs.ratio_table or None, profile=profile, accuracy=accuracy,
-                                       controller=dataclass_from_args(ControllerConfig, args),
+                                       ratio_table=inputs.ratio_table or None, control=control,
                                        plugin_lib=inputs.plugin_lib or None)
         print(f"Triton repository: {repo.root} (front model '{repo.front}', engine model '{repo.engine_model}')")
         if not repo.engine_present:
