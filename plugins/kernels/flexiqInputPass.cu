@@ -13,9 +13,17 @@ namespace
 {
 
 //! One thread per (input pixel, channel group blockIdx.y).
+//! Blocks past the rows (pipelined backends only) transpose the weight shifts (blockIdx.y == 0).
 template <int32_t kG, bool kSigned, typename InT>
-__global__ void __launch_bounds__(tile::kInputPassThreads) flexiqInputPassKernel(InputPassParams p)
+__global__ void __launch_bounds__(tile::kInputPassThreads) flexiqInputPassKernel(InputPassParams p, uint32_t rowBlocks)
 {
+    if (blockIdx.x >= rowBlocks)
+    {
+        int64_t const i = static_cast<int64_t>(blockIdx.x - rowBlocks) * blockDim.x + threadIdx.x;
+        if (blockIdx.y == 0 && i < static_cast<int64_t>(p.outChannels) * p.groups)
+            transposeWeightShiftThread(p, i);
+        return;
+    }
     int64_t const row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (row < p.rows)
         inputPassThread<kG, kSigned, InT>(p, row, static_cast<int32_t>(blockIdx.y));
@@ -25,11 +33,15 @@ template <int32_t kG, bool kSigned>
 cudaError_t launchTyped(InputPassParams const& p, bool fp16, cudaStream_t stream)
 {
     dim3 const block(tile::kInputPassThreads);
-    dim3 const grid(static_cast<uint32_t>((p.rows + block.x - 1) / block.x), static_cast<uint32_t>(p.groups));
+    uint32_t const rowBlocks = static_cast<uint32_t>((p.rows + block.x - 1) / block.x);
+    uint32_t const shiftBlocks = p.wShiftT != nullptr
+        ? static_cast<uint32_t>((static_cast<int64_t>(p.outChannels) * p.groups + block.x - 1) / block.x)
+        : 0u;
+    dim3 const grid(rowBlocks + shiftBlocks, static_cast<uint32_t>(p.groups));
     if (fp16)
-        flexiqInputPassKernel<kG, kSigned, __half><<<grid, block, 0, stream>>>(p);
+        flexiqInputPassKernel<kG, kSigned, __half><<<grid, block, 0, stream>>>(p, rowBlocks);
     else
-        flexiqInputPassKernel<kG, kSigned, float><<<grid, block, 0, stream>>>(p);
+        flexiqInputPassKernel<kG, kSigned, float><<<grid, block, 0, stream>>>(p, rowBlocks);
     return cudaGetLastError();
 }
 

@@ -10,6 +10,7 @@
  *   codes4 [rows, C_pad/2] int4 backend only: 4-bit codes extract4(q, p) of the 4-bit prefix groups,
  *                          low nibble first
  *   shiftA [rows, C_pad/G] p_a
+ *   factorA [rows, C_pad/G] int32 1 << p_a and wShiftT [C_pad/G, N] int32 p_w (pipelined backends)
  * n4 is read from device memory and clamped here, so ratio switches need no host round trip.
  * The body is a device function so the host warp emulator (tests/unit/kernels) runs the same code.
  */
@@ -19,7 +20,7 @@
 #include "flexiqContract.h"
 #include "flexiqKernelsInternal.h"
 
-#if !defined(FLEXIQ_WARP_EMULATION)
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
 #include <cuda_fp16.h>
 #endif
 
@@ -31,7 +32,7 @@ __device__ __forceinline__ float loadInput(float const* p, int64_t i)
     return __ldg(p + i);
 }
 
-#if !defined(FLEXIQ_WARP_EMULATION)
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
 __device__ __forceinline__ float loadInput(__half const* p, int64_t i)
 {
     return __half2float(p[i]); // exact widening
@@ -61,6 +62,8 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
     int32_t const shift = p.actStaticShift != nullptr ? static_cast<int32_t>(__ldg(p.actStaticShift + g))
                                                      : shiftFromMagnitude(magOr, kSigned);
     p.shiftA[row * p.groups + g] = static_cast<int8_t>(shift);
+    if (p.factorA != nullptr)
+        p.factorA[row * p.groups + g] = 1 << shift; // pipelined int4 backend: one IMAD per accumulator
 
     bool const fourBit = g * kG < n4;
     if (p.codes4 != nullptr && fourBit)
@@ -94,6 +97,15 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
         }
         out8[w] = word;
     }
+}
+
+//! Pipelined backends: wShiftT[g, n] = p_w[n, g] as int32, so one group's shifts are contiguous
+//! for the GEMM's 4-byte cp.async. `i` runs over N * groups.
+__device__ __forceinline__ void transposeWeightShiftThread(InputPassParams const& p, int64_t i)
+{
+    int64_t const n = i / p.groups;
+    int64_t const g = i - n * p.groups;
+    p.wShiftT[g * p.outChannels + n] = static_cast<int32_t>(__ldg(p.wShift + i));
 }
 
 } // namespace flexiq

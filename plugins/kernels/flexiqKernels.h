@@ -40,18 +40,62 @@ enum FlexiqStatus : int32_t
 //! Kernel backends. All compute the same int32 accumulators (bit-identical).
 enum FlexiqBackend : int32_t
 {
-    kFLEXIQ_BACKEND_AUTO = 0,      //!< resolve with flexiqSelectBackend() on the current device
-    kFLEXIQ_BACKEND_INT4_MMA = 1,  //!< 4-bit groups on int4 mma (k32 for G=32, k64 for G=64; native sm_80/86/87/89)
-    kFLEXIQ_BACKEND_INT8_MMA = 2,  //!< 4-bit groups as int8 mma on effective codes (sm_90+)
+    kFLEXIQ_BACKEND_AUTO = 0,      //!< resolve with the runner of the current device
+    kFLEXIQ_BACKEND_INT4_MMA = 1,  //!< first-version kernel (fragments from global memory), int4 mma for 4-bit groups
+    kFLEXIQ_BACKEND_INT8_MMA = 2,  //!< first-version kernel, 4-bit groups as int8 mma on effective codes
     kFLEXIQ_BACKEND_REFERENCE = 3, //!< one thread per output, plain loops (cross-checks only)
+    kFLEXIQ_BACKEND_INT4_PIPELINED = 4, //!< cp.async/ldmatrix multistage, int4 mma (default sm_80/86/87/89)
+    kFLEXIQ_BACKEND_INT8_PIPELINED = 5, //!< cp.async/ldmatrix multistage, int8 mma on effective codes (default sm_90+)
+};
+
+//! Tile configurations of the pipelined backends (CTA outputs M x N; 4 warps each).
+enum FlexiqTileConfig : int32_t
+{
+    kFLEXIQ_TILE_AUTO = -1,   //!< chosen by flexiqRunnerSelectTile
+    kFLEXIQ_TILE_128x128 = 0, //!< warp tile 64 x 64
+    kFLEXIQ_TILE_128x64 = 1,  //!< warp tile 64 x 32
+    kFLEXIQ_TILE_64x64 = 2,   //!< warp tile 32 x 32
 };
 
 //! Backend for a device of compute capability smMajor.smMinor (kFLEXIQ_BACKEND_REFERENCE is never
-//! chosen automatically). FLEXIQ_FORCE_INT4=1 in the environment forces the int4 backend on sm_90+
-//! (emulated there, for tests). Returns kFLEXIQ_BACKEND_AUTO for sm_75 and older (unsupported).
+//! chosen automatically): the pipelined int4 backend on sm_80/86/87/89, the pipelined int8 backend
+//! on sm_90+. FLEXIQ_FORCE_INT4=1 in the environment forces int4 on sm_90+ (emulated there, for
+//! tests). Returns kFLEXIQ_BACKEND_AUTO for sm_75 and older (unsupported).
 FlexiqBackend flexiqSelectBackend(int smMajor, int smMinor);
 
-//! Checks the layer arguments (group size, channel multiples, geometry, K limit, pointers).
+//! Per-device runner (CUTLASS device-operator style: made once, then only runs): the device's
+//! compute capability and SM count, the backend chosen for it, and the tile choice per layer shape.
+//! Opaque; read-only after creation, so one runner serves every thread and stream of its device.
+typedef struct FlexiqRunner FlexiqRunner;
+
+//! A runner for a device described by hand (no CUDA call): for unit tests of the selection logic
+//! on a CPU and for planning. Never null; flexiqRunnerBackend() is AUTO for sm_75 and older.
+//! Enqueue through it only after flexiqRunnerForDevice() has prepared the device's kernels.
+FlexiqRunner* flexiqRunnerCreate(int smMajor, int smMinor, int smCount);
+void flexiqRunnerDestroy(FlexiqRunner* runner);
+
+//! The runner of CUDA device `device`, made on first use (device queries, kernels opted into their
+//! shared-memory size) and cached for the process; thread-safe. Owned by the library.
+FlexiqStatus flexiqRunnerForDevice(int device, FlexiqRunner const** runner);
+
+//! The backend the runner uses for kFLEXIQ_BACKEND_AUTO.
+FlexiqBackend flexiqRunnerBackend(FlexiqRunner const* runner);
+
+//! The backend a call with `requested` runs: AUTO -> the runner's; a pipelined backend falls back to
+//! the first-version kernel of the same MMA kind when the weights are not 16-byte aligned.
+FlexiqBackend flexiqRunnerResolveBackend(FlexiqRunner const* runner, FlexiqBackend requested, FlexiqLayerArgs const* args);
+
+//! Tile configuration of the pipelined backends for one layer shape: the largest CTA tile that
+//! still gives every SM a CTA (128 x 128, else 128 x 64, else 64 x 64).
+FlexiqTileConfig flexiqRunnerSelectTile(FlexiqRunner const* runner, FlexiqLayerArgs const* args, FlexiqProblem const* problem);
+
+//! Runs one layer with the runner's device facts (no device query). `tile` AUTO selects per shape.
+FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backend, FlexiqTileConfig tile,
+    FlexiqLayerArgs const* args, FlexiqProblem const* problem, void* workspace, size_t workspaceSize,
+    cudaStream_t stream);
+
+//! Checks the layer arguments (group size, channel multiples, geometry, K limit, pointers;
+//! weights 4-byte aligned. The pipelined backends need 16 bytes, see flexiqRunnerResolveBackend).
 //! Writes a short reason into `why` (may be null) on failure.
 FlexiqStatus flexiqCanImplement(FlexiqLayerArgs const* args, char* why, size_t whyLen);
 
@@ -64,6 +108,7 @@ size_t flexiqGetWorkspaceSize(FlexiqLayerArgs const* args, FlexiqProblem const* 
 
 //! Runs the layer on `stream`: input pass (gather by permutation, quantize, shifts, 4-bit codes)
 //! then the mixed GEMM with the fused epilogue. Asynchronous; safe for CUDA graph capture.
+//! Looks up the cached runner of the current device (cudaGetDevice only) and calls flexiqRunnerEnqueue.
 FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, FlexiqProblem const* problem,
     void* workspace, size_t workspaceSize, cudaStream_t stream);
 

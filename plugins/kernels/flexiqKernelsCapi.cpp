@@ -52,6 +52,24 @@ int32_t report(char* why, size_t whyLen, int32_t status, char const* what)
     return status;
 }
 
+//! flexiqEnqueue, or the current device's runner with a forced tile configuration (tile >= 0).
+int32_t enqueueWithTile(int32_t backend, int32_t tile, FlexiqLayerArgs const* d, FlexiqProblem const* p, void* ws,
+    size_t wsSize)
+{
+    if (tile < 0)
+        return flexiqEnqueue(static_cast<FlexiqBackend>(backend), d, p, ws, wsSize, nullptr);
+    int device = 0;
+    cudaError_t const e = cudaGetDevice(&device);
+    if (e != cudaSuccess)
+        return kFLEXIQ_ERROR_CUDA;
+    FlexiqRunner const* runner = nullptr;
+    FlexiqStatus const s = flexiqRunnerForDevice(device, &runner);
+    if (s != kFLEXIQ_SUCCESS)
+        return s;
+    return flexiqRunnerEnqueue(
+        runner, static_cast<FlexiqBackend>(backend), static_cast<FlexiqTileConfig>(tile), d, p, ws, wsSize, nullptr);
+}
+
 } // namespace
 
 //! Number of CUDA devices and the compute capability of device 0 (0 devices: returns the CUDA error).
@@ -77,12 +95,29 @@ FLEXIQ_CAPI int32_t flexiqCapiSelectBackend(int32_t smMajor, int32_t smMinor)
     return flexiqSelectBackend(smMajor, smMinor);
 }
 
-//! Runs one layer. `hostArgs` holds HOST pointers; input/output are NCHW (gemm [M, C]/[M, N]) of
+//! Runner selection for a described device (no CUDA call): backend and tile config for a layer
+//! shape, for CPU tests of the selection logic. `hostArgs` may hold null pointers (16-byte aligned
+//! pointers are assumed for the backend). Returns the backend; writes the tile (may be null).
+FLEXIQ_CAPI int32_t flexiqCapiRunnerSelect(int32_t smMajor, int32_t smMinor, int32_t smCount,
+    FlexiqLayerArgs const* hostArgs, int32_t batch, int32_t height, int32_t width, int32_t* tile)
+{
+    FlexiqRunner* runner = flexiqRunnerCreate(smMajor, smMinor, smCount);
+    if (runner == nullptr)
+        return -1;
+    FlexiqProblem const p{batch, height, width, 0, nullptr, nullptr, nullptr, nullptr};
+    FlexiqBackend const b = flexiqRunnerResolveBackend(runner, kFLEXIQ_BACKEND_AUTO, nullptr);
+    if (tile != nullptr)
+        *tile = hostArgs != nullptr ? flexiqRunnerSelectTile(runner, hostArgs, &p) : kFLEXIQ_TILE_AUTO;
+    flexiqRunnerDestroy(runner);
+    return b;
+}
+
+//! Runs one layer (tileConfig: a FlexiqTileConfig, -1 = the runner's choice). `hostArgs` holds HOST pointers; input/output are NCHW (gemm [M, C]/[M, N]) of
 //! `dataType`. `hostAcc` (nullable) receives the int32 accumulators. With iterations > 1 the
 //! enqueue is repeated and the mean time per call (ms, CUDA events) goes to `msPerCall`.
 //! Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
-FLEXIQ_CAPI int32_t flexiqCapiRunLayer(int32_t backend, FlexiqLayerArgs const* hostArgs, int32_t batch,
-    int32_t height, int32_t width, int32_t dataType, void const* hostInput, int32_t const* hostMax4bit,
+FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, FlexiqLayerArgs const* hostArgs,
+    int32_t batch, int32_t height, int32_t width, int32_t dataType, void const* hostInput, int32_t const* hostMax4bit,
     int32_t numLayers, void* hostOutput, int32_t* hostAcc, int32_t iterations, float* msPerCall, char* why,
     size_t whyLen)
 {
@@ -128,12 +163,12 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayer(int32_t backend, FlexiqLayerArgs const* h
     {
         cudaEventCreate(&start);
         cudaEventCreate(&stop);
-        flexiqEnqueue(static_cast<FlexiqBackend>(backend), &d, &p, ws, wsSize, nullptr); // warm-up
+        enqueueWithTile(backend, tileConfig, &d, &p, ws, wsSize); // warm-up
         cudaEventRecord(start, nullptr);
     }
     int32_t status = kFLEXIQ_SUCCESS;
     for (int32_t it = 0; it < (iterations > 1 ? iterations : 1) && status == kFLEXIQ_SUCCESS; ++it)
-        status = flexiqEnqueue(static_cast<FlexiqBackend>(backend), &d, &p, ws, wsSize, nullptr);
+        status = enqueueWithTile(backend, tileConfig, &d, &p, ws, wsSize);
     if (timed)
     {
         cudaEventRecord(stop, nullptr);
@@ -158,4 +193,14 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayer(int32_t backend, FlexiqLayerArgs const* h
     if (e != cudaSuccess)
         return report(why, whyLen, 100 + static_cast<int32_t>(e), cudaGetErrorString(e));
     return kFLEXIQ_SUCCESS;
+}
+
+//! flexiqCapiRunLayerTile with the tile chosen by the runner (the original entry point).
+FLEXIQ_CAPI int32_t flexiqCapiRunLayer(int32_t backend, FlexiqLayerArgs const* hostArgs, int32_t batch,
+    int32_t height, int32_t width, int32_t dataType, void const* hostInput, int32_t const* hostMax4bit,
+    int32_t numLayers, void* hostOutput, int32_t* hostAcc, int32_t iterations, float* msPerCall, char* why,
+    size_t whyLen)
+{
+    return flexiqCapiRunLayerTile(backend, kFLEXIQ_TILE_AUTO, hostArgs, batch, height, width, dataType, hostInput,
+        hostMax4bit, numLayers, hostOutput, hostAcc, iterations, msPerCall, why, whyLen);
 }

@@ -29,6 +29,11 @@ struct InputPassParams
     int8_t* codes4;   //!< out [rows, C_pad/2] packed 4-bit codes (low nibble first), or null
     int8_t* shiftA;   //!< out [rows, C_pad/G] activation shifts
     int32_t writeEffective;
+    // Pipelined backends only (null otherwise):
+    int32_t* factorA;           //!< out [rows, C_pad/G] int32 1 << p_a (int4 pipelined backend)
+    int32_t* wShiftT;           //!< out [C_pad/G, N] int32 p_w, transposed so a group's shifts are contiguous
+    int8_t const* wShift;       //!< [N, C_pad/G] the layer's weight shifts (source of wShiftT)
+    int32_t outChannels;        //!< N
 };
 
 //! Arguments of the mixed GEMM / implicit-GEMM conv (and of the reference kernel).
@@ -40,6 +45,8 @@ struct MixedGemmParams
     int8_t const* w8;      //!< [N, K]
     int8_t const* w4;      //!< [N, K/2] packed
     int8_t const* wShift;  //!< [N, C_pad/G]
+    int32_t const* factorA; //!< [rowsIn, C_pad/G] 1 << p_a (pipelined int4 backend)
+    int32_t const* wShiftT; //!< [C_pad/G, N] p_w (pipelined backends)
     float const* outScale; //!< [N]
     float const* bias;     //!< [N]
     int32_t const* max4bit;
@@ -52,7 +59,25 @@ struct MixedGemmParams
     float alpha, beta;
     void* output;     //!< NCHW [B, N, P, Q] (gemm [M, N])
     int32_t* accOut;  //!< optional, same layout as output
+    int32_t fp16;     //!< output element type (pipelined kernels): 1 half, 0 float
 };
+
+//! Tile configurations of the pipelined GEMM (flexiqTileConfig.cuh, PipeTile*).
+enum class PipeTileId : int32_t
+{
+    k128x128 = 0, //!< 4 warps of 64 x 64: large layers (>= one wave of CTAs)
+    k128x64 = 1,  //!< 4 warps of 64 x 32: narrow N or under one wave with 128 x 128
+    k64x64 = 2,   //!< 4 warps of 32 x 32: small layers
+};
+
+//! Pipelined (cp.async + ldmatrix) GEMM: `int4` picks the int4-MMA or the int8-MMA path.
+cudaError_t launchPipelinedGemm(
+    MixedGemmParams const& p, PipeTileId tileId, bool int4, bool isSigned, cudaStream_t stream);
+//! Opts every pipelined kernel into its dynamic shared memory size (some exceed 48 KB); once per device.
+cudaError_t preparePipelinedKernels();
+
+//! Dynamic shared memory of one pipelined kernel (bytes).
+int32_t pipelinedSmemBytes(PipeTileId tileId, int32_t groupSize);
 
 cudaError_t launchInputPass(InputPassParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
 cudaError_t launchInt4MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);

@@ -1,8 +1,9 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Host side of the kernel boundary (flexiqKernels.h): argument checks, workspace layout, backend
- * selection and the two launches (input pass, mixed GEMM). No exceptions, no aborts.
+ * Host side of the kernel boundary (flexiqKernels.h): argument checks, workspace layout, the
+ * per-device runner (backend and tile selection, made once per device) and the two launches
+ * (input pass, mixed GEMM). No exceptions, no aborts.
  */
 #include "flexiqKernels.h"
 
@@ -10,9 +11,13 @@
 #include "flexiqParams.h"
 #include "flexiqShape.h"
 
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <new>
 
 namespace
 {
@@ -26,28 +31,47 @@ size_t alignUp(size_t v)
     return (v + kAlign - 1) / kAlign * kAlign;
 }
 
-//! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G], 256-byte aligned.
+//! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G] |
+//! factorA int32 [rows, C_pad/G] | wShiftT int32 [C_pad/G, N], each 256-byte aligned. The same for
+//! every backend, so getWorkspaceSize need not know the device.
 struct WorkspaceLayout
 {
-    size_t codes8, codes4, shiftA, total;
+    size_t codes8, codes4, shiftA, factorA, wShiftT, total;
 };
 
 WorkspaceLayout workspaceLayout(FlexiqLayerArgs const& a, FlexiqProblem const& p)
 {
     size_t const rows = static_cast<size_t>(p.batch) * p.height * p.width;
     size_t const cPad = static_cast<size_t>(a.paddedChannels);
+    size_t const groups = cPad / a.groupSize;
     WorkspaceLayout w{};
     w.codes8 = 0;
     w.codes4 = alignUp(rows * cPad);
     w.shiftA = w.codes4 + alignUp(rows * cPad / 2);
-    w.total = w.shiftA + alignUp(rows * (cPad / a.groupSize));
+    w.factorA = w.shiftA + alignUp(rows * groups);
+    w.wShiftT = w.factorA + alignUp(rows * groups * sizeof(int32_t));
+    w.total = w.wShiftT + alignUp(groups * static_cast<size_t>(a.outChannels) * sizeof(int32_t));
     return w;
+}
+
+bool aligned(void const* p, uintptr_t bytes)
+{
+    return (reinterpret_cast<uintptr_t>(p) & (bytes - 1)) == 0;
 }
 
 bool aligned4(void const* p)
 {
-    return (reinterpret_cast<uintptr_t>(p) & 3u) == 0;
+    return aligned(p, 4);
 }
+
+bool pipelined(FlexiqBackend b)
+{
+    return b == kFLEXIQ_BACKEND_INT4_PIPELINED || b == kFLEXIQ_BACKEND_INT8_PIPELINED;
+}
+
+constexpr int32_t kMaxDevices = 64;
+std::array<std::atomic<FlexiqRunner*>, kMaxDevices> gRunners{};
+std::mutex gRunnersMutex;
 
 FlexiqStatus cudaFailure(cudaError_t e)
 {
@@ -56,6 +80,15 @@ FlexiqStatus cudaFailure(cudaError_t e)
 }
 
 } // namespace
+
+//! What a runner knows about its device (flexiqKernels.h). Immutable after creation.
+struct FlexiqRunner
+{
+    int32_t smMajor;
+    int32_t smMinor;
+    int32_t smCount;
+    FlexiqBackend backend; //!< AUTO when the device is unsupported
+};
 
 extern "C" {
 
@@ -67,7 +100,96 @@ FlexiqBackend flexiqSelectBackend(int smMajor, int smMinor)
     bool const nativeInt4 = sm == 80 || sm == 86 || sm == 87 || sm == 89;
     char const* force = std::getenv("FLEXIQ_FORCE_INT4");
     bool const forced = force != nullptr && std::strcmp(force, "1") == 0;
-    return (nativeInt4 || forced) ? kFLEXIQ_BACKEND_INT4_MMA : kFLEXIQ_BACKEND_INT8_MMA;
+    return (nativeInt4 || forced) ? kFLEXIQ_BACKEND_INT4_PIPELINED : kFLEXIQ_BACKEND_INT8_PIPELINED;
+}
+
+FlexiqRunner* flexiqRunnerCreate(int smMajor, int smMinor, int smCount)
+{
+    return new (std::nothrow)
+        FlexiqRunner{smMajor, smMinor, smCount > 0 ? smCount : 1, flexiqSelectBackend(smMajor, smMinor)};
+}
+
+void flexiqRunnerDestroy(FlexiqRunner* runner)
+{
+    delete runner;
+}
+
+FlexiqStatus flexiqRunnerForDevice(int device, FlexiqRunner const** runner)
+{
+    if (runner == nullptr || device < 0 || device >= kMaxDevices)
+        return kFLEXIQ_ERROR_INVALID_ARGS;
+    FlexiqRunner* r = gRunners[device].load(std::memory_order_acquire);
+    if (r != nullptr)
+    {
+        *runner = r;
+        return kFLEXIQ_SUCCESS;
+    }
+    std::lock_guard<std::mutex> lock(gRunnersMutex);
+    r = gRunners[device].load(std::memory_order_relaxed);
+    if (r == nullptr)
+    {
+        int major = 0;
+        int minor = 0;
+        int sms = 0;
+        int current = -1;
+        cudaError_t e = cudaGetDevice(&current);
+        if (e == cudaSuccess)
+            e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+        if (e == cudaSuccess)
+            e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+        if (e == cudaSuccess)
+            e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+        if (e == cudaSuccess && major * 10 + minor >= 80)
+        {
+            // Kernel attributes apply to the current device: set them with `device` current.
+            if (current != device)
+                e = cudaSetDevice(device);
+            if (e == cudaSuccess)
+                e = flexiq::preparePipelinedKernels();
+            if (current != device)
+            {
+                cudaError_t const back = cudaSetDevice(current);
+                e = e == cudaSuccess ? back : e;
+            }
+        }
+        if (e != cudaSuccess)
+            return cudaFailure(e);
+        r = flexiqRunnerCreate(major, minor, sms);
+        if (r == nullptr)
+            return kFLEXIQ_ERROR_INVALID_ARGS;
+        gRunners[device].store(r, std::memory_order_release); // lives until process exit
+    }
+    *runner = r;
+    return kFLEXIQ_SUCCESS;
+}
+
+FlexiqBackend flexiqRunnerBackend(FlexiqRunner const* runner)
+{
+    return runner != nullptr ? runner->backend : kFLEXIQ_BACKEND_AUTO;
+}
+
+FlexiqBackend flexiqRunnerResolveBackend(FlexiqRunner const* runner, FlexiqBackend requested, FlexiqLayerArgs const* args)
+{
+    FlexiqBackend b = requested == kFLEXIQ_BACKEND_AUTO ? flexiqRunnerBackend(runner) : requested;
+    if (pipelined(b) && args != nullptr && !(aligned(args->weightInt8, 16) && aligned(args->weightInt4, 16)))
+        b = b == kFLEXIQ_BACKEND_INT4_PIPELINED ? kFLEXIQ_BACKEND_INT4_MMA : kFLEXIQ_BACKEND_INT8_MMA;
+    return b;
+}
+
+FlexiqTileConfig flexiqRunnerSelectTile(FlexiqRunner const* runner, FlexiqLayerArgs const* args, FlexiqProblem const* problem)
+{
+    int32_t outH = 0;
+    int32_t outW = 0;
+    flexiq::outputSize(flexiq::layerGeometry(*args), problem->height, problem->width, &outH, &outW);
+    int64_t const m = static_cast<int64_t>(problem->batch) * (outH > 0 ? outH : 0) * (outW > 0 ? outW : 0);
+    int64_t const n = args->outChannels;
+    int64_t const sms = runner != nullptr ? runner->smCount : 1;
+    auto ctas = [&](int64_t cm, int64_t cn) { return ((m + cm - 1) / cm) * ((n + cn - 1) / cn); };
+    if (n > 64 && ctas(128, 128) >= sms)
+        return kFLEXIQ_TILE_128x128;
+    if (ctas(128, 64) >= sms)
+        return kFLEXIQ_TILE_128x64;
+    return kFLEXIQ_TILE_64x64;
 }
 
 FlexiqStatus flexiqCanImplement(FlexiqLayerArgs const* args, char* why, size_t whyLen)
@@ -98,8 +220,9 @@ cudaError_t flexiqLastCudaError()
     return tLastCudaError;
 }
 
-FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, FlexiqProblem const* problem,
-    void* workspace, size_t workspaceSize, cudaStream_t stream)
+FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backend, FlexiqTileConfig tile,
+    FlexiqLayerArgs const* args, FlexiqProblem const* problem, void* workspace, size_t workspaceSize,
+    cudaStream_t stream)
 {
     if (flexiqCanImplement(args, nullptr, 0) != kFLEXIQ_SUCCESS || problem == nullptr
         || !flexiq::checkProblem(*args, *problem, nullptr, 0))
@@ -109,35 +232,29 @@ FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, F
     WorkspaceLayout const ws = workspaceLayout(a, pr);
     if (workspace == nullptr || workspaceSize < ws.total)
         return kFLEXIQ_ERROR_WORKSPACE;
-
-    int device = 0;
-    int major = 0;
-    int minor = 0;
-    cudaError_t e = cudaGetDevice(&device);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    if (e == cudaSuccess)
-        e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-    if (e != cudaSuccess)
-        return cudaFailure(e);
-    FlexiqBackend const chosen = flexiqSelectBackend(major, minor);
-    if (chosen == kFLEXIQ_BACKEND_AUTO)
+    if (flexiqRunnerBackend(runner) == kFLEXIQ_BACKEND_AUTO)
         return kFLEXIQ_ERROR_UNSUPPORTED_SM;
-    if (backend == kFLEXIQ_BACKEND_AUTO)
-        backend = chosen;
+    backend = flexiqRunnerResolveBackend(runner, backend, args);
     if (backend != kFLEXIQ_BACKEND_INT4_MMA && backend != kFLEXIQ_BACKEND_INT8_MMA
-        && backend != kFLEXIQ_BACKEND_REFERENCE)
+        && backend != kFLEXIQ_BACKEND_REFERENCE && !pipelined(backend))
         return kFLEXIQ_ERROR_BACKEND;
+    if (tile == kFLEXIQ_TILE_AUTO)
+        tile = flexiqRunnerSelectTile(runner, args, problem);
+    if (tile != kFLEXIQ_TILE_128x128 && tile != kFLEXIQ_TILE_128x64 && tile != kFLEXIQ_TILE_64x64)
+        return kFLEXIQ_ERROR_INVALID_ARGS;
 
+    bool const int4Codes = backend == kFLEXIQ_BACKEND_INT4_MMA || backend == kFLEXIQ_BACKEND_INT4_PIPELINED;
     auto* base = static_cast<int8_t*>(workspace);
     bool const isSigned = a.actSigned != 0;
     bool const fp16 = pr.dataType == kFLEXIQ_FP16;
     flexiq::InputPassParams in = flexiq::makeInputPassParams(a, pr);
     in.codes8 = base + ws.codes8;
-    in.codes4 = backend == kFLEXIQ_BACKEND_INT4_MMA ? base + ws.codes4 : nullptr;
+    in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
     in.shiftA = base + ws.shiftA;
-    in.writeEffective = backend == kFLEXIQ_BACKEND_INT8_MMA ? 1 : 0;
-    e = flexiq::launchInputPass(in, isSigned, fp16, stream);
+    in.writeEffective = (backend == kFLEXIQ_BACKEND_INT8_MMA || backend == kFLEXIQ_BACKEND_INT8_PIPELINED) ? 1 : 0;
+    in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
+    in.wShiftT = pipelined(backend) ? reinterpret_cast<int32_t*>(base + ws.wShiftT) : nullptr;
+    cudaError_t e = flexiq::launchInputPass(in, isSigned, fp16, stream);
     if (e != cudaSuccess)
         return cudaFailure(e);
 
@@ -146,9 +263,28 @@ FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, F
     {
     case kFLEXIQ_BACKEND_INT4_MMA: e = flexiq::launchInt4MmaGemm(g, isSigned, fp16, stream); break;
     case kFLEXIQ_BACKEND_INT8_MMA: e = flexiq::launchInt8MmaGemm(g, isSigned, fp16, stream); break;
+    case kFLEXIQ_BACKEND_INT4_PIPELINED:
+    case kFLEXIQ_BACKEND_INT8_PIPELINED:
+        e = flexiq::launchPipelinedGemm(g, static_cast<flexiq::PipeTileId>(tile),
+            backend == kFLEXIQ_BACKEND_INT4_PIPELINED, isSigned, stream);
+        break;
     default: e = flexiq::launchReferenceGemm(g, isSigned, fp16, stream); break;
     }
     return e == cudaSuccess ? kFLEXIQ_SUCCESS : cudaFailure(e);
+}
+
+FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, FlexiqProblem const* problem,
+    void* workspace, size_t workspaceSize, cudaStream_t stream)
+{
+    int device = 0;
+    cudaError_t const e = cudaGetDevice(&device);
+    if (e != cudaSuccess)
+        return cudaFailure(e);
+    FlexiqRunner const* runner = nullptr;
+    FlexiqStatus const s = flexiqRunnerForDevice(device, &runner);
+    if (s != kFLEXIQ_SUCCESS)
+        return s;
+    return flexiqRunnerEnqueue(runner, backend, kFLEXIQ_TILE_AUTO, args, problem, workspace, workspaceSize, stream);
 }
 
 } // extern "C"

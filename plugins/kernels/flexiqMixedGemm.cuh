@@ -21,7 +21,7 @@
 #include "flexiqKernelsInternal.h"
 #include "flexiqTileConfig.cuh"
 
-#if !defined(FLEXIQ_WARP_EMULATION)
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
 #include <cuda_fp16.h>
 #endif
 
@@ -38,7 +38,7 @@ __device__ __forceinline__ void storeOut(float* out, int64_t i, float v)
     out[i] = v;
 }
 
-#if !defined(FLEXIQ_WARP_EMULATION)
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
 __device__ __forceinline__ void storeOut(__half* out, int64_t i, float v)
 {
     out[i] = __float2half_rn(v);

@@ -23,6 +23,8 @@ InputPassParams makeInputPassParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     in.groupSize = a.groupSize;
     in.groups = a.paddedChannels / a.groupSize;
     in.actScale = a.actScale;
+    in.wShift = a.weightShift;
+    in.outChannels = a.outChannels;
     return in;
 }
 
@@ -36,6 +38,8 @@ MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     g.w8 = a.weightInt8;
     g.w4 = a.weightInt4;
     g.wShift = a.weightShift;
+    g.factorA = in.factorA;
+    g.wShiftT = in.wShiftT;
     g.outScale = a.outScale;
     g.bias = a.bias;
     g.max4bit = pr.max4bit;
@@ -62,6 +66,7 @@ MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     g.beta = a.beta;
     g.output = pr.output;
     g.accOut = pr.accOut;
+    g.fp16 = pr.dataType == kFLEXIQ_FP16 ? 1 : 0;
     return g;
 }
 

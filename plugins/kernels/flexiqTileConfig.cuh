@@ -6,6 +6,8 @@
 #ifndef FLEXIQ_TILE_CONFIG_CUH
 #define FLEXIQ_TILE_CONFIG_CUH
 
+#include "flexiqContract.h" // FLEXIQ_HD
+
 #include <cstdint>
 
 namespace flexiq
@@ -49,6 +51,57 @@ constexpr int32_t kReferenceThreads = 128;
 
 static_assert(kMmaK == 32, "one int4 atom must cover one G = 32 group");
 static_assert(kThreads == 128, "launch bounds below assume 128 threads");
+
+// ---- pipelined backends (flexiqPipelinedGemm.cuh) -------------------------------------------------
+// One K-tile = one channel group of one tap (G channels), so a K-tile is wholly 4-bit or 8-bit and
+// needs one shift per (row, group). Global -> shared by 16-byte cp.async.cg, kPipeStages(G) stages
+// (4 for G = 32, 3 for G = 64: about the same bytes in flight), XOR-swizzled tiles read by
+// ldmatrix. Three CTA shapes, all 4 warps (128 threads); the runner (flexiqLauncher.cpp) picks one
+// per layer shape (M, N) and SM count.
+template <int32_t kCtaM_, int32_t kCtaN_, int32_t kWarpsM_, int32_t kWarpsN_>
+struct PipeTile
+{
+    static constexpr int32_t kCtaM = kCtaM_;
+    static constexpr int32_t kCtaN = kCtaN_;
+    static constexpr int32_t kWarpsM = kWarpsM_;
+    static constexpr int32_t kWarpsN = kWarpsN_;
+    static constexpr int32_t kThreads = 32 * kWarpsM * kWarpsN;
+    static constexpr int32_t kWarpM = kCtaM / kWarpsM;
+    static constexpr int32_t kWarpN = kCtaN / kWarpsN;
+    static constexpr int32_t kTilesM = kWarpM / kMmaM; //!< m16 atoms per warp
+    static constexpr int32_t kTilesN = kWarpN / kMmaN; //!< n8 atoms per warp
+    // ldmatrix.x4 covers two m-tiles (int4 G = 32 A), four n-tiles (int4 G = 32 B) or two n-tiles.
+    static_assert(kTilesM % 2 == 0 && kTilesN % 4 == 0, "warp tile must be a multiple of 32 x 32");
+    static_assert(kThreads == 128, "launch bounds and copy loops assume 128 threads");
+};
+using PipeTile128x128 = PipeTile<128, 128, 2, 2>;
+using PipeTile128x64 = PipeTile<128, 64, 2, 2>;
+using PipeTile64x64 = PipeTile<64, 64, 2, 2>;
+
+constexpr int32_t pipeStages(int32_t groupSize)
+{
+    return groupSize == 32 ? 4 : 3;
+}
+
+//! Shared memory of one CTA: row table, then kStages x {A codes, B codes, A row factors, B col shifts}.
+template <class T, int32_t kG>
+struct PipeSmem
+{
+    static constexpr int32_t kStages = pipeStages(kG);
+    static constexpr uint32_t kRowInfo = 0;                           //!< int4 per CTA row
+    static constexpr uint32_t kStage0 = T::kCtaM * 16;
+    static constexpr uint32_t kA = 0;                                 //!< [kCtaM, G] bytes (4-bit: half)
+    static constexpr uint32_t kB = T::kCtaM * kG;                     //!< [kCtaN, G] bytes (4-bit: half)
+    static constexpr uint32_t kRowF = kB + T::kCtaN * kG;             //!< int32 [kCtaM] 1 << p_a
+    static constexpr uint32_t kColS = kRowF + T::kCtaM * 4;           //!< int32 [kCtaN] p_w
+    static constexpr uint32_t kStageBytes = kColS + T::kCtaN * 4;
+    static constexpr uint32_t kTotal = kStage0 + kStages * kStageBytes;
+
+    FLEXIQ_HD static uint32_t stage(int32_t s)
+    {
+        return kStage0 + static_cast<uint32_t>(s) * kStageBytes;
+    }
+};
 
 } // namespace tile
 

@@ -182,9 +182,83 @@ def cpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, n4: int) -> tu
     return acc, out
 
 
+# ---- CPU CTA emulator (tests/unit/kernels/emulation/flexiqWarpEmulator.cpp) -----------------------
+
+EMULATOR_SOURCE = Path(__file__).parent / "emulation" / "flexiqWarpEmulator.cpp"
+EMULATOR_BACKENDS = {"int4": 1, "int8": 2, "int4_pipe": 4, "int8_pipe": 5}
+TILES = {"128x128": 0, "128x64": 1, "64x64": 2}
+TILE_SHAPES = {0: (128, 128), 1: (128, 64), 2: (64, 64)}
+
+
+class EmulatorCheckFailed(AssertionError):
+    """The emulator's bounds, race or cp.async checks found a fault (status 2)."""
+
+
+def cuda_include() -> Path | None:
+    """The CUDA headers directory (cuda_runtime_api.h, cuda_fp16.h), or None."""
+    cands = [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        cands.append(str(Path(nvcc).resolve().parent.parent))
+    for c in cands:
+        if c and (Path(c) / "include" / "cuda_runtime_api.h").is_file():
+            return Path(c) / "include"
+    return None
+
+
+def build_emulator(out: Path, defines: tuple[str, ...] = ()) -> ctypes.CDLL | None:
+    """Compile the emulator with g++ (C++20) into `out` and load it; None without g++ or CUDA headers.
+
+    `defines` are extra -D switches, e.g. the kernels' FLEXIQ_FAULT_* fault switches.
+    """
+    cxx = shutil.which(os.environ.get("CXX", "g++"))
+    inc = cuda_include()
+    if cxx is None or inc is None:
+        return None
+    kernels = REPO_ROOT / "plugins" / "kernels"
+    subprocess.run([cxx, "-std=c++20", "-O2", "-fPIC", "-shared", "-pthread", "-ffp-contract=off",
+                    "-DFLEXIQ_WARP_EMULATION", "-DFLEXIQ_EMULATE_FP16", *(f"-D{d}" for d in defines), f"-I{inc}",
+                    f"-I{REPO_ROOT / 'plugins' / 'common'}", f"-I{kernels}", str(EMULATOR_SOURCE),
+                    str(kernels / "flexiqShape.cpp"), str(kernels / "flexiqParams.cpp"), "-o", str(out)], check=True)
+    lib = ctypes.CDLL(str(out))
+    lib.flexiqEmulateForward.argtypes = [_I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _P, _P, _P,
+                                         ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqEmulateForward.restype = _I
+    lib.flexiqEmulateForwardEx.argtypes = [_I, _I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _P, _I,
+                                           _P, _P, ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqEmulateForwardEx.restype = _I
+    lib.flexiqEmulateSwizzle.argtypes, lib.flexiqEmulateSwizzle.restype = [_I, _I, _I], ctypes.c_uint32
+    lib.flexiqEmulateSetFault.argtypes, lib.flexiqEmulateSetFault.restype = [_I], None
+    return lib
+
+
+def emulate(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: str,
+            tile: str = "64x64", fp16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run a layer on the emulator: (int32 accumulators, output as float32).
+
+    Raises EmulatorCheckFailed when a bounds/race/cp.async check fails, ValueError on bad arguments.
+    """
+    layer = host.layer
+    batch = x.shape[0]
+    h, w = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
+    shape = output_shape(layer, batch, h, w)
+    acc = np.zeros(shape, np.int32)
+    out = np.zeros(shape, np.float16 if fp16 else np.float32)
+    xc = np.ascontiguousarray(x, np.float16 if fp16 else np.float32)
+    m4 = np.ascontiguousarray(max4bit, np.int32)
+    why = ctypes.create_string_buffer(512)
+    status = lib.flexiqEmulateForwardEx(EMULATOR_BACKENDS[backend], TILES[tile], int(fp16), ctypes.byref(host.args),
+                                        batch, h, w, _ptr(xc), _ptr(m4), m4.size, _ptr(acc), _ptr(out), why, len(why))
+    if status == 2:
+        raise EmulatorCheckFailed(why.value.decode())
+    if status != 0:
+        raise ValueError(f"flexiqEmulateForwardEx({backend}, {tile}) rejected {layer.name}: {why.value.decode()}")
+    return acc, out.astype(np.float32)
+
+
 # ---- GPU C ABI (libflexiq_kernels_capi.so) ---------------------------------------------------------
 
-BACKENDS = {"auto": 0, "int4": 1, "int8": 2, "reference": 3}
+BACKENDS = {"auto": 0, "int4": 1, "int8": 2, "reference": 3, "int4_pipe": 4, "int8_pipe": 5}
 NATIVE_INT4_SMS = {(8, 0), (8, 6), (8, 7), (8, 9)}
 
 
@@ -203,6 +277,11 @@ def load_kernels_capi() -> tuple[ctypes.CDLL | None, str]:
     lib.flexiqCapiRunLayer.argtypes = [_I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _P, _I, _P, _P,
                                        _I, ctypes.POINTER(_F), ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqCapiRunLayer.restype = _I
+    lib.flexiqCapiRunLayerTile.argtypes = [_I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _P, _I, _P,
+                                           _P, _I, ctypes.POINTER(_F), ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqCapiRunLayerTile.restype = _I
+    lib.flexiqCapiRunnerSelect.argtypes = [_I, _I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, ctypes.POINTER(_I)]
+    lib.flexiqCapiRunnerSelect.restype = _I
     return lib, ""
 
 
@@ -214,8 +293,11 @@ def device_info(lib: ctypes.CDLL) -> tuple[int, tuple[int, int]]:
 
 
 def gpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: str,
-                fp16: bool, iterations: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run a layer on the GPU: (int32 accumulators, output as float32, ms per call when timed)."""
+                fp16: bool, iterations: int = 1, tile: str | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run a layer on the GPU: (int32 accumulators, output as float32, ms per call when timed).
+
+    `tile` forces a pipelined tile configuration ("128x128", "128x64", "64x64"); None: the runner's choice.
+    """
     layer = host.layer
     batch = x.shape[0]
     height, width = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
@@ -226,9 +308,9 @@ def gpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.nd
     m4 = np.ascontiguousarray(max4bit, dtype=np.int32)
     ms = _F(0.0)
     why = ctypes.create_string_buffer(256)
-    status = lib.flexiqCapiRunLayer(BACKENDS[backend], ctypes.byref(host.args), batch, height, width, int(fp16),
-                                    _ptr(xin), _ptr(m4), m4.size, _ptr(out), _ptr(acc), iterations,
-                                    ctypes.byref(ms), why, len(why))
+    status = lib.flexiqCapiRunLayerTile(BACKENDS[backend], TILES[tile] if tile else -1, ctypes.byref(host.args),
+                                        batch, height, width, int(fp16), _ptr(xin), _ptr(m4), m4.size, _ptr(out),
+                                        _ptr(acc), iterations, ctypes.byref(ms), why, len(why))
     if status != 0:
         raise RuntimeError(f"flexiqCapiRunLayer({backend}) on {layer.name}: status {status}: {why.value.decode()}")
     return acc, out.astype(np.float32), ms.value

@@ -10,17 +10,12 @@ GPU; it cannot check the hardware itself (that is tests/gpu/kernels).
 from __future__ import annotations
 
 import ctypes
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from flexiq_kernel_ctypes import (
-    REPO_ROOT,
-    FlexiqLayerArgs,
     HostLayer,
+    build_emulator,
     cpu_forward,
     output_shape,
     random_input,
@@ -30,37 +25,13 @@ from flexiq_kernel_ctypes import (
 from flexiq_trt.plugin_spec import Activation, ShiftMode
 from flexiq_trt.quantization.layer import ConvGeometry
 
-SOURCE = Path(__file__).parent / "emulation" / "flexiqWarpEmulator.cpp"
-
-
-def _cuda_include() -> Path | None:
-    cands = [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]
-    nvcc = shutil.which("nvcc")
-    if nvcc:
-        cands.append(str(Path(nvcc).resolve().parent.parent))
-    for c in cands:
-        if c and (Path(c) / "include" / "cuda_runtime_api.h").is_file():
-            return Path(c) / "include"
-    return None
-
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     """Build and load the emulator library (skips without g++ or the CUDA headers)."""
-    cxx = shutil.which(os.environ.get("CXX", "g++"))
-    inc = _cuda_include()
-    if cxx is None or inc is None:
+    lib = build_emulator(tmp_path_factory.mktemp("emulator") / "libflexiq_warp_emulator.so")
+    if lib is None:
         pytest.skip("the warp emulator needs g++ (C++20) and the CUDA headers (cuda_runtime_api.h)")
-    out = tmp_path_factory.mktemp("emulator") / "libflexiq_warp_emulator.so"
-    kernels = REPO_ROOT / "plugins" / "kernels"
-    subprocess.run([cxx, "-std=c++20", "-O2", "-fPIC", "-shared", "-pthread", "-ffp-contract=off",
-                    "-DFLEXIQ_WARP_EMULATION", f"-I{inc}", f"-I{REPO_ROOT / 'plugins' / 'common'}", f"-I{kernels}",
-                    str(SOURCE), str(kernels / "flexiqShape.cpp"), str(kernels / "flexiqParams.cpp"), "-o", str(out)], check=True)
-    lib = ctypes.CDLL(str(out))
-    P = ctypes.c_void_p
-    lib.flexiqEmulateForward.argtypes = [ctypes.c_int32, ctypes.POINTER(FlexiqLayerArgs), ctypes.c_int32,
-                                         ctypes.c_int32, ctypes.c_int32, P, P, P, P, ctypes.c_char_p, ctypes.c_size_t]
-    lib.flexiqEmulateForward.restype = ctypes.c_int32
     return lib
 
 

@@ -1,0 +1,402 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Pipelined mainloop of the FlexiQ mixed int4/int8 implicit GEMM (docs/design.md §2, §4), sm_80+.
+ *
+ * Same arithmetic as flexiqMixedGemm.cuh (and bit-identical to it), organised like a CUTLASS
+ * multistage mainloop:
+ *   - K-tile = one channel group g of one tap (r, s): G channels, wholly 4-bit (g * G < n4) or
+ *     8-bit. Operands are the channels-last code tensors of the input pass (rows = input pixels,
+ *     C_pad fastest: a G = 32 group is one 32-byte block per pixel, as in TensorRT's kCHW32) and the
+ *     [N, K] weights; the CTA's A rows are gathered per tap (implicit GEMM, zero fill off-image).
+ *   - global -> shared with 16-byte cp.async.cg into a kStages-deep ring (commit / wait_group),
+ *     one __syncthreads per K-tile; tiles XOR-swizzled (smem::swizzledChunk) so every ldmatrix
+ *     phase is bank-conflict free;
+ *   - fragments by ldmatrix.x4: in bytes, the s8 m16n8k32 and the s4 m16n8k32 / m16n8k64 fragments
+ *     are all "row groupID, 4 bytes at threadInGroup * 4 of a 16-byte chunk", so one loader serves
+ *     both widths; each A fragment feeds kTilesN mmas and each B fragment kTilesM;
+ *   - 4-bit groups, int4 path: part = A4 . W4 (fresh tile, one int4 atom per (m, n) atom), then
+ *     acc += (part << p_w[n, g]) * (1 << p_a[row, g]): one SHF (ALU pipe) and one IMAD (FMA pipe)
+ *     per accumulator. The factors 1 << p_a (input pass, int32 [rows, groups]) and p_w (transposed
+ *     [groups, N]) travel through the same pipeline as the codes (4-byte cp.async.ca);
+ *   - 4-bit groups, int8 path (sm_90+): A holds effective codes (input pass), B the packed 4-bit
+ *     weights expanded to w4 << p_w while the fragments are built.
+ * Planted faults for the emulator tests: only a build with FLEXIQ_FAULT_INJECTION (the emulator's
+ * fault build, never a real one) consults smem::plantedFault():
+ *   kFaultOffByOne   accept weight row n == N (reads one row past the weights)
+ *   kFaultNoBarrier  drop the __syncthreads after the wait (readers race the copies)
+ *   kFaultNoWait     drop the cp.async.wait_group (readers see copies still in flight)
+ */
+#ifndef FLEXIQ_PIPELINED_GEMM_CUH
+#define FLEXIQ_PIPELINED_GEMM_CUH
+
+#include "flexiqContract.h"
+#include "flexiqFragments.h"
+#include "flexiqKernelsInternal.h"
+#include "flexiqSmemOps.cuh"
+#include "flexiqTileConfig.cuh"
+
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
+#include <cuda_fp16.h>
+#endif
+
+namespace flexiq
+{
+namespace pipe
+{
+
+enum PlantedFault : int32_t
+{
+    kFaultNone = 0,
+    kFaultOffByOne = 1,
+    kFaultNoBarrier = 2,
+    kFaultNoWait = 3,
+};
+
+__device__ __forceinline__ bool planted(PlantedFault f)
+{
+#if defined(FLEXIQ_FAULT_INJECTION)
+    return smem::plantedFault() == f;
+#else
+    static_cast<void>(f);
+    return false;
+#endif
+}
+
+__device__ __forceinline__ void storeValue(void* out, int64_t i, float v, bool fp16)
+{
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
+    if (fp16)
+    {
+        __half* o = static_cast<__half*>(out) + i;
+        smem::checkGlobal(o, sizeof(__half));
+        *o = __float2half_rn(v);
+        return;
+    }
+#endif
+    float* o = static_cast<float*>(out) + i;
+    smem::checkGlobal(o, sizeof(float));
+    *o = v;
+}
+
+//! Four effective int8 weights (w4 << pw) from 16 packed bits (nibbles k..k+3, low first).
+__device__ __forceinline__ uint32_t expandEffective(uint32_t packed16, int32_t pw)
+{
+    uint32_t word = 0;
+#pragma unroll
+    for (int32_t j = 0; j < 4; ++j)
+    {
+        int32_t const nib = static_cast<int32_t>((packed16 >> (4 * j)) & 0xFu);
+        int32_t const w = effectiveWeight(nib - ((nib & 8) << 1), pw);
+        word |= (static_cast<uint32_t>(w) & 0xFFu) << (8 * j);
+    }
+    return word;
+}
+
+//! The CTA tile of outputs [kCtaM x kCtaN] (see the file comment).
+template <class T, int32_t kG, bool kInt4Path, bool kSigned>
+__device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
+{
+    using L = tile::PipeSmem<T, kG>;
+    constexpr int32_t kStages = L::kStages;
+    constexpr int32_t kChunks8 = kG / 16; // 16-byte chunks per row of an 8-bit group
+    constexpr int32_t kChunks4 = kG / 32; // ... of a 4-bit group
+    constexpr int32_t kTM = T::kTilesM;
+    constexpr int32_t kTN = T::kTilesN;
+
+    int32_t const tid = static_cast<int32_t>(threadIdx.x);
+    int32_t const lane = tid & 31;
+    int32_t const warp = tid >> 5;
+    int32_t const gid = groupId(lane);
+    int32_t const tig = threadInGroup(lane);
+    int32_t const warpRow = (warp % T::kWarpsM) * T::kWarpM;
+    int32_t const warpCol = (warp / T::kWarpsM) * T::kWarpN;
+    int32_t const outPixels = p.outH * p.outW;
+    int64_t const mOut = static_cast<int64_t>(p.batch) * outPixels;
+    int64_t const ctaRow = static_cast<int64_t>(blockIdx.x) * T::kCtaM;
+    int32_t const ctaCol = static_cast<int32_t>(blockIdx.y) * T::kCtaN;
+    if (p.max4bit != nullptr)
+        smem::checkGlobal(p.max4bit + p.layerIndex, sizeof(int32_t));
+    int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.layerIndex) : 0, p.cPad, kG);
+    int32_t const kTiles = p.r * p.s * p.groups;
+
+    // Row table: (image or -1 past the last output row, oh * strideH - padTop, ow * strideW - padLeft).
+    for (int32_t row = tid; row < T::kCtaM; row += T::kThreads)
+    {
+        int64_t const m = ctaRow + row;
+        int32_t const rem = static_cast<int32_t>(m % outPixels);
+        int32_t const info[4] = {m < mOut ? static_cast<int32_t>(m / outPixels) : -1,
+            (rem / p.outW) * p.strideH - p.padTop, (rem % p.outW) * p.strideW - p.padLeft, 0};
+        smem::sts128(L::kRowInfo + row * 16, info);
+    }
+    smem::barrier();
+
+    // Input pixel of CTA row `row` at tap (r, s), or -1 (zero padding / past the last row).
+    auto inputPixel = [&](int32_t row, int32_t r, int32_t s) -> int64_t {
+        int32_t info[4];
+        smem::lds128(L::kRowInfo + row * 16, info);
+        int32_t const ih = info[1] + r * p.dilationH;
+        int32_t const iw = info[2] + s * p.dilationW;
+        bool const inside = info[0] >= 0 && ih >= 0 && ih < p.height && iw >= 0 && iw < p.width;
+        return inside ? (static_cast<int64_t>(info[0]) * p.height + ih) * p.width + iw : -1;
+    };
+
+    // Issues the cp.async copies of K-tile kt into its stage (no commit).
+    auto issue = [&](int32_t kt) {
+        int32_t const tap = kt / p.groups;
+        int32_t const g = kt - tap * p.groups;
+        int32_t const r = tap / p.s;
+        int32_t const s = tap - r * p.s;
+        bool const four = g * kG < n4;
+        uint32_t const st = L::stage(kt % kStages);
+        int64_t const kOff = static_cast<int64_t>(tap) * p.cPad + static_cast<int64_t>(g) * kG; // k of the tile
+        // A: [kCtaM rows, aChunks] 16-byte chunks.
+        bool const a4 = kInt4Path && four;
+        int32_t const aChunks = a4 ? kChunks4 : kChunks8;
+        for (int32_t id = tid; id < T::kCtaM * aChunks; id += T::kThreads)
+        {
+            int32_t const row = id / aChunks;
+            int32_t const c = id - row * aChunks;
+            int64_t const pix = inputPixel(row, r, s);
+            int8_t const* src = p.codes8;
+            if (pix >= 0)
+                src = a4 ? p.codes4 + (pix * p.cPad + static_cast<int64_t>(g) * kG) / 2 + c * 16
+                         : p.codes8 + pix * p.cPad + static_cast<int64_t>(g) * kG + c * 16;
+            smem::cpAsync16(st + L::kA + smem::swizzledChunk(row, c, aChunks) * 16, src, pix >= 0 ? 16 : 0);
+        }
+        if (a4)
+        {
+            for (int32_t row = tid; row < T::kCtaM; row += T::kThreads)
+            {
+                int64_t const pix = inputPixel(row, r, s);
+                int32_t const* src = pix >= 0 ? p.factorA + pix * p.groups + g : p.factorA;
+                smem::cpAsync4(st + L::kRowF + row * 4, src, pix >= 0 ? 4 : 0);
+            }
+        }
+        // B: [kCtaN rows (n), bChunks] 16-byte chunks of w8, or of the packed w4 for a 4-bit group.
+        int32_t const bChunks = four ? kChunks4 : kChunks8;
+        for (int32_t id = tid; id < T::kCtaN * bChunks; id += T::kThreads)
+        {
+            int32_t const row = id / bChunks;
+            int32_t const c = id - row * bChunks;
+            int32_t const n = ctaCol + row;
+            bool const valid = n < p.outChannels || (planted(kFaultOffByOne) && n == p.outChannels);
+            int8_t const* src = p.w8;
+            if (valid)
+                src = four ? p.w4 + (static_cast<int64_t>(n) * p.kLen + kOff) / 2 + c * 16
+                           : p.w8 + static_cast<int64_t>(n) * p.kLen + kOff + c * 16;
+            smem::cpAsync16(st + L::kB + smem::swizzledChunk(row, c, bChunks) * 16, src, valid ? 16 : 0);
+        }
+        if (four)
+        {
+            for (int32_t row = tid; row < T::kCtaN; row += T::kThreads)
+            {
+                int32_t const n = ctaCol + row;
+                bool const valid = n < p.outChannels;
+                int32_t const* src = valid ? p.wShiftT + static_cast<int64_t>(g) * p.outChannels + n : p.wShiftT;
+                smem::cpAsync4(st + L::kColS + row * 4, src, valid ? 4 : 0);
+            }
+        }
+    };
+
+    // ldmatrix.x4 of A rows [row0, row0 + 16) x chunks (c0, c0 + 1): the s8 k32 / s4 k64 A fragment.
+    auto loadA16x2 = [&](uint32_t st, int32_t row0, int32_t c0, int32_t rowChunks, uint32_t (&a)[4]) {
+        int32_t const j = lane >> 3; // matrix: 0 rows 0-7 c0, 1 rows 8-15 c0, 2 rows 0-7 c0+1, 3 rows 8-15 c0+1
+        int32_t const row = row0 + (j & 1) * 8 + (lane & 7);
+        smem::ldmatrixX4(a, st + L::kA + smem::swizzledChunk(row, c0 + (j >> 1), rowChunks) * 16);
+    };
+    // ldmatrix.x4 of B rows (n) [n0, n0 + 16) x chunks (c0, c0 + 1): two n-tiles' s8 k32 / s4 k64 B fragments.
+    auto loadB2x2 = [&](uint32_t st, int32_t n0, int32_t c0, int32_t rowChunks, uint32_t (&b0)[2], uint32_t (&b1)[2]) {
+        int32_t const j = lane >> 3; // matrix: 0 n 0-7 c0, 1 n 0-7 c0+1, 2 n 8-15 c0, 3 n 8-15 c0+1
+        int32_t const n = n0 + (j >> 1) * 8 + (lane & 7);
+        uint32_t r[4];
+        smem::ldmatrixX4(r, st + L::kB + smem::swizzledChunk(n, c0 + (j & 1), rowChunks) * 16);
+        b0[0] = r[0];
+        b0[1] = r[1];
+        b1[0] = r[2];
+        b1[1] = r[3];
+    };
+
+    int32_t acc[kTM][kTN][4];
+#pragma unroll
+    for (int32_t mi = 0; mi < kTM; ++mi)
+#pragma unroll
+        for (int32_t ni = 0; ni < kTN; ++ni)
+#pragma unroll
+            for (int32_t e = 0; e < 4; ++e)
+                acc[mi][ni][e] = 0;
+
+    // Prologue: kStages - 1 K-tiles in flight.
+#pragma unroll
+    for (int32_t s = 0; s < kStages - 1; ++s)
+    {
+        if (s < kTiles)
+            issue(s);
+        smem::cpAsyncCommit();
+    }
+
+    for (int32_t kt = 0; kt < kTiles; ++kt)
+    {
+        if (!planted(kFaultNoWait))
+            smem::cpAsyncWait<kStages - 2>(); // this thread's copies of K-tile kt have landed ...
+        if (!planted(kFaultNoBarrier))
+            smem::barrier(); // ... and everyone's; and every warp is done with the stage refilled below
+        if (kt + kStages - 1 < kTiles)
+            issue(kt + kStages - 1);
+        smem::cpAsyncCommit();
+
+        uint32_t const st = L::stage(kt % kStages);
+        int32_t const g = kt % p.groups;
+        bool const four = g * kG < n4;
+        if (kInt4Path && four)
+        {
+            uint32_t cs[kTN][2]; // p_w of the C columns tig * 2, tig * 2 + 1 of each n-tile
+#pragma unroll
+            for (int32_t ni = 0; ni < kTN; ++ni)
+                smem::lds64(st + L::kColS + (warpCol + ni * 8 + tig * 2) * 4, cs[ni][0], cs[ni][1]);
+            if constexpr (kG == 32)
+            {
+                // m16n8k32 .s4: A 2 regs (rows gid, gid + 8 of the only chunk), B 1 reg per n-tile.
+                uint32_t b[kTN];
+#pragma unroll
+                for (int32_t ni = 0; ni < kTN; ni += 4)
+                {
+                    uint32_t r[4];
+                    int32_t const n = warpCol + (ni + (lane >> 3)) * 8 + (lane & 7);
+                    smem::ldmatrixX4(r, st + L::kB + smem::swizzledChunk(n, 0, 1) * 16);
+#pragma unroll
+                    for (int32_t j = 0; j < 4; ++j)
+                        b[ni + j] = r[j];
+                }
+#pragma unroll
+                for (int32_t mi = 0; mi < kTM; mi += 2)
+                {
+                    uint32_t r[4]; // (mi rows 0-7), (mi rows 8-15), (mi+1 rows 0-7), (mi+1 rows 8-15)
+                    int32_t const j = lane >> 3;
+                    int32_t const row = warpRow + (mi + (j >> 1)) * 16 + (j & 1) * 8 + (lane & 7);
+                    smem::ldmatrixX4(r, st + L::kA + smem::swizzledChunk(row, 0, 1) * 16);
+#pragma unroll
+                    for (int32_t h = 0; h < 2; ++h)
+                    {
+                        uint32_t const a[2] = {r[2 * h], r[2 * h + 1]};
+                        int32_t const rowC = warpRow + (mi + h) * 16 + gid;
+                        int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
+                            static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
+#pragma unroll
+                        for (int32_t ni = 0; ni < kTN; ++ni)
+                        {
+                            int32_t part[4] = {0, 0, 0, 0};
+                            mmaS4<kSigned>(part, a, b[ni]);
+#pragma unroll
+                            for (int32_t e = 0; e < 4; ++e) // unsigned shift: no UB for negative partials
+                                acc[mi + h][ni][e]
+                                    += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[ni][e & 1]) * f[e >> 1];
+                        }
+                    }
+                }
+            }
+            else
+            {
+                // m16n8k64 .s4: A 4 regs, B 2 regs per n-tile (two chunks per row).
+                uint32_t b[kTN][2];
+#pragma unroll
+                for (int32_t ni = 0; ni < kTN; ni += 2)
+                    loadB2x2(st, warpCol + ni * 8, 0, kChunks4, b[ni], b[ni + 1]);
+#pragma unroll
+                for (int32_t mi = 0; mi < kTM; ++mi)
+                {
+                    uint32_t a[4];
+                    loadA16x2(st, warpRow + mi * 16, 0, kChunks4, a);
+                    int32_t const rowC = warpRow + mi * 16 + gid;
+                    int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
+                        static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
+#pragma unroll
+                    for (int32_t ni = 0; ni < kTN; ++ni)
+                    {
+                        int32_t part[4] = {0, 0, 0, 0};
+                        mmaS4K64<kSigned>(part, a, b[ni]);
+#pragma unroll
+                        for (int32_t e = 0; e < 4; ++e)
+                            acc[mi][ni][e]
+                                += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[ni][e & 1]) * f[e >> 1];
+                    }
+                }
+            }
+        }
+        else
+        {
+            // int8 mma, k32 steps: 8-bit groups, or (int8 path) 4-bit groups on effective codes.
+#pragma unroll
+            for (int32_t kk = 0; kk < kG / 32; ++kk)
+            {
+                uint32_t b[kTN][2];
+                if (four) // int8 path only: expand the packed w4 chunk kk to w4 << p_w
+                {
+#pragma unroll
+                    for (int32_t ni = 0; ni < kTN; ++ni)
+                    {
+                        int32_t const n = warpCol + ni * 8 + gid;
+                        int32_t const pw = static_cast<int32_t>(smem::lds32(st + L::kColS + n * 4));
+                        uint32_t const chunk = st + L::kB + smem::swizzledChunk(n, kk, kChunks4) * 16;
+#pragma unroll
+                        for (int32_t j = 0; j < 2; ++j) // k = 16 j + tig * 4 .. + 3: packed bytes 8 j + tig * 2, + 1
+                            b[ni][j] = expandEffective(smem::ldsU16(chunk + 8 * j + tig * 2), pw);
+                    }
+                }
+                else
+                {
+#pragma unroll
+                    for (int32_t ni = 0; ni < kTN; ni += 2)
+                        loadB2x2(st, warpCol + ni * 8, 2 * kk, kChunks8, b[ni], b[ni + 1]);
+                }
+#pragma unroll
+                for (int32_t mi = 0; mi < kTM; ++mi)
+                {
+                    uint32_t a[4];
+                    loadA16x2(st, warpRow + mi * 16, 2 * kk, kChunks8, a);
+#pragma unroll
+                    for (int32_t ni = 0; ni < kTN; ++ni)
+                        mmaS8<kSigned>(acc[mi][ni], a, b[ni]);
+                }
+            }
+        }
+    }
+    smem::cpAsyncWait<0>(); // only empty groups remain; retire them before the CTA exits
+
+    // Fused epilogue: y = float(acc) * outScale[n] + bias[n], activation, NCHW store.
+#pragma unroll
+    for (int32_t ni = 0; ni < kTN; ++ni)
+#pragma unroll
+        for (int32_t j = 0; j < 2; ++j)
+        {
+            int32_t const n = ctaCol + warpCol + ni * 8 + tig * 2 + j;
+            if (n >= p.outChannels)
+                continue;
+            smem::checkGlobal(p.outScale + n, sizeof(float));
+            smem::checkGlobal(p.bias + n, sizeof(float));
+            float const scale = __ldg(p.outScale + n);
+            float const bias = __ldg(p.bias + n);
+#pragma unroll
+            for (int32_t mi = 0; mi < kTM; ++mi)
+#pragma unroll
+                for (int32_t h = 0; h < 2; ++h)
+                {
+                    int64_t const m = ctaRow + warpRow + mi * 16 + gid + 8 * h;
+                    if (m >= mOut)
+                        continue;
+                    int64_t const idx = ((m / outPixels) * p.outChannels + n) * outPixels + (m % outPixels);
+                    int32_t const v = acc[mi][ni][2 * h + j];
+                    if (p.accOut != nullptr)
+                    {
+                        smem::checkGlobal(p.accOut + idx, sizeof(int32_t));
+                        p.accOut[idx] = v;
+                    }
+                    storeValue(p.output, idx, epilogue(v, scale, bias, p.activation, p.alpha, p.beta), p.fp16 != 0);
+                }
+        }
+}
+
+} // namespace pipe
+} // namespace flexiq
+
+#endif // FLEXIQ_PIPELINED_GEMM_CUH
