@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 
 from flexiq_trt.errors import ConfigError, ModelError
+from flexiq_trt.options import option
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
 from flexiq_trt.ratios import RatioTable, check_ratio, load_ratio_table
 
@@ -30,19 +31,19 @@ ERROR_STATS = ("max", "mean", "median", "elemwise")
 class CompareConfig:
     """Ratios, data, tolerances and the optional engine of `flexiq-trt compare`."""
 
-    ratio: tuple[float, ...] = field(default=(0.5,), metadata={
-        "help": "ratio(s) of eligible MACs in 4-bit; several give a per-ratio summary table"})
-    data: str = field(default="", metadata={"help": ".npz keyed by input name (axis 0 = samples)"})
-    atol: float = field(default=0.1, metadata={"help": "absolute tolerance (Polygraphy CompareFunc.simple)"})
-    rtol: float = field(default=0.1, metadata={"help": "relative tolerance (Polygraphy CompareFunc.simple)"})
-    check_error_stat: str = field(default="median", metadata={
-        "help": "error statistic checked against the tolerances", "choices": ERROR_STATS})
-    iterations: int = field(default=8, metadata={"help": "batches compared per ratio"})
-    batch_size: int = field(default=8, metadata={"help": "batch size when the model's batch is dynamic"})
-    engine: str | None = field(default=None, metadata={
-        "help": "also compare this FlexiQ engine (TensorRT + plugin, Polygraphy TrtRunner; needs a GPU)"})
-    plugin_lib: str | None = field(default=None, metadata={
-        "help": "libflexiq_plugins.so for the engine (default: FLEXIQ_PLUGIN_LIB, the package, build/)"})
+    ratio: tuple[float, ...] = option(
+        (0.5,), "ratio(s) of eligible MACs in 4-bit; several give a per-ratio summary table")
+    data: str = option("", ".npz keyed by input name (axis 0 = samples)")
+    atol: float = option(0.1, "absolute tolerance (Polygraphy CompareFunc.simple)")
+    rtol: float = option(0.1, "relative tolerance (Polygraphy CompareFunc.simple)")
+    check_error_stat: str = option(
+        "median", "error statistic checked against the tolerances", choices=ERROR_STATS)
+    iterations: int = option(8, "batches compared per ratio")
+    batch_size: int = option(8, "batch size when the model's batch is dynamic")
+    engine: str | None = option(
+        None, "also compare this FlexiQ engine (TensorRT + plugin, Polygraphy TrtRunner; needs a GPU)")
+    plugin_lib: str | None = option(
+        None, "libflexiq_plugins.so for the engine (default: FLEXIQ_PLUGIN_LIB, the package, build/)")
 
     def __post_init__(self) -> None:
         ratios = (self.ratio,) if np.ndim(self.ratio) == 0 else tuple(self.ratio)

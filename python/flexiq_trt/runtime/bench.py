@@ -8,13 +8,14 @@ serving controller's latency profile (python/flexiq_trt/serve/profile.py, mean l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flexiq_trt.errors import ConfigError, ModelError
+from flexiq_trt.options import option
 from flexiq_trt.ratios import check_ratio, load_ratio_table
 from flexiq_trt.runtime.cuda_api import AUTO, BACKENDS
 
@@ -23,21 +24,20 @@ from flexiq_trt.runtime.cuda_api import AUTO, BACKENDS
 class BenchConfig:
     """What `flexiq-trt bench` measures and how."""
 
-    ratio_table: str = field(default="", metadata={
-        "help": "the model's <stem>.flexiq.json (or its FlexiQ/simulation ONNX): ratio -> flexiq_max_4bit_ch"})
-    ratios: tuple[float, ...] = field(default=(0.0, 0.25, 0.5, 0.75, 1.0), metadata={
-        "help": "ratios of eligible MACs in 4-bit to measure"})
-    batch: tuple[int, ...] = field(default=(1,), metadata={"help": "batch sizes to measure (within the engine's profile)"})
-    iterations: int = field(default=200, metadata={"help": "timed inferences per (batch, ratio)"})
-    warmup: int = field(default=20, metadata={"help": "untimed inferences before each (batch, ratio)"})
-    cuda_graph: bool = field(default=True, metadata={"help": "time CUDA-graph replays (else plain enqueueV3 calls)"})
-    cuda_backend: str = field(default=AUTO, metadata={
-        "help": "CUDA package: pycuda, cuda-python or auto (pycuda when importable; env FLEXIQ_CUDA_BACKEND)",
-        "choices": (AUTO, *BACKENDS)})
-    plugin_lib: str | None = field(default=None, metadata={"help": "libflexiq_plugins.so (default: the usual search)"})
-    profile_json: str | None = field(default=None, metadata={
-        "help": "also write the latency profile the serving controller reads (flexiq_trt.latency_profile/1)"})
-    seed: int = field(default=0, metadata={"help": "seed of the random inputs"})
+    ratio_table: str = option(
+        "", "the model's <stem>.flexiq.json (or its FlexiQ/simulation ONNX): ratio -> flexiq_max_4bit_ch")
+    ratios: tuple[float, ...] = option(
+        (0.0, 0.25, 0.5, 0.75, 1.0), "ratios of eligible MACs in 4-bit to measure")
+    batch: tuple[int, ...] = option((1,), "batch sizes to measure (within the engine's profile)")
+    iterations: int = option(200, "timed inferences per (batch, ratio)")
+    warmup: int = option(20, "untimed inferences before each (batch, ratio)")
+    cuda_graph: bool = option(True, "time CUDA-graph replays (else plain enqueueV3 calls)")
+    cuda_backend: str = option(
+        AUTO, "CUDA package: pycuda, cuda-python or auto (pycuda when importable; env FLEXIQ_CUDA_BACKEND)", choices=(AUTO, *BACKENDS))
+    plugin_lib: str | None = option(None, "libflexiq_plugins.so (default: the usual search)")
+    profile_json: str | None = option(
+        None, "also write the latency profile the serving controller reads (flexiq_trt.latency_profile/1)")
+    seed: int = option(0, "seed of the random inputs")
 
     def __post_init__(self) -> None:
         for r in self.ratios:

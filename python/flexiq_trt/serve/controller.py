@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
 from flexiq_trt.serve.accuracy import AccuracyTable
 from flexiq_trt.serve.profile import LatencyProfile
 
@@ -27,15 +28,14 @@ from flexiq_trt.serve.profile import LatencyProfile
 class ControllerConfig:
     """The latency SLO and the controller's margins."""
 
-    slo_ms: float = field(default=50.0, metadata={"help": "latency SLO per request, arrival to completion, in ms"})
-    ratios: tuple[float, ...] = field(default=(), metadata={
-        "help": "candidate ratios (default: the accuracy table's ladder inside the latency profile's range)"})
-    safety_ms: float = field(default=1.0, metadata={
-        "help": "margin taken off every deadline, for latency prediction error (ms)"})
-    upgrade_margin_ms: float = field(default=5.0, metadata={
-        "help": "slack (ms) a more accurate ratio must keep before the controller steps up to it"})
-    upgrade_hold_ms: float = field(default=250.0, metadata={
-        "help": "how long (ms) that slack must stay above the margin before stepping up one level"})
+    slo_ms: float = option(50.0, "latency SLO per request, arrival to completion, in ms")
+    ratios: tuple[float, ...] = option(
+        (), "candidate ratios (default: the accuracy table's ladder inside the latency profile's range)")
+    safety_ms: float = option(1.0, "margin taken off every deadline, for latency prediction error (ms)")
+    upgrade_margin_ms: float = option(
+        5.0, "slack (ms) a more accurate ratio must keep before the controller steps up to it")
+    upgrade_hold_ms: float = option(
+        250.0, "how long (ms) that slack must stay above the margin before stepping up one level")
 
     def __post_init__(self) -> None:
         if not self.slo_ms > 0:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
 from flexiq_trt.serve.accuracy import AccuracyTable
 from flexiq_trt.serve.controller import ControllerConfig, FixedRatio, Policy, QueueState, SlackController
 from flexiq_trt.serve.profile import LatencyProfile
@@ -31,12 +32,12 @@ from flexiq_trt.serve.traces import Trace
 class SimConfig:
     """The worker's batching and the reporting window."""
 
-    max_batch: int = field(default=16, metadata={"help": "largest batch the dynamic batcher forms"})
-    max_queue_delay_ms: float = field(default=2.0, metadata={
-        "help": "longest the oldest request waits for a fuller batch while the worker is free (ms)"})
-    window_s: float = field(default=1.0, metadata={"help": "window of the over-time plots (s)"})
-    oracle_horizon_ms: float = field(default=200.0, metadata={
-        "help": "how far ahead the oracle rolls the future out for each decision (ms)"})
+    max_batch: int = option(16, "largest batch the dynamic batcher forms")
+    max_queue_delay_ms: float = option(
+        2.0, "longest the oldest request waits for a fuller batch while the worker is free (ms)")
+    window_s: float = option(1.0, "window of the over-time plots (s)")
+    oracle_horizon_ms: float = option(
+        200.0, "how far ahead the oracle rolls the future out for each decision (ms)")
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:

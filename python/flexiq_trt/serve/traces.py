@@ -12,11 +12,12 @@ probability rate(t)/peak, NumPy's PCG64 from ``seed``) whose rate function is on
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
 
 TRACE_KINDS = ("bursty", "diurnal", "spike")
 
@@ -25,17 +26,17 @@ TRACE_KINDS = ("bursty", "diurnal", "spike")
 class TraceConfig:
     """Arrival-trace parameters (rates in requests per second, times in seconds)."""
 
-    duration_s: float = field(default=60.0, metadata={"help": "trace length in seconds"})
-    seed: int = field(default=0, metadata={"help": "random seed (same seed and parameters: same trace)"})
-    base_rate: float = field(default=900.0, metadata={"help": "request rate outside bursts/spikes (req/s)"})
-    burst_rate: float = field(default=1600.0, metadata={"help": "request rate inside a burst (bursty trace)"})
-    burst_every_s: float = field(default=8.0, metadata={"help": "mean time between burst starts (bursty trace)"})
-    burst_len_s: float = field(default=1.5, metadata={"help": "mean burst length (bursty trace)"})
-    low_rate: float = field(default=500.0, metadata={"help": "lowest rate of the diurnal ramp"})
-    peak_rate: float = field(default=1650.0, metadata={"help": "highest rate of the diurnal ramp"})
-    spike_rate: float = field(default=1750.0, metadata={"help": "rate during the spike (spike trace)"})
-    spike_at_s: float = field(default=25.0, metadata={"help": "spike start (spike trace)"})
-    spike_len_s: float = field(default=6.0, metadata={"help": "spike length (spike trace)"})
+    duration_s: float = option(60.0, "trace length in seconds")
+    seed: int = option(0, "random seed (same seed and parameters: same trace)")
+    base_rate: float = option(900.0, "request rate outside bursts/spikes (req/s)")
+    burst_rate: float = option(1600.0, "request rate inside a burst (bursty trace)")
+    burst_every_s: float = option(8.0, "mean time between burst starts (bursty trace)")
+    burst_len_s: float = option(1.5, "mean burst length (bursty trace)")
+    low_rate: float = option(500.0, "lowest rate of the diurnal ramp")
+    peak_rate: float = option(1650.0, "highest rate of the diurnal ramp")
+    spike_rate: float = option(1750.0, "rate during the spike (spike trace)")
+    spike_at_s: float = option(25.0, "spike start (spike trace)")
+    spike_len_s: float = option(6.0, "spike length (spike trace)")
 
     def __post_init__(self) -> None:
         if not self.duration_s > 0:

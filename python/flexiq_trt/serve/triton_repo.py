@@ -26,6 +26,7 @@ from pathlib import Path
 
 from flexiq_trt.errors import ConfigError, ModelError
 from flexiq_trt.log import get_logger
+from flexiq_trt.options import option
 from flexiq_trt.serve.accuracy import AccuracyTable
 from flexiq_trt.serve.controller import ControllerConfig
 from flexiq_trt.serve.profile import LatencyProfile
@@ -47,13 +48,13 @@ VENDORED = ("errors.py", "plugin_spec.py", "ratios.py", "serve/accuracy.py", "se
 class TritonConfig:
     """How the repository serves the model."""
 
-    name: str = field(default="", metadata={"help": "model name clients use (default: the ONNX stem)"})
-    max_batch: int = field(default=16, metadata={
-        "help": "largest batch the front model's dynamic batcher forms (at most the engine's max batch)"})
-    max_queue_delay_us: int = field(default=2000, metadata={"help": "dynamic batcher's max queue delay (µs)"})
-    default_ratio: float = field(default=0.0, metadata={
-        "help": "ratio for requests without FLEXIQ_RATIO when there is no latency profile"})
-    engine_instances: int = field(default=1, metadata={"help": "TensorRT model instances on the GPU"})
+    name: str = option("", "model name clients use (default: the ONNX stem)")
+    max_batch: int = option(
+        16, "largest batch the front model's dynamic batcher forms (at most the engine's max batch)")
+    max_queue_delay_us: int = option(2000, "dynamic batcher's max queue delay (µs)")
+    default_ratio: float = option(
+        0.0, "ratio for requests without FLEXIQ_RATIO when there is no latency profile")
+    engine_instances: int = option(1, "TensorRT model instances on the GPU")
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:

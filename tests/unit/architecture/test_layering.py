@@ -134,3 +134,10 @@ def test_config_fields_all_carry_help():
                                                       BuildOptions, OrtBaselineConfig)
                for f in dataclasses.fields(cls) if not f.metadata.get("help")]
     assert not missing
+
+
+def test_config_fields_use_the_one_option_convention():
+    """Config fields are declared with flexiq_trt.options.option, never with hand-written metadata dicts."""
+    raw = [f"{p.relative_to(REPO)}:{i}" for p in SOURCES if p.name != "options.py"
+           for i, line in enumerate(p.read_text().splitlines(), 1) if "metadata={" in line]
+    assert not raw, "field(metadata={...}) instead of option(...): " + ", ".join(raw)

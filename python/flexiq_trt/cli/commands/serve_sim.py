@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
+from flexiq_trt.options import option
 from flexiq_trt.serve.traces import TRACE_KINDS
 
 
@@ -14,20 +15,17 @@ from flexiq_trt.serve.traces import TRACE_KINDS
 class ServeSimInputs:
     """Where the latency and accuracy figures come from, which traces to run, where to write."""
 
-    report: str = field(default="", metadata={"help": "report.json of a real conversion: accuracy per ratio (required)"})
-    metric: str = field(default="accuracy", metadata={
-        "help": "report metric the controller maximises (accuracy, top1_agreement, cosine, ...)"})
-    also_metric: tuple[str, ...] = field(default=(), metadata={
-        "help": "further report metrics to average in the table", "nargs": "*"})
-    profile: str = field(default="published", metadata={
-        "help": "latency profile JSON (flexiq_trt.latency_profile/1 or benchmark/performance-model records), or "
-                "'published': the FlexiQ paper's ViT-B batch-16 figures with modelled batch scaling"})
-    published_overhead_ms: float = field(default=1.5, metadata={
-        "help": "fixed per-batch cost assumed when scaling the published batch-16 figures to other batches"})
-    traces: tuple[str, ...] = field(default=TRACE_KINDS, metadata={"help": "trace kinds to simulate",
-                                                                   "choices": TRACE_KINDS})
-    output: str = field(default="", metadata={"help": "folder for table.md, results.json and PNG plots",
-                                              "flags": ("-o", "--output")})
+    report: str = option("", "report.json of a real conversion: accuracy per ratio (required)")
+    metric: str = option(
+        "accuracy", "report metric the controller maximises (accuracy, top1_agreement, cosine, ...)")
+    also_metric: tuple[str, ...] = option((), "further report metrics to average in the table", nargs="*")
+    profile: str = option(
+        "published", "latency profile JSON (flexiq_trt.latency_profile/1 or benchmark/performance-model records), or "
+                "'published': the FlexiQ paper's ViT-B batch-16 figures with modelled batch scaling")
+    published_overhead_ms: float = option(
+        1.5, "fixed per-batch cost assumed when scaling the published batch-16 figures to other batches")
+    traces: tuple[str, ...] = option(TRACE_KINDS, "trace kinds to simulate", choices=TRACE_KINDS)
+    output: str = option("", "folder for table.md, results.json and PNG plots", flags=("-o", "--output"))
 
 
 class ServeSim:

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
+from flexiq_trt.options import option
 
 
 @dataclass(frozen=True)
 class TritonInputs:
     """The artifacts next to the engine and, for the controller, the latency and accuracy figures."""
 
-    output: str = field(default="", metadata={"help": "model repository folder to write (required)",
-                                              "flags": ("-o", "--output")})
-    onnx: str = field(default="", metadata={
-        "help": "the <stem>.flexiq.onnx an engine was built from (default: beside the engine)"})
-    ratio_table: str = field(default="", metadata={"help": "<stem>.flexiq.json (default: beside the ONNX)"})
-    plugin_lib: str = field(default="", metadata={
-        "help": "libflexiq_plugins.so to copy into the repository (default: found like `build` finds it)"})
-    profile: str = field(default="", metadata={
-        "help": "latency profile JSON (or 'published'): the front model then runs the controller"})
-    report: str = field(default="", metadata={"help": "report.json of the conversion (accuracy per ratio)"})
-    metric: str = field(default="accuracy", metadata={"help": "report metric the controller maximises"})
+    output: str = option("", "model repository folder to write (required)", flags=("-o", "--output"))
+    onnx: str = option("", "the <stem>.flexiq.onnx an engine was built from (default: beside the engine)")
+    ratio_table: str = option("", "<stem>.flexiq.json (default: beside the ONNX)")
+    plugin_lib: str = option(
+        "", "libflexiq_plugins.so to copy into the repository (default: found like `build` finds it)")
+    profile: str = option(
+        "", "latency profile JSON (or 'published'): the front model then runs the controller")
+    report: str = option("", "report.json of the conversion (accuracy per ratio)")
+    metric: str = option("accuracy", "report metric the controller maximises")
 
 
 class Triton:
