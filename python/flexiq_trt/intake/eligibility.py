@@ -21,6 +21,7 @@ from flexiq_trt.graph_passes.fuse_activation import (
 )
 from flexiq_trt.graph_passes.graph_index import GraphIndex, attr
 from flexiq_trt.intake.prepare import recorded_input_shapes, with_input_shapes
+from flexiq_trt.intake.shapes import ResolvedShapes
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, SUPPORTED_GROUP_SIZES, Activation
 from flexiq_trt.quantization.layer import ConvGeometry
 
@@ -73,40 +74,83 @@ class EligibleLayer:
 
 @dataclass(frozen=True)
 class SkippedLayer:
-    """A candidate node that stays as it is, and why."""
+    """A candidate node that stays as it is, and why.
+
+    `fixable_by_data` is True only when the reason is an unknown shape that calibration data would
+    resolve (`find_layers` called without data); every other reason is a property of the model.
+    """
 
     name: str
     op_type: str
     reason: str
+    fixable_by_data: bool = False
 
 
 class _Skip(Exception):
     """Internal: a candidate is not eligible (message = reason)."""
 
+    def __init__(self, reason: str, fixable_by_data: bool = False) -> None:
+        super().__init__(reason)
+        self.fixable_by_data = fixable_by_data
+
+
+class _Shapes:
+    """Layer input shapes: resolved from data when available, else from the (prepared) graph."""
+
+    def __init__(self, idx: GraphIndex, declared: GraphIndex, resolved: ResolvedShapes | None) -> None:
+        self.idx, self.declared, self.resolved = idx, declared, resolved
+
+    def input(self, tensor: str) -> tuple[tuple[int, ...], int]:
+        """(shape with the batch axis as 1, per-sample row count of the flattened leading axes)."""
+        if self.resolved is None:
+            shape = _static_shape(self.idx, tensor, "input")
+            return shape, int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        shape = self.resolved.get(tensor)
+        if shape is None:
+            why = self.resolved.runtime_error or "no shape source knew it"
+            raise _Skip(f"input shape of {tensor!r} is unknown at the calibration shapes ({why})")
+        batch = self.resolved.batch
+        leading = int(np.prod(shape[:-1])) if shape else 1
+        rows = leading // batch if batch > 1 and leading % batch == 0 else leading
+        if shape and shape[0] == batch:
+            shape = (1, *shape[1:])
+        return shape, rows
+
+    def spatial_is_static(self, tensor: str) -> bool:
+        """Whether the model itself (not the calibration data) fixes the tensor's H and W."""
+        shape = self.declared.shape(tensor)
+        return shape is not None and len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:])
+
 
 def find_layers(model: onnx.ModelProto, group_size: int,
                 input_shapes: Mapping[str, Sequence[int]] | None = None,
+                resolved: ResolvedShapes | None = None,
                 ) -> tuple[list[EligibleLayer], list[SkippedLayer]]:
     """Classify every candidate node of a prepared model (see `intake.prepare_model`).
 
-    `input_shapes` (graph input -> calibration shape; default: the shapes `prepare_model` recorded)
-    resolves dynamic dims for geometry and MACs; without any, a dynamic batch dim counts as 1 and
-    other dynamic dims make a layer ineligible. The model itself is not changed.
+    `resolved` (from `intake.shapes.resolve_shapes`, what `convert` passes) gives every layer's
+    input shape at the calibration data's shapes. Without it, `input_shapes` (graph input ->
+    calibration shape; default: the shapes `prepare_model` recorded) fixes the graph inputs for
+    static shape inference; a dynamic batch dim counts as 1 and any other unresolved dim makes the
+    layer ineligible with a reason that says calibration data would resolve it. The model itself
+    is not changed.
     """
     if group_size not in SUPPORTED_GROUP_SIZES:
         raise ConfigError(f"group size {group_size} not supported; expected one of {SUPPORTED_GROUP_SIZES}")
-    if input_shapes is None:
+    declared = GraphIndex(model)
+    if resolved is None and input_shapes is None:
         input_shapes = recorded_input_shapes(model)
-    idx = GraphIndex(with_input_shapes(model, input_shapes) if input_shapes else model)
+    idx = GraphIndex(with_input_shapes(model, input_shapes)) if resolved is None and input_shapes else declared
+    shapes = _Shapes(idx, declared, resolved)
     eligible: list[EligibleLayer] = []
     skipped: list[SkippedLayer] = []
     for node in idx.nodes:
         if node.op_type not in CANDIDATE_OPS or node.domain not in ("", "ai.onnx"):
             continue
         try:
-            layer = _match(idx, node, group_size)
+            layer = _match(shapes, node, group_size)
         except _Skip as why:
-            skipped.append(SkippedLayer(node.name, node.op_type, str(why)))
+            skipped.append(SkippedLayer(node.name, node.op_type, str(why), why.fixable_by_data))
             continue
         eligible.append(layer)
     nonneg = _NonNegative(idx)
@@ -118,21 +162,23 @@ def find_layers(model: onnx.ModelProto, group_size: int,
 def _static_shape(idx: GraphIndex, tensor: str, what: str) -> tuple[int, ...]:
     shape = idx.shape(tensor)
     if shape is None:
-        raise _Skip(f"{what} shape of {tensor!r} is unknown (give the calibration input shape)")
+        raise _Skip(f"{what} shape of {tensor!r} is unknown without data (convert with calibration data "
+                    "resolves it)", fixable_by_data=True)
     dims = list(shape)
     if dims and not isinstance(dims[0], int):
         dims[0] = 1  # dynamic batch: MACs are per sample
     if not all(isinstance(d, int) and d > 0 for d in dims):
-        raise _Skip(f"{what} shape {list(shape)} of {tensor!r} is dynamic (give the calibration input shape)")
+        raise _Skip(f"{what} shape {list(shape)} of {tensor!r} is dynamic without data (convert with "
+                    "calibration data resolves it)", fixable_by_data=True)
     return (1,) + tuple(dims[1:]) if dims else ()
 
 
-def _match(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
+def _match(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
     if node.op_type == "ConvTranspose":
         raise _Skip("ConvTranspose is not supported by FlexiQ")
     if node.op_type == "Conv":
-        return _match_conv(idx, node, g)
-    return _match_gemm(idx, node, g)
+        return _match_conv(shapes, node, g)
+    return _match_gemm(shapes, node, g)
 
 
 def _resolve_pads(node: onnx.NodeProto, hw: tuple[int, int], kernel: tuple[int, int],
@@ -153,7 +199,8 @@ def _resolve_pads(node: onnx.NodeProto, hw: tuple[int, int], kernel: tuple[int, 
     return begin[0], begin[1], end[0], end[1]
 
 
-def _match_conv(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
+def _match_conv(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
+    idx = shapes.idx
     w = idx.value(node.input[1])
     if w is None:
         raise _Skip("weight is not constant")
@@ -171,7 +218,7 @@ def _match_conv(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
         if b is None:
             raise _Skip("bias is not constant")
         bias = b.astype(np.float32).reshape(-1)
-    shape = _static_shape(idx, node.input[0], "input")
+    shape, _ = shapes.input(node.input[0])
     if len(shape) != 4:
         raise _Skip(f"input rank {len(shape)} is not 4")
     if shape[1] != c:
@@ -179,6 +226,11 @@ def _match_conv(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
     kernel = (r, s)
     strides = tuple(attr(node, "strides", [1, 1]))
     dil = tuple(attr(node, "dilations", [1, 1]))
+    auto = attr(node, "auto_pad", "NOTSET")
+    if auto.startswith("SAME") and max(strides) > 1 and not shapes.spatial_is_static(node.input[0]):
+        raise _Skip(f"auto_pad={auto} with stride {list(strides)} on an input whose size the model leaves "
+                    "dynamic: the padding depends on the size, the plugin takes fixed pads (export with "
+                    "explicit pads or a fixed input size)")
     pads = _resolve_pads(node, (shape[2], shape[3]), kernel, strides, dil)
     geo = ConvGeometry(kernel_shape=kernel, strides=strides, pads=pads, dilations=dil)
     p, q = geo.output_hw(shape[2], shape[3])
@@ -188,7 +240,8 @@ def _match_conv(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
     return _layer(node, "Conv", w.astype(np.float32), bias, geo, fused, shape, macs=n * c * r * s * p * q)
 
 
-def _match_gemm(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
+def _match_gemm(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
+    idx = shapes.idx
     b = idx.value(node.input[1])
     if b is None:
         raise _Skip("weight (input B) is not constant")
@@ -215,7 +268,7 @@ def _match_gemm(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
         elif c.size != n or (c.ndim == 2 and c.shape[0] != 1):
             raise _Skip(f"Gemm C of shape {list(c.shape)} is not a per-output-channel bias")
         bias = (np.float32(attr(node, "beta", 1.0)) * c.reshape(-1).astype(np.float32)).astype(np.float32)
-    shape = _static_shape(idx, node.input[0], "input")
+    shape, rows = shapes.input(node.input[0])
     if len(shape) < 2:
         raise _Skip(f"input rank {len(shape)} below 2")
     if is_gemm and len(shape) != 2:
@@ -233,7 +286,6 @@ def _match_gemm(idx: GraphIndex, node: onnx.NodeProto, g: int) -> EligibleLayer:
     act = find_activation(idx, tail)
     if act is not None:
         fused.append(act)
-    rows = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
     return _layer(node, node.op_type, weight, bias, None, fused, shape, macs=rows * n * k)
 
 

@@ -1,7 +1,9 @@
-"""The intake stage: prepare the loaded model at the calibration shapes and find the eligible layers.
+"""The intake stage: prepare the loaded model and find the eligible layers at the data's shapes.
 
-Input shapes come from the data: a model with dynamic non-batch dimensions is resolved at the
-first calibration batch's shape, and the written artifacts get their batch axis back.
+Shapes come from the data: every candidate layer's input shape is resolved at the first
+calibration batch's shapes (`intake.shapes`: shape inference, shape-subgraph folding, and one
+ONNX Runtime run as the ground truth), so reshape chains of exported models do not hide layers.
+The prepared model keeps the model's dynamic axes (batch, sequence length), and so do the artifacts.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from flexiq_trt.intake.eligibility import EligibleLayer, SkippedLayer, find_layers
-from flexiq_trt.intake.prepare import infer_shapes, prepare_model
-from flexiq_trt.log import get_logger
-
-_log = get_logger(__name__)
+from flexiq_trt.intake.eligibility import CANDIDATE_OPS, EligibleLayer, SkippedLayer, find_layers
+from flexiq_trt.intake.prepare import prepare_model
+from flexiq_trt.intake.shapes import ResolvedShapes, resolve_shapes
 
 
 @dataclass
@@ -26,35 +26,18 @@ class IntakeResult:
     prepared: onnx.ModelProto
     eligible: list[EligibleLayer]
     skipped: list[SkippedLayer]
+    shapes: ResolvedShapes | None = None
 
 
-def calibration_shapes(model: onnx.ModelProto, first_batch: Mapping[str, np.ndarray]) -> dict[str, list[int]] | None:
-    """Fixed input shapes (batch 1) when the model has dynamic non-batch dims, else None."""
-    from flexiq_trt.calibration.model_io import input_specs
-
-    dynamic = {s.name for s in input_specs(model) if any(d is None for d in s.shape[1:])}
-    if not dynamic:
-        return None
-    _log.warning("inputs %s have dynamic non-batch dimensions: fixing them to the calibration shape",
-                 sorted(dynamic))
-    return {k: [1, *first_batch[k].shape[1:]] for k in dynamic}
-
-
-def keep_batch_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Make axis 0 of every graph input and output symbolic again after shapes were fixed."""
-    for vi in list(model.graph.input) + list(model.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims):
-            dims[0].dim_param = "batch"
-    del model.graph.value_info[:]
-    return infer_shapes(model)
+def candidate_inputs(model: onnx.ModelProto) -> list[str]:
+    """The data input (input 0) of every Conv/ConvTranspose/Gemm/MatMul node."""
+    return [n.input[0] for n in model.graph.node
+            if n.op_type in CANDIDATE_OPS and n.domain in ("", "ai.onnx") and n.input and n.input[0]]
 
 
 def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray], group_size: int) -> IntakeResult:
-    """Prepare the model (at the data's shapes where it is dynamic) and split its layers."""
-    shapes = calibration_shapes(original, first_batch)
-    prepared = prepare_model(original, shapes)
-    eligible, skipped = find_layers(prepared, group_size)
-    if shapes:
-        prepared = keep_batch_dynamic(prepared)
-    return IntakeResult(prepared, eligible, skipped)
+    """Prepare the model, resolve every candidate's shapes at the first batch, and split the layers."""
+    prepared = prepare_model(original)
+    resolved = resolve_shapes(prepared, first_batch, candidate_inputs(prepared))
+    eligible, skipped = find_layers(prepared, group_size, resolved=resolved)
+    return IntakeResult(prepared, eligible, skipped, resolved)

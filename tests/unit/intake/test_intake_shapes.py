@@ -1,0 +1,199 @@
+"""Shapes from the data: reshape chains of exported models no longer hide layers, artifacts stay dynamic.
+
+A hand-built flatten head (Shape -> Gather -> Unsqueeze -> Concat -> Reshape -> Gemm, dynamic batch,
+as PyTorch exports ``x.view(x.size(0), -1)``), and a real PyTorch export: a BERT-architecture
+encoder with dynamic batch and sequence axes (random weights, tests/unit/intake/data/tiny_bert.onnx,
+made by ``python -m flexiq_trt.datasets.transformer_encoder --tiny``) converted end to end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from _utils import models as M
+from onnx import helper
+
+from flexiq_trt.graph_passes.fold_shapes import fold_shape_subgraphs
+from flexiq_trt.intake import find_layers, load_model, prepare_model
+from flexiq_trt.intake.prepare import with_input_shapes
+from flexiq_trt.intake.shapes import SOURCE_RUNTIME, probe_feeds, resolve_shapes
+from flexiq_trt.intake.stage import candidate_inputs, run_intake
+from flexiq_trt.plugin_spec import RUNTIME_INPUT
+
+DATA = Path(__file__).parent / "data"
+TINY_BERT = DATA / "tiny_bert.onnx"
+
+
+def flatten_head(batch="N", flatten_rows: bool = False) -> onnx.ModelProto:
+    """Conv 64->64 -> GlobalAveragePool -> runtime flatten -> Gemm 64->10, batch axis dynamic.
+
+    `flatten_rows`: instead, Reshape [B, 64, 4, 4] -> [B*16, 64] -> MatMul (leading axes merged).
+    """
+    rng = np.random.default_rng(0)
+    if flatten_rows:
+        nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                 helper.make_node("Transpose", ["c"], ["t"], perm=[0, 2, 3, 1]),
+                 helper.make_node("Shape", ["t"], ["s"]),
+                 helper.make_node("Gather", ["s", "i3"], ["k"], axis=0),
+                 helper.make_node("Unsqueeze", ["k", "ax0"], ["k1"]),
+                 helper.make_node("Concat", ["minus1", "k1"], ["target"], axis=0),
+                 helper.make_node("Reshape", ["t", "target"], ["flat"]),
+                 helper.make_node("MatMul", ["flat", "wm"], ["y"], name="fc")]
+        inits = [("wm", rng.standard_normal((64, 10)).astype(np.float32)), ("i3", np.array(3, np.int64))]
+        out = M.vinfo("y", None)
+    else:
+        nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+                 helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+                 helper.make_node("Shape", ["p"], ["s"]),
+                 helper.make_node("Gather", ["s", "i0"], ["b"], axis=0),
+                 helper.make_node("Unsqueeze", ["b", "ax0"], ["b1"]),
+                 helper.make_node("Concat", ["b1", "minus1"], ["target"], axis=0),
+                 helper.make_node("Reshape", ["p", "target"], ["flat"]),
+                 helper.make_node("Gemm", ["flat", "wg", "bg"], ["y"], name="fc", transB=1)]
+        inits = [("wg", rng.standard_normal((10, 64)).astype(np.float32)),
+                 ("bg", rng.standard_normal(10).astype(np.float32)), ("i0", np.array(0, np.int64))]
+        out = M.vinfo("y", None)
+    inits += [("w", rng.standard_normal((64, 64, 1, 1)).astype(np.float32)), ("ax0", np.array([0], np.int64)),
+              ("minus1", np.array([-1], np.int64))]
+    return M.make_model(nodes, [M.vinfo("x", [batch, 64, 4, 4])], [out], inits)
+
+
+def test_flatten_head_needs_data_without_it_and_is_eligible_with_it():
+    model = flatten_head()
+    _, skipped = find_layers(prepare_model(model), 32)
+    (fc,) = [s for s in skipped if s.name == "fc"]
+    assert fc.fixable_by_data and "calibration data" in fc.reason
+    x = np.random.default_rng(1).standard_normal((4, 64, 4, 4)).astype(np.float32)
+    result = run_intake(model, {"x": x}, 32)
+    assert [e.name for e in result.eligible] == ["conv", "fc"] and not result.skipped
+    gemm = result.eligible[1]
+    assert gemm.input_shape == (1, 64) and gemm.macs == 64 * 10
+    assert result.shapes.source["flat"] == SOURCE_RUNTIME and result.shapes.batch == 1
+    dims = result.prepared.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "N"  # the prepared model (and so every artifact) keeps its batch axis
+
+
+def test_merged_leading_axes_count_rows_per_sample():
+    x = np.zeros((3, 64, 4, 4), np.float32)
+    result = run_intake(flatten_head(flatten_rows=True), {"x": x}, 32)
+    fc = next(e for e in result.eligible if e.name == "fc")
+    assert fc.input_shape == (16, 64) and fc.macs == 16 * 64 * 10  # [B*16, 64]: 16 rows per sample
+
+
+def test_probe_feeds_first_sample_only_with_a_dynamic_batch():
+    x = np.zeros((4, 64, 4, 4), np.float32)
+    feeds, batch = probe_feeds(flatten_head(), {"x": x})
+    assert feeds["x"].shape == (1, 64, 4, 4) and batch == 1
+    feeds, batch = probe_feeds(flatten_head(batch=4), {"x": x})
+    assert feeds["x"].shape == (4, 64, 4, 4) and batch == 4
+    result = run_intake(flatten_head(batch=4), {"x": x}, 32)
+    assert result.eligible[1].input_shape == (1, 64) and result.eligible[1].macs == 640
+
+
+def test_shape_folding_removes_the_chain_and_keeps_the_values():
+    model = flatten_head()
+    fixed = with_input_shapes(prepare_model(model), {"x": (2, 64, 4, 4)})
+    folded = fold_shape_subgraphs(fixed)
+    assert not {"Shape", "Gather", "Concat"} & {n.op_type for n in folded.graph.node}
+    flat = next(v for v in folded.graph.value_info if v.name == "flat")
+    assert [d.dim_value for d in flat.type.tensor_type.shape.dim] == [2, 64]
+    x = np.random.default_rng(2).standard_normal((2, 64, 4, 4)).astype(np.float32)
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    np.testing.assert_allclose(run(folded), run(model), rtol=1e-5, atol=1e-5)
+
+
+def test_static_shapes_used_when_onnx_runtime_cannot_run_the_model():
+    model = flatten_head()
+    side = helper.make_node("NoSuchOp", ["c"], ["side"], name="custom", domain="example.custom")
+    model.graph.node.append(side)
+    model.graph.output.append(M.vinfo("side", None))
+    model.opset_import.append(helper.make_opsetid("example.custom", 1))
+    prepared = prepare_model(model)
+    resolved = resolve_shapes(prepared, {"x": np.zeros((2, 64, 4, 4), np.float32)}, candidate_inputs(prepared))
+    assert resolved.runtime_error and "NoSuchOp" in resolved.runtime_error
+    assert resolved.get("flat") == (1, 64) and resolved.source["flat"] != SOURCE_RUNTIME
+    eligible, skipped = find_layers(prepared, 32, resolved=resolved)
+    assert [e.name for e in eligible] == ["conv", "fc"] and not skipped
+
+
+def test_same_padding_with_stride_on_dynamic_size_is_a_model_property():
+    model = M.conv_geometry(auto_pad="SAME_UPPER", hw=11, strides=(2, 2), dilations=(1, 1))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    x = np.zeros([d.dim_value or 1 for d in dims[:2]] + [11, 11], np.float32)
+    result = run_intake(model, {model.graph.input[0].name: x}, 32)
+    (skip,) = result.skipped
+    assert "auto_pad=SAME_UPPER" in skip.reason and "explicit pads" in skip.reason and not skip.fixable_by_data
+    static = run_intake(M.conv_geometry(auto_pad="SAME_UPPER", hw=11, strides=(2, 2), dilations=(1, 1)),
+                        {model.graph.input[0].name: x}, 32)
+    assert len(static.eligible) == 1 and static.eligible[0].geometry.pads == (1, 1, 1, 1)
+
+
+# --- a real PyTorch export: BERT architecture, dynamic batch and sequence ----------------------------
+
+def bert_feeds(rng: np.random.Generator, batch: int, seq: int) -> dict[str, np.ndarray]:
+    """Token ids in the tiny vocabulary and attention masks of random lengths (>= 2 tokens)."""
+    ids = rng.integers(1, 256, size=(batch, seq), dtype=np.int64)
+    lengths = rng.integers(2, seq + 1, size=batch)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    return {"input_ids": ids * mask, "attention_mask": mask}
+
+
+def constant_weight_matmuls(model: onnx.ModelProto) -> set[str]:
+    inits = {t.name for t in model.graph.initializer}
+    return {n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in inits}
+
+
+def test_tiny_bert_every_constant_weight_matmul_eligible():
+    model = load_model(TINY_BERT)
+    dims = {i.name: [d.dim_param for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert dims == {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"]}
+    result = run_intake(model, bert_feeds(np.random.default_rng(0), 4, 24), 32)
+    names = constant_weight_matmuls(result.prepared)
+    assert len(names) == 12  # 2 layers x (Q, K, V, attention output, FFN in, FFN out)
+    assert {e.name for e in result.eligible} == names
+    assert all("not constant" in s.reason for s in result.skipped)  # Q.K^T and P.V only
+    macs = {e.name: e.macs for e in result.eligible}
+    assert sorted(set(macs.values())) == [24 * 64 * 64, 24 * 64 * 128]  # 24 tokens per sample
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_converted(tmp_path_factory):
+    from flexiq_trt.api import convert
+    from flexiq_trt.conversion import ConvertConfig
+
+    tmp = tmp_path_factory.mktemp("tiny_bert")
+    np.savez(tmp / "calib.npz", **bert_feeds(np.random.default_rng(1), 48, 20))
+    config = ConvertConfig(selector="greedy", report=False)
+    return convert(TINY_BERT, calib=str(tmp / "calib.npz"), output_dir=tmp / "out", config=config)
+
+
+def test_tiny_bert_artifacts_keep_batch_and_sequence_dynamic(tiny_bert_converted):
+    files = tiny_bert_converted.files
+    sim_path = next(p for p in files.values() if str(p).endswith(".flexiq-sim.onnx"))
+    plugin_path = next(p for p in files.values() if str(p).endswith(".flexiq.onnx"))
+    for path in (sim_path, plugin_path):
+        model = onnx.load(str(path))
+        dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+        assert dims["input_ids"] == ["batch", "sequence"] and dims["attention_mask"] == ["batch", "sequence"]
+    plugin = onnx.load(str(plugin_path))
+    assert sum(n.op_type == "FlexiQGemm" for n in plugin.graph.node) == 12
+    sim = ort.InferenceSession(str(sim_path), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(TINY_BERT), providers=["CPUExecutionProvider"])
+    layers = len(tiny_bert_converted.table.layers)
+    rng = np.random.default_rng(5)
+    for batch, seq in ((2, 9), (5, 37)):  # neither is the calibration shape (8 x 20)
+        feeds = bert_feeds(rng, batch, seq)
+        want = fp32.run(None, feeds)[0]
+        for n4 in (0, 64):
+            got = sim.run(None, {**feeds, RUNTIME_INPUT: np.full(layers, n4, np.int32)})[0]
+            assert got.shape == want.shape == (batch, 64)
+            cos = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+            assert cos.min() > 0.9, (batch, seq, n4, cos)
