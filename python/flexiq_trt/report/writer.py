@@ -1,11 +1,30 @@
-"""Write the conversion report: `report.json`, `report.md` and `report.png` (metric against ratio)."""
+"""Write the conversion report: `report.json`, `report.md` and `report.png` (metric against ratio).
+
+Every figure is shown with its sample count and its 95% interval ("value [low, high]"; the methods
+are in report/intervals.py), and each ratio's change against INT8 (ratio 0) with a paired
+interval, so a difference the data cannot resolve is marked as such rather than ranked.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from flexiq_trt.report.metrics import without_per_sample
+
 HEADLINE_METRICS = ("accuracy", "top1_agreement", "cosine")
+NOT_SIGNIFICANT = "n.s."
+
+
+def shown_metrics(rows: list[dict]) -> list[str]:
+    """Labelled accuracy and top-1 agreement where present, else cosine.
+
+    Both classifier metrics are shown because they answer different questions: accuracy is what a
+    user ships, agreement with FP32 is what quantization changes, and it moves with the ratio even
+    where accuracy is flat or its interval is wide.
+    """
+    found = [m for m in ("accuracy", "top1_agreement") if any(r.get(m) is not None for r in rows)]
+    return found or ["cosine"]
 
 
 def headline_metric(rows: list[dict]) -> str:
@@ -24,48 +43,116 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def with_interval(figures: dict, metric: str) -> str:
+    """`value [low, high]` from a row or baseline dict (just the value where no interval is recorded)."""
+    value = figures.get(metric)
+    ci = (figures.get("intervals") or {}).get(metric)
+    if value is None or not ci:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(float(ci[0]))}, {_fmt(float(ci[1]))}]"
+
+
+def difference(row: dict | None, metric: str) -> str:
+    """`+diff [low, high]` against INT8 (paired), marked n.s. when the interval contains 0."""
+    d = None if row is None else (row.get("vs_int8") or {}).get(metric)
+    if not d:
+        return "–"
+    text = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+    return text if d["significant"] else f"{text} {NOT_SIGNIFICANT}"
+
+
 def _cell(row: dict | None, metric: str, share: float) -> str:
-    """A metric, with the row's own 4-bit MAC share when it differs from the ratio's first row."""
+    """A metric with its interval, and the row's own 4-bit MAC share when it differs from the ratio's first row."""
     if row is None:
         return "–"
     own = row.get("mac_share", share)
-    return _fmt(row.get(metric)) + (f" (@{own:.3f})" if abs(own - share) > 5e-4 else "")
+    return with_interval(row, metric) + (f" (@{own:.3f})" if abs(own - share) > 5e-4 else "")
+
+
+def _row_samples(rows: list[dict], metric: str) -> int | None:
+    """The sample count behind `metric` in the rows (labelled samples for accuracy)."""
+    for r in rows:
+        if r.get(metric) is not None:
+            return r.get("labelled") if metric in ("accuracy", "fp32_accuracy") and r.get("labelled") else r.get("samples")
+    return None
 
 
 def to_markdown(report: dict) -> str:
     """A human-readable summary: setup, baselines, and one table row per (ratio, variant)."""
     rows = report["rows"]
-    metric = headline_metric(rows)
     lines = [f"# FlexiQ conversion report: `{report['model']}`", ""]
     for w in report.get("warnings", []):
         lines.append(f"> **Warning:** {w}")
+    cols = HEADLINE_METRICS + ("kl", "rel_l2_error")
     lines += [
         f"- eligible layers: {report['layers']['eligible']} (skipped: {len(report['layers']['skipped'])}), "
         f"group size {report['group_size']}, selector `{report['selector']}`",
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
-        f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})", "",
-        "## Baselines", "", "| model | " + " | ".join(HEADLINE_METRICS + ("kl", "rel_l2_error")) + " |",
-        "|---|" + "---|" * (len(HEADLINE_METRICS) + 2)]
+        f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})",
+        "- every figure is `value [low, high]`, a 95% interval: Wilson for proportions (accuracy, agreement), "
+        "bootstrap over samples for means (cosine, KL, relative L2); n is the number of samples behind it", "",
+        "## Baselines", "", "| model | n | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, m in report.get("baselines", {}).items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k)) for k in HEADLINE_METRICS + ("kl", "rel_l2_error")) + " |")
+        lines.append(f"| {name} | {m.get('samples', '–')} | " + " | ".join(with_interval(m, k) for k in cols) + " |")
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    lines += ["", f"## {metric} by ratio of eligible MACs in 4-bit", "",
-              "| ratio | 4-bit MAC share | " + " | ".join(variants) + " |",
-              "|---|---|" + "---|" * len(variants)]
-    for ratio in sorted({r["ratio"] for r in rows}):
-        by_v = {r["variant"]: r for r in rows if r["ratio"] == ratio}
-        share = next(iter(by_v.values()))["mac_share"]
-        lines.append(f"| {ratio:.2f} | {share:.3f} | " + " | ".join(_cell(by_v.get(v), metric, share) for v in variants)
-                     + " |")
+    ratios = sorted({r["ratio"] for r in rows})
+    for metric in shown_metrics(rows):
+        lines += ["", f"## {metric} by ratio of eligible MACs in 4-bit (n = {_row_samples(rows, metric)})", "",
+                  "| ratio | 4-bit MAC share | n | " + " | ".join(variants) + " |",
+                  "|---|---|---|" + "---|" * len(variants)]
+        for ratio in ratios:
+            by_v = {r["variant"]: r for r in rows if r["ratio"] == ratio}
+            share = next(iter(by_v.values()))["mac_share"]
+            lines.append(f"| {ratio:.2f} | {share:.3f} | {_row_samples(list(by_v.values()), metric)} | "
+                         + " | ".join(_cell(by_v.get(v), metric, share) for v in variants) + " |")
     lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (p = 4) for "
               "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
-              "instead of error-compensating rounding.", "", "![accuracy vs ratio](report.png)", ""]
+              "instead of error-compensating rounding.", ""]
+    for metric in shown_metrics(rows):
+        lines += _difference_section(rows, metric, variants, ratios)
+    lines += ["![accuracy vs ratio](report.png)", ""]
     lines += _selection_section(report.get("search_log", []))
     lines += mixquant_section(report.get("search_log", []))
     if report["layers"]["skipped"]:
         lines += ["## Layers kept in the original precision", "", "| node | op | reason |", "|---|---|---|"]
         lines += [f"| {s['name']} | {s['op_type']} | {s['reason']} |" for s in report["layers"]["skipped"]]
+    return "\n".join(lines) + "\n"
+
+
+def _difference_section(rows: list[dict], metric: str, variants: list[str], ratios: list[float]) -> list[str]:
+    """Each ratio's change of `metric` against the same variant at ratio 0 (INT8), paired interval."""
+    if not any(r.get("vs_int8") for r in rows):
+        return []
+    lines = [f"## Change of {metric} against INT8 (ratio 0) of the same variant", "",
+             "| ratio | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for ratio in ratios:
+        by_v = {r["variant"]: r for r in rows if r["ratio"] == ratio}
+        if any(r.get("vs_int8") for r in by_v.values()):
+            lines.append(f"| {ratio:.2f} | " + " | ".join(difference(by_v.get(v), metric) for v in variants) + " |")
+    return lines + ["", "Difference and 95% interval from a paired bootstrap over the same samples; "
+                    f"`{NOT_SIGNIFICANT}` marks an interval that contains 0: on these samples that ratio cannot be "
+                    "told apart from INT8, whatever the sign of the difference.", ""]
+
+
+def summary_table(report: dict, variant: str = "flexiq") -> str:
+    """The accuracy-vs-ratio table the CLI prints: `variant`'s metrics with intervals, n and change vs INT8."""
+    rows = report["rows"]
+    mine = sorted((r for r in rows if r["variant"] == variant), key=lambda r: r["ratio"])
+    if not mine:
+        return ""
+    metrics = shown_metrics(mine)
+    counts = ", ".join(f"{m} n = {_row_samples(mine, m)}" for m in metrics)
+    lines = [f"`{variant}` by 4-bit ratio on held-out samples ({counts}); value [95% interval]; change vs INT8 "
+             f"(ratio 0) from a paired bootstrap, {NOT_SIGNIFICANT} = the data cannot tell it from INT8:", "",
+             "| ratio | 4-bit MAC share | " + " | ".join(f"{m} | change vs INT8" for m in metrics) + " |",
+             "|---|---|" + "---|---|" * len(metrics)]
+    for r in mine:
+        cells = [c for m in metrics for c in (with_interval(r, m), difference(r, m))]
+        lines.append(f"| {r['ratio']:.2f} | {r['mac_share']:.3f} | " + " | ".join(cells) + " |")
+    for name, m in report.get("baselines", {}).items():
+        if any(m.get(k) is not None for k in metrics):
+            lines.append(f"| {name} | | " + " | ".join(c for k in metrics for c in (with_interval(m, k), "")) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -116,35 +203,51 @@ def mixquant_section(log: list[dict]) -> list[str]:
 
 
 def plot(report: dict, path: Path) -> None:
-    """Metric against ratio, one line per variant, baselines as horizontal lines."""
+    """Each shown metric against ratio, one panel each, with 95% error bars; baselines as lines and bands."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = report["rows"]
-    metric = headline_metric(rows)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        pts = sorted((r["mac_share"], r[metric]) for r in rows if r["variant"] == variant and r.get(metric) is not None)
-        if pts:
-            ax.plot(*zip(*pts, strict=True), marker="o", label=variant)
-    for name, m in report.get("baselines", {}).items():
-        if m.get(metric) is not None:
-            ax.axhline(m[metric], linestyle="--", linewidth=1, color="gray" if name == "fp32" else "tab:red",
-                       label=name)
-    ax.set_xlabel("share of eligible MACs in 4-bit")
-    ax.set_ylabel(metric)
-    ax.set_title(Path(report["model"]).name)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    metrics = shown_metrics(rows)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.4 * len(metrics), 4.2), dpi=110, squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for variant in dict.fromkeys(r["variant"] for r in rows):
+            mine = sorted((r for r in rows if r["variant"] == variant and r.get(metric) is not None),
+                          key=lambda r: r["mac_share"])
+            if mine:
+                ax.errorbar([r["mac_share"] for r in mine], [r[metric] for r in mine],
+                            yerr=_error_bars(mine, metric), marker="o", capsize=3, label=variant)
+        for name, m in report.get("baselines", {}).items():
+            if m.get(metric) is not None:
+                color = "gray" if name == "fp32" else "tab:red"
+                ax.axhline(m[metric], linestyle="--", linewidth=1, color=color, label=name)
+                ci = (m.get("intervals") or {}).get(metric)
+                if ci and ci[1] > ci[0]:
+                    ax.axhspan(ci[0], ci[1], color=color, alpha=0.12, linewidth=0)
+        ax.set_xlabel("share of eligible MACs in 4-bit")
+        ax.set_ylabel(f"{metric} (95% interval, n = {_row_samples(rows, metric)})")
+        ax.set_title(f"{Path(report['model']).name}: {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
+def _error_bars(rows: list[dict], metric: str) -> list[list[float]] | None:
+    """Asymmetric error bars (below, above) from the rows' intervals; None when any row has none."""
+    cis = [(r.get("intervals") or {}).get(metric) for r in rows]
+    if any(ci is None for ci in cis):
+        return None
+    return [[max(0.0, r[metric] - ci[0]) for r, ci in zip(rows, cis, strict=True)],
+            [max(0.0, ci[1] - r[metric]) for r, ci in zip(rows, cis, strict=True)]]
+
+
 def write_report(report: dict, out_dir: Path) -> list[Path]:
-    """Write the three report files; returns their paths."""
+    """Write the three report files (per-sample values are never written); returns their paths."""
+    report = without_per_sample(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report.png"]
     paths[0].write_text(json.dumps(report, indent=1, default=float))

@@ -50,5 +50,19 @@ class Convert:
         for kind, path in result.files.items():
             print(f"{kind:>12}: {path}")
         if result.report:
-            print((result.output_dir / "report.md").read_text())
+            print_report_summary(result.report, result.output_dir / "report.md")
         return 0
+
+
+def print_report_summary(report: dict, report_md: Path) -> None:
+    """The accuracy-vs-ratio table (intervals, n, change vs INT8), then the report's warnings on stderr."""
+    import sys
+
+    from flexiq_trt.report.writer import summary_table
+
+    table = summary_table(report)
+    if table:
+        print(f"\n{table}")
+    print(f"full report: {report_md}", flush=True)
+    for warning in report.get("warnings", []):
+        print(f"WARNING: {warning}", file=sys.stderr)
