@@ -45,7 +45,7 @@ def _analyze(lib: Path, archs: set[str], policy: str, fp16: bool) -> dict[str, l
 def print_kernels(per_arch: dict[str, list[kernels.GemmKernel]]) -> None:
     """One row per (arch, kernel, step kind): what one main-loop iteration of one warp costs."""
     print(f"\n== K-step cost per warp ({LABEL})")
-    head = (f"{'arch':6} {'backend':7} {'kernel (CTA tile, G)':36} {'step':18} {'k':>3} {'instr':>5} {'paths':>5} {'issue':>6} {'tensor':>6} "
+    head = (f"{'arch':6} {'backend':7} {'kernel<CTA tile,G>':44} {'step':18} {'k':>3} {'instr':>5} {'min':>5} {'paths':>5} {'issue':>6} {'tensor':>6} "
             f"{'alu':>6} {'fma':>6} {'lsu':>5} {'lat':>4} {'bound':>7} {'tensor%':>7} {'regs':>4} {'CTA/SM':>6}")
     print(head)
     print("-" * len(head))
@@ -57,11 +57,13 @@ def print_kernels(per_arch: dict[str, list[kernels.GemmKernel]]) -> None:
                 steps.update({f"{s.kind} G{g}": s for g, s in kern.step4.items()})
             regs = kern.resources.regs if kern.resources else 0
             occ = model.ctas_per_sm(kern.resources, kern.tile, rates)
-            name = f"{kernels.short_name(kern.function)} {kern.tile.cta_m}x{kern.tile.cta_n}"
+            name = kernels.short_name(kern.function)
+            name = name if "<" in name else f"{name}<{kern.tile.cta_m}x{kern.tile.cta_n}>"
             for label, step in steps.items():
                 c = model.step_cost(step, rates)
-                print(f"{arch:6} {kern.backend:7} {name[:36]:36} {label[5:][:18]:18} {step.k_per_step:3d} "
-                      f"{len(step.instrs):5d} {step.paths:5d} {c.issue:6.0f} {c.tensor:6.0f} {c.alu:6.0f} {c.fma:6.0f} "
+                low = kern.shortest.get(step.kind, step)
+                print(f"{arch:6} {kern.backend:7} {name[:44]:44} {label[5:][:18]:18} {step.k_per_step:3d} "
+                      f"{len(step.instrs):5d} {len(low.instrs):5d} {step.paths:5d} {c.issue:6.0f} {c.tensor:6.0f} {c.alu:6.0f} {c.fma:6.0f} "
                       f"{c.lsu:5.0f} {c.latency:4.0f} {c.bound():>7} {100 * c.tensor_efficiency:6.0f}% {regs:4d} {occ:6d}")
 
 

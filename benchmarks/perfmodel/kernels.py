@@ -43,6 +43,8 @@ class TileConfig:
     threads: int
     stages: int
     source: str
+    warp_m: int = 0  # warp tile (0: unknown, then read from the SASS accumulators)
+    warp_n: int = 0
 
     @property
     def warps(self) -> int:
@@ -72,7 +74,8 @@ def tile_config(header: Path = TILE_HEADER) -> TileConfig:
         raise KeyError(f"{header}: constants {missing} not found; update benchmarks/perfmodel/kernels.py "
                        "to the new tile configuration")
     return TileConfig(values["kCtaM"], values["kCtaN"], values["kThreads"], values.get("kStages", 1),
-                      str(header.relative_to(REPO)) if header.is_relative_to(REPO) else str(header))
+                      str(header.relative_to(REPO)) if header.is_relative_to(REPO) else str(header),
+                      values.get("kWarpM", 0), values.get("kWarpN", 0))
 
 
 @dataclass
@@ -87,6 +90,7 @@ class GemmKernel:
     resources: sass.Resources | None
     step8: sass.StepPath
     step4: dict[int, sass.StepPath] = field(default_factory=dict)  # G -> the step of one 4-bit group
+    shortest: dict[str, sass.StepPath] = field(default_factory=dict)  # MMA kind -> the same loop's shortest path
 
     def int4_steps_per_group(self, group_size: int) -> int:
         """How many 4-bit steps one channel group takes (1 when the atom covers the whole group)."""
@@ -127,7 +131,7 @@ def _tile_of(name: str, default: TileConfig) -> TileConfig:
     if not m:
         return default
     cta_m, cta_n, wm, wn = (int(x) for x in m.groups())
-    return TileConfig(cta_m, cta_n, 32 * wm * wn, default.stages, "template arguments")
+    return TileConfig(cta_m, cta_n, 32 * wm * wn, default.stages, "template arguments", cta_m // wm, cta_n // wn)
 
 
 def _is_8bit(kind: str) -> bool:
@@ -170,14 +174,17 @@ def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool
     out: list[GemmKernel] = []
     for (family, _, g), names in sorted(groups.items(), key=lambda kv: str(kv[0])):
         name = max(sorted(names), key=lambda n: _score(n, signed, fp16))
+        tile = _tile_of(name, default_tile)
         steps = sass.step_paths(name, funcs[name])
+        for st in steps:
+            st.warp_area = tile.warp_m * tile.warp_n or None
         step8 = _pick([s for s in steps if _is_8bit(s.kind)], policy)
         if step8 is None:
             notes.append(f"{short_name(name)}: no loop with an 8-bit IMMA found")
             continue
         four = [s for s in steps if not _is_8bit(s.kind)]
         backend = "int4" if four else "int8"
-        kern = GemmKernel(name, family, backend, _tile_of(name, default_tile), g, res.get(name), step8)
+        kern = GemmKernel(name, family, backend, tile, g, res.get(name), step8)
         for gs in ((g,) if g else (32, 64)):
             if backend == "int8":  # 4-bit groups run the same int8 loop on effective codes
                 kern.step4[gs] = step8
@@ -186,6 +193,8 @@ def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool
             best = exact or _pick([s for s in four if s.k_per_step and gs % s.k_per_step == 0], policy)
             if best is not None:
                 kern.step4[gs] = best
+        chosen = {(st.loop_header, st.kind) for st in [step8, *kern.step4.values()]}
+        kern.shortest = {st.kind: st for st in steps if st.policy == "shortest" and (st.loop_header, st.kind) in chosen}
         out.append(kern)
     return out, notes
 

@@ -181,6 +181,7 @@ class StepPath:
     instrs: list[Instr]
     paths: int  # how many distinct header->latch paths carry this MMA kind (1: branch-free)
     policy: str  # "longest" or "shortest" when paths > 1
+    warp_area: int | None = None  # warp-tile outputs from the tile configuration, when known
 
     @property
     def opcodes(self) -> Counter:
@@ -202,8 +203,9 @@ class StepPath:
 
     @property
     def k_per_step(self) -> int:
-        """Reduction length one step covers (MACs / warp-tile outputs)."""
-        area = self.warp_tile_area
+        """Reduction length one step covers (MACs / warp-tile outputs; the tile configuration's warp tile
+        when set, since 4-bit partial tiles may reuse accumulator registers)."""
+        area = self.warp_area or self.warp_tile_area
         return self.macs // area if area else 0
 
 
@@ -332,8 +334,27 @@ def disassemble(library: Path, arch: str, cuobjdump: str | None = None) -> tuple
         raise SassError("cuobjdump not found (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
     if not Path(library).is_file():
         raise SassError(f"{library} does not exist (build the kernels: bash scripts/build_plugins.sh)")
-    funcs = parse_functions(_run([tool, "-sass", "-arch", arch, str(library)]))
+    funcs = parse_functions(_cached(library, arch, "sass", lambda: _run([tool, "-sass", "-arch", arch, str(library)])))
     if not funcs:
         raise SassError(f"{library} holds no SASS for {arch}")
-    res = parse_res_usage(_run([tool, "-res-usage", "-arch", arch, str(library)]))
+    res = parse_res_usage(_cached(library, arch, "res",
+                                  lambda: _run([tool, "-res-usage", "-arch", arch, str(library)])))
     return funcs, res
+
+
+def _cached(library: Path, arch: str, what: str, produce) -> str:
+    """cuobjdump output kept in <library dir>/.perfmodel/, keyed by the library's size and mtime
+    (disassembling the whole library takes tens of seconds on a busy 2-core machine)."""
+    st = Path(library).stat()
+    cache = Path(library).parent / ".perfmodel" / f"{Path(library).name}.{arch}.{st.st_size}.{st.st_mtime_ns}.{what}"
+    if cache.is_file():
+        return cache.read_text()
+    text = produce()
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        for old in cache.parent.glob(f"{Path(library).name}.{arch}.*.{what}"):
+            old.unlink()
+        cache.write_text(text)
+    except OSError:
+        pass  # a read-only build folder: no cache
+    return text

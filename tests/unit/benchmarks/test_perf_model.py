@@ -82,7 +82,7 @@ def test_kernel_names_tiles_and_group_from_templates():
     assert kernels.family_of(pipe) == "flexiqPipeInt4Kernel" and kernels.family_of(old) == "flexiqInt4MmaKernel"
     assert kernels._group_of(pipe) == 64 and kernels._group_of(old) is None
     default = kernels.TileConfig(64, 64, 128, 1, "header")
-    assert kernels._tile_of(pipe, default) == kernels.TileConfig(128, 64, 128, 1, "template arguments")
+    assert kernels._tile_of(pipe, default) == kernels.TileConfig(128, 64, 128, 1, "template arguments", 64, 32)
     assert kernels._tile_of(old, default) is default
     assert kernels.short_name(pipe) == "flexiqPipeInt4Kernel<128x64,G64>"
 
@@ -92,7 +92,7 @@ def test_tile_header_constants():
                                       "constexpr int32_t kAB = kB / 4 + kA;")
     assert values == {"kA": 16, "kB": 32, "kAB": 24}
     tile = kernels.tile_config()
-    assert tile.cta_m > 0 and tile.threads % 32 == 0
+    assert tile.cta_m > 0 and tile.threads % 32 == 0 and tile.warp_m * tile.warp_n > 0
 
 
 def test_model_layer_lists():
@@ -107,12 +107,12 @@ def test_model_layer_lists():
 def test_real_library_main_loops(sm86_kernels):
     kerns, _ = sm86_kernels
     assert {k.backend for k in kerns} == {"int4", "int8"}
-    int4 = kernels.choose(kerns, 32)[0]
+    int4, int4_g64 = kernels.choose(kerns, 32)[0], kernels.choose(kerns, 64)[0]
     assert int4.backend == "int4" and kernels.short_name(int4.function).startswith(int4.family)
     assert int4.step8.kind.endswith("8.S8") and int4.step8.k_per_step == 32
     assert int4.step4[32].kind.startswith("IMMA.16832.") and int4.step4[32].kind.endswith("4.S4")
-    assert int4.step4[64].k_per_step in (32, 64)
-    for step in (int4.step8, int4.step4[32], int4.step4[64]):
+    assert int4.step4[32].k_per_step == 32 and int4_g64.step4[64].k_per_step in (32, 64)
+    for step in (int4.step8, int4.step4[32], int4_g64.step4[64]):
         assert step.opcodes["IMMA"] >= 1 and len(step.instrs) > step.opcodes["IMMA"]
         assert step.warp_tile_area > 0
     assert int4.resources is not None and int4.resources.local == 0
