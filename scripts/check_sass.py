@@ -7,8 +7,14 @@ libflexiq_kernels.a) it asserts that:
     and IMMA.16864.S4.S4 for G = 64; U4.S4 for unsigned activations) and the int8 MMA for its 8-bit
     groups;
   * every flexiqInt8MmaKernel instantiation issues IMMA.16832.S8.S8 (U8.S8) and no int4 MMA;
-  * no hot kernel (input pass, both MMA kernels, and the reference kernel) touches local memory:
-    no LDL/STL in the SASS and STACK:0 / LOCAL:0 in `cuobjdump -res-usage`.
+  * every pipelined kernel (flexiqPipeInt4Kernel / flexiqPipeInt8Kernel, one per tile config and G)
+    copies with LDGSTS (cp.async), reads fragments with LDSM (ldmatrix) and issues its IMMA forms:
+    the int4 one for its G (16832 for G = 32, 16864 for G = 64) plus 16832 int8; the int8 one only
+    16832 int8;
+  * no hot kernel touches local memory: no LDL/STL in the SASS and STACK:0 / LOCAL:0 in
+    `cuobjdump -res-usage`.
+It prints, per kernel, registers, shared memory per CTA (static + the pipelined kernels' dynamic
+ring, from their tile config) and the resulting CTAs per SM on that arch.
 cuobjdump comes from PATH or the `nvidia-cuda-cuobjdump` wheel. Exit status 0 on success, 1 on a
 failed check, 2 when the tool or the library is missing.
 """
@@ -23,7 +29,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOT_KERNELS = ("flexiqInt4MmaKernel", "flexiqInt8MmaKernel", "flexiqInputPassKernel", "flexiqReferenceKernel")
+HOT_KERNELS = ("flexiqInt4MmaKernel", "flexiqInt8MmaKernel", "flexiqInputPassKernel", "flexiqReferenceKernel",
+               "flexiqPipeInt4Kernel", "flexiqPipeInt8Kernel")
+PIPELINED = ("flexiqPipeInt4Kernel", "flexiqPipeInt8Kernel")
+
+# Per-SM limits of the checked archs (CUDA C Programming Guide, compute capabilities table):
+# registers, max threads, max CTAs, shared memory usable by CTAs (bytes), per-CTA reserved shared memory.
+ARCH_LIMITS = {
+    "sm_80": dict(regs=65536, threads=2048, ctas=32, smem=164 * 1024, reserved=1024),
+    "sm_86": dict(regs=65536, threads=1536, ctas=16, smem=100 * 1024, reserved=1024),
+    "sm_89": dict(regs=65536, threads=1536, ctas=24, smem=100 * 1024, reserved=1024),
+}
 
 
 @dataclass
@@ -33,8 +49,12 @@ class KernelReport:
     name: str
     imma: set[str] = field(default_factory=set)
     local_ops: int = 0
+    ldgsts: int = 0
+    ldsm: int = 0
     stack: int | None = None
     local: int | None = None
+    regs: int | None = None
+    shared: int | None = None
 
 
 def find_cuobjdump() -> str | None:
@@ -62,6 +82,10 @@ def parse_sass(text: str) -> dict[str, KernelReport]:
         current.imma.update(re.findall(r"IMMA\.[0-9A-Z.]+", line))
         if re.search(r"\b(LDL|STL)(\.[A-Z0-9]+)*\b", line):
             current.local_ops += 1
+        if re.search(r"\bLDGSTS\b", line):
+            current.ldgsts += 1
+        if re.search(r"\bLDSM\b", line):
+            current.ldsm += 1
     return reports
 
 
@@ -76,12 +100,51 @@ def parse_res_usage(text: str, reports: dict[str, KernelReport]) -> None:
         m = re.search(r"STACK:(\d+).*LOCAL:(\d+)", line)
         if m and name in reports:
             reports[name].stack, reports[name].local = int(m.group(1)), int(m.group(2))
+            reg = re.search(r"REG:(\d+)", line)
+            shared = re.search(r"SHARED:(\d+)", line)
+            reports[name].regs = int(reg.group(1)) if reg else None
+            reports[name].shared = int(shared.group(1)) if shared else None
 
 
 def _signed(name: str) -> bool:
     # kSigned is the first bool template argument of every FlexiQ kernel: ...Lb1E... / ...Lb0E...
     m = re.search(r"Lb([01])E", name)
     return m is not None and m.group(1) == "1"
+
+
+def pipelined_shape(name: str) -> tuple[int, int, int] | None:
+    """(CTA M, CTA N, G) of a pipelined kernel from its mangled template arguments, else None."""
+    m = re.search(r"PipeTileILi(\d+)ELi(\d+)ELi\d+ELi\d+EEELi(\d+)E", name)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m and any(k in name for k in PIPELINED) else None
+
+
+def dynamic_smem(name: str) -> int:
+    """Dynamic shared memory of a pipelined kernel (tile::PipeSmem in flexiqTileConfig.cuh); 0 otherwise."""
+    shape = pipelined_shape(name)
+    if shape is None:
+        return 0
+    cta_m, cta_n, g = shape
+    stages = 4 if g == 32 else 3
+    return cta_m * 16 + stages * ((cta_m + cta_n) * g + (cta_m + cta_n) * 4)
+
+
+def threads_per_cta(name: str) -> int:
+    """Launch size: 128 for every hot kernel (tile::kThreads, kInputPassThreads, PipeTile::kThreads)."""
+    return 128
+
+
+def occupancy(rep: KernelReport, arch: str) -> int | None:
+    """CTAs per SM on `arch` from registers (256-per-warp allocation granularity), shared memory and threads."""
+    lim = ARCH_LIMITS.get(arch)
+    if lim is None or rep.regs is None:
+        return None
+    threads = threads_per_cta(rep.name)
+    warps = threads // 32
+    regs_per_warp = -(-max(rep.regs, 1) * 32 // 256) * 256
+    by_regs = lim["regs"] // (regs_per_warp * warps)
+    smem = (rep.shared or 0) + dynamic_smem(rep.name)
+    by_smem = lim["smem"] // (smem + lim["reserved"]) if smem else lim["ctas"]
+    return min(by_regs, by_smem, lim["threads"] // threads, lim["ctas"])
 
 
 def check(reports: dict[str, KernelReport]) -> list[str]:
@@ -103,6 +166,21 @@ def check(reports: dict[str, KernelReport]) -> list[str]:
                 failures.append(f"{name}: missing IMMA.16832.{act}8.S8 (has {sorted(rep.imma)})")
             if any("4.S4" in op for op in rep.imma):
                 failures.append(f"{name}: the int8 backend must not issue int4 MMA ({sorted(rep.imma)})")
+        if any(k in name for k in PIPELINED):
+            shape = pipelined_shape(name)
+            g = shape[2] if shape else 32
+            want = [f"IMMA.16832.{act}8.S8"]
+            if "flexiqPipeInt4Kernel" in name:
+                want.append(f"IMMA.{16832 if g == 32 else 16864}.{act}4.S4")
+            elif any("4.S4" in op for op in rep.imma):
+                failures.append(f"{name}: the int8 backend must not issue int4 MMA ({sorted(rep.imma)})")
+            for op in want:
+                if op not in rep.imma:
+                    failures.append(f"{name}: missing {op} (has {sorted(rep.imma)})")
+            if rep.ldgsts == 0:
+                failures.append(f"{name}: no LDGSTS (cp.async) in a pipelined kernel")
+            if rep.ldsm == 0:
+                failures.append(f"{name}: no LDSM (ldmatrix) in a pipelined kernel")
         if rep.local_ops:
             failures.append(f"{name}: {rep.local_ops} LDL/STL instructions (local memory)")
         if rep.stack not in (0, None) or rep.local not in (0, None):
@@ -152,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_sass: {exc}", file=sys.stderr)
         return 2
     for name, rep in sorted(reports.items()):
-        print(f"{name}\n    IMMA: {' '.join(sorted(rep.imma)) or '-'}  LDL/STL: {rep.local_ops}  "
-              f"STACK: {rep.stack}  LOCAL: {rep.local}")
+        smem = (rep.shared or 0) + dynamic_smem(name)
+        print(f"{name}\n    IMMA: {' '.join(sorted(rep.imma)) or '-'}  LDGSTS: {rep.ldgsts}  LDSM: {rep.ldsm}  "
+              f"LDL/STL: {rep.local_ops}  STACK: {rep.stack}  LOCAL: {rep.local}\n"
+              f"    REG: {rep.regs}  shared/CTA: {smem} B  CTAs/SM ({args.arch}): {occupancy(rep, args.arch)}")
     for f in failures:
         print(f"FAIL: {f}", file=sys.stderr)
     print("check_sass: PASSED" if not failures else f"check_sass: FAILED ({len(failures)} problems)")

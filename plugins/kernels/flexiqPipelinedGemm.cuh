@@ -141,14 +141,30 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         return inside ? (static_cast<int64_t>(info[0]) * p.height + ih) * p.width + iw : -1;
     };
 
-    // Issues the cp.async copies of K-tile kt into its stage (no commit).
-    auto issue = [&](int32_t kt) {
-        int32_t const tap = kt / p.groups;
-        int32_t const g = kt - tap * p.groups;
-        int32_t const r = tap / p.s;
-        int32_t const s = tap - r * p.s;
+    // K-tiles are issued in order kt = (r * S + s) * groups + g; the copy cursor walks (r, s, g) and
+    // the stage ring without divisions.
+    int32_t cpG = 0;
+    int32_t cpR = 0;
+    int32_t cpS = 0;
+    int32_t cpStage = 0;
+    // Issues the cp.async copies of the next K-tile into its stage (no commit) and advances the cursor.
+    auto issue = [&]() {
+        int32_t const g = cpG;
+        int32_t const r = cpR;
+        int32_t const s = cpS;
+        int32_t const tap = r * p.s + s;
         bool const four = g * kG < n4;
-        uint32_t const st = L::stage(kt % kStages);
+        uint32_t const st = L::stage(cpStage);
+        cpStage = cpStage + 1 == kStages ? 0 : cpStage + 1;
+        if (++cpG == p.groups)
+        {
+            cpG = 0;
+            if (++cpS == p.s)
+            {
+                cpS = 0;
+                ++cpR;
+            }
+        }
         int64_t const kOff = static_cast<int64_t>(tap) * p.cPad + static_cast<int64_t>(g) * kG; // k of the tile
         // A: [kCtaM rows, aChunks] 16-byte chunks.
         bool const a4 = kInt4Path && four;
@@ -231,10 +247,12 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     for (int32_t s = 0; s < kStages - 1; ++s)
     {
         if (s < kTiles)
-            issue(s);
+            issue();
         smem::cpAsyncCommit();
     }
 
+    int32_t g = 0;     // channel group of K-tile kt
+    int32_t stage = 0; // kt % kStages
     for (int32_t kt = 0; kt < kTiles; ++kt)
     {
         if (!planted(kFaultNoWait))
@@ -242,12 +260,13 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         if (!planted(kFaultNoBarrier))
             smem::barrier(); // ... and everyone's; and every warp is done with the stage refilled below
         if (kt + kStages - 1 < kTiles)
-            issue(kt + kStages - 1);
+            issue();
         smem::cpAsyncCommit();
 
-        uint32_t const st = L::stage(kt % kStages);
-        int32_t const g = kt % p.groups;
+        uint32_t const st = L::stage(stage);
         bool const four = g * kG < n4;
+        stage = stage + 1 == kStages ? 0 : stage + 1;
+        g = g + 1 == p.groups ? 0 : g + 1;
         if (kInt4Path && four)
         {
             uint32_t cs[kTN][2]; // p_w of the C columns tig * 2, tig * 2 + 1 of each n-tile

@@ -29,15 +29,15 @@ CONV_SHAPES = [  # (batch, in_ch, out_ch, H, W, G, geometry)
 ]
 
 
-def _compare(kernels_capi, cpu_ref, layer, x, backend, fp16):
+def _compare(kernels_capi, cpu_ref, layer, x, backend, fp16, tile=None):
     lib, _ = kernels_capi
     host = HostLayer.from_layer(layer)
     x_ref = x.astype(np.float16).astype(np.float32) if fp16 else x  # the GPU sees the same values
     for n4 in range(0, layer.padded_channels + 1, layer.group_size):
         want_acc, want_y = cpu_forward(cpu_ref, host, x_ref, n4)
         max4bit = np.array([-1, n4, 12345], np.int32)  # layer_index 1: the kernel must read its own entry
-        got_acc, got_y, _ = gpu_forward(lib, host, x, max4bit, backend, fp16)
-        np.testing.assert_array_equal(got_acc, want_acc, err_msg=f"{backend} {layer.name} n4={n4}")
+        got_acc, got_y, _ = gpu_forward(lib, host, x, max4bit, backend, fp16, tile=tile)
+        np.testing.assert_array_equal(got_acc, want_acc, err_msg=f"{backend} {tile} {layer.name} n4={n4}")
         tol = dict(rtol=2e-3, atol=2e-3) if fp16 else dict(rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(got_y, want_y, **tol, err_msg=f"{backend} {layer.name} n4={n4}")
 
@@ -61,7 +61,9 @@ def _conv_case(shape, mode, signed, seed):
 
 
 BACKEND_PARAMS = [
-    pytest.param("int4", marks=pytest.mark.needs_int4_mma),
+    pytest.param("int4_pipe", marks=pytest.mark.needs_int4_mma),  # the default on sm_80/86/87/89
+    "int8_pipe",  # the default on sm_90+
+    pytest.param("int4", marks=pytest.mark.needs_int4_mma),  # first-version kernels (fallback)
     "int8",
     "reference",
 ]
@@ -73,7 +75,7 @@ BACKEND_PARAMS = [
 @pytest.mark.parametrize("mode", list(ShiftMode), ids=["dynamic", "static"])
 @pytest.mark.parametrize("shape", GEMM_SHAPES, ids=lambda s: f"m{s[0]}k{s[1]}n{s[2]}g{s[3]}")
 def test_gemm_backend_bit_exact(kernels_capi, cpu_ref, request, shape, mode, signed, fp16, backend):
-    if backend == "int4":
+    if backend.startswith("int4"):
         request.getfixturevalue("int4_allowed")
     layer, x = _gemm_case(shape, mode, signed, seed=sum(shape) + int(mode) * 7 + signed)
     _compare(kernels_capi, cpu_ref, layer, x, backend, fp16)
@@ -85,7 +87,7 @@ def test_gemm_backend_bit_exact(kernels_capi, cpu_ref, request, shape, mode, sig
 @pytest.mark.parametrize("mode", list(ShiftMode), ids=["dynamic", "static"])
 @pytest.mark.parametrize("shape", CONV_SHAPES, ids=lambda s: f"c{s[1]}n{s[2]}k{s[6].kernel_shape}s{s[6].strides}")
 def test_conv_backend_bit_exact(kernels_capi, cpu_ref, request, shape, mode, signed, fp16, backend):
-    if backend == "int4":
+    if backend.startswith("int4"):
         request.getfixturevalue("int4_allowed")
     layer, x = _conv_case(shape, mode, signed, seed=shape[1] * 31 + shape[3] + int(mode) * 7 + signed)
     _compare(kernels_capi, cpu_ref, layer, x, backend, fp16)
@@ -104,11 +106,11 @@ def test_n4_is_clamped_and_rounded_on_the_device(kernels_capi, cpu_ref):
 def test_auto_backend_follows_the_device(kernels_capi, monkeypatch):
     lib, sm = kernels_capi
     monkeypatch.delenv("FLEXIQ_FORCE_INT4", raising=False)
-    assert lib.flexiqCapiSelectBackend(8, 6) == 1 and lib.flexiqCapiSelectBackend(8, 9) == 1
-    assert lib.flexiqCapiSelectBackend(9, 0) == 2 and lib.flexiqCapiSelectBackend(12, 0) == 2
+    assert lib.flexiqCapiSelectBackend(8, 6) == 4 and lib.flexiqCapiSelectBackend(8, 9) == 4  # int4 pipelined
+    assert lib.flexiqCapiSelectBackend(9, 0) == 5 and lib.flexiqCapiSelectBackend(12, 0) == 5  # int8 pipelined
     assert lib.flexiqCapiSelectBackend(7, 5) == 0  # unsupported
     monkeypatch.setenv("FLEXIQ_FORCE_INT4", "1")
-    assert lib.flexiqCapiSelectBackend(9, 0) == 1
+    assert lib.flexiqCapiSelectBackend(9, 0) == 4
     assert lib.flexiqCapiSelectBackend(7, 5) == 0
 
 
@@ -119,3 +121,14 @@ def test_invalid_layer_is_rejected_not_run(kernels_capi):
     host.args.groupSize = 16
     with pytest.raises(RuntimeError, match="group_size"):
         gpu_forward(lib, host, x, np.array([0, 0], np.int32), "int8", False)
+
+
+@pytest.mark.parametrize("tile", ["128x128", "128x64", "64x64"])
+@pytest.mark.parametrize("backend", [pytest.param("int4_pipe", marks=pytest.mark.needs_int4_mma), "int8_pipe"])
+@pytest.mark.parametrize("shape", [(257, 256, 200, 32), (130, 320, 129, 64)], ids=["g32", "g64"])
+def test_every_pipelined_tile_config_bit_exact(kernels_capi, cpu_ref, request, shape, backend, tile):
+    """Each tile configuration forced in turn (the runner would pick one), on shapes past every tile edge."""
+    if backend.startswith("int4"):
+        request.getfixturevalue("int4_allowed")
+    layer, x = _gemm_case(shape, ShiftMode.DYNAMIC, True, seed=sum(shape))
+    _compare(kernels_capi, cpu_ref, layer, x, backend, False, tile=tile)

@@ -1,0 +1,72 @@
+"""The per-device runner's selection logic (flexiqRunnerCreate / flexiqRunnerSelectTile), on a CPU.
+
+flexiqCapiRunnerSelect builds a runner from a described device (no CUDA call) and reports the
+backend and the pipelined tile configuration it picks for a layer shape.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import numpy as np
+import pytest
+from flexiq_kernel_ctypes import TILES, HostLayer, load_kernels_capi, random_layer
+
+from flexiq_trt.quantization.layer import ConvGeometry
+
+INT4_PIPE, INT8_PIPE = 4, 5
+
+
+@pytest.fixture(scope="module")
+def capi():
+    lib, why = load_kernels_capi()
+    if lib is None:
+        if os.environ.get("FLEXIQ_REQUIRE_PLUGIN") == "1":
+            pytest.fail(f"{why} (FLEXIQ_REQUIRE_PLUGIN=1)")
+        pytest.skip(why)
+    return lib
+
+
+def _select(lib, sm: tuple[int, int], sms: int, host: HostLayer | None, batch: int, h: int = 1, w: int = 1):
+    tile = ctypes.c_int32(-9)
+    backend = lib.flexiqCapiRunnerSelect(sm[0], sm[1], sms, ctypes.byref(host.args) if host else None, batch, h, w,
+                                         ctypes.byref(tile))
+    return backend, tile.value
+
+
+@pytest.mark.parametrize(("sm", "want"), [((8, 0), INT4_PIPE), ((8, 6), INT4_PIPE), ((8, 7), INT4_PIPE),
+                                          ((8, 9), INT4_PIPE), ((9, 0), INT8_PIPE), ((12, 0), INT8_PIPE),
+                                          ((7, 5), 0)])
+def test_backend_per_compute_capability(capi, monkeypatch, sm, want):
+    monkeypatch.delenv("FLEXIQ_FORCE_INT4", raising=False)
+    assert _select(capi, sm, 80, None, 1)[0] == want
+
+
+def test_force_int4_on_sm90(capi, monkeypatch):
+    monkeypatch.setenv("FLEXIQ_FORCE_INT4", "1")
+    assert _select(capi, (9, 0), 132, None, 1)[0] == INT4_PIPE
+
+
+def _gemm(n: int, cin: int = 64) -> HostLayer:
+    return HostLayer.from_layer(random_layer(np.random.default_rng(0), conv=False, in_channels=cin, out_channels=n))
+
+
+@pytest.mark.parametrize(("rows", "n", "sms", "want"), [
+    (128 * 16, 128 * 6, 82, "128x128"),  # 96 CTAs of 128 x 128 >= 82 SMs
+    (128 * 8, 128 * 6, 82, "128x64"),  # 48 big CTAs < 82; 96 of 128 x 64
+    (128 * 8, 64, 8, "128x64"),  # N = 64: never 128 wide
+    (64, 64, 82, "64x64"),  # a small layer: the smallest tile
+    (128 * 16, 128 * 6, 200, "64x64"),  # many SMs: smaller tiles to fill them
+])
+def test_tile_selection_per_shape_and_sm_count(capi, rows, n, sms, want):
+    assert _select(capi, (8, 6), sms, _gemm(n), rows)[1] == TILES[want]
+
+
+def test_tile_selection_uses_the_conv_output_size(capi):
+    rng = np.random.default_rng(1)
+    layer = random_layer(rng, conv=True, in_channels=64, out_channels=256, geometry=ConvGeometry((3, 3), (2, 2)))
+    host = HostLayer.from_layer(layer)
+    # 16 x 56 x 56 input, stride 2 -> 16 x 27 x 27 = 11664 output rows: 92 x 2 = 184 CTAs of 128 x 128.
+    assert _select(capi, (8, 0), 108, host, 16, 56, 56)[1] == TILES["128x128"]
+    assert _select(capi, (8, 0), 108, host, 1, 56, 56)[1] == TILES["64x64"]  # 729 rows: 12 x 4 = 48 CTAs
