@@ -30,6 +30,9 @@ PACKAGED: dict[str, tuple[str, str]] = {
 }
 """Used as shipped. ``ddddocr_quantized`` is already quantized (ConvInteger): a bad-input case."""
 
+EXPORTED = ("minilm_l6",)
+"""Exported once from PyTorch into the cache (needs torch, the ``train`` extra): see transformer_encoder.py."""
+
 
 def cache_dir() -> Path:
     """Where converted models are kept: ``$FLEXIQ_MODEL_CACHE`` or ``~/.cache/flexiq_trt/models``."""
@@ -42,7 +45,7 @@ def model_names() -> list[str]:
         light = [f"{name}{LIGHT_SUFFIX}" for name in available_light_models()]
     except CalibrationDataError:
         light = []
-    return ["fmnist_resnet", "mnist_cnn", *PACKAGED, *light]
+    return ["fmnist_resnet", "mnist_cnn", *PACKAGED, *EXPORTED, *light]
 
 
 def _shipped(name: str) -> Path:
@@ -88,6 +91,10 @@ def load_model_path(name: str, cache: str | Path | None = None, seed: int = 0) -
         return package_file(*PACKAGED[name])
     if name == "mnist_cnn":
         return _cached("mnist_cnn.opset13.onnx", _upgrade_mnist, directory)
+    if name == "minilm_l6":
+        from flexiq_trt.datasets.transformer_encoder import OPSET, export_minilm
+
+        return _cached(f"minilm_l6.opset{OPSET}.onnx", export_minilm, directory)
     light = name.removeprefix("light_").removesuffix(LIGHT_SUFFIX)
     if name.startswith("light_") or name.endswith(LIGHT_SUFFIX):
         return _cached(f"light_{light}.seed{seed}.opset13.onnx",

