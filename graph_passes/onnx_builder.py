@@ -38,7 +38,11 @@ class SubgraphBuilder:
         return output
 
     def reduce_max(self, x: str, axis: int) -> str:
-        """ReduceMax over one axis, keepdims; axes moved from attribute to input at opset 18."""
+        """ReduceMax over one axis, keepdims (see `reduce`)."""
+        return self.reduce("ReduceMax", x, axis)
+
+    def reduce(self, op_type: str, x: str, axis: int) -> str:
+        """ReduceMax/ReduceMin over one axis, keepdims; axes moved from attribute to input at opset 18."""
         if self.opset >= 18:
-            return self.op("ReduceMax", [x, self.const(np.array([axis], np.int64), "axes")], keepdims=1)
-        return self.op("ReduceMax", [x], axes=[axis], keepdims=1)
+            return self.op(op_type, [x, self.const(np.array([axis], np.int64), "axes")], keepdims=1)
+        return self.op(op_type, [x], axes=[axis], keepdims=1)

@@ -46,70 +46,102 @@ def acc_output_name(output_name: str) -> str:
     return f"{output_name}{SIM_ACC_SUFFIX}"
 
 
-def _pow2_shift(b: SubgraphBuilder, mag_max: str, signed: bool) -> str:
-    """2^p from the group's max magnitude: 1 + [m>=t0] + 2[m>=t1] + 4[m>=t2] + 8[m>=t3] (m integer-valued)."""
-    thresholds = (8, 16, 32, 64) if signed else (16, 32, 64, 128)
-    total = None
-    for weight, t in zip((1.0, 2.0, 4.0, 8.0), thresholds, strict=True):
-        hit = b.op("Cast", [b.op("Greater", [mag_max, b.const(t - 0.5)])], to=onnx.TensorProto.FLOAT)
-        term = hit if weight == 1.0 else b.op("Mul", [hit, b.const(weight)])
-        total = term if total is None else b.op("Add", [total, term])
-    return b.op("Add", [total, b.const(1.0)], hint="pow2")
+def pow2_table(signed: bool) -> np.ndarray:
+    """2^p for every group max magnitude m (index 0..255): p = how many shift thresholds m reaches.
+
+    The thresholds are the reference's (8, 16, 32, 64 signed; 16, 32, 64, 128 unsigned); one
+    Gather on this table replaces the 17 comparison ops of the formula
+    1 + [m>=t0] + 2[m>=t1] + 4[m>=t2] + 8[m>=t3].
+    """
+    thresholds = np.array((8, 16, 32, 64) if signed else (16, 32, 64, 128))
+    m = np.arange(256)[:, None]
+    return np.left_shift(1, np.count_nonzero(m >= thresholds[None], axis=1)).astype(np.float32)
 
 
-def _effective(b: SubgraphBuilder, q: str, ql: QuantizedLayer) -> str:
-    """Effective 4-bit codes of every channel (float, integer-valued), same shape as `q`."""
-    g, gc, signed = ql.group_size, ql.group_count, ql.act_signed
-    if ql.is_conv:  # [B, C_pad, H, W] -> [B, Gc, G, H*W]; shift per pixel and group
-        grouped = b.op("Reshape", [q, b.const(np.array([0, gc, g, -1], np.int64), "shape")])
-        static_shape = (1, gc, 1, 1)
-    else:  # [..., C_pad] -> [M, Gc, G]; shift per row and group
-        grouped = b.op("Reshape", [q, b.const(np.array([-1, gc, g], np.int64), "shape")])
-        static_shape = (1, gc, 1)
+EIGHT_BIT_ROW = 256  # row of the per-group tables that 8-bit groups read (2^0, the 8-bit code bound)
+
+
+def group_tables(signed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(2^p, 2^-p, upper code bound) per row: rows 0..255 for a 4-bit group of max magnitude m, row 256 for 8-bit."""
+    pow2 = np.concatenate([pow2_table(signed), [1.0]]).astype(np.float32)
+    hi = np.full(EIGHT_BIT_ROW + 1, 7.0 if signed else 15.0, np.float32)
+    hi[EIGHT_BIT_ROW] = 127.0 if signed else 255.0
+    return pow2, (1.0 / pow2).astype(np.float32), hi
+
+
+def _group_mask(b: SubgraphBuilder, ql: QuantizedLayer, mode: str) -> str:
+    """Bool [Gc]: which groups (in pi order) are 4-bit.
+
+    Prefix mode: group k is 4-bit iff (k+1)*G <= n4 (n4 = flexiq_max_4bit_ch[layer]; out-of-range
+    values need no clip: below 0 no group passes, above C_pad every group does; a partial group is
+    8-bit, as the runtime rounds n4 down to whole groups).
+    """
+    if mode == "mask":
+        return mask_input_name(ql.layer_index)
+    n4 = b.op("Gather", [RUNTIME_INPUT, b.const(np.array(ql.layer_index, np.int64), "li")], axis=0)
+    ends = (np.arange(ql.group_count, dtype=np.float32) + 1.0) * ql.group_size - 0.5
+    return b.op("Less", [b.const(ends, "group_ends"), b.op("Cast", [n4], to=onnx.TensorProto.FLOAT)], hint="mask")
+
+
+def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, gmask: str) -> str:
+    """Codes of every channel, the effective 4-bit ones on 4-bit groups (float, integer-valued), grouped shape.
+
+    `grouped` holds the codes as [B, Gc, G, H, W] (conv) or [..., Gc, G] (matmul). The reference's
+    Floor((q + 2^(p-1)) / 2^p), clipped, times 2^p is written as Min(Floor(q * 2^-p + 0.5), hi) * 2^p,
+    which is the same number: q * 2^-p is exact (a power of two; |q| < 2^8), adding 0.5 is exact
+    (at most 13 significant bits), and with a dynamic shift the lower clip bound is never reached
+    (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 * 2^p signed;
+    q >= 0 unsigned). A static signed shift keeps the lower bound (one Max). On 8-bit groups the
+    per-group factors are 2^0 and the bound is the 8-bit code range, so the same five element-wise
+    ops give q unchanged there (Floor(q + 0.5) = q for integer q): no Where over activations. The
+    per-group values come from one Gather each on [.., Gc, 1, ..] tensors (`group_tables`, the
+    8-bit row picked by the mask).
+    """
+    gc, signed = ql.group_count, ql.act_signed
+    g_axis, gshape = (2, (1, gc, 1, 1, 1)) if ql.is_conv else (-1, (gc, 1))
+    gmask = b.op("Reshape", [gmask, b.const(np.array(gshape, np.int64), "shape")])
+    pow2_rows, inv_rows, hi_rows = group_tables(signed)
     if ql.act_shift_mode == ShiftMode.DYNAMIC:
-        mag = grouped
-        if signed:  # q ^ (q >> 7) == max(q, -q - 1) for integer q
-            mag = b.op("Max", [grouped, b.op("Sub", [b.op("Neg", [grouped]), b.const(1.0)])])
-        pow2 = _pow2_shift(b, b.reduce_max(mag, axis=2), signed)
+        mag = b.reduce("ReduceMax", grouped, axis=g_axis)
+        if signed:  # max over the group of max(q, -q - 1) = max(max q, -1 - min q)
+            mag = b.op("Max", [mag, b.op("Sub", [b.const(-1.0), b.reduce("ReduceMin", grouped, axis=g_axis)])])
+        eight = b.op("Where", [gmask, b.const(0.0), b.const(float(EIGHT_BIT_ROW))])
+        row = b.op("Cast", [b.op("Max", [mag, eight])], to=onnx.TensorProto.INT64)  # m <= 255 < 256
     else:
-        p = ql.act_static_shift.astype(np.int64).reshape(static_shape)
-        pow2 = b.const(np.left_shift(1, p).astype(np.float32), "pow2")
-    half = b.op("Mul", [pow2, b.const(0.5)])
-    q4 = b.op("Floor", [b.op("Div", [b.op("Add", [grouped, half]), pow2])])
-    lo, hi = (-8.0, 7.0) if signed else (0.0, 15.0)
-    q4 = b.op("Clip", [q4, b.const(lo), b.const(hi)])
-    eff = b.op("Mul", [q4, pow2])
-    return b.op("Reshape", [eff, b.op("Shape", [q])], hint="eff")
+        p = ql.act_static_shift.astype(np.int64).reshape(gshape)
+        first_row = np.array([int(np.flatnonzero(pow2_rows == 2.0**k)[0]) for k in range(5)], np.int64)
+        row = b.op("Where", [gmask, b.const(first_row[p], "rows"), b.const(np.array(EIGHT_BIT_ROW, np.int64))])
+    pow2 = b.op("Gather", [b.const(pow2_rows, "pow2_rows"), row], axis=0)
+    inv = b.op("Gather", [b.const(inv_rows, "inv_pow2_rows"), row], axis=0)
+    hi = b.op("Gather", [b.const(hi_rows, "hi_rows"), row], axis=0)
+    q4 = b.op("Min", [b.op("Floor", [b.op("Add", [b.op("Mul", [grouped, inv]), b.const(0.5)])]), hi])
+    if signed and ql.act_shift_mode != ShiftMode.DYNAMIC:  # a static 2^p may be too small for the codes
+        q4 = b.op("Max", [q4, b.op("Where", [gmask, b.const(-8.0), b.const(-127.0)])])
+    return b.op("Mul", [q4, pow2], hint="x_mixed")
 
 
-def _channel_mask(b: SubgraphBuilder, ql: QuantizedLayer, mode: str) -> str:
-    """Bool [C_pad]: which permuted channels are 4-bit."""
-    cp, g = ql.padded_channels, ql.group_size
-    if mode == "prefix":
-        n4 = b.op("Gather", [RUNTIME_INPUT, b.const(np.array(ql.layer_index, np.int64), "li")], axis=0)
-        n4 = b.op("Clip", [b.op("Cast", [n4], to=onnx.TensorProto.FLOAT), b.const(0.0), b.const(float(cp))])
-        n4 = b.op("Mul", [b.op("Floor", [b.op("Div", [n4, b.const(float(g))])]), b.const(float(g))], hint="n4")
-        return b.op("Less", [b.const(np.arange(cp, dtype=np.float32), "arange"), n4], hint="mask")
-    groups = b.op("Cast", [mask_input_name(ql.layer_index)], to=onnx.TensorProto.FLOAT)
-    spread = b.op("Mul", [b.op("Reshape", [groups, b.const(np.array([-1, 1], np.int64), "shape")]),
-                          b.const(np.ones((1, g), np.float32), "ones")])
-    flat = b.op("Reshape", [spread, b.const(np.array([cp], np.int64), "shape")])
-    return b.op("Greater", [flat, b.const(0.5)], hint="mask")
+def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bool) -> tuple[str, list[str]]:
+    """Mixed weight codes for ConvInteger [N, C_pad, R, S] / MatMulInteger [C_pad, N], plus zero points.
 
-
-def _weights(b: SubgraphBuilder, ql: QuantizedLayer, mask: str, float_exact: bool = False) -> tuple[str, list[str]]:
-    """Mixed weight codes for ConvInteger [N, C_pad, R, S] / MatMulInteger [C_pad, N], plus zero points."""
-    g = ql.group_size
+    Selected per group on the grouped constant ([N, Gc, G, R, S] / [Gc, G, N]) and reshaped, so the
+    group mask needs no expansion to channels.
+    """
+    g, gc = ql.group_size, ql.group_count
     w8 = ql.weight_int8.astype(np.int32)
     pw = np.repeat(ql.weight_shift.astype(np.int32), g, axis=1)  # [N, C_pad]
     pw = pw.reshape((pw.shape[0],) + (1,) * (w8.ndim - 2) + (pw.shape[1],))
     w4 = np.left_shift(ql.weight_int4.astype(np.int32), pw)
-    if ql.is_conv:  # [N, R, S, C] -> [N, C, R, S]
+    if ql.is_conv:  # [N, R, S, C] -> [N, C, R, S], grouped [N, Gc, G, R, S]
         w8, w4 = w8.transpose(0, 3, 1, 2), w4.transpose(0, 3, 1, 2)
-        mask_w = b.op("Reshape", [mask, b.const(np.array([1, -1, 1, 1], np.int64), "shape")])
-    else:  # [N, C] -> [C, N]
+        final_shape = w8.shape
+        w8, w4 = (w.reshape(w.shape[0], gc, g, *w.shape[2:]) for w in (w8, w4))
+        mask_shape = (1, gc, 1, 1, 1)
+    else:  # [N, C] -> [C, N], grouped [Gc, G, N]
         w8, w4 = w8.T, w4.T
-        mask_w = b.op("Reshape", [mask, b.const(np.array([-1, 1], np.int64), "shape")])
+        final_shape = w8.shape
+        w8, w4 = w8.reshape(gc, g, -1), w4.reshape(gc, g, -1)
+        mask_shape = (gc, 1, 1)
+    mask_w = b.op("Reshape", [gmask, b.const(np.array(mask_shape, np.int64), "shape")])
     if float_exact:
         dtype, offset, zps = np.float32, 0, []
     elif ql.act_signed:
@@ -118,8 +150,8 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, mask: str, float_exact: boo
         dtype, offset = np.uint8, 128
         zps = [b.const(np.array(0, np.uint8), "x_zp"), b.const(np.array(offset, np.uint8), "w_zp")]
     w = b.op("Where", [mask_w, b.const((w4 + offset).astype(dtype), "w4eff"),
-                       b.const((w8 + offset).astype(dtype), "w8")], hint="w_mixed")
-    return w, zps
+                       b.const((w8 + offset).astype(dtype), "w8")])
+    return b.op("Reshape", [w, b.const(np.array(final_shape, np.int64), "shape")], hint="w_mixed"), zps
 
 
 def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta: float, out: str) -> None:
@@ -151,6 +183,21 @@ def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta:
         raise FlexiqInternalError(f"no simulation for activation {act!r}")
 
 
+ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
+
+
+def _round_half_even(b: SubgraphBuilder, v: str) -> str:
+    """Round(v) as (v + 1.5*2^23) - 1.5*2^23: two vectorised Adds instead of ORT's per-element Round.
+
+    Same value wherever the codes are taken from it: for |v| < 2^22 the float32 sum lands on the
+    integer grid (spacing 1 in [2^23, 2^24)) with IEEE round-half-to-even, exactly ONNX Round's
+    rule; larger |v| comes back within a few units of v (and infinities and NaN as they are), far
+    outside the 8-bit code range, so the Clip that follows gives the same code. Round cost
+    several times a Conv's time on the first layers' activations (ORT profile, MobileNetV2).
+    """
+    return b.op("Sub", [b.op("Add", [v, b.const(ROUND_MAGIC)]), b.const(ROUND_MAGIC)], hint="round")
+
+
 def float_exact_chunk(ql: QuantizedLayer) -> int:
     """Channels per float32 convolution/matmul chunk whose every partial sum stays exact.
 
@@ -170,8 +217,13 @@ def _slice(b: SubgraphBuilder, t: str, lo: int, hi: int, axis: int) -> str:
 
 
 def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, axis: int,
-                            acc_name: str | None) -> str:
-    """int32 accumulator from float32 Conv/MatMul over channel chunks (each exact), summed in int32."""
+                            acc_name: str | None) -> tuple[str | None, str]:
+    """(int32 accumulator or None, the accumulator as float32) from float32 Conv/MatMul over exact chunks.
+
+    One chunk: its float result is the accumulator itself (an integer below 2^24, so the int32
+    round trip the epilogue would do is the identity and is left out; the int32 tensor is written
+    only for `acc_name`). Several chunks: each is cast to int32 and the sum taken in int32.
+    """
     cp, chunk = ql.padded_channels, float_exact_chunk(ql)
     bounds = list(range(0, cp, chunk)) + [cp]
     parts = []
@@ -187,18 +239,23 @@ def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: s
                      kernel_shape=list(geo.kernel_shape), pads=list(geo.pads))
         else:
             y = b.op("MatMul", [xs, ws])
-        parts.append(b.op("Cast", [y], to=onnx.TensorProto.INT32))
-    total = parts[0]
+        parts.append(y)
+    if len(parts) == 1:
+        acc = b.op("Cast", parts, out=acc_name, hint="acc", to=onnx.TensorProto.INT32) if acc_name else None
+        return acc, parts[0]
+    total = b.op("Cast", [parts[0]], to=onnx.TensorProto.INT32)
     for i, part in enumerate(parts[1:], start=2):  # int32 Add (Sum has no int32 kernel)
-        total = b.op("Add", [total, part], out=acc_name if i == len(parts) else None, hint="acc")
-    return total if len(parts) > 1 else b.op("Identity", parts, out=acc_name, hint="acc")
+        total = b.op("Add", [total, b.op("Cast", [part], to=onnx.TensorProto.INT32)],
+                     out=acc_name if i == len(parts) else None, hint="acc")
+    return total, b.op("Cast", [total], to=onnx.TensorProto.FLOAT)
 
 
 def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "prefix",
-                   debug_outputs: bool = False, float_exact: bool = False) -> tuple[SubgraphBuilder, str]:
+                   debug_outputs: bool = False, float_exact: bool = False) -> tuple[SubgraphBuilder, str | None]:
     """Standard-op nodes computing one FlexiQ layer from `el.input_name` into `el.output_name`.
 
-    Returns the builder and the name of the int32 accumulator tensor. `float_exact` replaces
+    Returns the builder and the name of the int32 accumulator tensor (None when the float-exact
+    accumulator needs no int32 tensor and `debug_outputs` is off). `float_exact` replaces
     ConvInteger/MatMulInteger by float32 Conv/MatMul over channel chunks small enough that every
     partial sum is an exactly representable integer (see `float_exact_chunk`): the same int32
     accumulator, several times faster in ONNX Runtime. The search's evaluator uses it; the shipped
@@ -212,17 +269,20 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
         pads = np.zeros(2 * rank, np.int64)
         pads[rank + axis] = cp - cin
         x = b.op("Pad", [x, b.const(pads, "pads")])
-    x = b.op("Gather", [x, b.const(ql.permutation.astype(np.int64), "perm")], axis=axis)
+    shape = b.op("Shape", [x])
     lo, hi = (-127.0, 127.0) if ql.act_signed else (0.0, 255.0)
-    q = b.op("Clip", [b.op("Round", [b.op("Div", [x, b.const(np.float32(ql.act_scale))])]), b.const(lo),
+    q = b.op("Clip", [_round_half_even(b, b.op("Div", [x, b.const(np.float32(ql.act_scale))])), b.const(lo),
                       b.const(hi)], hint="q")
-    mask = _channel_mask(b, ql, mode)
-    mask_x = b.op("Reshape", [mask, b.const(np.array([1, -1, 1, 1], np.int64), "shape")]) if ql.is_conv else mask
-    mixed = b.op("Where", [mask_x, _effective(b, q, ql), q], hint="x_mixed")
-    w, zps = _weights(b, ql, mask, float_exact)
+    # pi order and groups in one Gather: indices [Gc, G] give [B, Gc, G, H, W] / [..., Gc, G]
+    perm = ql.permutation.astype(np.int64).reshape(ql.group_count, ql.group_size)
+    grouped = b.op("Gather", [q, b.const(perm, "perm")], axis=axis, hint="q_grouped")
+    gmask = _group_mask(b, ql, mode)
+    mixed = b.op("Reshape", [_mixed_codes(b, grouped, ql, gmask), shape], hint="x_mixed")
+    w, zps = _weights(b, ql, gmask, float_exact)
     acc_name = acc_output_name(el.output_name) if debug_outputs else None
+    acc_f = None
     if float_exact:
-        acc = _float_exact_accumulate(b, ql, mixed, w, axis, acc_name)
+        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, axis, acc_name)
     elif ql.is_conv:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         geo = ql.geometry
@@ -234,10 +294,12 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     else:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         acc = b.op("MatMulInteger", [codes, w, *zps], out=acc_name, hint="acc")
+    if acc_f is None:
+        acc_f = b.op("Cast", [acc], to=onnx.TensorProto.FLOAT)
     vec = (1, -1, 1, 1) if ql.is_conv else (-1,)
     scale = b.const(ql.out_scale().reshape(vec), "out_scale")
     bias = b.const(ql.bias.astype(np.float32).reshape(vec), "bias")
-    y = b.op("Add", [b.op("Mul", [b.op("Cast", [acc], to=onnx.TensorProto.FLOAT), scale]), bias], hint="y")
+    y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y")
     _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
     return b, acc
 

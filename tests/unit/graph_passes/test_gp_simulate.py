@@ -198,3 +198,63 @@ def test_float_exact_is_exact_at_the_worst_case_magnitudes(signed):
     for n4 in (0, 160, 320):
         acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
         np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+@pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
+def test_static_shift_clips_both_ends(signed, float_exact):
+    """Static 2^p too small for the codes: the 4-bit codes clip at -8/7 (0/15), as in the reference."""
+    prepared, (el,) = eligible_of(LAYER_KINDS["matmul3d"](), 32)
+    ql = random_quantized(el, 0, 32, signed, ShiftMode.STATIC, 4)
+    ql.act_static_shift[:] = 0
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=float_exact)
+    x = np.linspace(-3.0 if signed else 0.0, 3.0, int(np.prod(input_shape(prepared))), dtype=np.float32)
+    x = x.reshape(input_shape(prepared)) / np.float32(ql.act_scale) * np.float32(1e-2)
+    for n4 in (0, 64, ql.padded_channels):
+        acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
+        np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
+    q = np.clip(np.round(x / np.float32(ql.act_scale)), -127 if signed else 0, 127 if signed else 255)
+    assert q.max() > 15 and (not signed or q.min() < -8), "codes never leave the 4-bit range: the test is too weak"
+
+
+def test_pow2_table_is_the_threshold_formula():
+    """The Gather table equals 1 + [m>=t0] + 2[m>=t1] + 4[m>=t2] + 8[m>=t3] for every magnitude."""
+    from flexiq_trt.graph_passes.simulate_layers import pow2_table
+
+    for signed, t in ((True, (8, 16, 32, 64)), (False, (16, 32, 64, 128))):
+        m = np.arange(256)
+        want = 1 + (m >= t[0]) + 2 * (m >= t[1]) + 4 * (m >= t[2]) + 8 * (m >= t[3])
+        np.testing.assert_array_equal(pow2_table(signed), want.astype(np.float32))
+
+
+@pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
+def test_simulation_layer_op_budget(float_exact):
+    """Few ops per layer (ORT's per-node cost dominates small layers): no per-channel Where on activations,
+    no threshold comparisons, at most 36 nodes for a signed dynamic-shift conv model (the threshold formula alone
+    took 17 nodes per layer)."""
+    prepared, (el,) = eligible_of(LAYER_KINDS["conv1x1"](), 32)
+    ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 1)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, float_exact=float_exact)
+    ops = [n.op_type for n in sim.graph.node]
+    assert ops.count("Where") == 2  # the 8-bit table row (per group) and the weights
+    assert "Greater" not in ops and "Slice" not in ops
+    assert len(ops) <= 36, ops
+
+
+@pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
+def test_activation_rounding_ties_and_huge_values(float_exact):
+    """x / scale exactly halfway between codes rounds half to even (ONNX Round), huge and infinite
+    values saturate: the two-Add rounding equals the reference there."""
+    prepared, (el,) = eligible_of(LAYER_KINDS["matmul3d"](), 32)
+    ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 2)
+    ql.act_scale = 0.25
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=float_exact)
+    shape = input_shape(prepared)
+    x = ((np.arange(int(np.prod(shape))) % 80) - 40.0).astype(np.float32) * np.float32(0.125)  # v = k/2: ties
+    x[::7] = np.float32(3e38)
+    x[3::11] = -np.inf
+    x[5::13] = np.float32(2.0**22 + 1.0)
+    x = x.reshape(shape)
+    for n4 in (0, ql.padded_channels):
+        acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
+        np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
