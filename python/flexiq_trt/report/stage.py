@@ -6,12 +6,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from flexiq_trt.calibration.feeds import FeedSet
 from flexiq_trt.conversion import ConversionState
 from flexiq_trt.log import get_logger, stage
-from flexiq_trt.report.evaluate import evaluate_variants, run_outputs, score, session
+from flexiq_trt.report.evaluate import check_artifact, evaluate_variants, run_outputs, score, session
 from flexiq_trt.report.writer import write_report
 
 _log = get_logger(__name__)
@@ -42,10 +41,14 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
     synthetic = state.feeds.synthetic
     with stage(f"report ({eval_feeds.samples} held-out samples)", _log):
         fp32 = run_outputs(session(state.original), eval_feeds)
-        sims = {"flexiq": onnx.load(str(state.files["sim_onnx"]))}
+        # float-exact: the artifact's int32 accumulators, several times faster (report/evaluate.py)
+        final = [(rec.eligible, rec.final) for rec in state.selected]
+        sims = {"flexiq": write_simulation_model(state.prepared, final, {}, float_exact=True)}
+        artifact_check = check_artifact(str(state.files["sim_onnx"]), sims["flexiq"], table, cfg.report_ratios,
+                                        eval_feeds)
         for name, qlayers in state.variants.items():
             pairs = [(rec.eligible, q) for rec, q in zip(state.selected, qlayers, strict=True)]
-            sims[name] = write_simulation_model(state.prepared, pairs, {})
+            sims[name] = write_simulation_model(state.prepared, pairs, {}, float_exact=True)
         rows = evaluate_variants(fp32, sims, table, cfg.report_ratios, eval_feeds)
         baselines = {"fp32": score(fp32, fp32, eval_feeds)}
         if cfg.ort_baseline:
@@ -65,6 +68,7 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
         "layers": {"eligible": len(state.eligible), "eligible_macs": sum(float(el.macs) for el in state.eligible),
                    "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in state.skipped]},
         "baselines": baselines, "rows": rows, "search_log": trim_search_log(state.order.log), "warnings": warnings,
+        "artifact_check": artifact_check,
         "artifacts": {k: Path(v).name for k, v in state.files.items()},
     }
     state.files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
@@ -92,7 +96,8 @@ def compare_selectors(state: ConversionState, orders: dict, report: dict, tmp: P
         fp32 = run_outputs(session(state.original), eval_feeds)
         for name, order in orders.items():
             selected, table = finalize(state.quantized, state.problem, order)
-            sim = write_simulation_model(state.prepared, [(rec.eligible, rec.final) for rec in selected], {})
+            sim = write_simulation_model(state.prepared, [(rec.eligible, rec.final) for rec in selected], {},
+                                         float_exact=True)
             rows += evaluate_variants(fp32, {name: sim}, table, state.config.report_ratios, eval_feeds)
     sel_report = {**report, "rows": rows, "model": report["model"]}
     report["selectors"] = rows
