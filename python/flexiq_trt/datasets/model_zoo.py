@@ -30,8 +30,9 @@ PACKAGED: dict[str, tuple[str, str]] = {
 }
 """Used as shipped. ``ddddocr_quantized`` is already quantized (ConvInteger): a bad-input case."""
 
-EXPORTED = ("minilm_l6",)
-"""Exported once from PyTorch into the cache (needs torch, the ``train`` extra): see transformer_encoder.py."""
+EXPORTED = ("minilm_l6", "efficientnet_lite0")
+"""Exported once from PyTorch into the cache (needs torch, the ``train`` extra): transformer_encoder.py,
+efficientnet_lite.py."""
 
 
 def cache_dir() -> Path:
@@ -95,6 +96,11 @@ def load_model_path(name: str, cache: str | Path | None = None, seed: int = 0) -
         from flexiq_trt.datasets.transformer_encoder import OPSET, export_minilm
 
         return _cached(f"minilm_l6.opset{OPSET}.onnx", export_minilm, directory)
+    if name == "efficientnet_lite0":
+        from flexiq_trt.datasets.efficientnet_lite import OPSET as EFF_OPSET
+        from flexiq_trt.datasets.efficientnet_lite import export_efficientnet_lite0
+
+        return _cached(f"efficientnet_lite0.opset{EFF_OPSET}.onnx", export_efficientnet_lite0, directory)
     light = name.removeprefix("light_").removesuffix(LIGHT_SUFFIX)
     if name.startswith("light_") or name.endswith(LIGHT_SUFFIX):
         return _cached(f"light_{light}.seed{seed}.opset13.onnx",

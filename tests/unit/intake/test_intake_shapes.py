@@ -233,3 +233,47 @@ def test_real_cnn_classifier_hidden_by_reshape_chain_becomes_eligible():
     (layer,) = [e for e in result.eligible if e.name == head.name]
     assert len(layer.input_shape) == 2 and layer.macs == layer.in_channels * layer.out_channels
     assert not [s for s in result.skipped if s.op_type in ("MatMul", "Gemm")]
+
+
+def _imagenet_photos(count: int, size: int = 224) -> np.ndarray:
+    """Crops of scikit-image's colour photos, ImageNet-normalised NCHW float32."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.hubble_deep_field()]
+    mean = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
+    std = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
+    out = []
+    for i in range(count):
+        img = photos[i % len(photos)]
+        side = min(img.shape[:2]) * (10 - i // len(photos)) // 10
+        idx = (np.arange(size) * side // size)
+        crop = img[idx][:, idx].astype(np.float32).transpose(2, 0, 1) / 255.0
+        out.append((crop - mean) / std)
+    return np.stack(out).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_flatten_gemm_eligible_and_batch_stays_dynamic(tmp_path):
+    """Pretrained EfficientNet-Lite0 exported from PyTorch with a dynamic batch (x.view(bs, -1) -> Gemm)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from flexiq_trt.api import convert
+    from flexiq_trt.conversion import ConvertConfig
+    from flexiq_trt.datasets.model_zoo import load_model_path
+
+    path = load_model_path("efficientnet_lite0")
+    _, before = find_layers(prepare_model(load_model(path)), 32)
+    assert [s.name for s in before if s.op_type == "Gemm" and s.fixable_by_data] == ["/_fc/Gemm"]
+    np.savez(tmp_path / "calib.npz", image=_imagenet_photos(20))
+    result = convert(path, calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out",
+                     config=ConvertConfig(selector="greedy", report=False))
+    assert "/_fc/Gemm" in [layer.name for layer in result.table.layers]
+    sim_path = next(p for p in result.files.values() if str(p).endswith(".flexiq-sim.onnx"))
+    sim = ort.InferenceSession(str(sim_path), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    n4 = np.zeros(len(result.table.layers), np.int32)  # all 8-bit
+    for batch in (1, 3):
+        x = _imagenet_photos(batch)
+        want, got = fp32.run(None, {"image": x})[0], sim.run(None, {"image": x, RUNTIME_INPUT: n4})[0]
+        assert got.shape == want.shape == (batch, 1000)
+        assert (got.argmax(1) == want.argmax(1)).mean() >= 2 / 3
