@@ -175,7 +175,7 @@ def _static_shape(idx: GraphIndex, tensor: str, what: str) -> tuple[int, ...]:
 
 def _match(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
     if node.op_type == "ConvTranspose":
-        raise _Skip("ConvTranspose is not supported by FlexiQ")
+        raise _Skip("ConvTranspose: the FlexiQ plugins compute forward convolutions only")
     if node.op_type == "Conv":
         return _match_conv(shapes, node, g)
     return _match_gemm(shapes, node, g)
@@ -203,15 +203,16 @@ def _match_conv(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
     idx = shapes.idx
     w = idx.value(node.input[1])
     if w is None:
-        raise _Skip("weight is not constant")
+        raise _Skip("weight is not constant: an activation x activation product has no fixed weight to quantize")
     if w.ndim != 4:
-        raise _Skip(f"{w.ndim - 2}-D convolution (only 2-D is supported)")
+        raise _Skip(f"{w.ndim - 2}-D convolution: the FlexiQ plugins compute 2-D convolutions only")
     if int(attr(node, "group", 1)) != 1:
         kind = "depthwise" if int(attr(node, "group", 1)) == w.shape[0] and w.shape[1] == 1 else "grouped"
-        raise _Skip(f"{kind} convolution (group={attr(node, 'group')})")
+        raise _Skip(f"{kind} convolution (group={attr(node, 'group')}): the FlexiQ plugins compute dense (group=1) "
+                    "convolutions only")
     n, c, r, s = w.shape
     if c < g:
-        raise _Skip(f"C_in {c} is below one channel group ({g})")
+        raise _Skip(f"C_in {c} is below one channel group ({g}): no channel group to move to 4-bit")
     bias = np.zeros(n, dtype=np.float32)
     if len(node.input) > 2 and node.input[2]:
         b = idx.value(node.input[2])
@@ -244,7 +245,8 @@ def _match_gemm(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
     idx = shapes.idx
     b = idx.value(node.input[1])
     if b is None:
-        raise _Skip("weight (input B) is not constant")
+        raise _Skip("weight (input B) is not constant: an activation x activation product (e.g. attention scores) "
+                    "has no fixed weight to quantize")
     if b.ndim != 2:
         raise _Skip(f"weight rank {b.ndim} is not 2 (batched MatMul weights are not supported)")
     is_gemm = node.op_type == "Gemm"
@@ -257,7 +259,7 @@ def _match_gemm(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
         weight = b.T.astype(np.float32)
     n, k = weight.shape
     if k < g:
-        raise _Skip(f"C_in {k} is below one channel group ({g})")
+        raise _Skip(f"C_in {k} is below one channel group ({g}): no channel group to move to 4-bit")
     bias = np.zeros(n, dtype=np.float32)
     if is_gemm and len(node.input) > 2 and node.input[2]:
         c = idx.value(node.input[2])
