@@ -9,6 +9,7 @@ from pathlib import Path
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
 from flexiq_trt.conversion import ConvertConfig
+from flexiq_trt.datasets.demo import DemoConfig
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.select.config import SearchConfig
 
@@ -16,14 +17,16 @@ from flexiq_trt.select.config import SearchConfig
 class Convert:
     """Convert an ONNX model to FlexiQ: plugin ONNX, simulation ONNX, ratio table and report.
 
-    With no MODEL, converts the shipped default model (a ResNet-style Fashion-MNIST classifier)
-    with calibration on its training images and a report on the 10k labelled test images.
+    With no MODEL, runs a demo (`--demo`, datasets/demo.py): by default the pretrained PP-LCNet
+    orientation classifier, calibrated on rotations of real photos and evaluated on rotations of
+    other photos; `--demo fmnist` converts the shipped Fashion-MNIST ResNet.
     """
 
     def add_args(self, p: argparse.ArgumentParser) -> None:
         """The model, then one group per config dataclass (every option is generated from a field)."""
         p.add_argument("model", nargs="?", default=None, help="ONNX model (default: the shipped demo model)")
         add_dataclass_group(p, ConvertConfig, "Conversion")
+        add_dataclass_group(p, DemoConfig, "Demo (no MODEL given)")
         add_dataclass_group(p, CalibConfig, "Calibration", prefix="calib")
         add_dataclass_group(p, QuantConfig, "Quantization")
         add_dataclass_group(p, SearchConfig, "Search", prefix="search")
@@ -37,8 +40,9 @@ class Convert:
         if model is None:
             from flexiq_trt.datasets.demo import prepare_demo_data
 
+            demo = dataclass_from_args(DemoConfig, args).demo
             model, calib_data, eval_data = prepare_demo_data(
-                Path(args.output_dir or ConvertConfig().output_dir) / ".demo_data", calib_data, eval_data)
+                Path(args.output_dir or ConvertConfig().output_dir) / ".demo_data", calib_data, eval_data, demo)
         calib = dataclass_from_args(CalibConfig, args, prefix="calib")
         quant = dataclass_from_args(QuantConfig, args)
         base = preset(args.search_preset) if args.search_preset else SearchConfig()
