@@ -11,6 +11,8 @@ from flexiq_trt.calibration.feeds import FeedSet
 from flexiq_trt.conversion import ConversionState
 from flexiq_trt.log import get_logger, stage
 from flexiq_trt.report.evaluate import check_artifact, evaluate_variants, run_outputs, score, session
+from flexiq_trt.report.intervals import METHODS, MIN_RANKING_SAMPLES, small_sample_warning
+from flexiq_trt.report.metrics import add_int8_differences, without_per_sample
 from flexiq_trt.report.writer import write_report
 
 _log = get_logger(__name__)
@@ -55,16 +57,23 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
             ort = _ort_int8_baseline(state.model_path, calib_feeds, fp32, eval_feeds, tmp)
             if ort is not None:
                 baselines["ort_int8"] = ort
+    add_int8_differences(rows)  # paired intervals of each ratio vs INT8, before the per-sample values go
+    rows, baselines = without_per_sample(rows), without_per_sample(baselines)
     warnings = []
     if synthetic:
         warnings.append("calibrated on SYNTHETIC random data: the accuracy figures below are meaningless")
+    small = small_sample_warning(eval_feeds.samples, heldout_from_calibration=cfg.eval_data is None)
+    if small:
+        _log.warning("%s", small)
+        warnings.append(small)
     report = {
         "model": str(state.model_path), "selector": table.selector, "group_size": table.group_size,
         "calibration": {"samples": calib_feeds.samples, "source": calib_feeds.source, "synthetic": synthetic,
                         "config": {k: v for k, v in asdict(state.calib).items() if k != "data"}},
         "quantization": asdict(state.quant),
         "eval": {"samples": eval_feeds.samples, "source": eval_feeds.source,
-                 "labels": eval_feeds.labels is not None},
+                 "labels": eval_feeds.labels is not None, "min_ranking_samples": MIN_RANKING_SAMPLES},
+        "intervals": METHODS,
         "layers": {"eligible": len(state.eligible), "eligible_macs": sum(float(el.macs) for el in state.eligible),
                    "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in state.skipped]},
         "baselines": baselines, "rows": rows, "search_log": trim_search_log(state.order.log), "warnings": warnings,
@@ -99,6 +108,8 @@ def compare_selectors(state: ConversionState, orders: dict, report: dict, tmp: P
             sim = write_simulation_model(state.prepared, [(rec.eligible, rec.final) for rec in selected], {},
                                          float_exact=True)
             rows += evaluate_variants(fp32, {name: sim}, table, state.config.report_ratios, eval_feeds)
+    add_int8_differences(rows)
+    rows = without_per_sample(rows)
     sel_report = {**report, "rows": rows, "model": report["model"]}
     report["selectors"] = rows
     (tmp / "report.json").write_text(json.dumps(report, indent=1, default=float))
