@@ -274,11 +274,14 @@ void readScalars(LayerConfig& cfg, RawFields const& raw)
 void checkReductionLength(LayerConfig const& cfg)
 {
     int64_t const cPad = (static_cast<int64_t>(cfg.inChannels) + cfg.groupSize - 1) / cfg.groupSize * cfg.groupSize;
-    int64_t const k = static_cast<int64_t>(cfg.kernelShape[0]) * cfg.kernelShape[1] * cPad;
     int64_t const kMax = cfg.actSigned ? kMaxKSigned : kMaxKUnsigned;
+    // R*S < 2^62 always fits; R*S*C_pad may not (found by tests/cpp/fuzz), so it is only formed when
+    // R*S <= kMax (then it is < 2^49). A larger R*S already exceeds kMax since C_pad >= 1.
+    int64_t const rs = static_cast<int64_t>(cfg.kernelShape[0]) * cfg.kernelShape[1];
+    int64_t const k = rs <= kMax ? rs * cPad : rs;
     FLEXIQ_VALIDATE(k <= kMax,
-        cfg.where() << ": K = R*S*C_pad = " << cfg.kernelShape[0] << "*" << cfg.kernelShape[1] << "*" << cPad << " = "
-                    << k << " exceeds " << kMax << " (MAX_K_" << (cfg.actSigned ? "SIGNED" : "UNSIGNED")
+        cfg.where() << ": K = R*S*C_pad = " << cfg.kernelShape[0] << "*" << cfg.kernelShape[1] << "*" << cPad
+                    << (rs <= kMax ? " = " : " >= ") << k << " exceeds " << kMax << " (MAX_K_" << (cfg.actSigned ? "SIGNED" : "UNSIGNED")
                     << "): the int32 accumulator could overflow (fields 'in_channels', 'kernel_shape', 'act_signed')");
     FLEXIQ_VALIDATE(static_cast<int64_t>(cfg.outChannels) * k <= INT32_MAX,
         cfg.where() << ": plugin field 'out_channels' = " << cfg.outChannels << " with K = " << k

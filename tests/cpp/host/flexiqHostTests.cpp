@@ -514,6 +514,11 @@ TEST_CASE(rejectsReductionLengthOverflow)
     TestLayer g = makeLayer(false);
     g.inChannels = 131072 + 1;
     expectRejected(false, g.fields(), {"exceeds 131071"}, "gemm K");
+    // R*S*C_pad beyond int64 (a signed-overflow the fuzzer found): rejected, no undefined behaviour.
+    TestLayer huge = makeLayer(true);
+    huge.kernelShape = {std::numeric_limits<int32_t>::max(), std::numeric_limits<int32_t>::max()};
+    expectRejected(true, huge.fields(), {"K = R*S*C_pad = 2147483647*2147483647*64 >= 4611686014132420609",
+        "exceeds 131071"}, "K beyond int64");
 }
 
 TEST_CASE(rejectsMalformedCollections)
