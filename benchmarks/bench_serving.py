@@ -3,8 +3,8 @@
 
 Latency: the FlexiQ paper's ViT-B batch-16 figures (A6000) with modelled batch scaling, unless
 ``--profile`` names a measured or performance-model profile. Accuracy: a real conversion's
-report.json; by default the README's demo conversion, run here when ``--report`` is not given
-(about 1.5-4 minutes on 2 cores). Writes table.md, results.json and serving_<trace>.png into
+report.json; by default the Fashion-MNIST demo conversion (`convert --demo fmnist`), run here when
+``--report`` is not given (about 1.5-4 minutes on 2 cores). Writes table.md, results.json and serving_<trace>.png into
 ``--out`` and prints the acceptance check of issue 12 for every trace and for ``--seeds`` more seeds.
 
     PYTHONPATH=python python benchmarks/bench_serving.py --out docs/serving [--report out/report.json]
@@ -54,7 +54,7 @@ def main() -> int:
     report = Path(args.report) if args.report else Path(args.work) / "report.json"
     if not report.is_file():
         print(f"running the demo conversion into {args.work} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "flexiq_trt", "convert", "-o", args.work], check=True)
+        subprocess.run([sys.executable, "-m", "flexiq_trt", "convert", "--demo", "fmnist", "-o", args.work], check=True)
     accuracy = load_report_accuracy(report, args.metric)
     extra = tuple(load_report_accuracy(report, m) for m in args.also_metric if m != args.metric)
     sim = SimConfig()
