@@ -281,8 +281,8 @@ void checkReductionLength(LayerConfig const& cfg)
     int64_t const k = rs <= kMax ? rs * cPad : rs;
     FLEXIQ_VALIDATE(k <= kMax,
         cfg.where() << ": K = R*S*C_pad = " << cfg.kernelShape[0] << "*" << cfg.kernelShape[1] << "*" << cPad
-                    << (rs <= kMax ? " = " : " >= ") << k << " exceeds " << kMax << " (MAX_K_" << (cfg.actSigned ? "SIGNED" : "UNSIGNED")
-                    << "): the int32 accumulator could overflow (fields 'in_channels', 'kernel_shape', 'act_signed')");
+                    << (rs <= kMax ? " = " : " >= ") << k << " exceeds " << kMax << " (MAX_K_"
+                    << (cfg.actSigned ? "SIGNED" : "UNSIGNED") << "): the int32 accumulator could overflow (fields 'in_channels', 'kernel_shape', 'act_signed')");
     FLEXIQ_VALIDATE(static_cast<int64_t>(cfg.outChannels) * k <= INT32_MAX,
         cfg.where() << ": plugin field 'out_channels' = " << cfg.outChannels << " with K = " << k
                     << " gives a weight tensor over 2^31 elements");
