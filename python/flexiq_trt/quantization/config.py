@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.options import option
 
-WEIGHT_ROUNDING = ("gptq", "plain", "naive")
+WEIGHT_ROUNDING = ("recon", "gptq", "plain", "naive")
 ACT_SHIFTS = ("dynamic", "static", "naive")
 
 
@@ -17,12 +17,18 @@ class QuantConfig:
 
     group_size: int = option(32, "channels per group G (32 or 64)", choices=(32, 64))
     weight_rounding: str = option(
-        "gptq", "stored 4-bit weight codes: gptq (error-compensating, default), plain (smallest shift, "
+        "recon", "stored 4-bit weight codes: recon (activation-aware reconstruction of the W4A4 output, "
+        "default; docs/accuracy.md), gptq (error-compensating on the float input), plain (smallest shift, "
         "round), naive (top bits, p=4)", choices=WEIGHT_ROUNDING)
     act_shift: str = option(
         "dynamic", "activation shifts: dynamic per row (default), static per group, naive (p=4)", choices=ACT_SHIFTS)
     unsigned_activations: bool = option(True, "use u8/u4 codes for inputs that are provably non-negative")
     gptq_damp: float = option(0.01, "GPTQ diagonal damping (fraction of mean diag)")
+    recon_sweeps: int = option(
+        2, "integer refinement sweeps of the reconstructed 4-bit codes (0 = GPTQ rounding of the target only)")
+    recon_act_share: float = option(
+        0.5, "reconstruction objective: share of calibration rows whose input is 4-bit quantized (QDrop-style "
+        "mix; 1 = always, 0 = float input, i.e. GPTQ plus integer refinement)")
     max_rows_per_batch: int = option(
         2048, "im2col rows sampled per calibration batch for the Hessian (bounds memory)")
 
@@ -33,5 +39,9 @@ class QuantConfig:
             raise ConfigError(f"weight_rounding must be one of {WEIGHT_ROUNDING}, got {self.weight_rounding!r}")
         if self.act_shift not in ACT_SHIFTS:
             raise ConfigError(f"act_shift must be one of {ACT_SHIFTS}, got {self.act_shift!r}")
+        if self.recon_sweeps < 0:
+            raise ConfigError(f"recon_sweeps must be >= 0, got {self.recon_sweeps}")
+        if not 0 <= self.recon_act_share <= 1:
+            raise ConfigError(f"recon_act_share must be in [0, 1], got {self.recon_act_share}")
         if not 0 <= self.gptq_damp < 1:
             raise ConfigError(f"gptq_damp must be in [0, 1), got {self.gptq_damp}")

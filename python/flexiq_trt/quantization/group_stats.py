@@ -4,7 +4,10 @@ For each eligible layer it streams, in bounded memory:
 * the block-diagonal input Hessian ``H_g = sum x_g x_g^T`` over (a bounded sample of) im2col rows,
   one ``[R*S*G, R*S*G]`` block per group — used by GPTQ-style rounding and the error score;
 * the mean squared 4-bit extraction error of the activations per channel (dynamic shifts);
-* per group and candidate static shift p in 0..4, the summed squared error (to pick static shifts).
+* per group and candidate static shift p in 0..4, the summed squared error (to pick static shifts);
+* optionally (``act_aware``), the cross moment ``sum x_g x~_g^T`` and ``sum x~_g x~_g^T`` where ``x~`` is
+  the input as the 4-bit path sees it (int8 codes, dynamic per-row group shift, effective 4-bit code,
+  times the activation scale) — what activation-aware reconstruction (`reconstruct.py`) solves with.
 """
 
 from __future__ import annotations
@@ -27,10 +30,20 @@ class GroupStats:
     act_count: int  # number of activation rows (pixels / tokens) seen
     static_sq_err: np.ndarray  # float64 [G_count, 5]
     code_max: np.ndarray  # int [C_pad], max |q| per channel
+    cross: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x x~^T (act_aware only)
+    hessian_q: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x~ x~^T (act_aware only)
 
     def mean_hessian(self) -> np.ndarray:
         """E[x x^T] per group block."""
         return self.hessian / max(self.rows, 1)
+
+    def mean_cross(self) -> np.ndarray | None:
+        """E[x x~^T] per group block (None unless gathered act_aware)."""
+        return None if self.cross is None else self.cross / max(self.rows, 1)
+
+    def mean_hessian_q(self) -> np.ndarray | None:
+        """E[x~ x~^T] per group block (None unless gathered act_aware)."""
+        return None if self.hessian_q is None else self.hessian_q / max(self.rows, 1)
 
     def act_mse(self) -> np.ndarray:
         """Mean squared 4-bit activation error per channel, in int8 code units."""
@@ -41,7 +54,8 @@ class GroupStatsObserver:
     """Streams one layer's input activations into `GroupStats` (Observer protocol: update/result)."""
 
     def __init__(self, base_order: np.ndarray, in_channels: int, group_size: int, act_scale: float,
-                 signed: bool, geometry: ConvGeometry | None, max_rows_per_batch: int = 2048, seed: int = 0):
+                 signed: bool, geometry: ConvGeometry | None, max_rows_per_batch: int = 2048, seed: int = 0,
+                 act_aware: bool = False):
         self.order, self.c_in, self.g = base_order, in_channels, group_size
         self.act_scale, self.signed, self.geo = act_scale, signed, geometry
         self.max_rows = max_rows_per_batch
@@ -51,6 +65,9 @@ class GroupStatsObserver:
         gc = c_pad // group_size
         self.stats = GroupStats(np.zeros((gc, taps * group_size, taps * group_size)), 0,
                                 np.zeros(c_pad), 0, np.zeros((gc, 5)), np.zeros(c_pad, dtype=np.int64))
+        if act_aware:
+            shape = (gc, taps * group_size, taps * group_size)
+            self.stats.cross, self.stats.hessian_q = np.zeros(shape), np.zeros(shape)
 
     def _channels_last(self, x: np.ndarray) -> np.ndarray:
         cl = np.moveaxis(x, 1, -1) if self.geo is not None else x
@@ -62,13 +79,29 @@ class GroupStatsObserver:
         """Fold one batch of the layer's float input (NCHW for conv, [..., C_in] for gemm)."""
         xp = self._channels_last(x)
         self._update_activation_error(xp.reshape(-1, xp.shape[-1]))
-        rows = self._sample_rows(xp)
+        idx = self._row_indices(xp)
+        b64 = self._blocks(self._sample_rows(xp, idx))
+        self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
+        if self.stats.cross is not None:
+            t64 = self._blocks(self._sample_rows(self._four_bit_view(xp), idx))
+            self.stats.cross += np.matmul(b64.transpose(0, 2, 1), t64)
+            self.stats.hessian_q += np.matmul(t64.transpose(0, 2, 1), t64)
+        self.stats.rows += b64.shape[1]
+
+    def _blocks(self, rows: np.ndarray) -> np.ndarray:
+        """im2col rows [rows, taps*C_pad] -> float64 [G_count, rows, taps*G] (tap, channel) order."""
         gc, g = self.stats.static_sq_err.shape[0], self.g
         taps = rows.shape[1] // (gc * g)
         blocks = rows.reshape(rows.shape[0], taps, gc, g).transpose(2, 0, 1, 3).reshape(gc, rows.shape[0], taps * g)
-        b64 = blocks.astype(np.float64)
-        self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
-        self.stats.rows += rows.shape[0]
+        return blocks.astype(np.float64)
+
+    def _four_bit_view(self, xp: np.ndarray) -> np.ndarray:
+        """The input as a 4-bit group sees it: effective 4-bit codes (dynamic shift) times s_a, in float."""
+        q = bits.quantize_activation(xp, self.act_scale, self.signed)
+        grouped = q.reshape(q.shape[:-1] + (-1, self.g))
+        p = bits.group_shift(grouped, self.signed, axis=-1)[..., None]
+        eff = bits.effective_codes(grouped, p, self.signed).reshape(q.shape)
+        return eff.astype(np.float32) * np.float32(self.act_scale)
 
     def _update_activation_error(self, flat: np.ndarray) -> None:
         q = bits.quantize_activation(flat, self.act_scale, self.signed)
@@ -82,19 +115,23 @@ class GroupStatsObserver:
         self.stats.act_count += q.shape[0]
         self.stats.code_max = np.maximum(self.stats.code_max, np.abs(q).max(axis=0))
 
-    def _sample_rows(self, xp: np.ndarray) -> np.ndarray:
-        """im2col rows [rows, R*S*C_pad] in (r, s, c) order, at most `max_rows` per batch."""
+    def _row_indices(self, xp: np.ndarray) -> np.ndarray:
+        """Which output rows (pixels / tokens) this batch contributes: all, or `max_rows` sampled."""
         if self.geo is None:
-            flat = xp.reshape(-1, xp.shape[-1])
-            if flat.shape[0] > self.max_rows:
-                flat = flat[self.rng.choice(flat.shape[0], self.max_rows, replace=False)]
-            return flat
+            total = int(np.prod(xp.shape[:-1]))
+        else:
+            p, q = self.geo.output_hw(xp.shape[1], xp.shape[2])
+            total = xp.shape[0] * p * q
+        return np.arange(total) if total <= self.max_rows else self.rng.choice(total, self.max_rows, replace=False)
+
+    def _sample_rows(self, xp: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """im2col rows [rows, R*S*C_pad] in (r, s, c) order for the output rows `idx`."""
+        if self.geo is None:
+            return xp.reshape(-1, xp.shape[-1])[idx]
         (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = (
             self.geo.kernel_shape, self.geo.strides, self.geo.pads, self.geo.dilations)
         b, h, w, c = xp.shape
         p, q = self.geo.output_hw(h, w)
-        total = b * p * q
-        idx = np.arange(total) if total <= self.max_rows else self.rng.choice(total, self.max_rows, replace=False)
         bi, rem = np.divmod(idx, p * q)
         pi, qi = np.divmod(rem, q)
         padded = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)))

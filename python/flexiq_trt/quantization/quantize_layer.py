@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
-from flexiq_trt.quantization import gptq
+from flexiq_trt.quantization import gptq, reconstruct
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.quantization.group_stats import GroupStats
 from flexiq_trt.quantization.layer import ConvGeometry, QuantizedLayer
@@ -72,6 +72,8 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     gc = base_order.shape[0] // g
     t_blocks, w8_blocks = _group_blocks(target, gc, g), _group_blocks(w8, gc, g)
     hess = stats.mean_hessian()
+    cross, hess_q = stats.mean_cross(), stats.mean_hessian_q()
+    recon = config.weight_rounding == "recon" and cross is not None and config.act_shift == "dynamic"
     w4_blocks = np.zeros_like(w8_blocks)
     shifts = np.zeros((gc, w8.shape[0]), dtype=np.int32)
     err_plain = err_chosen = 0.0
@@ -88,6 +90,11 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
             chosen = plain
         else:
             chosen = gptq.better_of(t_blocks[gi], h, gptq.gptq_group(t_blocks[gi], h, config.gptq_damp), plain)
+            if recon:
+                m = config.recon_act_share  # QDrop-style mix of float-input and 4-bit-input rows
+                chosen = reconstruct.reconstruct_group(
+                    t_blocks[gi], (1 - m) * h + m * cross[gi], (1 - m) * h + m * hess_q[gi], chosen, plain,
+                    damp=config.gptq_damp, sweeps=config.recon_sweeps)
         w4_blocks[gi], shifts[gi] = chosen.codes, chosen.shifts
         eff = chosen.codes.astype(np.float64) * (1 << chosen.shifts.astype(np.int64))[:, None]
         eff_plain = plain.codes.astype(np.float64) * (1 << plain.shifts.astype(np.int64))[:, None]

@@ -65,7 +65,8 @@ def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer]
     observers = []
     for i, (cl, order) in enumerate(zip(calibrated, orders, strict=True)):
         obs = GroupStatsObserver(order, cl.eligible.weight.shape[1], quant.group_size, cl.act_scale,
-                                 not cl.unsigned, cl.eligible.geometry, quant.max_rows_per_batch, seed=i)
+                                 not cl.unsigned, cl.eligible.geometry, quant.max_rows_per_batch, seed=i,
+                                 act_aware=quant.weight_rounding == "recon" and quant.act_shift == "dynamic")
         cal.attach(cl.eligible.input_name, observers={f"group_stats_{i}": obs})
         observers.append(obs)
     with stage("calibration pass 2/2 (group statistics)", _log):
@@ -95,8 +96,15 @@ def requantize(records: list[QuantizedRecord], quant: QuantConfig) -> list[Layer
 
 
 def baseline_variants(records: list[QuantizedRecord], quant: QuantConfig) -> dict[str, list[LayerQuantResult]]:
-    """The report's baselines on the same statistics: naive top-bit extraction and plain rounding."""
-    return {
+    """The report's baselines on the same statistics, one per step of the 4-bit weights.
+
+    naive top-bit extraction, plain rounding, and (when the configured rounding is the
+    reconstruction) GPTQ without it, so the report shows what each step costs and gives.
+    """
+    variants = {
         "naive": requantize(records, replace(quant, weight_rounding="naive", act_shift="naive")),
         "plain": requantize(records, replace(quant, weight_rounding="plain")),
     }
+    if quant.weight_rounding == "recon":
+        variants["gptq"] = requantize(records, replace(quant, weight_rounding="gptq"))
+    return variants
