@@ -17,8 +17,8 @@ class QuantConfig:
 
     group_size: int = option(32, "channels per group G (32 or 64)", choices=(32, 64))
     weight_rounding: str = option(
-        "recon", "stored 4-bit weight codes: recon (activation-aware reconstruction of the W4A4 output, "
-        "default; docs/accuracy.md), gptq (error-compensating on the float input), plain (smallest shift, "
+        "gptq", "stored 4-bit weight codes: gptq (error-compensating on the float input, default), recon "
+        "(activation-aware reconstruction of the W4A4 output; docs/accuracy.md), plain (smallest shift, "
         "round), naive (top bits, p=4)", choices=WEIGHT_ROUNDING)
     act_shift: str = option(
         "dynamic", "activation shifts: dynamic per row (default), static per group, naive (p=4)", choices=ACT_SHIFTS)
