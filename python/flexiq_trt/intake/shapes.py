@@ -8,7 +8,9 @@ input shape unknown (``['N', 'unk__193']``). Three sources, cheapest first:
    first calibration batch;
 2. the same copy with its shape subgraphs folded into constants (`graph_passes.fold_shapes`);
 3. ONNX Runtime running the model once on the first calibration sample with the candidate tensors
-   as extra outputs: the ground truth, which wins wherever the static answers differ.
+   as extra outputs: the ground truth, which wins wherever the static answers differ. Skipped only
+   when the model declares static input shapes and inference resolved every candidate (then the
+   shapes are the model's own, not the data's).
 
 The model itself is never changed: the artifacts keep its dynamic axes (docs/design.md §3).
 """
@@ -81,7 +83,9 @@ def inferred_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int
                     tensors: Iterable[str]) -> dict[str, tuple[int, ...]]:
     """Static shapes of `tensors` from shape inference at `input_shapes`, then after shape folding."""
     wanted = list(dict.fromkeys(tensors))
-    fixed = GraphIndex(with_input_shapes(model, input_shapes))
+    fixed = GraphIndex(model)
+    if not _inputs_fixed(model, input_shapes):  # the prepared model's inferred shapes are already these
+        fixed = GraphIndex(with_input_shapes(model, input_shapes))
     found = {t: s for t in wanted if (s := _static(fixed.shape(t))) is not None}
     if len(found) < len(wanted):
         folded = GraphIndex(fold_shape_subgraphs(fixed.model))
@@ -89,6 +93,12 @@ def inferred_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int
             if t not in found and (s := _static(folded.shape(t))) is not None:
                 found[t] = s
     return found
+
+
+def _inputs_fixed(model: onnx.ModelProto, input_shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    """True when the model declares exactly `input_shapes` for its inputs (nothing dynamic to fix)."""
+    declared = GraphIndex(model)
+    return all(declared.shape(name) == tuple(shape) for name, shape in input_shapes.items())
 
 
 def runtime_shapes(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray],
@@ -136,8 +146,13 @@ def resolve_shapes(model: onnx.ModelProto, first_batch: Mapping[str, np.ndarray]
     """
     wanted = list(dict.fromkeys(tensors))
     feeds, batch = probe_feeds(model, first_batch)
-    static = inferred_shapes(model, {k: v.shape for k, v in feeds.items()}, wanted)
+    input_shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+    static = inferred_shapes(model, input_shapes, wanted)
     source = dict.fromkeys(static, SOURCE_INFERENCE)
+    if len(static) == len(wanted) and _inputs_fixed(model, input_shapes):
+        # every shape is fixed by the model itself: running it would only repeat them (and costs
+        # a second copy of the weights in ONNX Runtime on large static models)
+        return ResolvedShapes(static, batch, source)
     try:
         measured = runtime_shapes(model, feeds, wanted)
     except Exception as e:  # ORT's exception types are its own; fall back to the static shapes

