@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
 
 _MASK_RE = re.compile(re.escape(MASK_INPUT_PREFIX) + r"(\d+)$")
 OUTPUT_KINDS = ("auto", "softmax", "probabilities", "raw")
+
+
+@dataclass
+class _Chain:
+    """The values crossing the last cut a prefix runner computed, and what they were computed for."""
+
+    key: tuple[int, bytes]  # (samples, anchor masks)
+    position: int
+    cut: object  # prefix_split.Cut
+    chunks: list[dict]
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -77,6 +88,8 @@ class MaskFitnessEvaluator:
         self._source, self._threads = sim_model, 1 if candidate_workers > 1 else 0
         self._model: onnx.ModelProto | None = None  # parsed once, for cutting (prefix_runner)
         self._types: dict | None = None
+        self._chain: _Chain | None = None  # the last cut's values, for chaining prefix runs
+        self.chained_cuts = 0  # cut values computed from the previous cut's (statistic for tests/logs)
         self.session = _session(sim_model, self._threads)
         self.output_kind, self.constant_feeds = output_kind, dict(constant_feeds or {})
         self.mask_names, self.mask_sizes = self._mask_inputs(layer_indices)
@@ -185,21 +198,21 @@ class MaskFitnessEvaluator:
         the rest. Calls whose masks differ from the anchor on a layer the prefix reads are run whole, as is everything
         when the graph cannot be cut there (`select/prefix_split.py`). Outputs equal full runs up to float
         rounding of operators ONNX Runtime fuses differently across the cut.
+
+        Consecutive calls with the same anchor and samples at increasing positions (the linearized
+        model measures layers in order) chain: the tensors crossing this cut are computed from the
+        previous cut's through the nodes between the two (`prefix_split.segment_between`), not from
+        the graph inputs again. `release_prefix` drops the held values.
         """
         n = self._samples(n_samples)
         whole = lambda masks: self.raw_outputs(masks, n)  # noqa: E731
-        halves = self._cut(position)
-        if halves is None:
+        cut = self._cut(position)
+        if cut is None:
             return whole
-        cut, prefix, suffix = halves
         anchor_feed = self._mask_feed(anchor)
-        pre_names = [i.name for i in prefix.get_inputs()]
+        chunks = self._cut_values(position, cut, anchor_feed, n)
+        suffix = _session(cut.suffix, self._threads)
         suf_names = [i.name for i in suffix.get_inputs()]
-        chunks = []
-        for batch in self._batches(n):
-            feed = {**batch, **anchor_feed, **self.constant_feeds}
-            cut_values = prefix.run(list(cut.tensors), {k: feed[k] for k in pre_names})
-            chunks.append(dict(zip(cut.tensors, cut_values, strict=True)) | batch)
         read_by_prefix = [m for m in self.mask_names if m in cut.prefix_inputs]
 
         def run(masks: Sequence[np.ndarray]) -> np.ndarray:
@@ -214,8 +227,53 @@ class MaskFitnessEvaluator:
 
         return run
 
+    def release_prefix(self) -> None:
+        """Drop the cut values kept for chaining (one cut's activations on the measured samples)."""
+        self._chain = None
+
+    def _cut_values(self, position: int, cut, anchor_feed: dict[str, np.ndarray], n: int) -> list[dict]:
+        """Per batch: the tensors crossing the cut with the anchor masks, plus the batch's data inputs."""
+        key = (n, b"".join(anchor_feed[m].tobytes() for m in self.mask_names))
+        chain, self._chain = self._chain, None  # the previous cut's values go once these exist
+        chunks = None
+        if chain is not None and chain.key == key and chain.position < position:
+            chunks = self._advance(chain, position, cut, anchor_feed)
+        if chunks is None:
+            prefix = _session(cut.prefix, self._threads)
+            pre_names = [i.name for i in prefix.get_inputs()]
+            chunks = []
+            for batch in self._batches(n):
+                feed = {**batch, **anchor_feed, **self.constant_feeds}
+                cut_values = prefix.run(list(cut.tensors), {k: feed[k] for k in pre_names})
+                chunks.append(dict(zip(cut.tensors, cut_values, strict=True)) | batch)
+        self._chain = _Chain(key, position, cut, chunks)
+        return chunks
+
+    def _advance(self, chain: _Chain, position: int, cut, anchor_feed: dict[str, np.ndarray]) -> list[dict] | None:
+        """The values crossing `cut`, from the previous cut's through the nodes between the two (None: cannot)."""
+        from flexiq_trt.select.prefix_split import segment_between
+
+        seg = segment_between(self._model, chain.cut, self._layer_index(chain.position), cut,
+                              self._layer_index(position), self._types)
+        if seg is None:
+            return None
+        sess = _session(seg.model, self._threads) if seg.model is not None else None
+        names = [i.name for i in sess.get_inputs()] if sess is not None else []
+        out = []
+        for acts in chain.chunks:
+            values: dict[str, np.ndarray] = {}
+            if sess is not None:
+                feed = {**acts, **anchor_feed, **self.constant_feeds}
+                values = dict(zip(seg.outputs, sess.run(list(seg.outputs), {k: feed[k] for k in names}), strict=True))
+            out.append({t: values[t] if t in values else acts[t] for t in cut.tensors} | {k: acts[k] for k in self.feeds})
+        self.chained_cuts += 1
+        return out
+
+    def _layer_index(self, position: int) -> int:
+        return int(_MASK_RE.match(self.mask_names[position]).group(1))  # type: ignore[union-attr]
+
     def _cut(self, position: int):
-        """(Cut, prefix session, suffix session) before mask `position`'s layer, or None."""
+        """The `prefix_split.Cut` before mask `position`'s layer, or None."""
         import onnx
 
         from flexiq_trt.select.prefix_split import cut_before, tensor_types
@@ -228,11 +286,7 @@ class MaskFitnessEvaluator:
             else:
                 self._model = onnx.load(os.fspath(self._source))
             self._types = tensor_types(self._model)
-        layer_index = int(_MASK_RE.match(self.mask_names[position]).group(1))  # type: ignore[union-attr]
-        cut = cut_before(self._model, layer_index, self._types)
-        if cut is None:
-            return None
-        return cut, _session(cut.prefix, self._threads), _session(cut.suffix, self._threads)
+        return cut_before(self._model, self._layer_index(position), self._types)
 
     def _fixed_batch(self) -> int:
         """The inputs' static batch size, or -1 when it is dynamic."""

@@ -69,22 +69,73 @@ def cut_before(model: onnx.ModelProto, layer_index: int,
     tail_reads = ({i for n in tail for i in n.input} | {o.name for o in g.output}) & set(graph_inputs)
 
     def info(name: str) -> onnx.ValueInfoProto:
-        v = onnx.ValueInfoProto()
-        v.name = name
-        v.type.CopyFrom(types[name])
-        return v
+        return _info(name, types)
 
-    def build(nodes, inputs, outputs, name: str) -> onnx.ModelProto:
-        used = {i for n in nodes for i in n.input}
-        inits = [t for t in g.initializer if t.name in used]
-        graph = onnx.helper.make_graph(list(nodes), name, inputs, outputs, inits)
-        m = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))
-        m.ir_version = model.ir_version
-        return m
-
-    prefix = build(head, [graph_inputs[n] for n in sorted(head_reads)], [info(t) for t in tensors],
-                   f"prefix_{layer_index}")
-    suffix = build(tail, [info(t) for t in tensors] + [graph_inputs[n] for n in sorted(tail_reads)],
-                   list(g.output), f"suffix_{layer_index}")
+    prefix = _build(model, head, [graph_inputs[n] for n in sorted(head_reads)], [info(t) for t in tensors],
+                    f"prefix_{layer_index}")
+    suffix = _build(model, tail, [info(t) for t in tensors] + [graph_inputs[n] for n in sorted(tail_reads)],
+                    list(g.output), f"suffix_{layer_index}")
     return Cut(prefix, suffix, tuple(tensors), frozenset(head_reads))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The nodes between two cuts: computes the later cut's tensors from the earlier cut's.
+
+    Attributes:
+        model: reads `inputs` (earlier-cut tensors and graph inputs), writes `outputs`.
+        outputs: the later cut's tensors produced inside the segment; its other tensors cross both
+            cuts and are taken from the earlier cut's values as they are.
+        graph_inputs: graph inputs (data, masks, constants) the segment reads.
+    """
+
+    model: onnx.ModelProto | None
+    outputs: tuple[str, ...]
+    graph_inputs: frozenset[str]
+
+
+def segment_between(model: onnx.ModelProto, earlier: Cut, start_layer: int, later: Cut, end_layer: int,
+                    types: dict[str, onnx.TypeProto]) -> Segment | None:
+    """The nodes from `start_layer`'s first node to `end_layer`'s first node, or None when `end_layer` is not later.
+
+    Every tensor of the later cut is produced inside the segment or crosses the earlier cut too
+    (produced before it and read after both), so the earlier cut's values and this segment give
+    the later cut's values without running the graph from its inputs again.
+    """
+    a, b = layer_start(model, start_layer), layer_start(model, end_layer)
+    if a is None or b is None or b <= a:
+        return None
+    g = model.graph
+    nodes = g.node[a:b]
+    produced = {o for n in nodes for o in n.output if o}
+    outputs = tuple(t for t in later.tensors if t in produced)
+    if any(t not in produced and t not in earlier.tensors for t in later.tensors):
+        return None
+    initializers = {t.name for t in g.initializer}
+    graph_inputs = {i.name: i for i in g.input if i.name not in initializers}
+    reads = {i for n in nodes for i in n.input if i}
+    from_cut = sorted(reads & set(earlier.tensors))
+    from_graph = sorted(reads & set(graph_inputs))
+    if not outputs:
+        return Segment(None, (), frozenset(from_graph))
+    seg = _build(model, nodes, [_info(t, types) for t in from_cut] + [graph_inputs[n] for n in from_graph],
+                 [_info(t, types) for t in outputs], f"segment_{start_layer}_{end_layer}")
+    return Segment(seg, outputs, frozenset(from_graph))
+
+
+def _info(name: str, types: dict[str, onnx.TypeProto]) -> onnx.ValueInfoProto:
+    v = onnx.ValueInfoProto()
+    v.name = name
+    v.type.CopyFrom(types[name])
+    return v
+
+
+def _build(model: onnx.ModelProto, nodes, inputs, outputs, name: str) -> onnx.ModelProto:
+    """A model of `nodes` with the initializers they read, the opsets and IR version of `model`."""
+    used = {i for n in nodes for i in n.input}
+    inits = [t for t in model.graph.initializer if t.name in used]
+    graph = onnx.helper.make_graph(list(nodes), name, inputs, outputs, inits)
+    m = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))
+    m.ir_version = model.ir_version
+    return m
 

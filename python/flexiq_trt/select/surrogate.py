@@ -137,6 +137,8 @@ def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor:
         flags[i] = not flags[i]
         deltas[k] = projector(_runner(evaluator, runners, int(space.layer_of[i]), anchor_masks, s, items, space)(
             space.to_masks(flags))) - anchor_out
+    if hasattr(evaluator, "release_prefix"):  # the last cut's activations are not needed by the search
+        evaluator.release_prefix()
     return ItemResponses(deltas, reference, tuple(projector.segments), anchor_out, anchor, items)
 
 

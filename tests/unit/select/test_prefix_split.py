@@ -11,12 +11,10 @@ from flexiq_trt.select import simulation_fitness
 from flexiq_trt.select.prefix_split import cut_before, layer_start
 
 
-@pytest.fixture(scope="module")
-def evaluator(tmp_path_factory):
-    """The search's fitness evaluator of a two-layer residual block, taken from a real conversion."""
-    tmp = tmp_path_factory.mktemp("prefix")
-    onnx.save(models.residual_block(c=64, hw=8), tmp / "res.onnx")
-    np.savez(tmp / "calib.npz", x=np.random.default_rng(0).normal(size=(40, 64, 8, 8)).astype(np.float32))
+def _fitness_of(tmp, model: onnx.ModelProto, shape: tuple[int, ...]):
+    """The search's fitness evaluator of `model`, taken from a real conversion."""
+    onnx.save(model, tmp / "res.onnx")
+    np.savez(tmp / "calib.npz", x=np.random.default_rng(0).normal(size=(40, *shape[1:])).astype(np.float32))
     captured = {}
     original = simulation_fitness.build_fitness
 
@@ -32,6 +30,47 @@ def evaluator(tmp_path_factory):
     finally:
         simulation_fitness.build_fitness = original
     return captured["fit"]
+
+
+@pytest.fixture(scope="module")
+def evaluator(tmp_path_factory):
+    """A two-layer residual block."""
+    return _fitness_of(tmp_path_factory.mktemp("prefix"), models.residual_block(c=64, hw=8), (1, 64, 8, 8))
+
+
+def _four_layers() -> onnx.ModelProto:
+    """Four 1x1 convs with ReLUs and a skip from the first ReLU over two layers (a tensor crossing two cuts)."""
+    from onnx import helper
+
+    rng = np.random.default_rng(5)
+    nodes, inits, x = [helper.make_node("Relu", ["x"], ["r0"])], [], "r0"
+    for i in range(4):
+        inits.append((f"w{i}", rng.normal(0, 0.15, (64, 64, 1, 1)).astype(np.float32)))
+        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"]), helper.make_node("Relu", [f"c{i}"], [f"r{i + 1}"])]
+        x = f"r{i + 1}"
+        if i == 2:
+            nodes.append(helper.make_node("Add", [x, "r1"], ["skip"]))
+            x = "skip"
+    return models.make_model(nodes, [models.vinfo("x", [1, 64, 6, 6])], [models.vinfo(x, [1, 64, 6, 6])], inits)
+
+
+def test_chained_prefixes_match_whole_runs(tmp_path):
+    """Positions in order with one anchor: cuts after the first come from the previous cut's values, bit for bit."""
+    ev = _fitness_of(tmp_path, _four_layers(), (1, 64, 6, 6))
+    anchor = [np.arange(m.shape[0]) % 2 == 1 for m in ev.all_false_masks()]
+    assert len(anchor) == 4
+    for position in range(1, 4):
+        run = ev.prefix_runner(position, anchor, 24)
+        masks = [a.copy() for a in anchor]
+        masks[position][0] = not masks[position][0]
+        np.testing.assert_array_equal(run(masks), ev.raw_outputs(masks, 24))
+    assert ev.chained_cuts == 2  # positions 2 and 3
+    ev.prefix_runner(1, anchor, 24)  # going back starts from the graph inputs
+    other = [~a for a in anchor]
+    ev.prefix_runner(2, other, 24)  # another anchor too
+    assert ev.chained_cuts == 2
+    ev.release_prefix()
+    assert ev._chain is None
 
 
 def test_prefix_runner_matches_whole_runs(evaluator):
