@@ -40,3 +40,17 @@ def test_the_two_setup_commands_are_there_and_their_scripts_exist():
 def test_readme_cli_line_parses(argv):
     args = build_parser().parse_args(argv)
     assert args.command == argv[0]
+
+
+def test_quick_start_describes_the_default_demo_as_configured():
+    """The sizes the README quotes are the ones datasets/demo.py builds (no stale numbers)."""
+    from flexiq_trt.datasets import demo, orientation
+
+    calib = len(orientation.split_sources("calibration"))
+    held = len(orientation.split_sources("heldout"))
+    quick = README.split("## Quick start")[1].split("## Using it")[0]
+    assert demo.DemoConfig().demo == "orientation" and "PP-LCNet" in quick
+    assert f"{calib * demo.ORIENTATION_CALIB_CROPS * 4} rotated crops of {calib} real photos" in quick
+    assert f"{held * demo.ORIENTATION_EVAL_CROPS * 4} rotated crops of {held}" in quick
+    assert "--demo fmnist" in quick
+    assert "change vs INT8" in quick  # the table the command prints, with its intervals

@@ -213,11 +213,13 @@ def plot(report: dict, path: Path) -> None:
     metrics = shown_metrics(rows)
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.4 * len(metrics), 4.2), dpi=110, squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for variant in dict.fromkeys(r["variant"] for r in rows):
+        variants = list(dict.fromkeys(r["variant"] for r in rows))
+        for i, variant in enumerate(variants):
             mine = sorted((r for r in rows if r["variant"] == variant and r.get(metric) is not None),
                           key=lambda r: r["mac_share"])
+            dodge = (i - (len(variants) - 1) / 2) * 0.006  # keeps overlapping error bars apart
             if mine:
-                ax.errorbar([r["mac_share"] for r in mine], [r[metric] for r in mine],
+                ax.errorbar([r["mac_share"] + dodge for r in mine], [r[metric] for r in mine],
                             yerr=_error_bars(mine, metric), marker="o", capsize=3, label=variant)
         for name, m in report.get("baselines", {}).items():
             if m.get(metric) is not None:
