@@ -118,8 +118,8 @@ def first_batch(model, spec: CorpusModel) -> dict[str, np.ndarray]:
 
 
 def reason_kind(reason: str) -> str:
-    """The reason with its numbers and tensor names taken out, for counting."""
-    kind = re.sub(r"'[^']*'", "'…'", reason)
+    """The reason's first clause with its numbers and tensor names taken out, for counting."""
+    kind = re.sub(r"'[^']*'", "'…'", reason.split(": ")[0])
     kind = re.sub(r"\[[^\]]*\]", "[…]", kind)
     return re.sub(r"\d+", "N", kind)
 
@@ -141,6 +141,7 @@ class Coverage:
     before: int = 0
     eligible_macs: int = 0
     skipped: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # reason kind -> one full reason
     shape_skips: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
@@ -175,6 +176,7 @@ def measure(spec: CorpusModel) -> Coverage:
     row.candidates = row.eligible + len(result.skipped)
     row.eligible_macs = sum(e.macs for e in result.eligible)
     row.skipped = Counter(reason_kind(s.reason) for s in result.skipped)
+    row.examples = {reason_kind(s.reason): f"{s.name}: {s.reason}" for s in reversed(result.skipped)}
     row.shape_skips = [f"{s.name}: {s.reason}" for s in result.skipped if is_shape_reason(s)]
     row.before = legacy_eligible(original, batch)
     return row
@@ -192,11 +194,12 @@ def table(rows: Sequence[Coverage]) -> str:
         reasons = "; ".join(f"{k} × {n}" for k, n in r.skipped.most_common()) or "-"
         lines.append(f"| {r.name} | {r.source} | {r.inputs} | {r.candidates} | {r.eligible} | {r.before} | "
                      f"{r.eligible_macs / 1e9:.3f} | {reasons} | {r.seconds:.1f} |")
-    total = Counter()
+    total, examples = Counter(), {}
     for r in rows:
         total.update(r.skipped)
-    lines += ["", "| skip reason (all models) | layers |", "|---|---:|"]
-    lines += [f"| {k} | {n} |" for k, n in total.most_common()]
+        examples.update({k: f"{r.name} {v}" for k, v in r.examples.items() if k not in examples})
+    lines += ["", "| skip reason (all models) | layers | example (model node: full reason) |", "|---|---:|---|"]
+    lines += [f"| {k} | {n} | {examples[k]} |" for k, n in total.most_common()]
     return "\n".join(lines) + "\n"
 
 
