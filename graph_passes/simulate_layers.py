@@ -183,21 +183,6 @@ def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta:
         raise FlexiqInternalError(f"no simulation for activation {act!r}")
 
 
-ROUND_MAGIC = 12582912.0  # 1.5 * 2^23
-
-
-def _round_half_even(b: SubgraphBuilder, v: str) -> str:
-    """Round(v) as (v + 1.5*2^23) - 1.5*2^23: two vectorised Adds instead of ORT's per-element Round.
-
-    Same value wherever the codes are taken from it: for |v| < 2^22 the float32 sum lands on the
-    integer grid (spacing 1 in [2^23, 2^24)) with IEEE round-half-to-even, exactly ONNX Round's
-    rule; larger |v| comes back within a few units of v (and infinities and NaN as they are), far
-    outside the 8-bit code range, so the Clip that follows gives the same code. Round cost
-    several times a Conv's time on the first layers' activations (ORT profile, MobileNetV2).
-    """
-    return b.op("Sub", [b.op("Add", [v, b.const(ROUND_MAGIC)]), b.const(ROUND_MAGIC)], hint="round")
-
-
 def float_exact_chunk(ql: QuantizedLayer) -> int:
     """Channels per float32 convolution/matmul chunk whose every partial sum stays exact.
 
@@ -271,7 +256,7 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
         x = b.op("Pad", [x, b.const(pads, "pads")])
     shape = b.op("Shape", [x])
     lo, hi = (-127.0, 127.0) if ql.act_signed else (0.0, 255.0)
-    q = b.op("Clip", [_round_half_even(b, b.op("Div", [x, b.const(np.float32(ql.act_scale))])), b.const(lo),
+    q = b.op("Clip", [b.op("Round", [b.op("Div", [x, b.const(np.float32(ql.act_scale))])]), b.const(lo),
                       b.const(hi)], hint="q")
     # pi order and groups in one Gather: indices [Gc, G] give [B, Gc, G, H, W] / [..., Gc, G]
     perm = ql.permutation.astype(np.int64).reshape(ql.group_count, ql.group_size)
