@@ -9,12 +9,12 @@ scikit-learn, foolbox); calibration and held-out crops come from *disjoint* sour
 
 For each model and calibration count the script runs ``convert`` once; the report evaluates every
 weight step on the same calibrated statistics and the same order (``naive`` top bits, ``plain``
-rounding, ``gptq``, and the configured default ``flexiq`` = reconstruction), and this script prints
-one table per model with the time the reconstruction added (quantization stage with and without
-it). Example (about 10 minutes per model on 2 cores with the greedy selector):
+rounding, and with ``--rounding recon`` also ``gptq`` next to ``flexiq`` = the reconstruction), and
+this script prints one table per model and, with ``--cost``, the seconds the reconstruction adds to
+the quantization stage. Example (10-15 minutes per model on 2 busy cores with the greedy selector):
 
     python benchmarks/bench_accuracy.py --models efficientnet_lite0 pplcnet --calib-counts 64 \\
-        --heldout 300 --selector greedy --json accuracy.json
+        --heldout 150 --selector greedy --json accuracy.json
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def main() -> None:
     ap.add_argument("--calib-counts", nargs="+", type=int, default=[64])
     ap.add_argument("--heldout", type=int, default=300, help="held-out crops (from photos never calibrated on)")
     ap.add_argument("--selector", default="evolutionary")
-    ap.add_argument("--rounding", default="recon", help="QuantConfig.weight_rounding of the `flexiq` variant")
+    ap.add_argument("--rounding", default="recon",
+                    help="QuantConfig.weight_rounding of the `flexiq` variant (recon adds a `gptq` column)")
     ap.add_argument("--cost", action="store_true", help="also time the quantization stage with/without recon")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("-v", "--verbose", action="count", default=0, help="log verbosity (default INFO: stage timings; -v DEBUG)")
