@@ -2,9 +2,10 @@
 
 The report evaluates the float-exact simulation (`write_simulation_model(..., float_exact=True)`,
 the variant the search's evaluator runs): its int32 accumulators equal the ConvInteger artifact's
-by construction (graph_passes/simulate_layers.py, `float_exact_chunk`), and it runs several times
-faster. `check_artifact` holds the written artifact to that on a sample, so a report never rests on
-a model that differs from the shipped one.
+by construction (graph_passes/simulate_layers.py, `float_exact_chunk`), and ONNX Runtime runs it
+faster (float Conv/MatMul kernels, no int8 casts; figures in docs/architecture.md, "Simulation vs
+speed"). `check_artifact` holds the written artifact to it on a sample, so a report never rests
+on a model that differs from the shipped one.
 """
 
 from __future__ import annotations

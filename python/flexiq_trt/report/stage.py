@@ -43,7 +43,7 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
     synthetic = state.feeds.synthetic
     with stage(f"report ({eval_feeds.samples} held-out samples)", _log):
         fp32 = run_outputs(session(state.original), eval_feeds)
-        # float-exact: the artifact's int32 accumulators, several times faster (report/evaluate.py)
+        # float-exact: the artifact's int32 accumulators, faster in ORT (report/evaluate.py)
         final = [(rec.eligible, rec.final) for rec in state.selected]
         sims = {"flexiq": write_simulation_model(state.prepared, final, {}, float_exact=True)}
         artifact_check = check_artifact(str(state.files["sim_onnx"]), sims["flexiq"], table, cfg.report_ratios,
