@@ -127,8 +127,8 @@ def uptime() -> str:
         return "load " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def convert_timed(model: Path, calib: Path, out: Path, samples: int) -> dict:
-    """Default-settings conversion; wall and CPU seconds per pipeline step."""
+def convert_timed(model: Path, calib: Path, out: Path, samples: int, latency_only: bool = False) -> dict:
+    """Default-settings conversion (greedy, no report with `latency_only`); wall and CPU seconds per step."""
     from flexiq_trt import api
     from flexiq_trt.pipeline import convert as pipeline
 
@@ -148,7 +148,9 @@ def convert_timed(model: Path, calib: Path, out: Path, samples: int) -> dict:
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     try:
         result = api.convert(str(model), calib=str(calib), output_dir=str(out),
-                             calib_config=api.CalibConfig(max_samples=samples), config=api.ConvertConfig())
+                             calib_config=api.CalibConfig(max_samples=samples),
+                             config=api.ConvertConfig(selector="greedy", report=False) if latency_only
+                             else api.ConvertConfig())
     finally:
         pipeline._Clock = original
     wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
@@ -219,6 +221,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=160, help="calibration samples (default 160)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/convert_time"))
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="convert with the greedy selector and no report (not the timed defaults): latency table only")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"uptime_before": uptime(), "models": {}}
@@ -227,15 +231,15 @@ def main() -> int:
         model, calib, info = build(name, args.out, args.samples)
         float_exact = args.out / f"{name}.float-exact-sim.onnx"
         _capture_float_exact(float_exact)
-        res = convert_timed(model, calib, args.out / name, args.samples)
+        res = convert_timed(model, calib, args.out / name, args.samples, args.latency_only)
         res["info"] = info
         res["latency"] = latency_table(model, res["files"], calib, float_exact)
         results["models"][name] = res
-        print_model(name, res)
-    results["uptime_after"] = uptime()
-    print(results["uptime_after"])
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+        print_model(name, res, args.latency_only)
+        results["uptime_after"] = uptime()
+        print(results["uptime_after"], flush=True)
+        if args.json:  # after each model: a long run interrupted later keeps what it measured
+            args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 
@@ -251,10 +255,12 @@ def _capture_float_exact(path: Path) -> None:
     artifacts.write_simulation_model = writer
 
 
-def print_model(name: str, res: dict) -> None:
+def print_model(name: str, res: dict, latency_only: bool = False) -> None:
     """Markdown tables: steps (wall, CPU) with the target, then latency ratios with the target."""
     target = TARGET_MIN[name]
     print(f"\n### {name} ({', '.join(f'{k} {v}' for k, v in res['info'].items())})\n")
+    if latency_only:
+        print("(converted with the greedy selector and no report: conversion times not comparable to the target)\n")
     print("| step | wall s | CPU s |")
     print("|---|---|---|")
     for step, t in res["steps"].items():
