@@ -5,7 +5,7 @@ For each eligible layer it streams, in bounded memory:
   one ``[R*S*G, R*S*G]`` block per group — used by GPTQ-style rounding and the error score;
 * the mean squared 4-bit extraction error of the activations per channel (dynamic shifts);
 * per group and candidate static shift p in 0..4, the summed squared error (to pick static shifts);
-* optionally (``act_aware``), the cross moment ``sum x_g x~_g^T`` and ``sum x~_g x~_g^T`` where ``x~`` is
+* optionally (`with_four_bit_moments`), the cross moment ``sum x_g x~_g^T`` and ``sum x~_g x~_g^T`` where ``x~`` is
   the input as the 4-bit path sees it (int8 codes, dynamic per-row group shift, effective 4-bit code,
   times the activation scale) — what activation-aware reconstruction (`reconstruct.py`) solves with.
 """
@@ -30,19 +30,19 @@ class GroupStats:
     act_count: int  # number of activation rows (pixels / tokens) seen
     static_sq_err: np.ndarray  # float64 [G_count, 5]
     code_max: np.ndarray  # int [C_pad], max |q| per channel
-    cross: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x x~^T (act_aware only)
-    hessian_q: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x~ x~^T (act_aware only)
+    cross: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x x~^T (four-bit moments only)
+    hessian_q: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x~ x~^T (four-bit moments only)
 
     def mean_hessian(self) -> np.ndarray:
         """E[x x^T] per group block."""
         return self.hessian / max(self.rows, 1)
 
     def mean_cross(self) -> np.ndarray | None:
-        """E[x x~^T] per group block (None unless gathered act_aware)."""
+        """E[x x~^T] per group block (None unless four-bit moments were gathered)."""
         return None if self.cross is None else self.cross / max(self.rows, 1)
 
     def mean_hessian_q(self) -> np.ndarray | None:
-        """E[x~ x~^T] per group block (None unless gathered act_aware)."""
+        """E[x~ x~^T] per group block (None unless four-bit moments were gathered)."""
         return None if self.hessian_q is None else self.hessian_q / max(self.rows, 1)
 
     def act_mse(self) -> np.ndarray:
@@ -54,8 +54,7 @@ class GroupStatsObserver:
     """Streams one layer's input activations into `GroupStats` (Observer protocol: update/result)."""
 
     def __init__(self, base_order: np.ndarray, in_channels: int, group_size: int, act_scale: float,
-                 signed: bool, geometry: ConvGeometry | None, max_rows_per_batch: int = 2048, seed: int = 0,
-                 act_aware: bool = False):
+                 signed: bool, geometry: ConvGeometry | None, max_rows_per_batch: int = 2048, seed: int = 0):
         self.order, self.c_in, self.g = base_order, in_channels, group_size
         self.act_scale, self.signed, self.geo = act_scale, signed, geometry
         self.max_rows = max_rows_per_batch
@@ -65,9 +64,13 @@ class GroupStatsObserver:
         gc = c_pad // group_size
         self.stats = GroupStats(np.zeros((gc, taps * group_size, taps * group_size)), 0,
                                 np.zeros(c_pad), 0, np.zeros((gc, 5)), np.zeros(c_pad, dtype=np.int64))
-        if act_aware:
-            shape = (gc, taps * group_size, taps * group_size)
+
+    def with_four_bit_moments(self, enabled: bool = True) -> GroupStatsObserver:
+        """Also gather E[x x~^T] and E[x~ x~^T] (the reconstruction's moments); returns self."""
+        if enabled:
+            shape = self.stats.hessian.shape
             self.stats.cross, self.stats.hessian_q = np.zeros(shape), np.zeros(shape)
+        return self
 
     def _channels_last(self, x: np.ndarray) -> np.ndarray:
         cl = np.moveaxis(x, 1, -1) if self.geo is not None else x

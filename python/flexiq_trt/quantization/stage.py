@@ -65,8 +65,8 @@ def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer]
     observers = []
     for i, (cl, order) in enumerate(zip(calibrated, orders, strict=True)):
         obs = GroupStatsObserver(order, cl.eligible.weight.shape[1], quant.group_size, cl.act_scale,
-                                 not cl.unsigned, cl.eligible.geometry, quant.max_rows_per_batch, seed=i,
-                                 act_aware=quant.weight_rounding == "recon" and quant.act_shift == "dynamic")
+                                 not cl.unsigned, cl.eligible.geometry, quant.max_rows_per_batch, seed=i)
+        obs.with_four_bit_moments(quant.weight_rounding == "recon" and quant.act_shift == "dynamic")
         cal.attach(cl.eligible.input_name, observers={f"group_stats_{i}": obs})
         observers.append(obs)
     with stage("calibration pass 2/2 (group statistics)", _log):

@@ -79,7 +79,7 @@ def test_act_aware_statistics_match_a_direct_computation(conv):
     order = np.arange(32, dtype=np.int32)
     s_a = float(np.abs(x).max() / 127)
     plain_obs = GroupStatsObserver(order, 32, 32, s_a, True, geo)
-    obs = GroupStatsObserver(order, 32, 32, s_a, True, geo, act_aware=True)
+    obs = GroupStatsObserver(order, 32, 32, s_a, True, geo).with_four_bit_moments()
     plain_obs.update(x)
     obs.update(x)
     st = obs.result()
@@ -99,7 +99,7 @@ def _layer(conv, rounding, rng, c=64):
     src = LayerSource("l", conv, w, np.zeros(16, np.float32), geo, Activation.NONE, 0, 0, False)
     order = base_channel_order(np.abs(x).max(axis=tuple(i for i in range(x.ndim) if i != 1)), 32)
     s_a = float(np.abs(x).max() / 127)
-    obs = GroupStatsObserver(order, c, 32, s_a, True, geo, act_aware=rounding == "recon")
+    obs = GroupStatsObserver(order, c, 32, s_a, True, geo).with_four_bit_moments(rounding == "recon")
     obs.update(x)
     return quantize_layer(src, 0, order, s_a, obs.result(), QuantConfig(weight_rounding=rounding)).layer, x, w
 
@@ -153,7 +153,7 @@ def test_every_act_share_gives_valid_codes_and_keeps_int8(share):
                       Activation.NONE, 0, 0, False)
     order = base_channel_order(np.abs(x).max(axis=0), 32)
     s_a = float(np.abs(x).max() / 127)
-    obs = GroupStatsObserver(order, c, 32, s_a, True, None, act_aware=True)
+    obs = GroupStatsObserver(order, c, 32, s_a, True, None).with_four_bit_moments()
     obs.update(x)
     cfg = QuantConfig(weight_rounding="recon", recon_act_share=share)
     layer = quantize_layer(src, 0, order, s_a, obs.result(), cfg).layer
