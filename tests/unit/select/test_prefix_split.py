@@ -98,3 +98,19 @@ def test_cut_is_made_before_the_layer(evaluator):
     assert not any(n.name.startswith(f"flexiq{last}_") for n in cut.prefix.graph.node)
     assert all(n.name.startswith(f"flexiq{last}_") for n in cut.suffix.graph.node[:1])
     assert cut_before(model, 999) is None
+
+
+def test_segment_only_forward(evaluator):
+    """A segment runs from an earlier cut to a later one; the other way (or the same layer) there is none."""
+    from flexiq_trt.select.prefix_split import segment_between, tensor_types
+
+    model = onnx.load_from_string(evaluator._source) if isinstance(evaluator._source, bytes) else evaluator._source
+    types = tensor_types(model)
+    first, last = (int(n.rsplit("_", 1)[1]) for n in (evaluator.mask_names[0], evaluator.mask_names[-1]))
+    a, b = cut_before(model, first, types), cut_before(model, last, types)
+    assert b is not None
+    if a is not None:  # a cut needs nodes before the layer
+        seg = segment_between(model, a, first, b, last, types)
+        assert seg is not None and set(seg.outputs) <= set(b.tensors)
+        assert segment_between(model, b, last, a, first, types) is None
+    assert segment_between(model, b, last, b, last, types) is None
