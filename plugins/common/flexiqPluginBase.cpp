@@ -7,6 +7,7 @@
 
 #include "flexiqCheck.h"
 #include "flexiqKernels.h"
+#include "flexiqLogger.h"
 
 namespace flexiq
 {
@@ -76,6 +77,7 @@ FlexiqPluginBase::FlexiqPluginBase(FlexiqPluginBase const& other)
     , mCfg(other.mCfg)
     , mDeviceCache(other.mDeviceCache)
     , mSelection(other.mSelection)
+    , mRunner(other.mRunner)
     , mWeights(other.mWeights)
 {
 }
@@ -244,11 +246,27 @@ void FlexiqPluginBase::prepareDevice()
     int device = -1;
     cudaError_t const e = cudaGetDevice(&device);
     FLEXIQ_VALIDATE(e == cudaSuccess, mCfg->where() << ": cudaGetDevice failed: " << cudaGetErrorString(e));
-    if (mWeights && mSelection.device == device)
+    if (mWeights && mRunner != nullptr && mSelection.device == device)
     {
         return;
     }
-    mSelection = selectDeviceBackend(*mCfg);
+    // The kernels' per-device runner (made once per device for the process, flexiqKernels.h): it
+    // holds the compute capability, SM count and backend, so enqueue queries nothing.
+    FlexiqRunner const* runner = nullptr;
+    FlexiqStatus const s = flexiqRunnerForDevice(device, &runner);
+    FLEXIQ_VALIDATE(s == kFLEXIQ_SUCCESS,
+        mCfg->where() << ": preparing the FlexiQ kernels on CUDA device " << device << " failed: " << statusName(s)
+                      << (s == kFLEXIQ_ERROR_CUDA ? std::string(" (") + cudaGetErrorString(flexiqLastCudaError()) + ")"
+                                                  : std::string()));
+    FlexiqBackend const backend = flexiqRunnerBackend(runner);
+    FLEXIQ_VALIDATE(backend != kFLEXIQ_BACKEND_AUTO,
+        mCfg->where() << ": CUDA device " << device
+                      << " is not supported: FlexiQ kernels need sm_80 or newer (int8/int4 mma.sync m16n8k32)");
+    mSelection.device = device;
+    mSelection.backend = backend;
+    mRunner = runner;
+    logVerbose(mCfg->where() + ": device " + std::to_string(device) + " -> backend "
+        + (backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? "INT4_PIPELINED" : "INT8_PIPELINED (4-bit groups as effective int8 codes)"));
     mWeights = mDeviceCache->get(*mCfg, mSelection.device);
 }
 
@@ -269,7 +287,8 @@ int32_t FlexiqPluginBase::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
         problem.accOut = nullptr;
         FlexiqLayerArgs const& args = mWeights->args();
         size_t const wsSize = flexiqGetWorkspaceSize(&args, &problem);
-        FlexiqStatus const s = flexiqEnqueue(mSelection.backend, &args, &problem, workspace, wsSize, stream);
+        FlexiqStatus const s
+            = flexiqRunnerEnqueue(mRunner, mSelection.backend, kFLEXIQ_TILE_AUTO, &args, &problem, workspace, wsSize, stream);
         if (s != kFLEXIQ_SUCCESS)
         {
             char why[256] = {0};

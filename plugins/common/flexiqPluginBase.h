@@ -113,6 +113,7 @@ private:
     // Device state (runtime only; shared cache, per-instance selection).
     std::shared_ptr<DeviceWeightCache> mDeviceCache;
     DeviceSelection mSelection{};
+    FlexiqRunner const* mRunner{nullptr}; //!< the kernels' runner of mSelection.device (library-owned)
     std::shared_ptr<DeviceWeights const> mWeights;
     // Serialization scratch.
     FieldSerializer mSerializer;
