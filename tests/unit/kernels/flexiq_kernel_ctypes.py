@@ -216,7 +216,10 @@ def build_emulator(out: Path, defines: tuple[str, ...] = ()) -> ctypes.CDLL | No
     if cxx is None or inc is None:
         return None
     kernels = REPO_ROOT / "plugins" / "kernels"
-    subprocess.run([cxx, "-std=c++20", "-O2", "-fPIC", "-shared", "-pthread", "-ffp-contract=off",
+    # FLEXIQ_SANITIZE=1: ASan + UBSan (tests/unit/hardening runs these tests so, with libasan preloaded).
+    sanitize = (["-O1", "-g1", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+                if os.environ.get("FLEXIQ_SANITIZE") == "1" else [])
+    subprocess.run([cxx, "-std=c++20", "-O2", "-fPIC", "-shared", "-pthread", "-ffp-contract=off", *sanitize,
                     "-DFLEXIQ_WARP_EMULATION", "-DFLEXIQ_EMULATE_FP16", *(f"-D{d}" for d in defines), f"-I{inc}",
                     f"-I{REPO_ROOT / 'plugins' / 'common'}", f"-I{kernels}", str(EMULATOR_SOURCE),
                     str(kernels / "flexiqShape.cpp"), str(kernels / "flexiqParams.cpp"), "-o", str(out)], check=True)
