@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.options import option
 
-WEIGHT_ROUNDING = ("recon", "gptq", "plain", "naive")
+WEIGHT_ROUNDING = ("gptq", "recon", "plain", "naive")
 ACT_SHIFTS = ("dynamic", "static", "naive")
 
 
