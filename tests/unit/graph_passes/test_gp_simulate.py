@@ -257,4 +257,6 @@ def test_activation_rounding_ties_and_huge_values(float_exact):
     x = x.reshape(shape)
     for n4 in (0, ql.padded_channels):
         acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
-        np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
+        with np.errstate(over="ignore"):  # 3e38 / 0.25 overflows to inf on purpose
+            ref = reference.layer_forward(ql, x, n4)[0]
+        np.testing.assert_array_equal(acc, ref)
