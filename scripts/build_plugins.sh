@@ -7,10 +7,21 @@
 # - nvcc: from PATH; if absent, the CUDA 13.0 compiler wheels are pip-installed into the active
 #   Python environment and used from there.
 #
-# Usage: scripts/build_plugins.sh [extra cmake -D options]
-# Env:   BUILD_DIR (build), JOBS (2), FLEXIQ_CUDA_ARCHS ("80;86;89"), PYTHON (python3), CMAKE_BUILD_TYPE (Release)
+# --hardening: afterwards, the sanitizer tree ASAN_BUILD_DIR (build-asan): the C++ host tests, the
+# flexiq_infer host tests and the plugin-field fuzz target under ASan + UBSan, built with clang++
+# when present (libFuzzer) else g++ (mutation driver). It compiles no CUDA code: the kernels' CUDA
+# objects come from build/'s libflexiq_kernels.a (cmake/FlexiqHostOnlyPlugins.cmake, docs/cpp.md).
+#
+# Usage: scripts/build_plugins.sh [--hardening] [extra cmake -D options]
+# Env:   BUILD_DIR (build), JOBS (2), FLEXIQ_CUDA_ARCHS ("80;86;89"), PYTHON (python3), CMAKE_BUILD_TYPE (Release),
+#        ASAN_BUILD_DIR (build-asan), FLEXIQ_HARDENING_CXX (clang++, else g++)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+hardening=0
+if [[ "${1:-}" == "--hardening" ]]; then
+    hardening=1
+    shift
+fi
 build_dir="${BUILD_DIR:-${repo}/build}"
 jobs="${JOBS:-2}"
 archs="${FLEXIQ_CUDA_ARCHS:-80;86;89}"
@@ -85,4 +96,23 @@ cmake -S "${repo}" -B "${build_dir}" -G Ninja \
     "${trt_args[@]}" "$@" >&2
 cmake --build "${build_dir}" -j "${jobs}" >&2
 log "built in $(( $(date +%s) - start )) s: ${build_dir}/plugins/libflexiq_plugins.so"
-echo "${build_dir}/plugins/libflexiq_plugins.so"
+if (( ! hardening )); then
+    echo "${build_dir}/plugins/libflexiq_plugins.so"
+    exit 0
+fi
+
+asan_dir="${ASAN_BUILD_DIR:-${repo}/build-asan}"
+cxx="${FLEXIQ_HARDENING_CXX:-$(command -v clang++ || command -v g++)}"
+start=$(date +%s)
+cmake -S "${repo}" -B "${asan_dir}" -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_COMPILER="${cxx}" \
+    -DCUDAToolkit_ROOT="${cuda_root}" \
+    -DFLEXIQ_SANITIZE=ON \
+    -DFLEXIQ_BUILD_FUZZERS=ON \
+    -DFLEXIQ_KERNELS_LIBRARY="${build_dir}/plugins/kernels/libflexiq_kernels.a" \
+    "${trt_args[@]}" "$@" >&2
+cmake --build "${asan_dir}" -j "${jobs}" \
+    --target flexiq_host_tests flexiq_infer_host_tests flexiq_fuzz_plugin_fields >&2
+log "hardening tree (ASan + UBSan, ${cxx}) built in $(( $(date +%s) - start )) s: ${asan_dir}"
+echo "${asan_dir}"

@@ -66,10 +66,10 @@ std::vector<double> parseRatioList(std::string const& text)
     std::string item;
     while (std::getline(ss, item, ','))
     {
+        // No ERANGE check: an underflow (5e-324) is a valid tiny ratio, an overflow (inf) fails checkRatio.
         char* end = nullptr;
-        errno = 0;
         double const v = std::strtod(item.c_str(), &end);
-        if (item.empty() || end == nullptr || *end != '\0' || errno == ERANGE)
+        if (item.empty() || end == nullptr || *end != '\0')
         {
             throw UsageError("--ratios: '" + item + "' is not a number");
         }

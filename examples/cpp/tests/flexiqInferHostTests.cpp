@@ -313,6 +313,8 @@ TEST_CASE(parsesTheCommandLine)
         nullptr, nullptr);
     CHECK(o.enginePath == "m.engine" && o.tablePath == "m.json");
     CHECK(o.ratios == std::vector<double>({0.0, 0.25, 1.0}));
+    std::vector<double> const tiny = flexiq::app::parseRatioList("5e-324,1e-300,0.1");
+    CHECK(tiny.size() == 3 && tiny[0] > 0.0 && tiny[0] == std::numeric_limits<double>::denorm_min() && tiny[2] == 0.1);
     CHECK(o.batch == 8 && o.iterations == 5 && o.warmup == 0 && !o.useGraph && !o.printVectors);
     CHECK(o.pluginPath == "libflexiq_plugins.so" && o.trtLibrary == "libnvinfer.so.10");
     Options const e = flexiq::app::parseArgs({"--table", "m.json", "--print-vectors"}, "/x/libp.so", "libnvinfer.so.11");
@@ -341,6 +343,7 @@ TEST_CASE(rejectsBadCommandLines)
         {{"--table", "t", "--engine", "e", "--ratios", "0.5,abc"}, "'abc' is not a number"},
         {{"--table", "t", "--engine", "e", "--ratios", "0.5,"}, "comma-separated list"},
         {{"--table", "t", "--engine", "e", "--ratios", "nan"}, "ratio must be a number in [0, 1]"},
+        {{"--table", "t", "--engine", "e", "--ratios", "1e999"}, "ratio must be a number in [0, 1], got inf"},
         {{"--table", "t", "--engine", "e", "--ratios", ""}, "comma-separated list"},
         {{"--table", "t", "--engine", "e", "--batch", "0"}, "--batch expects an integer in [1,"},
         {{"--table", "t", "--engine", "e", "--iterations", "2x"}, "--iterations expects an integer"},
