@@ -164,11 +164,17 @@ def test_runs_an_engine_on_a_gpu(infer_exe, plugin_lib, real_tables, tmp_path) -
     if trt_lib is None:
         pytest.skip("no TensorRT runtime library (libnvinfer.so.10 or FLEXIQ_TRT_LIB) on this machine")
     from flexiq_trt.runtime.engine_builder import build_engine
+    from flexiq_trt.runtime.plugin_loader import load_plugins
+    from flexiq_trt.runtime.trt_import import import_tensorrt
 
+    trt = import_tensorrt("tensorrt")  # full TensorRT: the runtime flexiq_infer is compiled for
+    if trt.is_rtx:
+        pytest.skip("only TensorRT-RTX is installed; flexiq_infer needs a full TensorRT 10 engine (docs/cpp.md)")
+    load_plugins(trt.module, plugin_lib)
     table = real_tables["fmnist_resnet"]
     onnx_path = table.with_name(table.name.replace(".flexiq.json", ".flexiq.onnx"))
     engine = tmp_path / "m.engine"
-    build_engine(onnx_path, engine, min_batch=1, opt_batch=8, max_batch=8)
+    build_engine(onnx_path, engine, trt=trt, min_batch=1, opt_batch=8, max_batch=8)
     out = subprocess.run([str(infer_exe), "--engine", str(engine), "--table", str(table), "--plugin", str(plugin_lib),
                           "--trt-lib", trt_lib, "--iterations", "50"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
