@@ -47,3 +47,36 @@ def run_cli(tmp_path: Path):
                               timeout=timeout, cwd=tmp_path)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def real_conversions(tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """Artifacts of real conversions, by model: the shipped Fashion-MNIST ResNet (10 layers) and the
+    pretrained PP-LCNet orientation classifier (18 layers, 163 channel groups).
+
+    Greedy selector, no report, seeded uniform calibration inputs (~10 s each on 2 cores): the layer
+    structure, MACs and plugin fields are real, which is what the ratio table, the C++ app and the
+    plugin-field fuzzer read. Made once per session for every test that needs them.
+    """
+    import numpy as np
+
+    import flexiq_trt
+    from flexiq_trt.calibration.model_io import input_specs
+    from flexiq_trt.datasets.model_zoo import load_model_path
+    from flexiq_trt.errors import FlexiqError
+
+    root = tmp_path_factory.mktemp("real_conversions")
+    out = {}
+    for name in ("fmnist_resnet", "pplcnet_orientation"):
+        try:
+            path = load_model_path(name)
+        except FlexiqError as e:
+            pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
+        spec = input_specs(path)[0]
+        shape = [16] + [d or 224 for d in spec.shape[1:]]
+        calib = root / f"{name}_calib.npz"
+        np.savez(calib, **{spec.name: np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)})
+        cfg = flexiq_trt.ConvertConfig(selector="greedy", report=False, baselines=False)
+        result = flexiq_trt.convert(path, calib=str(calib), output_dir=root / name, config=cfg)
+        out[name] = {kind: Path(f) for kind, f in result.files.items()}
+    return out

@@ -10,6 +10,7 @@
 #include "flexiqInferErrors.h"
 #include "flexiqInferOptions.h"
 #include "flexiqRatioTable.h"
+#include "flexiqTestHarness.h"
 
 #include <nlohmann/json.hpp>
 
@@ -29,44 +30,10 @@ using flexiq::app::RatioTable;
 using flexiq::app::UsageError;
 using Json = nlohmann::json;
 
+using flexiq::testing::gVerbose;
+
 namespace
 {
-// ---- minimal test harness (same shape as tests/cpp/host/flexiqHostTests.cpp) ------------------------------
-int gChecks = 0;
-int gFailed = 0;
-bool gVerbose = false;
-
-std::vector<std::pair<std::string, std::function<void()>>>& registry()
-{
-    static std::vector<std::pair<std::string, std::function<void()>>> tests;
-    return tests;
-}
-
-struct Register
-{
-    Register(char const* name, std::function<void()> fn)
-    {
-        registry().emplace_back(name, std::move(fn));
-    }
-};
-
-#define TEST_CASE(name)                                                                                                \
-    void name();                                                                                                       \
-    Register const kReg_##name(#name, name);                                                                           \
-    void name()
-
-#define CHECK_CTX(cond, ctx)                                                                                           \
-    do                                                                                                                 \
-    {                                                                                                                  \
-        ++gChecks;                                                                                                     \
-        if (!(cond))                                                                                                   \
-        {                                                                                                              \
-            ++gFailed;                                                                                                 \
-            std::printf("  FAILED %s:%d: %s [%s]\n", __FILE__, __LINE__, #cond, std::string(ctx).c_str());             \
-        }                                                                                                              \
-    } while (false)
-#define CHECK(cond) CHECK_CTX(cond, "")
-
 bool contains(std::string const& s, std::string const& part)
 {
     return s.find(part) != std::string::npos;
@@ -383,24 +350,5 @@ TEST_CASE(checksTheEnginePath)
 
 int main(int argc, char** argv)
 {
-    std::string filter;
-    for (int i = 1; i < argc; ++i)
-    {
-        if (std::strcmp(argv[i], "-v") == 0)
-            gVerbose = true;
-        else
-            filter = argv[i];
-    }
-    int ran = 0;
-    for (auto const& [name, fn] : registry())
-    {
-        if (!filter.empty() && name.find(filter) == std::string::npos)
-            continue;
-        int const failedBefore = gFailed;
-        fn();
-        ++ran;
-        std::printf("[%s] %s\n", gFailed == failedBefore ? "  OK  " : "FAILED", name.c_str());
-    }
-    std::printf("%d test cases, %d checks, %d failed\n", ran, gChecks, gFailed);
-    return (gFailed == 0 && ran > 0) ? 0 : 1;
+    return flexiq::testing::runRegisteredTests(argc, argv);
 }

@@ -13,6 +13,7 @@
 #include "flexiqGemmPlugin.h"
 #include "flexiqKernels.h"
 #include "flexiqLogger.h"
+#include "flexiqTestHarness.h"
 #include "flexiqTestLayer.h"
 
 #include <cmath>
@@ -29,54 +30,10 @@ using flexiq::test::TestLayer;
 using flexiq::test::fieldByName;
 using flexiq::test::makeLayer;
 
+using flexiq::testing::gVerbose;
+
 namespace
 {
-// ---- minimal test harness ---------------------------------------------------------------------------
-int gChecks = 0;
-int gFailed = 0;
-bool gVerbose = false;
-
-std::vector<std::pair<std::string, std::function<void()>>>& registry()
-{
-    static std::vector<std::pair<std::string, std::function<void()>>> tests;
-    return tests;
-}
-
-struct Register
-{
-    Register(char const* name, std::function<void()> fn)
-    {
-        registry().emplace_back(name, std::move(fn));
-    }
-};
-
-#define TEST_CASE(name)                                                                                                \
-    void name();                                                                                                       \
-    Register const kReg_##name(#name, name);                                                                           \
-    void name()
-
-#define CHECK(cond)                                                                                                    \
-    do                                                                                                                 \
-    {                                                                                                                  \
-        ++gChecks;                                                                                                     \
-        if (!(cond))                                                                                                   \
-        {                                                                                                              \
-            ++gFailed;                                                                                                 \
-            std::printf("  FAILED %s:%d: %s\n", __FILE__, __LINE__, #cond);                                            \
-        }                                                                                                              \
-    } while (false)
-
-#define CHECK_CTX(cond, ctx)                                                                                           \
-    do                                                                                                                 \
-    {                                                                                                                  \
-        ++gChecks;                                                                                                     \
-        if (!(cond))                                                                                                   \
-        {                                                                                                              \
-            ++gFailed;                                                                                                 \
-            std::printf("  FAILED %s:%d: %s [%s]\n", __FILE__, __LINE__, #cond, std::string(ctx).c_str());             \
-        }                                                                                                              \
-    } while (false)
-
 // ---- log capture through the plugin's ILoggerFinder hook -----------------------------------------------
 class CaptureLogger : public ILogger
 {
@@ -539,25 +496,6 @@ TEST_CASE(rejectsMalformedCollections)
 
 int main(int argc, char** argv)
 {
-    std::string filter;
-    for (int i = 1; i < argc; ++i)
-    {
-        if (std::strcmp(argv[i], "-v") == 0)
-            gVerbose = true;
-        else
-            filter = argv[i];
-    }
     flexiq::setPluginLoggerFinder(&gFinder);
-    int ran = 0;
-    for (auto const& [name, fn] : registry())
-    {
-        if (!filter.empty() && name.find(filter) == std::string::npos)
-            continue;
-        int const failedBefore = gFailed;
-        fn();
-        ++ran;
-        std::printf("[%s] %s\n", gFailed == failedBefore ? "  OK  " : "FAILED", name.c_str());
-    }
-    std::printf("%d test cases, %d checks, %d failed\n", ran, gChecks, gFailed);
-    return (gFailed == 0 && ran > 0) ? 0 : 1;
+    return flexiq::testing::runRegisteredTests(argc, argv);
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
@@ -42,30 +41,6 @@ def infer_host_tests_exe() -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_tables(tmp_path_factory) -> dict[str, Path]:
-    """`<stem>.flexiq.json` of real converted models (greedy selector, no report: ~10 s on 2 cores).
-
-    The shipped Fashion-MNIST ResNet (10 layers) and the pretrained PP-LCNet orientation classifier
-    (18 layers, 163 channel groups), calibrated on seeded uniform inputs: the table's structure and
-    MACs are real, which is what the ratio -> vector rule reads.
-    """
-    import flexiq_trt
-    from flexiq_trt.calibration.model_io import input_specs
-    from flexiq_trt.datasets.model_zoo import load_model_path
-    from flexiq_trt.errors import FlexiqError
-
-    root = tmp_path_factory.mktemp("real_tables")
-    tables = {}
-    for name in ("fmnist_resnet", "pplcnet_orientation"):
-        try:
-            path = load_model_path(name)
-        except FlexiqError as e:
-            pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
-        spec = input_specs(path)[0]
-        shape = [16] + [d or 224 for d in spec.shape[1:]]
-        calib = root / f"{name}_calib.npz"
-        np.savez(calib, **{spec.name: np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)})
-        cfg = flexiq_trt.ConvertConfig(selector="greedy", report=False, baselines=False)
-        result = flexiq_trt.convert(path, calib=str(calib), output_dir=root / name, config=cfg)
-        tables[name] = Path(result.files["sidecar"])
-    return tables
+def real_tables(real_conversions) -> dict[str, Path]:
+    """`<stem>.flexiq.json` of the real conversions (tests/conftest.py: real_conversions)."""
+    return {name: files["sidecar"] for name, files in real_conversions.items()}

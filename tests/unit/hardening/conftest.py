@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
@@ -54,26 +53,6 @@ def asan_cache() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def real_plugin_models(tmp_path_factory) -> list[Path]:
-    """`<stem>.flexiq.onnx` of real conversions (shipped Fashion-MNIST ResNet, pretrained PP-LCNet;
-    greedy selector, no report, seeded uniform calibration: ~10 s on 2 cores)."""
-    import flexiq_trt
-    from flexiq_trt.calibration.model_io import input_specs
-    from flexiq_trt.datasets.model_zoo import load_model_path
-    from flexiq_trt.errors import FlexiqError
-
-    root = tmp_path_factory.mktemp("real_models")
-    models = []
-    for name in ("fmnist_resnet", "pplcnet_orientation"):
-        try:
-            path = load_model_path(name)
-        except FlexiqError as e:
-            pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
-        spec = input_specs(path)[0]
-        shape = [16] + [d or 224 for d in spec.shape[1:]]
-        calib = root / f"{name}_calib.npz"
-        np.savez(calib, **{spec.name: np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)})
-        cfg = flexiq_trt.ConvertConfig(selector="greedy", report=False, baselines=False)
-        result = flexiq_trt.convert(path, calib=str(calib), output_dir=root / name, config=cfg)
-        models.append(Path(result.files["flexiq_onnx"]))
-    return models
+def real_plugin_models(real_conversions) -> list[Path]:
+    """`<stem>.flexiq.onnx` of the real conversions (tests/conftest.py: real_conversions)."""
+    return [files["flexiq_onnx"] for files in real_conversions.values()]
