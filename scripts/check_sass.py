@@ -89,21 +89,32 @@ def parse_sass(text: str) -> dict[str, KernelReport]:
     return reports
 
 
-def parse_res_usage(text: str, reports: dict[str, KernelReport]) -> None:
-    """Fill STACK/LOCAL from `cuobjdump -res-usage` output."""
+def res_usage_table(text: str) -> dict[str, dict[str, int | None]]:
+    """{function: {regs, shared, stack, local}} from `cuobjdump -res-usage` output.
+
+    The one parser of that output: the performance model (benchmarks/perfmodel/sass.py) reads it too.
+    """
+    table: dict[str, dict[str, int | None]] = {}
     name = None
     for line in text.splitlines():
         m = re.match(r"\s*Function (\S+):", line)
         if m:
             name = m.group(1)
             continue
-        m = re.search(r"STACK:(\d+).*LOCAL:(\d+)", line)
-        if m and name in reports:
-            reports[name].stack, reports[name].local = int(m.group(1)), int(m.group(2))
-            reg = re.search(r"REG:(\d+)", line)
-            shared = re.search(r"SHARED:(\d+)", line)
-            reports[name].regs = int(reg.group(1)) if reg else None
-            reports[name].shared = int(shared.group(1)) if shared else None
+        if name is not None and re.search(r"STACK:(\d+).*LOCAL:(\d+)", line):
+            values = {key: re.search(rf"{key.upper()}:(\d+)", line) for key in ("reg", "shared", "stack", "local")}
+            table[name] = {("regs" if k == "reg" else k): int(v.group(1)) if v else None for k, v in values.items()}
+            name = None
+    return table
+
+
+def parse_res_usage(text: str, reports: dict[str, KernelReport]) -> None:
+    """Fill registers, shared memory, STACK and LOCAL of the reported kernels."""
+    for name, usage in res_usage_table(text).items():
+        if name in reports:
+            report = reports[name]
+            report.regs, report.shared = usage["regs"], usage["shared"]
+            report.stack, report.local = usage["stack"], usage["local"]
 
 
 def _signed(name: str) -> bool:

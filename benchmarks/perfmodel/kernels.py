@@ -11,9 +11,7 @@ A kernel rewrite that renames these constants or kernels needs an edit in this f
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,17 +19,12 @@ from . import sass
 
 REPO = Path(__file__).resolve().parents[2]
 TILE_HEADER = REPO / "plugins" / "kernels" / "flexiqTileConfig.cuh"
-CHECK_SASS = REPO / "scripts" / "check_sass.py"
 DEFAULT_LIBRARY = REPO / "build" / "plugins" / "kernels" / "libflexiq_kernels_capi.so"
 
 
 def hot_kernel_names() -> tuple[str, ...]:
     """HOT_KERNELS of scripts/check_sass.py."""
-    spec = importlib.util.spec_from_file_location("_flexiq_check_sass", CHECK_SASS)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("_flexiq_check_sass", mod)  # its dataclasses resolve their module by name
-    spec.loader.exec_module(mod)
-    return tuple(mod.HOT_KERNELS)
+    return tuple(sass.check_sass_module().HOT_KERNELS)
 
 
 @dataclass(frozen=True)

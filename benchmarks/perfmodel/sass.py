@@ -310,20 +310,26 @@ class Resources:
     local: int
 
 
+CHECK_SASS = Path(__file__).resolve().parents[2] / "scripts" / "check_sass.py"
+
+
+def check_sass_module():
+    """scripts/check_sass.py as a module: the SASS gate's kernel list and its cuobjdump parsers."""
+    import importlib.util
+
+    if "_flexiq_check_sass" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("_flexiq_check_sass", CHECK_SASS)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["_flexiq_check_sass"] = mod  # its dataclasses resolve their module by name
+        spec.loader.exec_module(mod)
+    return sys.modules["_flexiq_check_sass"]
+
+
 def parse_res_usage(text: str) -> dict[str, Resources]:
-    """{function: Resources} from `cuobjdump -res-usage` output."""
-    out: dict[str, Resources] = {}
-    name = None
-    for line in text.splitlines():
-        m = re.match(r"\s*Function (\S+):", line)
-        if m:
-            name = m.group(1)
-            continue
-        m = re.search(r"REG:(\d+)\s+STACK:(\d+)\s+SHARED:(\d+)\s+LOCAL:(\d+)", line)
-        if m and name:
-            out[name] = Resources(int(m.group(1)), int(m.group(3)), int(m.group(2)), int(m.group(4)))
-            name = None
-    return out
+    """{function: Resources} from `cuobjdump -res-usage` output (check_sass.py's parser)."""
+    table = check_sass_module().res_usage_table(text)
+    return {name: Resources(u["regs"], u["shared"], u["stack"], u["local"])
+            for name, u in table.items() if None not in u.values()}
 
 
 def disassemble(library: Path, arch: str, cuobjdump: str | None = None) -> tuple[dict[str, list[Instr]],
