@@ -29,6 +29,10 @@ class QuantConfig:
     recon_act_share: float = option(
         0.5, "reconstruction objective: share of calibration rows whose input is 4-bit quantized (QDrop-style "
         "mix; 1 = always, 0 = float input, i.e. GPTQ plus integer refinement)")
+    bias_correction: bool = option(
+        True, "ratio-aware bias correction: per layer, one bias per number of 4-bit groups, cancelling the mean "
+        "output shift the 4-bit groups cause on the calibration data (the INT8 bias is unchanged; "
+        "docs/accuracy.md)")
     max_rows_per_batch: int = option(
         2048, "im2col rows sampled per calibration batch for the Hessian (bounds memory)")
 

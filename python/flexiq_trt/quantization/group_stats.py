@@ -7,7 +7,10 @@ For each eligible layer it streams, in bounded memory:
 * per group and candidate static shift p in 0..4, the summed squared error (to pick static shifts);
 * optionally (`with_four_bit_moments`), the cross moment ``sum x_g x~_g^T`` and ``sum x~_g x~_g^T`` where ``x~`` is
   the input as the 4-bit path sees it (int8 codes, dynamic per-row group shift, effective 4-bit code,
-  times the activation scale) — what activation-aware reconstruction (`reconstruct.py`) solves with.
+  times the activation scale) — what activation-aware reconstruction (`reconstruct.py`) solves with;
+* optionally (`with_code_sums`), the sums over *all* im2col rows of the 8-bit codes, of the dynamic
+  4-bit effective codes and of the static ones at each p in 0..4, per (tap, channel): the mean
+  output shift a group causes when it goes 4-bit is linear in these (`bias_rungs.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,25 @@ import numpy as np
 
 from flexiq_trt.quantization import bits
 from flexiq_trt.quantization.layer import ConvGeometry
+
+
+@dataclass
+class CodeSums:
+    """Sums over every im2col row of a layer's activation codes, per (tap, channel) in base order.
+
+    With `rows` they give the mean im2col column, so E[acc] of any group and weight row is a dot
+    product: the mean output shift of a group going 4-bit needs no second pass (`bias_rungs.py`).
+    """
+
+    q8: np.ndarray  # float64 [taps, C_pad], 8-bit codes
+    q4: np.ndarray  # float64 [taps, C_pad], effective 4-bit codes with the dynamic per-row shift
+    q4_static: np.ndarray  # float64 [5, taps, C_pad], effective 4-bit codes at the static shift p
+    rows: int = 0  # im2col rows (output pixels / tokens) summed
+
+    def means(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(E q8, E q4 dynamic, E q4 static per p), the mean im2col column in code units."""
+        n = max(self.rows, 1)
+        return self.q8 / n, self.q4 / n, self.q4_static / n
 
 
 @dataclass
@@ -32,6 +54,7 @@ class GroupStats:
     code_max: np.ndarray  # int [C_pad], max |q| per channel
     cross: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x x~^T (four-bit moments only)
     hessian_q: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x~ x~^T (four-bit moments only)
+    code_sums: CodeSums | None = None  # column sums of the codes (bias correction only)
 
     def mean_hessian(self) -> np.ndarray:
         """E[x x^T] per group block."""
@@ -60,10 +83,20 @@ class GroupStatsObserver:
         self.max_rows = max_rows_per_batch
         self.rng = np.random.default_rng(seed)
         c_pad = base_order.shape[0]
-        taps = 1 if geometry is None else geometry.kernel_shape[0] * geometry.kernel_shape[1]
+        taps = self._taps()
         gc = c_pad // group_size
         self.stats = GroupStats(np.zeros((gc, taps * group_size, taps * group_size)), 0,
                                 np.zeros(c_pad), 0, np.zeros((gc, 5)), np.zeros(c_pad, dtype=np.int64))
+
+    def with_code_sums(self, enabled: bool = True) -> GroupStatsObserver:
+        """Also sum the 8-bit and effective 4-bit codes over every im2col row (bias correction); returns self."""
+        if enabled:
+            taps, cp = self._taps(), self.order.shape[0]
+            self.stats.code_sums = CodeSums(np.zeros((taps, cp)), np.zeros((taps, cp)), np.zeros((5, taps, cp)))
+        return self
+
+    def _taps(self) -> int:
+        return 1 if self.geo is None else self.geo.kernel_shape[0] * self.geo.kernel_shape[1]
 
     def with_four_bit_moments(self, enabled: bool = True) -> GroupStatsObserver:
         """Also gather E[x x~^T] and E[x~ x~^T] (the reconstruction's moments); returns self."""
@@ -81,7 +114,7 @@ class GroupStatsObserver:
     def update(self, x: np.ndarray) -> None:
         """Fold one batch of the layer's float input (NCHW for conv, [..., C_in] for gemm)."""
         xp = self._channels_last(x)
-        self._update_activation_error(xp.reshape(-1, xp.shape[-1]))
+        self._update_activation_error(xp.reshape(-1, xp.shape[-1]), xp.shape)
         rows = self._sample_rows(xp, self._row_indices(xp))
         b64 = self._blocks(rows)
         self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
@@ -111,17 +144,51 @@ class GroupStatsObserver:
         eff = bits.effective_codes(grouped, p, self.signed).reshape(q.shape)
         return eff.astype(np.float32) * np.float32(self.act_scale)
 
-    def _update_activation_error(self, flat: np.ndarray) -> None:
+    def _update_activation_error(self, flat: np.ndarray, shape: tuple[int, ...]) -> None:
         q = bits.quantize_activation(flat, self.act_scale, self.signed)
         grouped = q.reshape(q.shape[0], -1, self.g)
         p = bits.group_shift(grouped, self.signed, axis=-1)[..., None]
         eff = bits.effective_codes(grouped, p, self.signed)
         self.stats.act_sq_err += ((eff - grouped).astype(np.float64) ** 2).reshape(q.shape[0], -1).sum(axis=0)
+        sums = self.stats.code_sums
+        if sums is not None:
+            sums.q8 += self._column_sums(q.reshape(shape))
+            sums.q4 += self._column_sums(eff.reshape(shape))
+            sums.rows += self._output_rows(shape)
         for ps in range(5):
-            e = bits.effective_codes(grouped, np.int32(ps), self.signed) - grouped
+            eff_p = bits.effective_codes(grouped, np.int32(ps), self.signed)
+            e = eff_p - grouped
             self.stats.static_sq_err[:, ps] += (e.astype(np.float64) ** 2).sum(axis=(0, 2))
+            if sums is not None:
+                sums.q4_static[ps] += self._column_sums(eff_p.reshape(shape))
         self.stats.act_count += q.shape[0]
         self.stats.code_max = np.maximum(self.stats.code_max, np.abs(q).max(axis=0))
+
+    def _output_rows(self, shape: tuple[int, ...]) -> int:
+        """im2col rows of a channels-last batch: output pixels (conv) or tokens (gemm)."""
+        if self.geo is None:
+            return int(np.prod(shape[:-1]))
+        p, q = self.geo.output_hw(shape[1], shape[2])
+        return shape[0] * p * q
+
+    def _column_sums(self, codes: np.ndarray) -> np.ndarray:
+        """float64 [taps, C_pad]: the sum of every im2col column over all output rows (zero padding included).
+
+        Tap (r, s) of output pixel (i, j) reads padded input (i*sh + r*dh, j*sw + s*dw), so its column
+        sum is one strided window of the zero-padded codes: exact, without building im2col.
+        """
+        if self.geo is None:
+            return codes.reshape(-1, codes.shape[-1]).sum(axis=0, dtype=np.float64)[None]
+        (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = (
+            self.geo.kernel_shape, self.geo.strides, self.geo.pads, self.geo.dilations)
+        p, q = self.geo.output_hw(codes.shape[1], codes.shape[2])
+        padded = np.pad(codes, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        out = np.empty((r * s, codes.shape[-1]))
+        for ri in range(r):
+            for si in range(s):
+                win = padded[:, ri * dh:ri * dh + sh * (p - 1) + 1:sh, si * dw:si * dw + sw * (q - 1) + 1:sw]
+                out[ri * s + si] = win.sum(axis=(0, 1, 2), dtype=np.float64)
+        return out
 
     def _row_indices(self, xp: np.ndarray) -> np.ndarray:
         """Which output rows (pixels / tokens) this batch contributes: all, or `max_rows` sampled."""

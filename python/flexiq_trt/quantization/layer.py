@@ -59,6 +59,9 @@ class QuantizedLayer:
     activation_alpha: float = 0.0
     activation_beta: float = 0.0
     geometry: ConvGeometry | None = None  # conv only
+    # float64 [G_count, N] (π group order): mean output change when the group goes 4-bit; None = no
+    # ratio-aware bias correction (every rung uses `bias`). See quantization/bias_rungs.py.
+    group_bias_shift: np.ndarray | None = None
     extra: dict = field(default_factory=dict)  # provenance (not part of the runtime contract)
 
     @property
@@ -85,6 +88,16 @@ class QuantizedLayer:
         """float32 s_a * s_w[n], rounded once in float32 exactly as every backend computes it."""
         return (np.float32(self.act_scale) * self.weight_scale.astype(np.float32)).astype(np.float32)
 
+    def bias_table(self) -> np.ndarray:
+        """float32 [G_count + 1, N], the plugin's `bias` field: row k = the bias with k groups in 4-bit (§2.8)."""
+        from flexiq_trt.quantization.bias_rungs import bias_table
+
+        return bias_table(self.bias, self.group_bias_shift, self.group_count)
+
+    def bias_row(self, n4: int) -> np.ndarray:
+        """float32 [N]: the bias applied at `n4` 4-bit channels (already clamped to whole groups)."""
+        return self.bias_table()[n4 // self.group_size]
+
     def validate(self) -> None:
         """Check shapes and ranges so a broken layer fails here, not in a backend."""
         g, cp, n = self.group_size, self.padded_channels, self.out_channels
@@ -101,6 +114,9 @@ class QuantizedLayer:
             (int(self.weight_int4.min(initial=0)) >= -8 and int(self.weight_int4.max(initial=0)) <= 7,
              "int4 codes out of range"),
             (self.act_scale > 0, "act_scale must be > 0"),
+            (self.bias.shape == (n,), "bias shape"),
+            (self.group_bias_shift is None or self.group_bias_shift.shape == (self.group_count, n),
+             "group_bias_shift shape"),
         ]
         for ok, what in checks:
             if not ok:

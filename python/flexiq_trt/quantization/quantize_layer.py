@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
-from flexiq_trt.quantization import gptq, reconstruct
+from flexiq_trt.quantization import bias_rungs, gptq, reconstruct
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.quantization.group_stats import GroupStats
 from flexiq_trt.quantization.layer import ConvGeometry, QuantizedLayer
@@ -114,6 +114,11 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         mode, static = ShiftMode.STATIC, np.argmin(stats.static_sq_err, axis=1).astype(np.int8)
     else:
         mode, static = ShiftMode.STATIC, np.full(gc, 4, dtype=np.int8)
+    w4eff_blocks = w4_blocks.astype(np.int64) << shifts.astype(np.int64)[:, :, None]
+    out_scale = (np.float32(act_scale) * s_w.astype(np.float32)).astype(np.float32)
+    bias_shift = None
+    if config.bias_correction and stats.code_sums is not None:
+        bias_shift = bias_rungs.group_bias_shift(stats.code_sums, w8_blocks, w4eff_blocks, out_scale, mode, static)
     layer = QuantizedLayer(
         name=src.name, op_type=CONV_OP if src.is_conv else GEMM_OP, layer_index=layer_index, group_size=g,
         in_channels=int(src.weight.shape[1]), out_channels=int(src.weight.shape[0]),
@@ -123,7 +128,7 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         weight_int4=_from_group_blocks(w4_blocks, w8.shape, g).astype(np.int8),
         weight_shift=shifts.T.astype(np.int8).copy(), weight_scale=s_w, bias=src.bias.astype(np.float32),
         activation=src.activation, activation_alpha=float(src.activation_alpha),
-        activation_beta=float(src.activation_beta), geometry=src.geometry)
+        activation_beta=float(src.activation_beta), geometry=src.geometry, group_bias_shift=bias_shift)
     layer.validate()
     return LayerQuantResult(layer, score, err_plain, err_chosen)
 
@@ -139,6 +144,8 @@ def reorder_groups(layer: QuantizedLayer, group_rank: list[int]) -> QuantizedLay
         weight_int8=np.ascontiguousarray(layer.weight_int8[..., cols]),
         weight_int4=np.ascontiguousarray(layer.weight_int4[..., cols]),
         weight_shift=np.ascontiguousarray(layer.weight_shift[:, group_rank]),
-        act_static_shift=np.ascontiguousarray(layer.act_static_shift[group_rank]))
+        act_static_shift=np.ascontiguousarray(layer.act_static_shift[group_rank]),
+        group_bias_shift=None if layer.group_bias_shift is None else np.ascontiguousarray(
+            layer.group_bias_shift[group_rank]))
     out.validate()
     return out

@@ -122,11 +122,14 @@ def apply_activation(y: np.ndarray, act: Activation, alpha: float, beta: float) 
     raise FlexiqInternalError(f"unknown activation {act!r}")
 
 
-def epilogue(acc: np.ndarray, layer: QuantizedLayer, channel_axis: int) -> np.ndarray:
-    """Epilogue: y = float(acc) * (s_a * s_w[n]) + bias[n], then the fused activation (float32)."""
+def epilogue(acc: np.ndarray, layer: QuantizedLayer, channel_axis: int, n4: int = 0) -> np.ndarray:
+    """Epilogue: y = float(acc) * (s_a * s_w[n]) + bias[k, n], then the fused activation (float32).
+
+    k = n4 / G is the bias rung (`n4` already clamped to whole groups; docs/design.md §2.8).
+    """
     shape = [1] * acc.ndim
     shape[channel_axis] = layer.out_channels
-    y = acc.astype(np.float32) * layer.out_scale().reshape(shape) + layer.bias.astype(np.float32).reshape(shape)
+    y = acc.astype(np.float32) * layer.out_scale().reshape(shape) + layer.bias_row(n4).reshape(shape)
     return apply_activation(y.astype(np.float32), layer.activation, layer.activation_alpha, layer.activation_beta)
 
 
@@ -143,7 +146,7 @@ def gemm_forward(layer: QuantizedLayer, x: np.ndarray, n4: int) -> tuple[np.ndar
     w_eff = weight_codes_mixed(layer, n4)
     lead = x_eff.shape[:-1]
     acc = mixed_gemm_int32(x_eff.reshape(-1, x_eff.shape[-1]), w_eff).reshape(lead + (layer.out_channels,))
-    return acc, epilogue(acc, layer, channel_axis=-1)
+    return acc, epilogue(acc, layer, channel_axis=-1, n4=n4)
 
 
 def im2col(x_eff: np.ndarray, layer: QuantizedLayer) -> tuple[np.ndarray, tuple[int, int]]:
@@ -174,7 +177,7 @@ def conv_forward(layer: QuantizedLayer, x: np.ndarray, n4: int) -> tuple[np.ndar
     cols, (p, qq) = im2col(x_eff, layer)
     w_eff = weight_codes_mixed(layer, n4).reshape(layer.out_channels, -1)
     acc = mixed_gemm_int32(cols, w_eff).reshape(x.shape[0], p, qq, layer.out_channels).transpose(0, 3, 1, 2)
-    return acc, epilogue(acc, layer, channel_axis=1)
+    return acc, epilogue(acc, layer, channel_axis=1, n4=n4)
 
 
 def layer_forward(layer: QuantizedLayer, x: np.ndarray, n4: int) -> tuple[np.ndarray, np.ndarray]:

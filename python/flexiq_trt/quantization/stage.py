@@ -67,6 +67,7 @@ def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer]
         obs = GroupStatsObserver(order, cl.eligible.weight.shape[1], quant.group_size, cl.act_scale,
                                  not cl.unsigned, cl.eligible.geometry, quant.max_rows_per_batch, seed=i)
         obs.with_four_bit_moments(quant.weight_rounding == "recon" and quant.act_shift == "dynamic")
+        obs.with_code_sums(quant.bias_correction)
         cal.attach(cl.eligible.input_name, observers={f"group_stats_{i}": obs})
         observers.append(obs)
     with stage("calibration pass 2/2 (group statistics)", _log):
@@ -98,8 +99,9 @@ def requantize(records: list[QuantizedRecord], quant: QuantConfig) -> list[Layer
 def baseline_variants(records: list[QuantizedRecord], quant: QuantConfig) -> dict[str, list[LayerQuantResult]]:
     """The report's baselines on the same statistics, one per step of the 4-bit weights.
 
-    naive top-bit extraction, plain rounding, and (when the configured rounding is the
-    reconstruction) GPTQ without it, so the report shows what each step costs and gives.
+    naive top-bit extraction, plain rounding, (when the configured rounding is the reconstruction)
+    GPTQ without it, and (with bias correction on) the configured model without the per-rung
+    biases, so the report shows what each step costs and gives.
     """
     variants = {
         "naive": requantize(records, replace(quant, weight_rounding="naive", act_shift="naive")),
@@ -107,4 +109,14 @@ def baseline_variants(records: list[QuantizedRecord], quant: QuantConfig) -> dic
     }
     if quant.weight_rounding == "recon":
         variants["gptq"] = requantize(records, replace(quant, weight_rounding="gptq"))
+    if quant.bias_correction:
+        variants[NO_BIAS_CORRECTION] = without_bias_correction([rec.result for rec in records])
     return variants
+
+
+NO_BIAS_CORRECTION = "no_bias_corr"  # report variant: the configured model with one bias at every rung
+
+
+def without_bias_correction(results: list[LayerQuantResult]) -> list[LayerQuantResult]:
+    """The same layers with the ratio-aware bias correction left out (every rung reads the layer's bias)."""
+    return [replace(r, layer=replace(r.layer, group_bias_shift=None)) for r in results]
