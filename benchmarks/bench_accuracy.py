@@ -15,6 +15,12 @@ the quantization stage. Example (10-15 minutes per model on 2 busy cores with th
 
     python benchmarks/bench_accuracy.py --models efficientnet_lite0 pplcnet --calib-counts 64 \\
         --heldout 150 --selector greedy --json accuracy.json
+
+``--group-size 32 64`` converts each model once per group size G on the same crops and seed, and
+prints per run the ratio table's granularity from the written ``<stem>.flexiq.json``: eligible
+layers, the sum of padded input channels (C_pad = ceil(C/G)*G) against the real ones and the MACs
+the padding adds, the number of 4-bit steps in the global order, and how many distinct n4 vectors
+the ladder rungs give (docs/accuracy.md, "Group size").
 """
 
 from __future__ import annotations
@@ -68,8 +74,73 @@ def crops(split: str, count: int, meta: dict, seed: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out)[order], dtype=np.float32)
 
 
-def run_one(model: Path, meta: dict, calib_n: int, heldout: np.ndarray, args: argparse.Namespace, tmp: Path) -> dict:
-    """One conversion; returns its report rows and timings."""
+def table_stats(sidecar: Path) -> dict:
+    """Granularity and padding of a written ratio table (why: G sets both; docs/design.md §2)."""
+    d = json.loads(sidecar.read_text())
+    layers, g = d["layers"], d["group_size"]
+    real = sum(le["in_channels"] for le in layers)
+    padded = sum(le["padded_channels"] for le in layers)
+    # `macs` counts the real channels (intake/eligibility.py); the kernels run C_pad of them.
+    real_macs = sum(le["macs"] for le in layers)
+    macs = sum(le["macs"] * le["padded_channels"] / le["in_channels"] for le in layers)
+    rungs = {tuple(v) for v in d["ladder_n4"].values()}
+    return {"group_size": g, "layers": len(layers), "eligible_macs": real_macs, "channels": real, "padded_channels": padded,
+            "padding_channels_pct": 100.0 * (padded - real) / real,
+            "padding_macs_pct": 100.0 * (macs - real_macs) / real_macs if real_macs else 0.0,
+            "order_steps": len(d["order"]), "ladder": len(d["ladder"]), "distinct_rungs": len(rungs),
+            "all_or_nothing_layers": sum(1 for le in layers if le["padded_channels"] == g)}
+
+
+def top1(model: Path, feeds: dict[str, np.ndarray], batch: int = 25) -> np.ndarray:
+    """Argmax of the first output over axis 1, in ONNX Runtime (CPU), `batch` samples at a time."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name = next(k for k, v in feeds.items() if v.ndim == 4)
+    n = feeds[name].shape[0]
+    out = [sess.run(None, {**feeds, name: feeds[name][i:i + batch]})[0] for i in range(0, n, batch)]
+    return np.concatenate(out).reshape(n, -1).argmax(axis=1)
+
+
+def per_crop_agreement(model: Path, out_dir: Path, name: str, heldout: np.ndarray) -> dict[float, list[bool]]:
+    """Per held-out crop: does the simulation agree with FP32 on top-1, at each ratio (for paired tests)."""
+    from flexiq_trt.plugin_spec import RUNTIME_INPUT
+    from flexiq_trt.ratios import RatioTable
+
+    sidecar = next(out_dir.glob("*.flexiq.json"))
+    table = RatioTable.from_json(sidecar.read_text(), str(sidecar))
+    sim = next(out_dir.glob("*.flexiq-sim.onnx"))
+    ref = top1(model, {name: heldout})
+    return {r: (top1(sim, {name: heldout, RUNTIME_INPUT: table.vector(r)}) == ref).tolist() for r in RATIOS}
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value on the discordant pairs (binomial, p = 1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2.0 ** n
+    return min(1.0, 2.0 * tail)
+
+
+def paired_table(runs: list[dict]) -> str:
+    """Markdown: first group size against each other one, same crops: rates, difference, discordant pairs."""
+    base = runs[0]
+    g0 = base["group_size"]
+    lines = [f"| ratio | G={g0} | G | that G | diff (points) | only G={g0} agrees | only that G agrees | McNemar p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for other in runs[1:]:
+        for r in RATIOS:
+            a, o = np.array(base["per_crop"][str(r)]), np.array(other["per_crop"][str(r)])
+            b, c = int((a & ~o).sum()), int((~a & o).sum())
+            lines.append(f"| {r:.0%} | {100 * a.mean():.1f} | {other['group_size']} | {100 * o.mean():.1f} | "
+                         f"{100 * (o.mean() - a.mean()):+.1f} | {b} | {c} | {mcnemar_p(b, c):.2f} |")
+    return "\n".join(lines)
+
+
+def run_one(model: Path, meta: dict, calib_n: int, heldout: np.ndarray, args: argparse.Namespace, tmp: Path,
+            group_size: int) -> dict:
+    """One conversion at one group size; returns its report rows, ratio-table figures and timings."""
     import flexiq_trt
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConvertConfig
@@ -79,14 +150,24 @@ def run_one(model: Path, meta: dict, calib_n: int, heldout: np.ndarray, args: ar
     calib_path, eval_path = tmp / f"calib{calib_n}.npz", tmp / "eval.npz"
     np.savez(calib_path, **{name: crops("calibration", calib_n, meta, seed=1)})
     np.savez(eval_path, **{name: heldout})
-    cfg = ConvertConfig(output_dir=str(tmp / f"out{calib_n}"), selector=args.selector, eval_data=str(eval_path),
-                        ort_baseline=False, report_ratios=RATIOS)
-    quant = replace(QuantConfig(), weight_rounding=args.rounding)
-    t0 = time.perf_counter()
+    cfg = ConvertConfig(output_dir=str(tmp / f"out{calib_n}g{group_size}"), selector=args.selector,
+                        eval_data=str(eval_path), ort_baseline=False, report_ratios=RATIOS,
+                        baselines=not args.no_baselines)
+    quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=group_size)
+    t0, c0 = time.perf_counter(), time.process_time()
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
                                 calib_config=CalibConfig(batch_size=16, max_samples=None))
-    return {"calib": calib_n, "rows": result.report["rows"], "timings": result.timings,
-            "wall_s": time.perf_counter() - t0}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    sidecar = next(Path(cfg.output_dir).glob("*.flexiq.json"))
+    per_crop = per_crop_agreement(model, Path(cfg.output_dir), name, heldout)
+    for row in result.report["rows"]:  # the ORT run of the written simulation must match the report
+        if row["variant"] == "flexiq" and row.get("top1_agreement") is not None:
+            got = float(np.mean(per_crop[row["ratio"]]))
+            if abs(got - row["top1_agreement"]) > 1e-9:
+                raise SystemExit(f"{sidecar}: simulation top-1 agreement {got} at ratio {row['ratio']} "
+                                 f"differs from the report's {row['top1_agreement']}")
+    return {"per_crop": {str(k): v for k, v in per_crop.items()}, "calib": calib_n, "group_size": group_size, "rows": result.report["rows"], "timings": result.timings,
+            "wall_s": wall, "cpu_s": cpu, "table": table_stats(sidecar)}
 
 
 def recon_cost(model: Path, meta: dict, args: argparse.Namespace, tmp: Path) -> dict:
@@ -116,13 +197,15 @@ def recon_cost(model: Path, meta: dict, args: argparse.Namespace, tmp: Path) -> 
 
 def table(model: str, runs: list[dict]) -> str:
     """Markdown: one row per (calibration count, variant), top-1 agreement (%) per ratio."""
-    lines = [f"### {model}", "", "| calib | variant | " + " | ".join(f"{r:.0%}" for r in RATIOS) + " |",
-             "|---|---|" + "---|" * len(RATIOS)]
+    by_g = len({run.get("group_size") for run in runs}) > 1  # a G column only when the runs differ in G
+    lines = [f"### {model}", "", "| calib | " + ("G | " if by_g else "") + "variant | "
+             + " | ".join(f"{r:.0%}" for r in RATIOS) + " |", "|---|---|" + ("---|" if by_g else "") + "---|" * len(RATIOS)]
     for run in runs:
         variants = list(dict.fromkeys(r["variant"] for r in run["rows"]))
         for v in variants:
             cells = {r["ratio"]: r.get("top1_agreement") for r in run["rows"] if r["variant"] == v}
-            lines.append(f"| {run['calib']} | {v} | " + " | ".join(
+            g = f"{run['group_size']} | " if by_g else ""
+            lines.append(f"| {run['calib']} | {g}{v} | " + " | ".join(
                 "-" if cells.get(r) is None else f"{100 * cells[r]:.1f}" for r in RATIOS) + " |")
     return "\n".join(lines)
 
@@ -135,6 +218,10 @@ def main() -> None:
     ap.add_argument("--selector", default="evolutionary")
     ap.add_argument("--rounding", default="recon",
                     help="QuantConfig.weight_rounding of the `flexiq` variant (recon adds a `gptq` column)")
+    ap.add_argument("--group-size", nargs="+", type=int, default=[32], choices=(32, 64),
+                    help="QuantConfig.group_size G; several values convert once per G on the same crops")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="skip the naive/plain report variants (ConvertConfig.baselines=False) to save time")
     ap.add_argument("--cost", action="store_true", help="also time the quantization stage with/without recon")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("-v", "--verbose", action="count", default=0, help="log verbosity (default INFO: stage timings; -v DEBUG)")
@@ -147,12 +234,24 @@ def main() -> None:
         model, meta = imagenet_meta(model_name)
         heldout = crops("heldout", args.heldout, meta, seed=2)
         with tempfile.TemporaryDirectory() as d:
-            runs = [run_one(model, meta, n, heldout, args, Path(d)) for n in args.calib_counts]
+            runs = [run_one(model, meta, n, heldout, args, Path(d), g)
+                    for n in args.calib_counts for g in args.group_size]
             cost = recon_cost(model, meta, args, Path(d)) if args.cost else None
         results[model_name] = {"heldout": int(heldout.shape[0]), "runs": runs, "quantize_seconds": cost}
         print(table(model_name, runs))
-        print(f"held-out crops: {heldout.shape[0]}; conversion wall time: "
-              + ", ".join(f"{r['calib']} calib: {r['wall_s']:.0f}s" for r in runs))
+        print(f"held-out crops: {heldout.shape[0]}; conversion wall / CPU time: "
+              + ", ".join(f"{r['calib']} calib G={r['group_size']}: {r['wall_s']:.0f}s / {r['cpu_s']:.0f}s"
+                          for r in runs))
+        for r in runs:
+            t = r["table"]
+            print(f"G={t['group_size']}: {t['layers']} layers, {t['eligible_macs'] / 1e6:.1f} M eligible MACs, channels {t['channels']} -> padded "
+                  f"{t['padded_channels']} (+{t['padding_channels_pct']:.1f}% channels, "
+                  f"+{t['padding_macs_pct']:.1f}% MACs), {t['order_steps']} 4-bit steps, ladder {t['ladder']} "
+                  f"ratios -> {t['distinct_rungs']} distinct n4 vectors, "
+                  f"{t['all_or_nothing_layers']} single-group layers")
+        for n in args.calib_counts if len(args.group_size) > 1 else ():
+            print(f"\npaired, flexiq variant, {n} calibration crops, {heldout.shape[0]} held-out crops:")
+            print(paired_table([r for r in runs if r["calib"] == n]))
         if cost:
             print(f"quantization stage: gptq {cost['gptq']:.1f}s, recon {cost['recon']:.1f}s "
                   f"(+{cost['recon'] - cost['gptq']:.1f}s)")
