@@ -86,21 +86,21 @@ def _group_mask(b: SubgraphBuilder, ql: QuantizedLayer, mode: str) -> str:
 def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, gmask: str) -> str:
     """Codes of every channel, the effective 4-bit ones on 4-bit groups (float, integer-valued), grouped shape.
 
-    `grouped` holds the codes as [B, Gc, G, H, W] (conv) or [..., Gc, G] (matmul). The reference's
-    Floor((q + 2^(p-1)) / 2^p), clipped, times 2^p is written as Min(Floor(q * 2^-p + 0.5), hi) * 2^p,
-    which is the same number: q * 2^-p is exact (a power of two; |q| < 2^8), adding 0.5 is exact
+    `grouped` holds the codes as [B, Gc, G, H, W] (conv) or [Gc, G, T] (matmul, T = rows). The reference's
+    Floor((q + 2^(p-1)) / 2^p), clipped, times 2^p is written as Min(Floor(q / 2^p + 0.5), hi) * 2^p,
+    which is the same number: q / 2^p is exact (a power of two; |q| < 2^8), adding 0.5 is exact
     (at most 13 significant bits), and with a dynamic shift the lower clip bound is never reached
     (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 * 2^p signed;
     q >= 0 unsigned). A static signed shift keeps the lower bound (one Max). On 8-bit groups the
     per-group factors are 2^0 and the bound is the 8-bit code range, so the same five element-wise
     ops give q unchanged there (Floor(q + 0.5) = q for integer q): no Where over activations. The
-    per-group values come from one Gather each on [.., Gc, 1, ..] tensors (`group_tables`, the
-    8-bit row picked by the mask).
+    per-group values (2^p and the bound) come from one Gather each on [.., Gc, 1, ..] tensors
+    (`group_tables`, the 8-bit row picked by the mask).
     """
     gc, signed = ql.group_count, ql.act_signed
-    g_axis, gshape = (2, (1, gc, 1, 1, 1)) if ql.is_conv else (-1, (gc, 1))
+    g_axis, gshape = (2, (1, gc, 1, 1, 1)) if ql.is_conv else (1, (gc, 1, 1))
     gmask = b.op("Reshape", [gmask, b.const(np.array(gshape, np.int64), "shape")])
-    pow2_rows, inv_rows, hi_rows = group_tables(signed)
+    pow2_rows, _, hi_rows = group_tables(signed)
     if ql.act_shift_mode == ShiftMode.DYNAMIC:
         mag = b.reduce("ReduceMax", grouped, axis=g_axis)
         if signed:  # max over the group of max(q, -q - 1) = max(max q, -1 - min q)
@@ -112,9 +112,8 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, gmask: st
         first_row = np.array([int(np.flatnonzero(pow2_rows == 2.0**k)[0]) for k in range(5)], np.int64)
         row = b.op("Where", [gmask, b.const(first_row[p], "rows"), b.const(np.array(EIGHT_BIT_ROW, np.int64))])
     pow2 = b.op("Gather", [b.const(pow2_rows, "pow2_rows"), row], axis=0)
-    inv = b.op("Gather", [b.const(inv_rows, "inv_pow2_rows"), row], axis=0)
     hi = b.op("Gather", [b.const(hi_rows, "hi_rows"), row], axis=0)
-    q4 = b.op("Min", [b.op("Floor", [b.op("Add", [b.op("Mul", [grouped, inv]), b.const(0.5)])]), hi])
+    q4 = b.op("Min", [b.op("Floor", [b.op("Add", [b.op("Div", [grouped, pow2]), b.const(0.5)])]), hi])
     if signed and ql.act_shift_mode != ShiftMode.DYNAMIC:  # a static 2^p may be too small for the codes
         q4 = b.op("Max", [q4, b.op("Where", [gmask, b.const(-8.0), b.const(-127.0)])])
     return b.op("Mul", [q4, pow2], hint="x_mixed")
@@ -123,8 +122,11 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, gmask: st
 def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bool) -> tuple[str, list[str]]:
     """Mixed weight codes for ConvInteger [N, C_pad, R, S] / MatMulInteger [C_pad, N], plus zero points.
 
-    Selected per group on the grouped constant ([N, Gc, G, R, S] / [Gc, G, N]) and reshaped, so the
-    group mask needs no expansion to channels.
+    Selected per group on the grouped constant and reshaped, so the group mask needs no expansion to
+    channels: one Gather picks, for each group k, block k (8-bit codes) or block Gc + k (effective
+    4-bit codes) of the constant [N, 2 Gc, G, R, S] / [2 Gc, G, N]. It copies whole G x R x S blocks;
+    the broadcasting Where it replaces went element by element, about a fifth of a batch-1
+    MobileNetV2 run (docs/architecture.md, "Simulation vs speed").
     """
     g, gc = ql.group_size, ql.group_count
     w8 = ql.weight_int8.astype(np.int32)
@@ -135,13 +137,14 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bo
         w8, w4 = w8.transpose(0, 3, 1, 2), w4.transpose(0, 3, 1, 2)
         final_shape = w8.shape
         w8, w4 = (w.reshape(w.shape[0], gc, g, *w.shape[2:]) for w in (w8, w4))
-        mask_shape = (1, gc, 1, 1, 1)
+        group_axis = 1
     else:  # [N, C] -> [C, N], grouped [Gc, G, N]
         w8, w4 = w8.T, w4.T
         final_shape = w8.shape
         w8, w4 = w8.reshape(gc, g, -1), w4.reshape(gc, g, -1)
-        mask_shape = (gc, 1, 1)
-    mask_w = b.op("Reshape", [gmask, b.const(np.array(mask_shape, np.int64), "shape")])
+        group_axis = 0
+    blocks = b.op("Where", [gmask, b.const(np.arange(gc, 2 * gc, dtype=np.int64), "w4_blocks"),
+                            b.const(np.arange(gc, dtype=np.int64), "w8_blocks")])
     if float_exact:
         dtype, offset, zps = np.float32, 0, []
     elif ql.act_signed:
@@ -149,8 +152,8 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bo
     else:
         dtype, offset = np.uint8, 128
         zps = [b.const(np.array(0, np.uint8), "x_zp"), b.const(np.array(offset, np.uint8), "w_zp")]
-    w = b.op("Where", [mask_w, b.const((w4 + offset).astype(dtype), "w4eff"),
-                       b.const((w8 + offset).astype(dtype), "w8")])
+    both = np.concatenate([w8, w4], axis=group_axis) + offset
+    w = b.op("Gather", [b.const(both.astype(dtype), "w8_w4eff"), blocks], axis=group_axis)
     return b.op("Reshape", [w, b.const(np.array(final_shape, np.int64), "shape")], hint="w_mixed"), zps
 
 
@@ -183,16 +186,28 @@ def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta:
         raise FlexiqInternalError(f"no simulation for activation {act!r}")
 
 
-def float_exact_chunk(ql: QuantizedLayer) -> int:
-    """Channels per float32 convolution/matmul chunk whose every partial sum stays exact.
+def float_exact_bounds(ql: QuantizedLayer) -> list[int]:
+    """Channel boundaries [0, .., C_pad] of the float32 chunks, from the layer's own weight codes.
 
-    Effective codes are integers with |x| <= 128 (255 unsigned) and |w| <= 128, so a chunk of
-    K_chunk reduction terms never leaves the float32 integer range 2^24 when
-    K_chunk * |x|max * |w|max <= 2^24, whatever order the summation takes.
+    Any partial sum over a chunk, in any order, is at most |x|max * (sum over the chunk of |w|) for
+    its output channel, so chunks grow greedily (in pi order) while that bound stays <= 2^24 for every
+    output channel; |w| is the larger of the 8-bit and effective 4-bit code, so every mask is covered.
+    Real weights rarely come near |w| = 128 everywhere (the `float_exact_chunk` worst case), so most
+    layers need one chunk: no Slice, Cast or int32 Add per run.
     """
     x_max = 128 if ql.act_signed else 255
-    taps = ql.reduction_length // ql.padded_channels
-    return max(1, (2**24 // (x_max * 128)) // taps)
+    w8 = np.abs(ql.weight_int8.astype(np.int64))
+    pw = np.repeat(ql.weight_shift.astype(np.int64), ql.group_size, axis=1)  # [N, C_pad]
+    w4 = np.abs(np.left_shift(ql.weight_int4.astype(np.int64), pw.reshape(pw.shape[0], *(1,) * (w8.ndim - 2), -1)))
+    per_channel = np.maximum(w8, w4).reshape(w8.shape[0], -1, w8.shape[-1]).sum(axis=1)  # [N, C_pad]
+    limit = 2**24 // x_max
+    bounds, run = [0], np.zeros(per_channel.shape[0], np.int64)
+    for c in range(per_channel.shape[1]):
+        if np.any(run + per_channel[:, c] > limit):
+            bounds.append(c)
+            run[:] = 0
+        run += per_channel[:, c]
+    return bounds + [per_channel.shape[1]]
 
 
 def _slice(b: SubgraphBuilder, t: str, lo: int, hi: int, axis: int) -> str:
@@ -201,29 +216,31 @@ def _slice(b: SubgraphBuilder, t: str, lo: int, hi: int, axis: int) -> str:
                           b.const(np.array([axis], np.int64), "ax")])
 
 
-def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, axis: int,
+def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, out_shape: str | None,
                             acc_name: str | None) -> tuple[str | None, str]:
     """(int32 accumulator or None, the accumulator as float32) from float32 Conv/MatMul over exact chunks.
 
-    One chunk: its float result is the accumulator itself (an integer below 2^24, so the int32
-    round trip the epilogue would do is the identity and is left out; the int32 tensor is written
-    only for `acc_name`). Several chunks: each is cast to int32 and the sum taken in int32.
+    `x`: codes [B, C_pad, H, W] (conv) or channel-major [C_pad, T] (matmul; each chunk is transposed
+    into the MatMul, which ONNX Runtime fuses into one transposed-operand GEMM, and the [T, N] result
+    is reshaped to `out_shape`). Chunks: `float_exact_bounds`. One chunk: its float result is the
+    accumulator itself (an integer below 2^24, so the int32 round trip the epilogue would do is the
+    identity and is left out; the int32 tensor is written only for `acc_name`). Several chunks: each
+    is cast to int32 and the sum taken in int32.
     """
-    cp, chunk = ql.padded_channels, float_exact_chunk(ql)
-    bounds = list(range(0, cp, chunk)) + [cp]
+    bounds = float_exact_bounds(ql)
     parts = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         if len(bounds) == 2:
             xs, ws = x, w
         else:
-            xs = _slice(b, x, lo, hi, axis)
+            xs = _slice(b, x, lo, hi, 1 if ql.is_conv else 0)
             ws = _slice(b, w, lo, hi, 1 if ql.is_conv else 0)
         if ql.is_conv:
             geo = ql.geometry
             y = b.op("Conv", [xs, ws], strides=list(geo.strides), dilations=list(geo.dilations),
                      kernel_shape=list(geo.kernel_shape), pads=list(geo.pads))
         else:
-            y = b.op("MatMul", [xs, ws])
+            y = b.op("Reshape", [b.op("MatMul", [b.op("Transpose", [xs], perm=[1, 0]), ws]), out_shape])
         parts.append(y)
     if len(parts) == 1:
         acc = b.op("Cast", parts, out=acc_name, hint="acc", to=onnx.TensorProto.INT32) if acc_name else None
@@ -258,16 +275,27 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     lo, hi = (-127.0, 127.0) if ql.act_signed else (0.0, 255.0)
     q = b.op("Clip", [b.op("Round", [b.op("Div", [x, b.const(np.float32(ql.act_scale))])]), b.const(lo),
                       b.const(hi)], hint="q")
-    # pi order and groups in one Gather: indices [Gc, G] give [B, Gc, G, H, W] / [..., Gc, G]
-    perm = ql.permutation.astype(np.int64).reshape(ql.group_count, ql.group_size)
-    grouped = b.op("Gather", [q, b.const(perm, "perm")], axis=axis, hint="q_grouped")
+    # pi order and groups in one Gather: indices [Gc, G] give [B, Gc, G, H, W] (conv) / [Gc, G, T] (matmul)
+    perm = b.const(ql.permutation.astype(np.int64).reshape(ql.group_count, ql.group_size), "perm")
+    if ql.is_conv:  # channels are axis 1: each gathered index copies a whole H x W plane
+        grouped = b.op("Gather", [q, perm], axis=1, hint="q_grouped")
+    else:  # channels last: gather rows of the transposed [C_pad, T] (a per-element Gather is ~3x slower)
+        rows = b.op("Transpose", [b.op("Reshape", [q, b.const(np.array([-1, cp], np.int64), "rows")])], perm=[1, 0])
+        grouped = b.op("Gather", [rows, perm], axis=0, hint="q_grouped")
     gmask = _group_mask(b, ql, mode)
-    mixed = b.op("Reshape", [_mixed_codes(b, grouped, ql, gmask), shape], hint="x_mixed")
+    out_shape = None
+    if ql.is_conv:
+        mixed = b.op("Reshape", [_mixed_codes(b, grouped, ql, gmask), shape], hint="x_mixed")
+    else:  # channel-major [C_pad, T]; the accumulator [T, N] is reshaped to the input's leading dims + [N]
+        mixed = b.op("Reshape", [_mixed_codes(b, grouped, ql, gmask), b.const(np.array([cp, -1], np.int64), "cols")],
+                     hint="x_mixed")
+        lead = _slice(b, shape, 0, -1, 0)
+        out_shape = b.op("Concat", [lead, b.const(np.array([ql.out_channels], np.int64), "n")], axis=0)
     w, zps = _weights(b, ql, gmask, float_exact)
     acc_name = acc_output_name(el.output_name) if debug_outputs else None
     acc_f = None
     if float_exact:
-        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, axis, acc_name)
+        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, out_shape, acc_name)
     elif ql.is_conv:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         geo = ql.geometry
@@ -278,7 +306,8 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
                    dilations=list(geo.dilations), kernel_shape=list(geo.kernel_shape), pads=[0, 0, 0, 0])
     else:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
-        acc = b.op("MatMulInteger", [codes, w, *zps], out=acc_name, hint="acc")
+        acc = b.op("MatMulInteger", [b.op("Transpose", [codes], perm=[1, 0]), w, *zps])
+        acc = b.op("Reshape", [acc, out_shape], out=acc_name, hint="acc")
     if acc_f is None:
         acc_f = b.op("Cast", [acc], to=onnx.TensorProto.FLOAT)
     vec = (1, -1, 1, 1) if ql.is_conv else (-1,)
