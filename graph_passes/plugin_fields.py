@@ -25,7 +25,7 @@ def field_values(layer: QuantizedLayer) -> dict[str, object]:
         "out_channels": n, "act_scale": float(layer.act_scale), "act_signed": int(bool(layer.act_signed)),
         "act_shift_mode": int(layer.act_shift_mode), "act_static_shift": layer.act_static_shift,
         "permutation": layer.permutation, "weight_int8": w8, "weight_int4": bits.pack_int4(w4),
-        "weight_shift": layer.weight_shift, "weight_scale": layer.weight_scale, "bias": layer.bias,
+        "weight_shift": layer.weight_shift, "weight_scale": layer.weight_scale, "bias": layer.bias_table(),
         "activation": int(layer.activation), "activation_alpha": float(layer.activation_alpha),
         "activation_beta": float(layer.activation_beta),
     }

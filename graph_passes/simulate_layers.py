@@ -186,6 +186,44 @@ def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta:
         raise FlexiqInternalError(f"no simulation for activation {act!r}")
 
 
+def _bias(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, vec: tuple[int, ...], mode: str) -> str:
+    """The epilogue's bias: row k = number of 4-bit groups of the table [G_count + 1, N] (docs/design.md §2.8).
+
+    Prefix mode: the mask is `(g+1)*G <= n4`, so its count of true entries is Floor(Clip(n4, 0, C_pad) / G),
+    the kernels' rung. Mask mode (the search's evaluator, any subset of groups): bias minus the summed
+    shifts of exactly the 4-bit groups, in float32 (a prefix mask gives row k up to float rounding).
+    A layer without bias correction (all rows equal) keeps one constant.
+    """
+    table = ql.bias_table()
+    if ql.group_bias_shift is None or bool(np.all(table == table[0])):
+        return b.const(table[0].reshape(vec), "bias")
+    if mode == "mask":
+        on = b.op("Reshape", [b.op("Cast", [gmask], to=onnx.TensorProto.FLOAT),
+                              b.const(np.array([1, -1], np.int64), "shape")])
+        shift = b.op("MatMul", [on, b.const(ql.group_bias_shift.astype(np.float32), "group_bias_shift")])
+        row = b.op("Sub", [b.const(table[:1], "bias"), shift])  # [1, N]
+        return b.op("Reshape", [row, b.const(np.array(vec, np.int64), "shape")], hint="bias")
+    count = b.op("Cast", [gmask], to=onnx.TensorProto.INT64)
+    if b.opset >= 13:  # ReduceSum took its axes as an input from opset 13 on
+        rung = b.op("ReduceSum", [count, b.const(np.array([0], np.int64), "axes")], keepdims=1)
+    else:
+        rung = b.op("ReduceSum", [count], axes=[0], keepdims=1)
+    row = b.op("Gather", [b.const(table, "bias_rungs"), rung], axis=0)  # [1, N]
+    return b.op("Reshape", [row, b.const(np.array(vec, np.int64), "shape")], hint="bias")
+
+
+def float_exact_chunk(ql: QuantizedLayer) -> int:
+    """Channels per float32 convolution/matmul chunk whose every partial sum stays exact.
+
+    Effective codes are integers with |x| <= 128 (255 unsigned) and |w| <= 128, so a chunk of
+    K_chunk reduction terms never leaves the float32 integer range 2^24 when
+    K_chunk * |x|max * |w|max <= 2^24, whatever order the summation takes.
+    """
+    x_max = 128 if ql.act_signed else 255
+    taps = ql.reduction_length // ql.padded_channels
+    return max(1, (2**24 // (x_max * 128)) // taps)
+
+
 def float_exact_bounds(ql: QuantizedLayer) -> list[int]:
     """Channel boundaries [0, .., C_pad] of the float32 chunks, from the layer's own weight codes.
 
@@ -312,7 +350,7 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
         acc_f = b.op("Cast", [acc], to=onnx.TensorProto.FLOAT)
     vec = (1, -1, 1, 1) if ql.is_conv else (-1,)
     scale = b.const(ql.out_scale().reshape(vec), "out_scale")
-    bias = b.const(ql.bias.astype(np.float32).reshape(vec), "bias")
+    bias = _bias(b, ql, gmask, vec, mode)
     y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y")
     _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
     return b, acc

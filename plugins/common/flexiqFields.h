@@ -20,7 +20,7 @@ namespace flexiq
 
 //! plugin_spec.PLUGIN_NAMESPACE / PLUGIN_VERSION / CONV_OP / GEMM_OP / RUNTIME_INPUT.
 constexpr char const* kFLEXIQ_PLUGIN_NAMESPACE = "flexiq";
-constexpr char const* kFLEXIQ_PLUGIN_VERSION = "1";
+constexpr char const* kFLEXIQ_PLUGIN_VERSION = "2"; // 2: `bias` is the per-rung table [G_count + 1, N]
 constexpr char const* kFLEXIQ_CONV_NAME = "FlexiQConv";
 constexpr char const* kFLEXIQ_GEMM_NAME = "FlexiQGemm";
 constexpr char const* kFLEXIQ_RUNTIME_INPUT = "flexiq_max_4bit_ch";
@@ -48,6 +48,7 @@ enum class LengthRule : int32_t
     kN_G_COUNT,  //!< "N*G_count"
     kN_K,        //!< "N*K", K = R*S*C_pad (gemm: C_pad)
     kN_K_HALF,   //!< "N*K/2"
+    kRUNGS_N,    //!< "(G_count+1)*N": one row per bias rung k = n4 / G in 0..G_count
 };
 
 //! No bound on this side (plugin_spec's None).
@@ -94,7 +95,7 @@ constexpr FieldDef kFIELDS[] = {
     FLEXIQ_FIELD("weight_int4", kTENSOR_INT8, "N*K/2", kN_K_HALF, kNO_LIMIT, kNO_LIMIT, false),
     FLEXIQ_FIELD("weight_shift", kTENSOR_INT8, "N*G_count", kN_G_COUNT, 0, 4, false),
     FLEXIQ_FIELD("weight_scale", kTENSOR_FLOAT32, "N", kN, 0.0, kNO_LIMIT, false),
-    FLEXIQ_FIELD("bias", kTENSOR_FLOAT32, "N", kN, kNO_LIMIT, kNO_LIMIT, false),
+    FLEXIQ_FIELD("bias", kTENSOR_FLOAT32, "(G_count+1)*N", kRUNGS_N, kNO_LIMIT, kNO_LIMIT, false),
     FLEXIQ_FIELD("activation", kINT, "1", kONE, 0, 9, false),
     FLEXIQ_FIELD("activation_alpha", kFLOAT, "1", kONE, kNO_LIMIT, kNO_LIMIT, false),
     FLEXIQ_FIELD("activation_beta", kFLOAT, "1", kONE, kNO_LIMIT, kNO_LIMIT, false),

@@ -322,7 +322,7 @@ void readArrays(LayerConfig& cfg, RawFields const& raw)
     cfg.weightInt4 = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_INT4, n * k / 2);
     cfg.weightShift = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_SHIFT, n * g);
     cfg.weightScale = readArray<float>(cfg, raw, FieldId::kWEIGHT_SCALE, n);
-    cfg.bias = readArray<float>(cfg, raw, FieldId::kBIAS, n);
+    cfg.bias = readArray<float>(cfg, raw, FieldId::kBIAS, (g + 1) * n); // one row per bias rung
 }
 
 //! The kernels' own argument check must accept what the plugin accepted (no engine they would refuse).

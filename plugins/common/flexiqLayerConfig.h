@@ -47,7 +47,7 @@ struct LayerConfig
     std::vector<int8_t> weightInt4;     //!< [N, K/2]
     std::vector<int8_t> weightShift;    //!< [N, G_count]
     std::vector<float> weightScale;     //!< [N]
-    std::vector<float> bias;            //!< [N]
+    std::vector<float> bias;            //!< [G_count + 1, N]: row k applies with k = n4 / G groups in 4-bit
 
     //! "FlexiQConv" or "FlexiQGemm".
     char const* opName() const noexcept;

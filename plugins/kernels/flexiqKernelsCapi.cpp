@@ -143,7 +143,7 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, 
     d.weightInt4 = dev.upload<int8_t const>(h.weightInt4, n * k / 2, &e);
     d.weightShift = dev.upload<int8_t const>(h.weightShift, n * groups, &e);
     d.outScale = dev.upload<float const>(h.outScale, n * sizeof(float), &e);
-    d.bias = dev.upload<float const>(h.bias, n * sizeof(float), &e);
+    d.bias = dev.upload<float const>(h.bias, (groups + 1) * n * sizeof(float), &e); // [G_count + 1, N] rungs
     d.actStaticShift = dev.upload<int8_t const>(h.actStaticShift, groups, &e);
     FlexiqProblem p{batch, height, width, dataType, nullptr, nullptr, nullptr, nullptr};
     p.input = dev.upload<void const>(hostInput, inCount * elem, &e);

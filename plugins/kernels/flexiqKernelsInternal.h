@@ -7,6 +7,8 @@
 #ifndef FLEXIQ_KERNELS_INTERNAL_H
 #define FLEXIQ_KERNELS_INTERNAL_H
 
+#include "flexiqContract.h" // FLEXIQ_HD
+
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
@@ -48,7 +50,7 @@ struct MixedGemmParams
     int32_t const* factorA; //!< [rowsIn, C_pad/G] 1 << p_a (pipelined int4 backend)
     int32_t const* wShiftT; //!< [C_pad/G, N] p_w (pipelined backends)
     float const* outScale; //!< [N]
-    float const* bias;     //!< [N]
+    float const* bias;     //!< [G_count + 1, N] rung-major (biasFor picks the row)
     int32_t const* max4bit;
     int32_t layerIndex;
     int32_t batch, height, width, outH, outW;
@@ -61,6 +63,14 @@ struct MixedGemmParams
     int32_t* accOut;  //!< optional, same layout as output
     int32_t fp16;     //!< output element type (pipelined kernels): 1 half, 0 float
 };
+
+//! The bias row every kernel's epilogue reads for a layer running with `n4` 4-bit channels (clamped to
+//! whole groups): the one place that decides which bias applies at which ratio. The field `bias` is the
+//! per-rung table [G_count + 1, N] (docs/design.md §2.8): row k = n4 / G, the number of 4-bit groups.
+FLEXIQ_HD float const* biasFor(MixedGemmParams const& p, int32_t n4)
+{
+    return p.bias + static_cast<int64_t>(n4 / p.groupSize) * p.outChannels;
+}
 
 //! Tile configurations of the pipelined GEMM (flexiqTileConfig.cuh, PipeTile*).
 enum class PipeTileId : int32_t

@@ -44,7 +44,7 @@ struct FlexiqLayerArgs
     int8_t const* weightInt4;      //!< [N, K/2] packed, low nibble first
     int8_t const* weightShift;     //!< [N, C_pad/G], p_w in [0, 4]
     float const* outScale;         //!< [N], float32(act_scale * weight_scale[n]) computed by the host
-    float const* bias;             //!< [N]
+    float const* bias;             //!< [G_count + 1, N] rung-major: row n4 / G is the epilogue's bias
     int8_t const* actStaticShift;  //!< [C_pad/G], used when actShiftMode == 1
 };
 

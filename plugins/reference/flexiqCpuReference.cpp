@@ -112,14 +112,17 @@ void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height,
                 }
 }
 
-void cpuEpilogue(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int32_t const* acc, float* output)
+void cpuEpilogue(
+    FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc, float* output)
 {
+    // bias rung k = n4 / G: row k of the [G_count + 1, N] table (docs/design.md §2.8)
+    float const* bias = a.bias + static_cast<int64_t>(n4 / a.groupSize) * a.outChannels;
     for (int32_t b = 0; b < batch; ++b)
         for (int32_t n = 0; n < a.outChannels; ++n)
             for (int32_t i = 0; i < outPixels; ++i)
             {
                 int64_t const idx = (static_cast<int64_t>(b) * a.outChannels + n) * outPixels + i;
-                output[idx] = epilogue(acc[idx], a.outScale[n], a.bias[n], a.activation, a.alpha, a.beta);
+                output[idx] = epilogue(acc[idx], a.outScale[n], bias[n], a.activation, a.alpha, a.beta);
             }
 }
 

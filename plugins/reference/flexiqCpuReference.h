@@ -28,8 +28,10 @@ void cpuQuantizeInput(FlexiqLayerArgs const& args, int32_t batch, int32_t height
 void cpuMixedAccumulate(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width,
     int32_t const* codes, int32_t const* shifts, int32_t n4, int32_t* acc);
 
-//! Epilogue over NCHW accumulators: y = acc * outScale[n] + bias[n], then the activation.
-void cpuEpilogue(FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, int32_t const* acc, float* output);
+//! Epilogue over NCHW accumulators: y = acc * outScale[n] + bias[k][n] with k = n4 / G (the bias rung; `n4`
+//! already clamped), then the activation.
+void cpuEpilogue(
+    FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc, float* output);
 
 } // namespace flexiq
 

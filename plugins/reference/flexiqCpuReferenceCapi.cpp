@@ -31,7 +31,7 @@ FLEXIQ_CAPI int32_t flexiqCpuForward(FlexiqLayerArgs const* args, int32_t batch,
     int32_t outH = 0;
     int32_t outW = 0;
     flexiq::outputSize(flexiq::layerGeometry(*args), height, width, &outH, &outW);
-    flexiq::cpuEpilogue(*args, batch, outH * outW, acc, output);
+    flexiq::cpuEpilogue(*args, batch, outH * outW, n4c, acc, output);
     return 0;
 }
 

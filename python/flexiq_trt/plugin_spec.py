@@ -15,6 +15,9 @@ Layouts (all little-endian, row-major):
 * ``permutation``  int32 ``[C_pad]``     priority order ``pi``; entries >= ``in_channels`` are
   zero padding and come last.
 * ``act_static_shift`` int8 ``[C_pad / G]`` static activation shifts (ignored when dynamic).
+* ``bias``         float32 ``[G_count + 1, N]`` one bias row per rung: row ``k = clamp_n4(n4) / G``
+  applies when the first ``k`` groups of ``pi`` are 4-bit; row 0 is the INT8 model's bias
+  (ratio-aware bias correction, docs/design.md §2.8; all rows equal when it is off).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 PLUGIN_DOMAIN = "flexiq.trt"
 PLUGIN_NAMESPACE = "flexiq"
-PLUGIN_VERSION = "1"
+PLUGIN_VERSION = "2"  # 2: `bias` is the per-rung table [G_count + 1, N]
 CONV_OP = "FlexiQConv"
 GEMM_OP = "FlexiQGemm"
 PLUGIN_OPS = (CONV_OP, GEMM_OP)
@@ -116,7 +119,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("weight_int4", FieldKind.TENSOR_INT8, "N*K/2", None, None, doc="packed 4-bit codes [N, K/2]"),
     FieldSpec("weight_shift", FieldKind.TENSOR_INT8, "N*G_count", 0, 4, doc="p_w [N, C_pad/G]"),
     FieldSpec("weight_scale", FieldKind.TENSOR_FLOAT32, "N", 0.0, None, doc="s_w per output channel"),
-    FieldSpec("bias", FieldKind.TENSOR_FLOAT32, "N", None, None, doc="bias per output channel"),
+    FieldSpec("bias", FieldKind.TENSOR_FLOAT32, "(G_count+1)*N", None, None,
+              doc="bias [G_count+1, N]: row k applies with k = n4/G groups in 4-bit"),
     FieldSpec("activation", FieldKind.INT, "1", 0, max(Activation), doc="Activation enum"),
     FieldSpec("activation_alpha", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
     FieldSpec("activation_beta", FieldKind.FLOAT, "1", None, None, doc="see Activation"),

@@ -108,7 +108,9 @@ def to_markdown(report: dict) -> str:
                          + " | ".join(_cell(by_v.get(v), metric, share) for v in variants) + " |")
     lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (p = 4) for "
               "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
-              "instead of error-compensating rounding.", ""]
+              "instead of error-compensating rounding."
+              + (" `no_bias_corr` is the configured conversion without the ratio-aware bias correction (one "
+                 "bias at every ratio)." if "no_bias_corr" in variants else ""), ""]
     for metric in shown_metrics(rows):
         lines += _difference_section(rows, metric, variants, ratios)
     lines += ["![accuracy vs ratio](report.png)", ""]

@@ -110,7 +110,7 @@ void checkAccepted(LayerConfig const& cfg)
     auto const g = static_cast<size_t>(cfg.groupCount());
     if (cfg.permutation.size() != static_cast<size_t>(cfg.paddedChannels()) || cfg.weightInt8.size() != n * k
         || cfg.weightInt4.size() != n * k / 2 || cfg.weightShift.size() != n * g || cfg.weightScale.size() != n
-        || cfg.bias.size() != n || cfg.actStaticShift.size() != g)
+        || cfg.bias.size() != (g + 1) * n || cfg.actStaticShift.size() != g)
     {
         bug("accepted config with inconsistent array sizes", cfg.where());
     }

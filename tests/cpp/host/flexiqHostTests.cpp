@@ -489,7 +489,7 @@ TEST_CASE(rejectsMalformedCollections)
     TestLayer layer = makeLayer(false);
     auto fields = layer.fields();
     fieldByName(fields, "bias").data = nullptr;
-    expectRejected(false, fields, {"'bias' has length 8 but no data"}, "null data");
+    expectRejected(false, fields, {"'bias' has length 24 but no data"}, "null data");
 }
 
 } // namespace

@@ -70,12 +70,13 @@ void TestLayer::fill(uint32_t seed)
     for (auto& v : weightShift)
         v = static_cast<int8_t>(rng.range(0, 4));
     weightScale.assign(outChannels, 0.0F);
-    bias.assign(outChannels, 0.0F);
+    bias.assign(static_cast<size_t>((groups + 1) * outChannels), 0.0F); // [G_count + 1, N], one row per rung
     for (int32_t n = 0; n < outChannels; ++n)
     {
         weightScale[n] = 0.001F * static_cast<float>(rng.range(1, 1000)) / 7.0F;
-        bias[n] = 0.01F * static_cast<float>(rng.range(-100, 100));
     }
+    for (auto& v : bias)
+        v = 0.01F * static_cast<float>(rng.range(-100, 100));
 }
 
 std::vector<PluginField> TestLayer::fields() const

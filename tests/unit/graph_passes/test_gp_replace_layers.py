@@ -89,7 +89,10 @@ def test_weight_round_trip_and_scalars():
     np.testing.assert_array_equal(numpy_helper.to_array(a["permutation"]), ql.permutation)
     np.testing.assert_array_equal(numpy_helper.to_array(a["weight_shift"]), ql.weight_shift)
     np.testing.assert_array_equal(numpy_helper.to_array(a["weight_scale"]), ql.weight_scale)
-    np.testing.assert_array_equal(numpy_helper.to_array(a["bias"]), ql.bias)
+    bias = numpy_helper.to_array(a["bias"])  # [G_count + 1, N], rung-major; row 0 is the INT8 bias
+    assert bias.shape == (ql.group_count + 1, n)
+    np.testing.assert_array_equal(bias, ql.bias_table())
+    np.testing.assert_array_equal(bias[0], ql.bias)
     assert a["layer_index"] == 0 and a["group_size"] == 32 and a["in_channels"] == 64
     assert a["act_scale"] == pytest.approx(ql.act_scale, rel=1e-7)
     assert list(a["pads"]) == list(el.geometry.pads) and list(a["dilations"]) == [1, 2]

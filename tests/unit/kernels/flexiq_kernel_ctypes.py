@@ -71,7 +71,7 @@ class HostLayer:
             "weightInt4": np.ascontiguousarray(bits.pack_int4(layer.weight_int4.reshape(n, -1))),
             "weightShift": np.ascontiguousarray(layer.weight_shift, dtype=np.int8),
             "outScale": np.ascontiguousarray(layer.out_scale(), dtype=np.float32),
-            "bias": np.ascontiguousarray(layer.bias, dtype=np.float32),
+            "bias": np.ascontiguousarray(layer.bias_table(), dtype=np.float32),  # [G_count + 1, N] rungs
             "actStaticShift": np.ascontiguousarray(layer.act_static_shift, dtype=np.int8),
         }
         geo = layer.geometry or ConvGeometry()
@@ -89,8 +89,12 @@ class HostLayer:
 def random_layer(rng: np.random.Generator, *, conv: bool, in_channels: int, out_channels: int,
                  group_size: int = 32, signed: bool = True, shift_mode: ShiftMode = ShiftMode.DYNAMIC,
                  geometry: ConvGeometry | None = None, activation: Activation = Activation.NONE,
-                 layer_index: int = 0) -> QuantizedLayer:
-    """A valid `QuantizedLayer` with random codes, shifts, permutation, scales and bias."""
+                 layer_index: int = 0, bias_rungs: bool = True) -> QuantizedLayer:
+    """A valid `QuantizedLayer` with random codes, shifts, permutation, scales and bias.
+
+    `bias_rungs`: a random per-group bias shift, so every rung of the bias table differs and each
+    backend's choice of row (docs/design.md §2.8) is checked at every n4 the tests run.
+    """
     c_pad = -(-in_channels // group_size) * group_size
     groups = c_pad // group_size
     geo = (geometry or ConvGeometry()) if conv else None
@@ -109,7 +113,8 @@ def random_layer(rng: np.random.Generator, *, conv: bool, in_channels: int, out_
         weight_shift=rng.integers(0, 5, (out_channels, groups)).astype(np.int8),
         weight_scale=rng.uniform(0.001, 0.02, out_channels).astype(np.float32),
         bias=rng.normal(0, 1, out_channels).astype(np.float32),
-        activation=activation, activation_alpha=alpha, activation_beta=beta, geometry=geo)
+        activation=activation, activation_alpha=alpha, activation_beta=beta, geometry=geo,
+        group_bias_shift=rng.normal(0, 0.5, (groups, out_channels)) if bias_rungs else None)
 
 
 def random_input(rng: np.random.Generator, layer: QuantizedLayer, batch: int, height: int, width: int,

@@ -110,6 +110,21 @@ def _golden_gemm_layer(rng):
     return layer
 
 
+def test_bias_rung_is_row_n4_over_g(cpu_ref):
+    """The epilogue adds row k = clamp(n4) / G of the [G_count + 1, N] bias table (docs/design.md §2.8)."""
+    layer = _golden_gemm_layer(np.random.default_rng(0))
+    layer.group_bias_shift = np.array([[0.25, -1.0], [2.0, 0.5]])  # table rows 0.5, [0.25, 1.5], [-1.75, 1.0]
+    table = layer.bias_table()
+    np.testing.assert_array_equal(table, np.float32([[0.5, 0.5], [0.25, 1.5], [-1.75, 1.0]]))
+    x = np.zeros((1, 64), np.float32)
+    host = HostLayer.from_layer(layer)
+    for n4, row in ((0, 0), (31, 0), (32, 1), (63, 1), (64, 2), (10_000, 2), (-3, 0)):
+        acc, y = cpu_forward(cpu_ref, host, x, n4)
+        assert not acc.any()  # zero input: the output is the bias row itself
+        np.testing.assert_array_equal(y, table[row][None], err_msg=f"n4={n4}")
+        np.testing.assert_array_equal(y, reference.gemm_forward(layer, x, n4)[1])
+
+
 def test_golden_gemm_accumulators(cpu_ref):
     layer = _golden_gemm_layer(np.random.default_rng(0))
     x = np.zeros((1, 64), np.float32)

@@ -72,7 +72,7 @@ def random_layer(spec: LayerSpec, seed: int = 0) -> LayerSpec:
         "weight_int4": packed,
         "weight_shift": rng.integers(0, 5, size=(n, g), dtype=np.int8),
         "weight_scale": rng.uniform(1e-3, 2e-2, size=n).astype(np.float32),
-        "bias": rng.normal(0, 0.1, size=n).astype(np.float32),
+        "bias": rng.normal(0, 0.1, size=(g + 1, n)).astype(np.float32),  # [G_count + 1, N]: one row per rung
     }
     return spec
 

@@ -633,7 +633,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     addRegion(a.weightInt4, n * k / 2, "weight_int4");
     addRegion(a.weightShift, n * groups, "weight_shift");
     addRegion(a.outScale, n * 4, "out_scale");
-    addRegion(a.bias, n * 4, "bias");
+    addRegion(a.bias, (groups + 1) * n * 4, "bias"); // [G_count + 1, N]: one row per bias rung
     addRegion(a.actStaticShift, groups, "act_static_shift");
     addRegion(input, static_cast<uint64_t>(batch) * a.inChannels * height * width * elem, "input");
     addRegion(max4bit, static_cast<uint64_t>(numLayers) * 4, "max4bit");
