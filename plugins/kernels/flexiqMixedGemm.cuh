@@ -268,7 +268,7 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                 if (p.accOut != nullptr)
                     p.accOut[idx] = acc[mi][ni][e];
                 storeOut(out, idx,
-                    epilogue(acc[mi][ni][e], __ldg(p.outScale + n), __ldg(p.bias + n), p.activation, p.alpha, p.beta));
+                    epilogue(acc[mi][ni][e], __ldg(p.outScale + n), __ldg(biasFor(p, n4) + n), p.activation, p.alpha, p.beta));
             }
 }
 

@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(tile::kReferenceThreads, tile::kMinCtasPerSm) 
     int32_t const acc = static_cast<int32_t>(sum);
     if (p.accOut != nullptr)
         p.accOut[idx] = acc;
-    storeRef(static_cast<OutT*>(p.output), idx, epilogue(acc, p.outScale[n], p.bias[n], p.activation, p.alpha, p.beta));
+    storeRef(static_cast<OutT*>(p.output), idx, epilogue(acc, p.outScale[n], biasFor(p, n4)[n], p.activation, p.alpha, p.beta));
 }
 
 } // namespace
