@@ -324,6 +324,17 @@ class MaskFitnessEvaluator:
         """Per-sample L2 distance to the INT8 reference (all outputs concatenated)."""
         return self._distances(self.outputs(masks, n_samples))
 
+    def raw_distances(self, raw: np.ndarray) -> np.ndarray:
+        """Per-sample distances of `raw_outputs`-style rows [n, D] (e.g. from a `prefix_runner`) to the INT8 reference.
+
+        The same numbers as `distances` for the masks the rows were computed with.
+        """
+        outs, start = [], 0
+        for width, _ in self._segments:
+            outs.append(self._transform(raw[:, start:start + width]))
+            start += width
+        return self._distances(outs)
+
     def _distances(self, outs: list[np.ndarray]) -> np.ndarray:
         """Per-sample L2 distance of compared outputs to the INT8 reference's first rows."""
         n = outs[0].shape[0]

@@ -18,12 +18,28 @@ _log = get_logger(__name__)
 
 
 def layer_sensitivities(problem: SelectionProblem, fitness: Fitness) -> np.ndarray:
-    """Fitness (distance to INT8 at the output) with one layer fully 4-bit, for every layer."""
+    """Fitness (distance to INT8 at the output) with one layer fully 4-bit, for every layer.
+
+    With the mask evaluator's `prefix_runner` the layers are measured in model order around the
+    INT8 model: everything before layer i is the INT8 model's computation, so the values crossing
+    the cut before layer i come from those before layer i-1 through the nodes in between
+    (`select/prefix_split.py`), and each measurement runs only the rest of the graph. The distances
+    are the same numbers as whole runs give (tests/unit/select/test_sensitivity.py); on a
+    transformer, whose layers all take about the same share of the work, this halves the cost.
+    """
     out = np.zeros(len(problem.layers))
+    int8 = [np.zeros(lg.group_count, dtype=bool) for lg in problem.layers]
+    chained = all(hasattr(fitness, a) for a in ("prefix_runner", "raw_distances", "release_prefix"))
     for i in progress(range(len(problem.layers)), total=len(problem.layers), desc="layer sensitivity"):
-        masks = [np.zeros(lg.group_count, dtype=bool) for lg in problem.layers]
+        masks = [m.copy() for m in int8]
         masks[i][:] = True
-        out[i] = float(fitness(masks))
+        if chained:
+            run = fitness.prefix_runner(i, int8)  # type: ignore[attr-defined]
+            out[i] = float(np.mean(fitness.raw_distances(run(masks))))  # type: ignore[attr-defined]
+        else:
+            out[i] = float(fitness(masks))
+    if chained:
+        fitness.release_prefix()  # type: ignore[attr-defined]
     return out
 
 

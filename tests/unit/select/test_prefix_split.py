@@ -57,6 +57,7 @@ def _four_layers() -> onnx.ModelProto:
 def test_chained_prefixes_match_whole_runs(tmp_path):
     """Positions in order with one anchor: cuts after the first come from the previous cut's values, bit for bit."""
     ev = _fitness_of(tmp_path, _four_layers(), (1, 64, 6, 6))
+    before = ev.chained_cuts  # the conversion's sensitivity measurement chains too
     anchor = [np.arange(m.shape[0]) % 2 == 1 for m in ev.all_false_masks()]
     assert len(anchor) == 4
     for position in range(1, 4):
@@ -64,11 +65,11 @@ def test_chained_prefixes_match_whole_runs(tmp_path):
         masks = [a.copy() for a in anchor]
         masks[position][0] = not masks[position][0]
         np.testing.assert_array_equal(run(masks), ev.raw_outputs(masks, 24))
-    assert ev.chained_cuts == 2  # positions 2 and 3
+    assert ev.chained_cuts - before == 2  # positions 2 and 3
     ev.prefix_runner(1, anchor, 24)  # going back starts from the graph inputs
     other = [~a for a in anchor]
     ev.prefix_runner(2, other, 24)  # another anchor too
-    assert ev.chained_cuts == 2
+    assert ev.chained_cuts - before == 2
     ev.release_prefix()
     assert ev._chain is None
 
@@ -114,3 +115,25 @@ def test_segment_only_forward(evaluator):
         assert seg is not None and set(seg.outputs) <= set(b.tensors)
         assert segment_between(model, b, last, a, first, types) is None
     assert segment_between(model, b, last, b, last, types) is None
+
+
+def test_layer_sensitivities_chain_prefixes_and_equal_whole_runs(tmp_path):
+    """Sensitivities measured around the INT8 model with chained cuts: the same numbers as one whole run per layer."""
+    from types import SimpleNamespace
+
+    from flexiq_trt.select.sensitivity import layer_sensitivities
+
+    ev = _fitness_of(tmp_path, _four_layers(), (1, 64, 6, 6))
+    ev.release_prefix()
+    problem = SimpleNamespace(layers=[SimpleNamespace(group_count=m.shape[0]) for m in ev.all_false_masks()])
+    before = ev.chained_cuts
+    chained = layer_sensitivities(problem, ev)
+    assert ev.chained_cuts - before == 3  # every layer after the first starts from the previous cut's values
+    assert ev._chain is None  # released at the end
+    whole = []
+    for i in range(4):
+        masks = ev.all_false_masks()
+        masks[i][:] = True
+        whole.append(ev(masks))
+    np.testing.assert_array_equal(chained, np.array(whole))
+    assert np.all(chained > 0)
