@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 
+from flexiq_trt.errors import ConfigError
 from flexiq_trt.log import get_logger, stage
 from flexiq_trt.plugin_spec import FLEXIQ_ONNX_SUFFIX, METADATA_KEY, RATIO_TABLE_SUFFIX, SIM_ONNX_SUFFIX
 from flexiq_trt.ratios import RatioTable
@@ -20,17 +21,25 @@ from .simulate_layers import write_simulation_model
 _log = get_logger(__name__)
 
 
+SIM_ARITHMETIC = ("float-exact", "integer")  # ConvertConfig.sim_arithmetic
+
+
 def write_artifacts(folder: Path, stem: str, prepared: onnx.ModelProto, pairs: list,
-                    table: RatioTable) -> dict[str, Path]:
+                    table: RatioTable, sim_arithmetic: str = "float-exact") -> dict[str, Path]:
     """Write `<stem>.flexiq.onnx`, `<stem>.flexiq-sim.onnx`, `<stem>.flexiq.json` into `folder`.
 
     `pairs` are (EligibleLayer, QuantizedLayer) with the layers in their final group order.
+    `sim_arithmetic`: the simulation's accumulation, float32 over exact chunks (default: the same
+    int32 accumulators, faster in ONNX Runtime) or ConvInteger/MatMulInteger (docs/design.md §3).
     """
+    if sim_arithmetic not in SIM_ARITHMETIC:
+        raise ConfigError(f"sim_arithmetic must be one of {SIM_ARITHMETIC}, got {sim_arithmetic!r}")
     meta = {METADATA_KEY: table.to_json()}
     files = {"flexiq_onnx": folder / f"{stem}{FLEXIQ_ONNX_SUFFIX}", "sim_onnx": folder / f"{stem}{SIM_ONNX_SUFFIX}",
              "sidecar": folder / f"{stem}{RATIO_TABLE_SUFFIX}"}
     with stage("write artifacts", _log):
         onnx.save(write_flexiq_model(prepared, pairs, meta), str(files["flexiq_onnx"]))
-        onnx.save(write_simulation_model(prepared, pairs, meta, mode="prefix"), str(files["sim_onnx"]))
+        onnx.save(write_simulation_model(prepared, pairs, meta, mode="prefix",
+                                         float_exact=sim_arithmetic == "float-exact"), str(files["sim_onnx"]))
         files["sidecar"].write_text(table.to_json())
     return files

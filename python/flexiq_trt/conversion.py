@@ -78,6 +78,10 @@ class ConvertConfig:
     plan: str | None = option(None, "apply an edited plan.json")
     allow_synthetic: bool = option(
         False, "allow random calibration data (figures in the report are then meaningless)")
+    sim_arithmetic: str = option(
+        "float-exact", "how <stem>.flexiq-sim.onnx accumulates: float32 Conv/MatMul over chunks whose "
+        "sums are exact integers (bit-identical, 2-3x faster in ONNX Runtime) or ConvInteger/MatMulInteger "
+        "(docs/design.md §3)", choices=("float-exact", "integer"))
 
     def __post_init__(self) -> None:
         _check_ratios("ladder", self.ladder)

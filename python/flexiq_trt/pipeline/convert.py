@@ -139,7 +139,8 @@ def rewrite(state: ConversionState, tmp: Path) -> None:
     from flexiq_trt.graph_passes.artifacts import write_artifacts
 
     pairs = [(rec.eligible, rec.final) for rec in state.selected]
-    state.files.update(write_artifacts(tmp, state.stem, state.prepared, pairs, state.table))
+    state.files.update(write_artifacts(tmp, state.stem, state.prepared, pairs, state.table,
+                                       state.config.sim_arithmetic))
 
 
 def report(state: ConversionState, search: SearchConfig, tmp: Path) -> dict | None:

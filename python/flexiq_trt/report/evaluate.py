@@ -1,11 +1,13 @@
 """Held-out evaluation: the FP32 model against simulation models at each ratio, in ONNX Runtime.
 
 The report evaluates the float-exact simulation (`write_simulation_model(..., float_exact=True)`,
-the variant the search's evaluator runs): its int32 accumulators equal the ConvInteger artifact's
-by construction (graph_passes/simulate_layers.py, `float_exact_chunk`), and ONNX Runtime runs it
-faster (float Conv/MatMul kernels, no int8 casts; figures in docs/architecture.md, "Simulation vs
-speed"). `check_artifact` holds the written artifact to it on a sample, so a report never rests
-on a model that differs from the shipped one.
+the variant the search's evaluator runs and, by default, the written artifact): its int32
+accumulators equal those of the ConvInteger/MatMulInteger form by construction
+(graph_passes/simulate_layers.py, `float_exact_bounds`), and ONNX Runtime runs it faster (float
+Conv/MatMul kernels, no int8 casts; figures in docs/architecture.md, "Simulation vs speed").
+`check_artifact` holds the written artifact to it on a sample, so a report never rests on a model
+that differs from the shipped one, and to the integer-operator form, so the float arithmetic is
+checked against an independent one on every conversion.
 """
 
 from __future__ import annotations
@@ -79,34 +81,54 @@ def evaluate_variants(fp32_outputs: list[np.ndarray], variants: dict[str, onnx.M
     return rows
 
 
-def check_artifact(artifact: str, evaluated: onnx.ModelProto, table: RatioTable, ratios: Sequence[float],
-                   feeds: FeedSet, samples: int = ARTIFACT_CHECK_SAMPLES) -> dict:
-    """Run the written simulation ONNX and the model the report evaluates on `samples` inputs; outputs must be identical.
+INTEGER_OPS = frozenset({"ConvInteger", "MatMulInteger"})
 
-    Ratios: 0, the report ratios and 1 (every layer's 8-bit and 4-bit paths). Raises
-    FlexiqInternalError naming the file, ratio and output on the first difference.
+
+def check_artifact(artifact: str, evaluated: onnx.ModelProto, table: RatioTable, ratios: Sequence[float],
+                   feeds: FeedSet, samples: int = ARTIFACT_CHECK_SAMPLES, *,
+                   integer: onnx.ModelProto | None = None) -> dict:
+    """Run the written simulation ONNX against the model the report evaluates and an independent form; outputs must be identical.
+
+    The report evaluates the float-exact graph. An artifact written with the integer operators is
+    itself the independent form. A float-exact artifact (the default) is the same construction as
+    the evaluated model, so it is also compared with `integer` (the same layers written with
+    ConvInteger/MatMulInteger, required then): bit-exactness of the float arithmetic stays tested on
+    every conversion. Ratios: 0, the report ratios and 1 (every layer's 8-bit and 4-bit paths).
+    Raises FlexiqInternalError naming the file, the form, the ratio and the output on the first difference.
     """
     if not feeds.batches:
-        return {"samples": 0, "ratios": [], "identical": True}
+        return {"samples": 0, "ratios": [], "identical": True, "compared_with": []}
     first = feeds.batches[0]
     sample = {k: v[:samples] for k, v in first.items()}
     n = int(next(iter(sample.values())).shape[0])
-    ship, fast = session(artifact), session(evaluated)
+    shipped_integer = any(node.op_type in INTEGER_OPS for node in onnx.load(artifact).graph.node)
+    others = {"the float-exact simulation the report evaluates": evaluated}
+    if not shipped_integer:
+        if integer is None:
+            raise FlexiqInternalError(f"{artifact} uses float-exact arithmetic: check_artifact needs the "
+                                      "integer-operator form to compare it with")
+        others["the ConvInteger/MatMulInteger form"] = integer
+    ship = session(artifact)
+    sessions = {name: session(model) for name, model in others.items()}
     names = {i.name for i in ship.get_inputs()}
     checked = sorted({0.0, 1.0, *(float(r) for r in ratios)})
     t0 = time.perf_counter()
     for r in checked:
         feed = {k: v for k, v in sample.items() if k in names}
         feed[RUNTIME_INPUT] = table.vector(r)
-        want, got = ship.run(None, feed), fast.run(None, feed)
-        for out, a, b in zip(ship.get_outputs(), want, got, strict=True):
-            if a.shape != b.shape or not np.array_equal(a, b):
-                diff = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.shape == b.shape \
-                    else float("nan")
-                raise FlexiqInternalError(
-                    f"{artifact}: output {out.name!r} at ratio {r:.2f} differs from the float-exact simulation the "
-                    f"report evaluates (max |diff| {diff:.3g} on {n} samples); the report would not describe the "
-                    "shipped model")
-    _log.info("simulation artifact identical to the evaluated float-exact model on %d samples at %d ratios (%.1fs)",
-              n, len(checked), time.perf_counter() - t0)
-    return {"samples": n, "ratios": checked, "identical": True}
+        want = ship.run(None, feed)
+        for form, sess in sessions.items():
+            got = sess.run(None, feed)
+            for out, a, b in zip(ship.get_outputs(), want, got, strict=True):
+                if a.shape != b.shape or not np.array_equal(a, b):
+                    diff = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) \
+                        if a.shape == b.shape else float("nan")
+                    raise FlexiqInternalError(
+                        f"{artifact}: output {out.name!r} at ratio {r:.2f} differs from {form} (max |diff| "
+                        f"{diff:.3g} on {n} samples); the report would not describe the shipped model")
+    forms = ["float-exact (evaluated)"] + (["integer operators"] if not shipped_integer else [])
+    _log.info("simulation artifact (%s) identical to %s on %d samples at %d ratios (%.1fs)",
+              "integer operators" if shipped_integer else "float-exact", " and ".join(forms), n, len(checked),
+              time.perf_counter() - t0)
+    return {"samples": n, "ratios": checked, "identical": True,
+            "artifact": "integer" if shipped_integer else "float-exact", "compared_with": forms}

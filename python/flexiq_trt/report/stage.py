@@ -46,8 +46,9 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
         # float-exact: the artifact's int32 accumulators, faster in ORT (report/evaluate.py)
         final = [(rec.eligible, rec.final) for rec in state.selected]
         sims = {"flexiq": write_simulation_model(state.prepared, final, {}, float_exact=True)}
+        integer = write_simulation_model(state.prepared, final, {}) if cfg.sim_arithmetic != "integer" else None
         artifact_check = check_artifact(str(state.files["sim_onnx"]), sims["flexiq"], table, cfg.report_ratios,
-                                        eval_feeds)
+                                        eval_feeds, integer=integer)
         for name, qlayers in state.variants.items():
             pairs = [(rec.eligible, q) for rec, q in zip(state.selected, qlayers, strict=True)]
             sims[name] = write_simulation_model(state.prepared, pairs, {}, float_exact=True)

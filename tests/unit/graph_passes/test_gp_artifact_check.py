@@ -34,7 +34,8 @@ def test_artifact_identical_to_the_float_exact_model(tmp_path):
     prepared, pairs, table, artifact, feeds = _two_layers(tmp_path)
     fast = write_simulation_model(prepared, pairs, {}, float_exact=True)
     result = check_artifact(str(artifact), fast, table, [0.25, 0.5], feeds)
-    assert result == {"samples": 1, "ratios": [0.0, 0.25, 0.5, 1.0], "identical": True}
+    assert result == {"samples": 1, "ratios": [0.0, 0.25, 0.5, 1.0], "identical": True, "artifact": "integer",
+                      "compared_with": ["float-exact (evaluated)"]}
 
 
 def test_a_differing_artifact_fails_loudly(tmp_path):

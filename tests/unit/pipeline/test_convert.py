@@ -41,7 +41,9 @@ def test_artifacts_written_and_checked(converted):
     sim = onnx.load(str(tmp / "out/res.flexiq-sim.onnx"))
     onnx.checker.check_model(sim)
     assert {n.domain for n in sim.graph.node} <= {"", "ai.onnx"}
-    assert "ConvInteger" in {n.op_type for n in sim.graph.node}
+    sim_ops = {n.op_type for n in sim.graph.node}
+    assert "Conv" in sim_ops and "ConvInteger" not in sim_ops  # float-exact by default (docs/design.md §3)
+    assert result.report["artifact_check"]["compared_with"] == ["float-exact (evaluated)", "integer operators"]
 
 
 def test_ratio_vector_from_every_artifact(converted):
