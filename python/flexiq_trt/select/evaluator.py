@@ -191,7 +191,8 @@ class MaskFitnessEvaluator:
         parts = [self.session.run(None, {**batch, **feed, **self.constant_feeds}) for batch in self._batches(n)]
         return _join(parts, n)
 
-    def prefix_runner(self, position: int, anchor: Sequence[np.ndarray], n_samples: int | None = None):
+    def prefix_runner(self, position: int, anchor: Sequence[np.ndarray], n_samples: int | None = None, *,
+                      threads: int | None = None):
         """``masks -> raw_outputs(masks, n_samples)``, computing the graph before a layer once.
 
         The graph before mask `position`'s layer runs once with the `anchor` masks; each call runs only
@@ -203,6 +204,10 @@ class MaskFitnessEvaluator:
         model measures layers in order) chain: the tensors crossing this cut are computed from the
         previous cut's through the nodes between the two (`prefix_split.segment_between`), not from
         the graph inputs again. `release_prefix` drops the held values.
+
+        `threads`: intra-op threads of the suffix session (default: the evaluator's); the returned
+        function may be called from several threads at once (one ORT session, concurrent runs), so
+        a caller running items concurrently gives each run one thread.
         """
         n = self._samples(n_samples)
         whole = lambda masks: self.raw_outputs(masks, n)  # noqa: E731
@@ -211,7 +216,7 @@ class MaskFitnessEvaluator:
             return whole
         anchor_feed = self._mask_feed(anchor)
         chunks = self._cut_values(position, cut, anchor_feed, n)
-        suffix = _session(cut.suffix, self._threads)
+        suffix = _session(cut.suffix, self._threads if threads is None else threads)
         suf_names = [i.name for i in suffix.get_inputs()]
         read_by_prefix = [m for m in self.mask_names if m in cut.prefix_inputs]
 
@@ -384,6 +389,8 @@ def _session(sim_model: str | os.PathLike | bytes | onnx.ModelProto, intra_op_th
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = intra_op_threads
+    if intra_op_threads == 1:  # runs side by side: no thread spinning while the other run waits for a core
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     if hasattr(sim_model, "SerializeToString"):
         source = sim_model.SerializeToString()  # type: ignore[union-attr]

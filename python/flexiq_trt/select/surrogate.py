@@ -24,7 +24,9 @@ whole fitness set and only real scores pick the result (`select/evolutionary.py`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,12 +108,25 @@ class _Projector:
         return np.concatenate(blocks, axis=1)
 
 
+def item_workers() -> int:
+    """Concurrent item runs: one per core (at most 4: each holds one run's activations), one thread each.
+
+    One ONNX Runtime run of a suffix keeps two cores only partly busy (its element-wise ops and small
+    GEMMs do not split well); two single-threaded runs side by side do (docs/selection.md, "Cost").
+    The responses do not depend on it: each run is computed as it would be alone.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
+
+
 def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor: np.ndarray | None = None,
                          items: np.ndarray | None = None, seed: int = 0,
-                         max_bytes: int = MAX_RESPONSE_BYTES, label: str = "") -> ItemResponses:
+                         max_bytes: int = MAX_RESPONSE_BYTES, label: str = "",
+                         workers: int | None = None) -> ItemResponses:
     """Run the simulation once per free item (toggled in `anchor`) on the first `n_samples` samples.
 
-    `anchor` defaults to the INT8 model (no item 4-bit), `items` to every item.
+    `anchor` defaults to the INT8 model (no item 4-bit), `items` to every item. The items of one
+    layer run concurrently on `workers` threads (default `item_workers()`); the layers in model order.
     """
     if not supports_responses(evaluator):
         raise ConfigError("the linearized output model needs a fitness with raw outputs (MaskFitnessEvaluator)")
@@ -131,33 +146,38 @@ def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor:
     deltas = np.empty((len(items), s, projector.width), dtype=np.float32)
     desc = f"linearized output model{label} ({len(items)} items x {s} samples)"
     anchor_masks = space.to_masks(anchor)
-    runners: dict[int, object] = {}
-    for k, i in enumerate(progress(items, total=len(items), desc=desc, logger=_log)):
+    workers = item_workers() if workers is None else max(1, int(workers))
+
+    def response(run, i: int) -> np.ndarray:
         flags = anchor.copy()
         flags[i] = not flags[i]
-        deltas[k] = projector(_runner(evaluator, runners, int(space.layer_of[i]), anchor_masks, s, items, space)(
-            space.to_masks(flags))) - anchor_out
+        return projector(run(space.to_masks(flags))) - anchor_out
+
+    def measured():  # item responses in `items` order, the items of one layer concurrently
+        layers = space.layer_of[items]
+        bounds = np.flatnonzero(np.diff(layers)) + 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for block in np.split(np.arange(len(items)), bounds):
+                run = _runner(evaluator, int(layers[block[0]]), anchor_masks, s, len(block), workers)
+                yield from pool.map(lambda k, run=run: response(run, int(items[k])), block)
+
+    for k, delta in enumerate(progress(measured(), total=len(items), desc=desc, logger=_log)):
+        deltas[k] = delta
     if hasattr(evaluator, "release_prefix"):  # the last cut's activations are not needed by the search
         evaluator.release_prefix()
     return ItemResponses(deltas, reference, tuple(projector.segments), anchor_out, anchor, items)
 
 
-def _runner(evaluator, runners: dict, layer: int, anchor_masks: list[np.ndarray], s: int, items: np.ndarray,
-            space: ItemSpace):
-    """Raw outputs for a set that equals the anchor before `layer`.
+def _runner(evaluator, layer: int, anchor_masks: list[np.ndarray], s: int, count: int, workers: int):
+    """Raw outputs for a set that equals the anchor before `layer` (`count` items of that layer to measure).
 
     Through the evaluator's shared-prefix runner when it has one and the layer has several items to
     measure (the prefix is then computed once), else a whole run. Only the current layer's runner is
-    kept, so memory stays at one cut's activations.
+    alive, so memory stays at one cut's activations. With several workers each suffix run gets one thread.
     """
-    if layer not in runners:
-        runners.clear()
-        many = int(np.count_nonzero(space.layer_of[items] == layer)) > 1
-        if many and hasattr(evaluator, "prefix_runner"):
-            runners[layer] = evaluator.prefix_runner(layer, anchor_masks, s)
-        else:
-            runners[layer] = lambda masks: evaluator.raw_outputs(masks, s)
-    return runners[layer]
+    if count > 1 and hasattr(evaluator, "prefix_runner"):
+        return evaluator.prefix_runner(layer, anchor_masks, s, **({"threads": 1} if workers > 1 else {}))
+    return lambda masks: evaluator.raw_outputs(masks, s)
 
 
 class LinearizedFitness:
