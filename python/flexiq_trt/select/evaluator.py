@@ -86,6 +86,9 @@ class MaskFitnessEvaluator:
         self.candidate_workers = candidate_workers
         # ORT's default threads (all cores) per run, one thread each when candidates run concurrently
         self._source, self._threads = sim_model, 1 if candidate_workers > 1 else 0
+        # batches of one call run side by side on a one-thread session (not with concurrent candidates)
+        self.batch_workers = 1 if candidate_workers > 1 else parallel_runs()
+        self._single = None  # that session, made on first use
         self._model: onnx.ModelProto | None = None  # parsed once, for cutting (prefix_runner)
         self._types: dict | None = None
         self._chain: _Chain | None = None  # the last cut's values, for chaining prefix runs
@@ -188,8 +191,29 @@ class MaskFitnessEvaluator:
     def _run(self, masks: Sequence[np.ndarray], n_samples: int | None) -> list[np.ndarray]:
         n = self._samples(n_samples)
         feed = self._mask_feed(masks)
-        parts = [self.session.run(None, {**batch, **feed, **self.constant_feeds}) for batch in self._batches(n)]
+        batches = self._batches(n)
+        sess = self._single_session() if self.batch_workers > 1 and len(batches) > 1 else self.session
+        parts = self._map(lambda batch: sess.run(None, {**batch, **feed, **self.constant_feeds}), batches)
         return _join(parts, n)
+
+    def _single_session(self):
+        """A one-thread session of the whole model, for batches run side by side."""
+        if self._single is None:
+            self._single = _session(self._source, 1)
+        return self._single
+
+    def _map(self, fn, items: list) -> list:
+        """`[fn(x) for x in items]`, on `batch_workers` threads when there are several items (order kept).
+
+        One ORT run of these graphs keeps two cores only partly busy (element-wise ops, small GEMMs);
+        single-threaded runs side by side do. Each run computes exactly what it would alone.
+        """
+        if self.batch_workers < 2 or len(items) < 2:
+            return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.batch_workers, len(items))) as pool:
+            return list(pool.map(fn, items))
 
     def prefix_runner(self, position: int, anchor: Sequence[np.ndarray], n_samples: int | None = None, *,
                       threads: int | None = None):
@@ -216,7 +240,9 @@ class MaskFitnessEvaluator:
             return whole
         anchor_feed = self._mask_feed(anchor)
         chunks = self._cut_values(position, cut, anchor_feed, n)
-        suffix = _session(cut.suffix, self._threads if threads is None else threads)
+        if threads is None:  # several batches run side by side, one thread each
+            threads = 1 if self.batch_workers > 1 and len(chunks) > 1 else self._threads
+        suffix = _session(cut.suffix, threads)
         suf_names = [i.name for i in suffix.get_inputs()]
         read_by_prefix = [m for m in self.mask_names if m in cut.prefix_inputs]
 
@@ -224,10 +250,11 @@ class MaskFitnessEvaluator:
             feed = self._mask_feed(masks)
             if any(not np.array_equal(feed[m], anchor_feed[m]) for m in read_by_prefix):
                 return whole(masks)
-            parts = []
-            for acts in chunks:
+            def one(acts: dict) -> list[np.ndarray]:
                 full = {**acts, **feed, **self.constant_feeds}
-                parts.append(suffix.run(None, {k: full[k] for k in suf_names}))
+                return suffix.run(None, {k: full[k] for k in suf_names})
+
+            parts = self._map(one, chunks) if threads == 1 else [one(acts) for acts in chunks]
             return np.concatenate([_rows(o) for o in _join(parts, n)], axis=1)
 
         return run
@@ -381,6 +408,15 @@ def _rows(out: np.ndarray) -> np.ndarray:
 def _join(parts: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
     """Per-run output lists joined along the batch axis, cut to `n` samples."""
     return [np.concatenate([p[i] for p in parts])[:n] for i in range(len(parts[0]))]
+
+
+def parallel_runs() -> int:
+    """How many ORT runs go side by side, one thread each.
+
+    One per core this process may use, at most 4 (each holds one run's activations).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
 
 
 def _session(sim_model: str | os.PathLike | bytes | onnx.ModelProto, intra_op_threads: int):

@@ -24,7 +24,6 @@ whole fitness set and only real scores pick the result (`select/evolutionary.py`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.log import get_logger, progress
 from flexiq_trt.select.chromosome import ItemSpace
-from flexiq_trt.select.evaluator import softmax
+from flexiq_trt.select.evaluator import parallel_runs, softmax
 
 _log = get_logger(__name__)
 MAX_RESPONSE_BYTES = 1 << 30  # item responses kept in memory (float32)
@@ -115,8 +114,7 @@ def item_workers() -> int:
     GEMMs do not split well); two single-threaded runs side by side do (docs/selection.md, "Cost").
     The responses do not depend on it: each run is computed as it would be alone.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(4, cores))
+    return parallel_runs()
 
 
 def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor: np.ndarray | None = None,

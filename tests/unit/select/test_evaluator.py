@@ -99,3 +99,21 @@ def test_concurrent_candidates_match_sequential(model_path, feeds):
     assert par.evaluate_many(cands, n_samples=20) == pytest.approx([seq(c, n_samples=20) for c in cands], rel=1e-6)
     with pytest.raises(ConfigError, match="candidate_workers"):
         MaskFitnessEvaluator(model_path, feeds, candidate_workers=0)
+
+
+def test_batches_side_by_side_match_one_after_another(model_path, feeds, monkeypatch):
+    """Several batches of one call run concurrently on a one-thread session: identical outputs and fitness."""
+    from flexiq_trt.select import evaluator
+
+    masks = [np.array([True, False]), np.array([False, True, True])]
+    monkeypatch.setattr(evaluator, "parallel_runs", lambda: 1)
+    alone = MaskFitnessEvaluator(model_path, feeds, batch_size=16)
+    monkeypatch.setattr(evaluator, "parallel_runs", lambda: 3)
+    side = MaskFitnessEvaluator(model_path, feeds, batch_size=16)
+    assert (alone.batch_workers, side.batch_workers) == (1, 3)
+    np.testing.assert_array_equal(side.reference_raw, alone.reference_raw)
+    np.testing.assert_array_equal(side.raw_outputs(masks), alone.raw_outputs(masks))
+    assert side._single is not None and alone._single is None  # the concurrent path was taken
+    assert side(masks) == alone(masks)
+    run = side.prefix_runner(1, side.all_false_masks())  # 3 batches of cut values, suffix runs side by side
+    np.testing.assert_array_equal(run(masks), alone.raw_outputs(masks))
