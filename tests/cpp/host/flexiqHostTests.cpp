@@ -140,7 +140,7 @@ TEST_CASE(creatorIdentity)
     {
         auto& c = creatorFor(isConv);
         CHECK(std::strcmp(c.getPluginName(), isConv ? "FlexiQConv" : "FlexiQGemm") == 0);
-        CHECK(std::strcmp(c.getPluginVersion(), "1") == 0);
+        CHECK(std::strcmp(c.getPluginVersion(), "2") == 0); // 2: `bias` is the per-rung table
         CHECK(std::strcmp(c.getPluginNamespace(), "flexiq") == 0);
         PluginFieldCollection const* names = c.getFieldNames();
         CHECK(names != nullptr && names->nbFields == (isConv ? 21 : 17));
