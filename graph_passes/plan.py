@@ -31,7 +31,7 @@ class PlanEntry:
 
 @dataclass
 class ConversionPlan:
-    """All decisions for one model and group size."""
+    """All decisions for one model and group-size setting (QuantConfig.group_size: 32, 64 or 0 = auto per layer)."""
 
     group_size: int
     entries: list[PlanEntry] = field(default_factory=list)
@@ -82,7 +82,9 @@ class ConversionPlan:
     def select(self, eligible: list, group_size: int) -> list:
         """The eligible layers this plan replaces; a plan asking for something impossible is an error."""
         if self.group_size != group_size:
-            raise ConfigError(f"plan was made for group size {self.group_size}, converting with {group_size}")
+            raise ConfigError(f"plan was made for group size {_setting(self.group_size)}, converting with "
+                              f"{_setting(group_size)} (eligibility depends on it: pass --group-size "
+                              f"{self.group_size} or make a new plan)")
         by_name = {e.name: e for e in eligible}
         for entry in self.entries:
             if entry.action == REPLACE and entry.node not in by_name:
@@ -99,3 +101,8 @@ class ConversionPlan:
         names = {e.name for e in chosen}
         kept = [SkippedLayer(e.name, e.op_type, "kept by the user's plan") for e in eligible if e.name not in names]
         return chosen, list(skipped) + kept
+
+
+def _setting(group_size: int) -> str:
+    """A group-size setting for messages."""
+    return "auto (0, G per layer)" if group_size == 0 else str(group_size)

@@ -191,10 +191,12 @@ RatioTable RatioTable::fromJson(std::string const& text, std::string const& sour
 
     RatioTable t;
     t.mSource = source;
-    t.mGroupSize = r.integer(r.member(root, "", "group_size"), "group_size", 1, kINT32_MAX);
-    if (t.mGroupSize != 32 && t.mGroupSize != 64)
+    // 32 or 64 for every layer, or 0: each layer carries its own (docs/design.md §2.2, ratios.PER_LAYER).
+    t.mGroupSize = r.integer(r.member(root, "", "group_size"), "group_size", 0, kINT32_MAX);
+    if (t.mGroupSize != 0 && t.mGroupSize != 32 && t.mGroupSize != 64)
     {
-        r.fail("group_size", "= " + std::to_string(t.mGroupSize) + " is not a supported group size (32 or 64)");
+        r.fail("group_size", "= " + std::to_string(t.mGroupSize)
+            + " is not a supported group size (32 or 64, or 0 = per layer)");
     }
 
     Json const& layers = r.array(r.member(root, "", "layers"), "layers");
@@ -212,17 +214,33 @@ RatioTable RatioTable::fromJson(std::string const& text, std::string const& sour
                 + std::to_string(i) + " (its position in flexiq_max_4bit_ch)");
         }
         l.inChannels = r.integer(r.member(le, p, "in_channels"), Reader::join(p, "in_channels"), 1, kINT32_MAX);
+        // A layer's own G; tables written before G was per layer have none and mean the table's.
+        std::string const gsPath = Reader::join(p, "group_size");
+        l.groupSize = t.mGroupSize;
+        if (t.mGroupSize == 0 || le.contains("group_size"))
+        {
+            l.groupSize = r.integer(r.member(le, p, "group_size"), gsPath, 1, kINT32_MAX);
+            if (l.groupSize != 32 && l.groupSize != 64)
+            {
+                r.fail(gsPath, "= " + std::to_string(l.groupSize) + " is not a supported group size (32 or 64)");
+            }
+            if (t.mGroupSize != 0 && l.groupSize != t.mGroupSize)
+            {
+                r.fail(gsPath, "= " + std::to_string(l.groupSize) + " differs from the table's 'group_size' "
+                    + std::to_string(t.mGroupSize) + " (use 0 there when G is per layer)");
+            }
+        }
         std::string const padPath = Reader::join(p, "padded_channels");
         l.paddedChannels = r.integer(r.member(le, p, "padded_channels"), padPath, 1, kINT32_MAX);
-        if (l.paddedChannels % t.mGroupSize != 0 || l.paddedChannels < l.inChannels)
+        if (l.paddedChannels % l.groupSize != 0 || l.paddedChannels < l.inChannels)
         {
             r.fail(padPath, "= " + std::to_string(l.paddedChannels) + " must be a multiple of group_size "
-                + std::to_string(t.mGroupSize) + " and >= in_channels " + std::to_string(l.inChannels));
+                + std::to_string(l.groupSize) + " and >= in_channels " + std::to_string(l.inChannels));
         }
         l.macs = r.nonNegative(r.member(le, p, "macs"), Reader::join(p, "macs"));
         std::string const gPath = Reader::join(p, "group_macs");
         Json const& gm = r.array(r.member(le, p, "group_macs"), gPath);
-        size_t const groups = static_cast<size_t>(l.paddedChannels / t.mGroupSize);
+        size_t const groups = static_cast<size_t>(l.paddedChannels / l.groupSize);
         if (gm.size() != groups)
         {
             r.fail(gPath, "has " + std::to_string(gm.size()) + " entries, expected padded_channels / group_size = "
@@ -364,7 +382,8 @@ std::vector<int32_t> RatioTable::vector(double ratio) const
     size_t const n = prefixLength(ratio);
     for (size_t i = 0; i < n; ++i)
     {
-        n4[static_cast<size_t>(mOrder[i].layer)] += mGroupSize;
+        size_t const layer = static_cast<size_t>(mOrder[i].layer);
+        n4[layer] += mLayers[layer].groupSize;
     }
     return n4;
 }
@@ -381,7 +400,7 @@ double RatioTable::achievedRatio(std::vector<int32_t> const& n4) const
     for (size_t i = 0; i < mLayers.size(); ++i)
     {
         TableLayer const& l = mLayers[i];
-        int32_t const groups = std::max(0, std::min(n4[i], l.paddedChannels)) / mGroupSize;
+        int32_t const groups = std::max(0, std::min(n4[i], l.paddedChannels)) / l.groupSize;
         for (size_t g = 0; g < l.groupMacs.size(); ++g)
         {
             total += l.groupMacs[g];

@@ -31,6 +31,7 @@ struct TableLayer
     int32_t layerIndex{0};
     int32_t inChannels{0};
     int32_t paddedChannels{0};
+    int32_t groupSize{0}; //!< this layer's G, 32 or 64 (its "group_size", else the table's)
     double macs{0.0};
     std::vector<double> groupMacs; //!< MACs of each channel group, in permutation order
 };
@@ -56,6 +57,7 @@ public:
     {
         return static_cast<int32_t>(mLayers.size());
     }
+    //! The table's group_size: the G every layer shares, or 0 when G is per layer (TableLayer::groupSize).
     int32_t groupSize() const noexcept
     {
         return mGroupSize;
@@ -79,7 +81,7 @@ public:
 
     //! Shortest prefix of the global order whose MACs cover `ratio` of all eligible MACs.
     size_t prefixLength(double ratio) const;
-    //! int32 [L]: 4-bit input channels (a multiple of G) per layer at `ratio` (ratios.RatioTable.vector).
+    //! int32 [L]: 4-bit input channels (a multiple of the layer's G) per layer at `ratio` (ratios.RatioTable.vector).
     std::vector<int32_t> vector(double ratio) const;
     //! The share of eligible MACs that `n4` runs in 4-bit (ratios.RatioTable.achieved_ratio).
     double achievedRatio(std::vector<int32_t> const& n4) const;

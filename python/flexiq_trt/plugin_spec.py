@@ -143,6 +143,25 @@ def padded_channels(in_channels: int, group_size: int) -> int:
     return -(-in_channels // group_size) * group_size
 
 
+AUTO_GROUP_SIZE = 0  # a group-size setting meaning "G per layer by `auto_group_size`" (the converter default)
+
+
+def auto_group_size(in_channels: int) -> int:
+    """G of a layer under the default setting (docs/design.md §2.2, decided by the kernel owner).
+
+    64 when C_in >= 64 and G = 64 adds no padding over G = 32 (the int4 path beats int8 only at
+    G = 64 on Ampere/Ada, docs/performance.md), else 32 (keeps narrow layers eligible, their padding
+    small and their ladder fine; docs/accuracy.md found no accuracy difference between the two).
+    """
+    wide = in_channels >= 64 and padded_channels(in_channels, 64) == padded_channels(in_channels, 32)
+    return 64 if wide else 32
+
+
+def layer_group_size(setting: int, in_channels: int) -> int:
+    """The G a layer of `in_channels` gets under a group-size setting (32, 64 or AUTO_GROUP_SIZE)."""
+    return auto_group_size(in_channels) if setting == AUTO_GROUP_SIZE else int(setting)
+
+
 def clamp_n4(n4: int, c_pad: int, group_size: int) -> int:
     """docs/design.md §2: clamp to [0, C_pad] then round down to a multiple of G (every backend does this)."""
     n4 = min(max(int(n4), 0), c_pad)

@@ -1,7 +1,7 @@
 """The ratio table of a converted model: any ratio in [0, 1] -> the int32 [L] `flexiq_max_4bit_ch` vector.
 
-This is the `<stem>.flexiq.json` sidecar (and the models' `metadata_props`): the layers, their MACs,
-the global priority order of (layer, group) items and the ladder. A ratio's 4-bit set is the shortest
+This is the `<stem>.flexiq.json` sidecar (and the models' `metadata_props`): the layers, their MACs
+and group sizes, the global priority order of (layer, group) items and the ladder. A ratio's 4-bit set is the shortest
 prefix of the global order covering that share of the eligible MACs (docs/design.md §2), so sets are nested
 and ratios between ladder points are served too.
 """
@@ -9,13 +9,19 @@ and ratios between ladder points are served too.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from flexiq_trt.errors import ConfigError, ModelError
-from flexiq_trt.plugin_spec import FLEXIQ_ONNX_SUFFIX, METADATA_KEY, RATIO_TABLE_SUFFIX, SIM_ONNX_SUFFIX
+from flexiq_trt.plugin_spec import (
+    FLEXIQ_ONNX_SUFFIX,
+    METADATA_KEY,
+    RATIO_TABLE_SUFFIX,
+    SIM_ONNX_SUFFIX,
+    SUPPORTED_GROUP_SIZES,
+)
 
 SIDECAR_SCHEMA = "flexiq_trt.ratio_table/1"
 
@@ -31,11 +37,25 @@ class LayerEntry:
     padded_channels: int
     macs: float  # eligible MACs per sample at the calibration shape
     group_macs: list[float]  # MACs of each group in permutation order
+    group_size: int = 0  # this layer's G (docs/design.md §2.2); 0 here = the table's group_size
+
+
+PER_LAYER = 0  # RatioTable.group_size when the layers' G differ (each LayerEntry carries its own)
+
+
+def common_group_size(sizes: list[int]) -> int:
+    """The table-level group size: the layers' G when they all share one, else PER_LAYER."""
+    distinct = set(sizes)
+    return distinct.pop() if len(distinct) == 1 else PER_LAYER
 
 
 @dataclass
 class RatioTable:
-    """Everything needed to turn a ratio into the runtime vector, without parsing ONNX."""
+    """Everything needed to turn a ratio into the runtime vector, without parsing ONNX.
+
+    `group_size` is the G every layer shares, or PER_LAYER (0) when they differ; each layer's own G
+    is `layers[i].group_size` (filled in from `group_size` for tables written before G was per layer).
+    """
 
     group_size: int
     layers: list[LayerEntry]
@@ -43,6 +63,41 @@ class RatioTable:
     ladder: list[float]
     selector: str = "greedy"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.group_size not in (PER_LAYER, *SUPPORTED_GROUP_SIZES):
+            raise ConfigError(f"ratio table group_size must be {SUPPORTED_GROUP_SIZES} or {PER_LAYER} (per layer), "
+                              f"got {self.group_size}")
+        layers = []
+        for i, le in enumerate(self.layers):
+            if not le.group_size:
+                if self.group_size == PER_LAYER:
+                    raise ConfigError(f"layers[{i}] ({le.name}): no group_size, and the table's is per layer")
+                le = replace(le, group_size=self.group_size)
+            if le.group_size not in SUPPORTED_GROUP_SIZES or (self.group_size not in (PER_LAYER, le.group_size)):
+                raise ConfigError(f"layers[{i}] ({le.name}): group_size {le.group_size} is not "
+                                  f"{self.group_size or SUPPORTED_GROUP_SIZES}")
+            if le.padded_channels % le.group_size or len(le.group_macs) != le.padded_channels // le.group_size:
+                raise ConfigError(f"layers[{i}] ({le.name}): padded_channels {le.padded_channels} and "
+                                  f"{len(le.group_macs)} group_macs do not fit group_size {le.group_size}")
+            layers.append(le)
+        self.layers = layers
+
+    @property
+    def group_size_label(self) -> str:
+        """The group size for people: "32", "64", or "per layer (32/64)" with the sizes present."""
+        if self.group_size != PER_LAYER:
+            return str(self.group_size)
+        return "per layer (" + "/".join(self.group_size_counts()) + ")"
+
+    def group_size_counts(self) -> dict[str, int]:
+        """How many layers have each G, e.g. {"32": 12, "64": 30} (for the report)."""
+        sizes = [le.group_size for le in self.layers]
+        return {str(g): sizes.count(g) for g in sorted(set(sizes))}
+
+    def group_sizes(self) -> np.ndarray:
+        """int32 [L]: each layer's G."""
+        return np.array([le.group_size for le in self.layers], dtype=np.int32)
 
     @property
     def num_layers(self) -> int:
@@ -61,16 +116,16 @@ class RatioTable:
         return int(min(np.searchsorted(cum, ratio * cum[-1] * (1 - 1e-12)) + 1, len(self.order)))
 
     def vector(self, ratio: float) -> np.ndarray:
-        """int32 [L]: n4 (input channels in 4-bit, a multiple of G) for each layer at `ratio`."""
+        """int32 [L]: n4 (input channels in 4-bit, a multiple of the layer's G) for each layer at `ratio`."""
         counts = np.zeros(self.num_layers, dtype=np.int64)
         for li, _ in self.order[: self.prefix_length(ratio)]:
             counts[li] += 1
-        return (counts * self.group_size).astype(np.int32)
+        return (counts * self.group_sizes()).astype(np.int32)
 
     def achieved_ratio(self, vector: np.ndarray) -> float:
         """The share of eligible MACs that `vector` runs in 4-bit."""
         total = sum(sum(le.group_macs) for le in self.layers)
-        four = sum(sum(le.group_macs[: min(int(v), le.padded_channels) // self.group_size])
+        four = sum(sum(le.group_macs[: max(min(int(v), le.padded_channels), 0) // le.group_size])
                    for le, v in zip(self.layers, vector, strict=True))
         return float(four / total) if total else 0.0
 
@@ -96,7 +151,7 @@ class RatioTable:
             layers = [LayerEntry(**le) for le in d["layers"]]
             return cls(d["group_size"], layers, [tuple(x) for x in d["order"]], list(d["ladder"]),
                        d.get("selector", "unknown"), d.get("extra", {}))
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, ConfigError) as e:
             raise ModelError(f"{source}: not a valid FlexiQ ratio table ({e})") from e
 
 

@@ -180,6 +180,83 @@ TEST_CASE(allZeroMacsTakeTheFirstItem)
     CHECK(t.prefixLength(0.0) == 0 && t.achievedRatio({64, 32, 96}) == 0.0);
 }
 
+// ---- G per layer (docs/design.md §2.2): table group_size 0, each layer its own -----------------------------
+//   smallTable with layer 0 at G = 64: one group of 64 channels (150 MACs); layers 1 and 2 stay at G = 32.
+Json mixedTable()
+{
+    Json t = smallTable();
+    t["group_size"] = 0;
+    t["layers"][0]["group_size"] = 64;
+    t["layers"][0]["group_macs"] = {150.0};
+    t["layers"][1]["group_size"] = 32;
+    t["layers"][2]["group_size"] = 32;
+    // Cumulative: 200, 350, 375, 400, 400.
+    t["order"] = Json::array({{2, 0}, {0, 0}, {1, 0}, {2, 1}, {2, 2}});
+    t["ladder_n4"] = {{"0.0000", {0, 0, 0}}, {"0.5000", {0, 0, 32}}, {"1.0000", {64, 32, 64}}};
+    return t;
+}
+
+TEST_CASE(perLayerGroupSizes)
+{
+    RatioTable const t = parse(mixedTable());
+    CHECK(t.groupSize() == 0 && t.layers()[0].groupSize == 64 && t.layers()[1].groupSize == 32);
+    CHECK(t.vector(0.5) == std::vector<int32_t>({0, 0, 32}));
+    CHECK(t.vector(0.6) == std::vector<int32_t>({64, 0, 32})); // one item of layer 0 is 64 channels
+    CHECK(t.vector(0.9) == std::vector<int32_t>({64, 32, 32}));
+    CHECK(t.vector(1.0) == std::vector<int32_t>({64, 32, 64}));
+    CHECK(std::fabs(t.achievedRatio({64, 0, 32}) - 350.0 / 400.0) < 1e-15);
+    CHECK(t.achievedRatio({63, 0, 0}) == 0.0); // below one 64-channel group: 8-bit
+    std::vector<int32_t> prev(3, 0);
+    for (int i = 0; i <= 200; ++i)
+    {
+        std::vector<int32_t> const v = t.vector(i / 200.0);
+        for (size_t l = 0; l < v.size(); ++l)
+            CHECK_CTX(v[l] >= prev[l] && v[l] % t.layers()[l].groupSize == 0, std::to_string(i));
+        prev = v;
+    }
+}
+
+TEST_CASE(tablesWithoutPerLayerGroupSizeUseTheTables)
+{
+    RatioTable const old = parse(smallTable()); // written before G was per layer
+    for (auto const& l : old.layers())
+        CHECK(l.groupSize == 32);
+    Json j = smallTable();
+    for (auto& l : j["layers"])
+        l["group_size"] = 32; // uniform tables written now carry both
+    CHECK(parse(j).vector(0.9) == old.vector(0.9));
+}
+
+TEST_CASE(rejectsBadPerLayerGroupSizes)
+{
+    struct Case
+    {
+        std::function<void(Json&)> mutate;
+        std::vector<std::string> parts;
+        char const* name;
+    };
+    std::vector<Case> const cases = {
+        {[](Json& j) { j["layers"][1].erase("group_size"); }, {"required field 'layers[1].group_size' is missing"},
+            "missing with table 0"},
+        {[](Json& j) { j["layers"][2]["group_size"] = 48; }, {"'layers[2].group_size' = 48", "(32 or 64)"}, "48"},
+        {[](Json& j) { j["layers"][2]["group_size"] = "32"; }, {"'layers[2].group_size' must be an integer"}, "str"},
+        {[](Json& j) { j["layers"][2]["group_size"] = 0; }, {"'layers[2].group_size' = 0 is out of range"}, "zero"},
+        {[](Json& j) { j["layers"][0]["group_size"] = 32; }, {"'layers[0].group_macs' has 1 entries",
+            "expected padded_channels / group_size = 2"}, "group count under the layer's G"},
+        {[](Json& j) { j["layers"][2]["group_size"] = 64; }, {"'layers[2].padded_channels' = 96",
+            "multiple of group_size 64"}, "padding under the layer's G"},
+        {[](Json& j) { j["group_size"] = 32; }, {"'layers[0].group_size' = 64 differs from the table's 'group_size' 32"},
+            "uniform table, other layer G"},
+        {[](Json& j) { j["group_size"] = -1; }, {"'group_size' = -1 is out of range"}, "negative table G"},
+    };
+    for (auto const& c : cases)
+    {
+        Json j = mixedTable();
+        c.mutate(j);
+        expectBadTable(j, c.parts, c.name);
+    }
+}
+
 // ---- rejected tables -----------------------------------------------------------------------------------
 TEST_CASE(rejectsMissingKeys)
 {
@@ -208,7 +285,7 @@ TEST_CASE(rejectsWrongTypes)
     std::vector<Case> const cases = {
         {[](Json& j) { j["group_size"] = "32"; }, {"'group_size' must be an integer, got string"}, "group_size str"},
         {[](Json& j) { j["group_size"] = 32.0; }, {"'group_size' must be an integer, got number"}, "group_size float"},
-        {[](Json& j) { j["group_size"] = 48; }, {"'group_size' = 48", "32 or 64"}, "group_size 48"},
+        {[](Json& j) { j["group_size"] = 48; }, {"'group_size' = 48", "32 or 64, or 0 = per layer"}, "group_size 48"},
         {[](Json& j) { j["schema"] = "other/2"; }, {"'schema' is 'other/2'"}, "schema"},
         {[](Json& j) { j["schema"] = 1; }, {"'schema' must be a string"}, "schema type"},
         {[](Json& j) { j["layers"] = Json::object(); }, {"'layers' must be an array, got object"}, "layers"},

@@ -22,7 +22,14 @@ from flexiq_trt.graph_passes.fuse_activation import (
 from flexiq_trt.graph_passes.graph_index import GraphIndex, attr
 from flexiq_trt.intake.prepare import recorded_input_shapes, with_input_shapes
 from flexiq_trt.intake.shapes import ResolvedShapes
-from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, SUPPORTED_GROUP_SIZES, Activation
+from flexiq_trt.plugin_spec import (
+    AUTO_GROUP_SIZE,
+    CONV_OP,
+    GEMM_OP,
+    SUPPORTED_GROUP_SIZES,
+    Activation,
+    layer_group_size,
+)
 from flexiq_trt.quantization.layer import ConvGeometry
 
 CANDIDATE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -133,10 +140,12 @@ def find_layers(model: onnx.ModelProto, group_size: int,
     calibration shape; default: the shapes `prepare_model` recorded) fixes the graph inputs for
     static shape inference; a dynamic batch dim counts as 1 and any other unresolved dim makes the
     layer ineligible with a reason that says calibration data would resolve it. The model itself
-    is not changed.
+    is not changed. `group_size` is the QuantConfig setting: 32, 64, or AUTO_GROUP_SIZE (G per
+    layer, `plugin_spec.auto_group_size`; then only C_in below the smallest G, 32, is too narrow).
     """
-    if group_size not in SUPPORTED_GROUP_SIZES:
-        raise ConfigError(f"group size {group_size} not supported; expected one of {SUPPORTED_GROUP_SIZES}")
+    if group_size not in (AUTO_GROUP_SIZE, *SUPPORTED_GROUP_SIZES):
+        raise ConfigError(f"group size {group_size} not supported; expected {AUTO_GROUP_SIZE} (auto, per layer) "
+                          f"or one of {SUPPORTED_GROUP_SIZES}")
     declared = GraphIndex(model)
     if resolved is None and input_shapes is None:
         input_shapes = recorded_input_shapes(model)
@@ -199,6 +208,13 @@ def _resolve_pads(node: onnx.NodeProto, hw: tuple[int, int], kernel: tuple[int, 
     return begin[0], begin[1], end[0], end[1]
 
 
+def _check_width(in_channels: int, setting: int) -> None:
+    """Skip a layer narrower than its own channel group (the layer's G under the setting)."""
+    g = layer_group_size(setting, in_channels)
+    if in_channels < g:
+        raise _Skip(f"C_in {in_channels} is below one channel group ({g}): no channel group to move to 4-bit")
+
+
 def _match_conv(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
     idx = shapes.idx
     w = idx.value(node.input[1])
@@ -211,8 +227,7 @@ def _match_conv(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
         raise _Skip(f"{kind} convolution (group={attr(node, 'group')}): the FlexiQ plugins compute dense (group=1) "
                     "convolutions only")
     n, c, r, s = w.shape
-    if c < g:
-        raise _Skip(f"C_in {c} is below one channel group ({g}): no channel group to move to 4-bit")
+    _check_width(c, g)
     bias = np.zeros(n, dtype=np.float32)
     if len(node.input) > 2 and node.input[2]:
         b = idx.value(node.input[2])
@@ -258,8 +273,7 @@ def _match_gemm(shapes: _Shapes, node: onnx.NodeProto, g: int) -> EligibleLayer:
     else:
         weight = b.T.astype(np.float32)
     n, k = weight.shape
-    if k < g:
-        raise _Skip(f"C_in {k} is below one channel group ({g}): no channel group to move to 4-bit")
+    _check_width(k, g)
     bias = np.zeros(n, dtype=np.float32)
     if is_gemm and len(node.input) > 2 and node.input[2]:
         c = idx.value(node.input[2])

@@ -36,7 +36,10 @@ def candidate_inputs(model: onnx.ModelProto) -> list[str]:
 
 
 def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray], group_size: int) -> IntakeResult:
-    """Prepare the model, resolve every candidate's shapes at the first batch, and split the layers."""
+    """Prepare the model, resolve every candidate's shapes at the first batch, and split the layers.
+
+    `group_size` is the QuantConfig setting (32, 64, or 0 = G per layer), which sets how narrow a layer may be.
+    """
     prepared = prepare_model(original)
     resolved = resolve_shapes(prepared, first_batch, candidate_inputs(prepared))
     eligible, skipped = find_layers(prepared, group_size, resolved=resolved)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.options import option
+from flexiq_trt.plugin_spec import AUTO_GROUP_SIZE, SUPPORTED_GROUP_SIZES, layer_group_size
 
 WEIGHT_ROUNDING = ("gptq", "recon", "plain", "naive")
 ACT_SHIFTS = ("dynamic", "static", "naive")
@@ -15,7 +16,10 @@ ACT_SHIFTS = ("dynamic", "static", "naive")
 class QuantConfig:
     """How layers are quantized to INT8 and how their 4-bit codes are formed."""
 
-    group_size: int = option(32, "channels per group G (32 or 64)", choices=(32, 64))
+    group_size: int = option(
+        AUTO_GROUP_SIZE, "channels per group G: 0 = auto, per layer (64 where C_in >= 64 and 64 adds no padding "
+        "over 32, else 32; docs/design.md §2.2), or 32 / 64 for every layer",
+        choices=(AUTO_GROUP_SIZE, *SUPPORTED_GROUP_SIZES))
     weight_rounding: str = option(
         "gptq", "stored 4-bit weight codes: gptq (error-compensating on the float input, default), recon "
         "(activation-aware reconstruction of the W4A4 output; docs/accuracy.md), plain (smallest shift, "
@@ -37,8 +41,9 @@ class QuantConfig:
         2048, "im2col rows sampled per calibration batch for the Hessian (bounds memory)")
 
     def __post_init__(self) -> None:
-        if self.group_size not in (32, 64):
-            raise ConfigError(f"group_size must be 32 or 64, got {self.group_size}")
+        if self.group_size not in (AUTO_GROUP_SIZE, *SUPPORTED_GROUP_SIZES):
+            raise ConfigError(f"group_size must be {AUTO_GROUP_SIZE} (auto, per layer) or one of "
+                              f"{SUPPORTED_GROUP_SIZES}, got {self.group_size}")
         if self.weight_rounding not in WEIGHT_ROUNDING:
             raise ConfigError(f"weight_rounding must be one of {WEIGHT_ROUNDING}, got {self.weight_rounding!r}")
         if self.act_shift not in ACT_SHIFTS:
@@ -49,3 +54,7 @@ class QuantConfig:
             raise ConfigError(f"recon_act_share must be in [0, 1], got {self.recon_act_share}")
         if not 0 <= self.gptq_damp < 1:
             raise ConfigError(f"gptq_damp must be in [0, 1), got {self.gptq_damp}")
+
+    def group_size_for(self, in_channels: int) -> int:
+        """G of a layer with `in_channels` inputs (the setting, or the per-layer rule when auto)."""
+        return layer_group_size(self.group_size, in_channels)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, Activation, ShiftMode
+from flexiq_trt.errors import FlexiqInternalError
+from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, SUPPORTED_GROUP_SIZES, Activation, ShiftMode
 from flexiq_trt.quantization import bias_rungs, gptq, reconstruct
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.quantization.group_stats import GroupStats
@@ -64,7 +65,12 @@ def _weighted(d: np.ndarray, h: np.ndarray) -> np.ndarray:
 def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, act_scale: float,
                    stats: GroupStats, config: QuantConfig) -> LayerQuantResult:
     """Build the QuantizedLayer (base order) and its per-group error scores."""
-    g = config.group_size
+    # The layer's own G (docs/design.md §2.2) is the one its order and statistics were made with
+    # (quantize_layers picks it per layer with config.group_size_for).
+    g = base_order.shape[0] // stats.hessian.shape[0]
+    if g not in SUPPORTED_GROUP_SIZES or g * stats.hessian.shape[0] != base_order.shape[0]:
+        raise FlexiqInternalError(f"{src.name}: base order of {base_order.shape[0]} channels and statistics of "
+                                  f"{stats.hessian.shape[0]} groups give no supported group size")
     s_w = weight_scales(src.weight)
     w_cl = pad_and_permute(to_channels_last(src.weight), base_order).astype(np.float64)
     target = w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1))

@@ -64,7 +64,8 @@ def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer]
     cal = Calibrator(model, calib)
     observers = []
     for i, (cl, order) in enumerate(zip(calibrated, orders, strict=True)):
-        obs = GroupStatsObserver(order, cl.eligible.weight.shape[1], quant.group_size, cl.act_scale,
+        c_in = cl.eligible.weight.shape[1]
+        obs = GroupStatsObserver(order, c_in, quant.group_size_for(c_in), cl.act_scale,
                                  not cl.unsigned, cl.eligible.geometry, quant.max_rows_per_batch, seed=i)
         obs.with_four_bit_moments(quant.weight_rounding == "recon" and quant.act_shift == "dynamic")
         obs.with_code_sums(quant.bias_correction)
@@ -78,7 +79,7 @@ def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer]
 def quantize_layers(model: onnx.ModelProto, calibrated: list[CalibratedLayer], feeds: FeedSet,
                     calib: CalibConfig, quant: QuantConfig) -> list[QuantizedRecord]:
     """Every layer quantized in base order (layer_index = position in `calibrated`)."""
-    orders = [base_channel_order(cl.channel_range, quant.group_size) for cl in calibrated]
+    orders = [base_channel_order(cl.channel_range, quant.group_size_for(cl.eligible.in_channels)) for cl in calibrated]
     stats = gather_group_stats(model, calibrated, orders, feeds, calib, quant)
     parts = list(zip(calibrated, orders, stats, strict=True))
     with stage(f"quantize {len(parts)} layers ({quant.weight_rounding} 4-bit weights)", _log):

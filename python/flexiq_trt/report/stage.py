@@ -69,6 +69,7 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
         warnings.append(small)
     report = {
         "model": str(state.model_path), "selector": table.selector, "group_size": table.group_size,
+        "group_sizes": table.group_size_counts(),
         "calibration": {"samples": calib_feeds.samples, "source": calib_feeds.source, "synthetic": synthetic,
                         "config": {k: v for k, v in asdict(state.calib).items() if k != "data"}},
         "quantization": asdict(state.quant),

@@ -77,6 +77,14 @@ def _row_samples(rows: list[dict], metric: str) -> int | None:
     return None
 
 
+def group_size_text(report: dict) -> str:
+    """The group size for the summary: 32, 64, or (group_size 0) the per-layer mix with layer counts."""
+    if report["group_size"]:
+        return str(report["group_size"])
+    counts = report.get("group_sizes") or {}
+    return "per layer" + (": " + ", ".join(f"{n} layers G={g}" for g, n in counts.items()) if counts else "")
+
+
 def to_markdown(report: dict) -> str:
     """A human-readable summary: setup, baselines, and one table row per (ratio, variant)."""
     rows = report["rows"]
@@ -86,7 +94,7 @@ def to_markdown(report: dict) -> str:
     cols = HEADLINE_METRICS + ("kl", "rel_l2_error")
     lines += [
         f"- eligible layers: {report['layers']['eligible']} (skipped: {len(report['layers']['skipped'])}), "
-        f"group size {report['group_size']}, selector `{report['selector']}`",
+        f"group size {group_size_text(report)}, selector `{report['selector']}`",
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
         f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})",

@@ -14,7 +14,7 @@ from flexiq_trt.log import get_logger, stage
 from flexiq_trt.quantization.layer import QuantizedLayer
 from flexiq_trt.quantization.quantize_layer import LayerQuantResult, reorder_groups
 from flexiq_trt.quantization.stage import QuantizedRecord
-from flexiq_trt.ratios import LayerEntry, RatioTable
+from flexiq_trt.ratios import LayerEntry, RatioTable, common_group_size
 from flexiq_trt.select.base import Fitness, GlobalOrder, LayerGroups, SelectionProblem
 
 _log = get_logger(__name__)
@@ -41,11 +41,11 @@ def group_macs(macs: float, in_channels: int, base_order: np.ndarray, group_size
 
 def build_problem(records: list[QuantizedRecord], ladder: tuple[float, ...], seed: int,
                   fitness: Fitness | None = None, holdout_fitness: Fitness | None = None) -> SelectionProblem:
-    """One LayerGroups per layer (in layer_index order)."""
+    """One LayerGroups per layer (in layer_index order); each layer is cut by its own G."""
     groups = []
-    g = records[0].layer.group_size
     for i, rec in enumerate(records):
         res, cl = rec.result, rec.calibrated
+        g = res.layer.group_size
         ranges = np.pad(cl.channel_range, (0, rec.base_order.shape[0] - cl.channel_range.shape[0]))
         groups.append(LayerGroups(
             name=res.layer.name, layer_index=i,
@@ -106,8 +106,9 @@ def finalize(records: list[QuantizedRecord], problem: SelectionProblem,
     position = [{g: pos for pos, g in enumerate(rank)} for rank in ranks]
     entries = [LayerEntry(name=q.name, op_type=q.op_type, layer_index=q.layer_index, in_channels=q.in_channels,
                           padded_channels=q.padded_channels, macs=float(rec.eligible.macs),
-                          group_macs=[float(problem.layers[i].group_macs[g]) for g in ranks[i]])
+                          group_macs=[float(problem.layers[i].group_macs[g]) for g in ranks[i]],
+                          group_size=q.group_size)
                for i, (q, rec) in enumerate(zip(final, records, strict=True))]
     items = [(li, position[li][g]) for li, g in order.items]
-    table = RatioTable(base[0].group_size, entries, items, list(problem.ladder), order.selector)
+    table = RatioTable(common_group_size([q.group_size for q in base]), entries, items, list(problem.ladder), order.selector)
     return [SelectedRecord(rec, q) for rec, q in zip(records, final, strict=True)], table

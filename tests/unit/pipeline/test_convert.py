@@ -63,7 +63,7 @@ def test_sets_are_nested_and_cover_the_ratio(converted):
     prev = np.zeros(table.num_layers)
     for r in np.linspace(0, 1, 41):
         v = table.vector(float(r))
-        assert np.all(v >= prev) and np.all(v % table.group_size == 0)
+        assert np.all(v >= prev) and np.all(v % table.group_sizes() == 0)
         assert table.achieved_ratio(v) >= r - 1e-9
         prev = v
 

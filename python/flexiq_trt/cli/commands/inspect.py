@@ -20,14 +20,16 @@ class Inspect:
         """Print the plan as a table."""
         from flexiq_trt.intake import find_layers, load_model, prepare_model
 
-        group_size = args.group_size or QuantConfig().group_size
-        layers, skipped = find_layers(prepare_model(load_model(args.model)), group_size)
+        quant = QuantConfig(group_size=QuantConfig().group_size if args.group_size is None else args.group_size)
+        layers, skipped = find_layers(prepare_model(load_model(args.model)), quant.group_size)
         total = sum(float(el.macs) for el in layers) or 1.0
-        print(f"{len(layers)} eligible layer(s), {len(skipped)} kept")
-        print(f"{'node':<40} {'op':<7} {'C_in':>6} {'N':>6} {'MACs':>12} {'share':>6}")
+        sizes = sorted({quant.group_size_for(el.in_channels) for el in layers})
+        print(f"{len(layers)} eligible layer(s), {len(skipped)} kept; group size "
+              f"{'/'.join(map(str, sizes)) or '-'}{' (auto, per layer)' if quant.group_size == 0 else ''}")
+        print(f"{'node':<40} {'op':<7} {'C_in':>6} {'G':>3} {'N':>6} {'MACs':>12} {'share':>6}")
         for el in layers:
-            print(f"{el.name[:40]:<40} {el.op_type:<7} {el.weight.shape[1]:>6} {el.weight.shape[0]:>6} "
-                  f"{int(el.macs):>12} {float(el.macs) / total:>6.1%}")
+            print(f"{el.name[:40]:<40} {el.op_type:<7} {el.in_channels:>6} {quant.group_size_for(el.in_channels):>3} "
+                  f"{el.out_channels:>6} {int(el.macs):>12} {float(el.macs) / total:>6.1%}")
         for s in skipped:
             print(f"{s.name[:40]:<40} {s.op_type:<7} kept: {s.reason}")
         return 0

@@ -26,7 +26,7 @@ class Ratio:
         if args.json:
             print(json.dumps(rows))
             return 0
-        print(f"{'ratio':>6} {'4-bit MACs':>10}  flexiq_max_4bit_ch (L={table.num_layers}, G={table.group_size})")
+        print(f"{'ratio':>6} {'4-bit MACs':>10}  flexiq_max_4bit_ch (L={table.num_layers}, G={table.group_size_label})")
         for row in rows:
             print(f"{row['ratio']:>6.3f} {row['mac_share']:>10.3f}  {row['vector']}")
         return 0
