@@ -88,7 +88,7 @@ def table_stats(sidecar: Path) -> dict:
             "padding_channels_pct": 100.0 * (padded - real) / real,
             "padding_macs_pct": 100.0 * (macs - real_macs) / real_macs if real_macs else 0.0,
             "order_steps": len(d["order"]), "ladder": len(d["ladder"]), "distinct_rungs": len(rungs),
-            "all_or_nothing_layers": sum(1 for le in layers if le["padded_channels"] == g)}
+            "all_or_nothing_layers": sum(1 for le in layers if le["padded_channels"] == le.get("group_size", g))}
 
 
 def top1(model: Path, feeds: dict[str, np.ndarray], batch: int = 25) -> np.ndarray:
@@ -218,8 +218,9 @@ def main() -> None:
     ap.add_argument("--selector", default="evolutionary")
     ap.add_argument("--rounding", default="recon",
                     help="QuantConfig.weight_rounding of the `flexiq` variant (recon adds a `gptq` column)")
-    ap.add_argument("--group-size", nargs="+", type=int, default=[32], choices=(32, 64),
-                    help="QuantConfig.group_size G; several values convert once per G on the same crops")
+    ap.add_argument("--group-size", nargs="+", type=int, default=[32], choices=(0, 32, 64),
+                    help="QuantConfig.group_size G (0 = per layer, the converter default); several values "
+                    "convert once per G on the same crops")
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip the naive/plain report variants (ConvertConfig.baselines=False) to save time")
     ap.add_argument("--cost", action="store_true", help="also time the quantization stage with/without recon")

@@ -59,3 +59,15 @@ def test_bad_plan_files(tmp_path):
     p.write_text(json.dumps({"format": 1, "group_size": 64, "layers": []}))
     with pytest.raises(ConfigError, match="group size 64"):
         ConversionPlan.load(p).select(eligible, 32)
+
+
+def test_plan_remembers_the_group_size_setting(tmp_path):
+    """A plan made under auto (0, G per layer) names both settings when applied under another."""
+    prepared = prepare_model(M.residual_block())
+    eligible, skipped = find_layers(prepared, 0)
+    path = tmp_path / "auto.json"
+    ConversionPlan.from_layers(eligible, skipped, 0).save(path)
+    plan = ConversionPlan.load(path)
+    assert plan.group_size == 0 and len(plan.select(eligible, 0)) == 2
+    with pytest.raises(ConfigError, match=r"group size auto \(0, G per layer\), converting with 32.*--group-size 0"):
+        plan.select(eligible, 32)

@@ -70,6 +70,15 @@ def test_channels_below_group_skipped():
     assert len(eligible) == 1 and eligible[0].plugin_op == CONV_OP
 
 
+def test_auto_group_size_needs_only_the_smallest_group():
+    """Setting 0 (auto, the default): a layer's own G decides, so C_in 48 (G 32) stays eligible."""
+    for c_in, eligible_count in ((48, 1), (96, 1), (16, 0)):
+        eligible, skipped = layers_of(M.conv_then(M.ACTIVATION_NODES["relu"][0], c_in=c_in), g=0)
+        assert len(eligible) == eligible_count, (c_in, skipped)
+        if not eligible:
+            assert "C_in 16 is below one channel group (32)" in skipped[0].reason
+
+
 def test_unsupported_group_size():
     with pytest.raises(ConfigError, match="16"):
         layers_of(M.depthwise_only(), g=16)
