@@ -155,3 +155,20 @@ def test_simulation_matches_reference_per_layer(converted):
         got = ship.run(None, {**feeds, RUNTIME_INPUT: vec})[0]
         assert np.array_equal(got, vals[pairs[-1][0].output_name]), f"shipped artifact differs at ratio {r}"
     assert seen_4bit == {32, 64}
+
+
+def test_ratio_and_inspect_commands_show_the_mix(converted, capsys):
+    from flexiq_trt.cli.main import main
+
+    state, _ = converted
+    assert main(["ratio", str(state.files["sidecar"]), "1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "G=per layer (32/64)" in out and "[64, 96, 128]" in out
+    onnx.save(chain_model(), Path(state.files["sidecar"]).with_name("plain.onnx"))
+    assert main(["inspect", str(Path(state.files["sidecar"]).with_name("plain.onnx"))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "group size 32/64 (auto, per layer)" in lines[0]
+    assert [int(line.split()[3]) for line in lines[2:5]] == EXPECTED_G  # the G column
+    assert main(["inspect", "--group-size", "64", str(Path(state.files["sidecar"]).with_name("plain.onnx"))]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 eligible layer(s), 1 kept; group size 64") and "C_in 40 is below one channel group (64)" in out

@@ -42,6 +42,13 @@ def test_markdown_shows_value_interval_and_n_everywhere():
     assert "## Change of accuracy against INT8 (ratio 0) of the same variant" in md
 
 
+def test_group_size_line_shows_the_per_layer_mix():
+    report = _report(40)
+    assert "group size 32," in writer.to_markdown(report)
+    report.update(group_size=0, group_sizes={"32": 4, "64": 11})
+    assert "group size per layer: 4 layers G=32, 11 layers G=64," in writer.to_markdown(report)
+
+
 def test_difference_cells_mark_what_the_data_cannot_tell():
     row = {"vs_int8": {"accuracy": {"diff": 0.07, "low": -0.05, "high": 0.19, "significant": False}}}
     assert writer.difference(row, "accuracy") == f"+0.0700 [-0.0500, +0.1900] {writer.NOT_SIGNIFICANT}"
