@@ -13,9 +13,10 @@ evolutionary search with the ``paper`` preset, artifacts, report). Per pipeline 
 prints wall time and CPU time (user+sys of this process and its children: ORT threads included),
 because the machine may be shared: the wall figure then overstates, the CPU figure does not
 (it bounds the wall time on 2 idle cores from above by at most 2x). ``uptime`` is printed before
-and after. Latency: FP32 model vs the written simulation ONNX (``<stem>.flexiq-sim.onnx``) and the
-float-exact variant the report evaluates, batch 1 and batch 32, median per-run CPU time on one
-intra-op thread (robust to load) and the best wall time on all cores.
+and after. Latency: FP32 model vs the written simulation ONNX (``<stem>.flexiq-sim.onnx``, float-exact
+by default) and the same layers with ConvInteger/MatMulInteger (``--sim-arithmetic integer``), batch 1
+and batch 32, median per-run CPU time on one intra-op thread (robust to load) and the best wall time
+on all cores. The JSON also keeps the selected order, so two runs can be compared item by item.
 
     PYTHONPATH=python python benchmarks/bench_convert_time.py [--models mnv2 minilm] [--json results.json]
 """
@@ -144,7 +145,20 @@ def convert_timed(model: Path, calib: Path, out: Path, samples: int, latency_onl
             now = cpu_seconds()
             cpu_laps[name], self.cpu_last = now - self.cpu_last, now
 
+    from flexiq_trt.select import sensitivity
+
+    sens_time: dict[str, float] = {}
+    calibrate_scores = sensitivity.calibrate_scores
+
+    def timed_sensitivities(*args, **kwargs):  # the layer sensitivities, part of the select step
+        c, w = cpu_seconds(), time.perf_counter()
+        try:
+            return calibrate_scores(*args, **kwargs)
+        finally:
+            sens_time.update(wall_s=time.perf_counter() - w, cpu_s=cpu_seconds() - c)
+
     pipeline._Clock, original = CpuClock, pipeline._Clock
+    sensitivity.calibrate_scores = timed_sensitivities
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     try:
         result = api.convert(str(model), calib=str(calib), output_dir=str(out),
@@ -153,11 +167,12 @@ def convert_timed(model: Path, calib: Path, out: Path, samples: int, latency_onl
                              else api.ConvertConfig())
     finally:
         pipeline._Clock = original
+        sensitivity.calibrate_scores = calibrate_scores
     wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
     steps = {k: {"wall_s": v, "cpu_s": cpu_laps.get(k)} for k, v in result.timings.items() if k != "total"}
     log = (result.report or {}).get("search_log", [])
     screening = sum(e["seconds"] for e in log if e.get("event") == "screening")
-    return {"wall_s": wall, "cpu_s": cpu, "steps": steps, "surrogate_s": screening,
+    return {"wall_s": wall, "cpu_s": cpu, "steps": steps, "surrogate_s": screening, "sensitivity": sens_time,
             "files": {k: str(v) for k, v in result.files.items()},
             "order": json.loads(Path(result.files["sidecar"]).read_text()).get("order")}
 
@@ -194,8 +209,8 @@ def latency(model: str | onnx.ModelProto, feed: dict, repeat: int) -> tuple[floa
     return 1e3 * float(np.median(cpu)), 1e3 * float(np.min(wall))
 
 
-def latency_table(model: Path, files: dict, calib: Path, float_exact: Path, ratio: float = 0.5) -> list[dict]:
-    """FP32 vs the simulation artifact and its float-exact variant, batch 1 and 32, at `ratio`."""
+def latency_table(model: Path, files: dict, calib: Path, integer: Path, ratio: float = 0.5) -> list[dict]:
+    """FP32 vs the simulation artifact (float-exact) and its integer-operator form, batch 1 and 32, at `ratio`."""
     from flexiq_trt.plugin_spec import RUNTIME_INPUT
     from flexiq_trt.ratios import ratio_vector
 
@@ -206,7 +221,8 @@ def latency_table(model: Path, files: dict, calib: Path, float_exact: Path, rati
         feed = {k: v[:batch] for k, v in data.items()}
         feed[RUNTIME_INPUT] = ratio_vector(files["sidecar"], ratio)
         fp32 = latency(str(model), feed, repeat)
-        for name, m in (("simulation ONNX (artifact)", sim), ("float-exact (report, search)", str(float_exact))):
+        for name, m in (("simulation ONNX (artifact, float-exact)", sim),
+                        ("integer operators (--sim-arithmetic integer)", str(integer))):
             t = latency(m, feed, repeat)
             rows.append({"batch": batch, "model": name, "fp32_cpu_ms": fp32[0], "sim_cpu_ms": t[0],
                          "fp32_wall_ms": fp32[1], "sim_wall_ms": t[1], "ratio_cpu": t[0] / fp32[0],
@@ -229,11 +245,11 @@ def main() -> int:
     print(results["uptime_before"])
     for name in args.models:
         model, calib, info = build(name, args.out, args.samples)
-        float_exact = args.out / f"{name}.float-exact-sim.onnx"
-        _capture_float_exact(float_exact)
+        integer = args.out / f"{name}.integer-sim.onnx"
+        _capture_integer_form(integer)
         res = convert_timed(model, calib, args.out / name, args.samples, args.latency_only)
         res["info"] = info
-        res["latency"] = latency_table(model, res["files"], calib, float_exact)
+        res["latency"] = latency_table(model, res["files"], calib, integer)
         results["models"][name] = res
         print_model(name, res, args.latency_only)
         results["uptime_after"] = uptime()
@@ -243,13 +259,13 @@ def main() -> int:
     return 0
 
 
-def _capture_float_exact(path: Path) -> None:
-    """Have the artifact writer also save the float-exact simulation at `path` (for the latency table only)."""
+def _capture_integer_form(path: Path) -> None:
+    """Have the artifact writer also save the ConvInteger/MatMulInteger form at `path` (for the latency table only)."""
     import flexiq_trt.graph_passes.artifacts as artifacts
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
 
     def writer(prepared, pairs, metadata, mode="prefix", **kw):
-        onnx.save(write_simulation_model(prepared, pairs, {}, mode=mode, float_exact=True), str(path))
+        onnx.save(write_simulation_model(prepared, pairs, {}, mode=mode, float_exact=False), str(path))
         return write_simulation_model(prepared, pairs, metadata, mode=mode, **kw)
 
     artifacts.write_simulation_model = writer
@@ -266,6 +282,9 @@ def print_model(name: str, res: dict, latency_only: bool = False) -> None:
     for step, t in res["steps"].items():
         cpu = "" if t["cpu_s"] is None else f"{t['cpu_s']:.0f}"
         print(f"| {step} | {t['wall_s']:.0f} | {cpu} |")
+    sens = res.get("sensitivity") or {}
+    if sens:
+        print(f"| of select: layer sensitivities | {sens['wall_s']:.0f} | {sens['cpu_s']:.0f} |")
     print(f"| of select: measuring the linearized model | {res['surrogate_s']:.0f} | |")
     print(f"| **total** | **{res['wall_s']:.0f} ({res['wall_s'] / 60:.1f} min)** | "
           f"**{res['cpu_s']:.0f} ({res['cpu_s'] / 60:.1f} min)** |")
