@@ -80,7 +80,7 @@ class ConvertConfig:
         False, "allow random calibration data (figures in the report are then meaningless)")
     sim_arithmetic: str = option(
         "float-exact", "how <stem>.flexiq-sim.onnx accumulates: float32 Conv/MatMul over chunks whose "
-        "sums are exact integers (bit-identical, 2-3x faster in ONNX Runtime) or ConvInteger/MatMulInteger "
+        "sums are exact integers (bit-identical, 1.1-2.3x faster in ONNX Runtime) or ConvInteger/MatMulInteger "
         "(docs/design.md §3)", choices=("float-exact", "integer"))
 
     def __post_init__(self) -> None:
