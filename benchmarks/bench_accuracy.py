@@ -20,7 +20,7 @@ the quantization stage. Example (10-15 minutes per model on 2 busy cores with th
 prints per run the ratio table's granularity from the written ``<stem>.flexiq.json``: eligible
 layers, the sum of padded input channels (C_pad = ceil(C/G)*G) against the real ones and the MACs
 the padding adds, the number of 4-bit steps in the global order, and how many distinct n4 vectors
-the ladder rungs give (docs/accuracy.md, "Group size").
+the ladder rungs give (docs/accuracy.md, "Group size: G = 32 versus G = 64").
 """
 
 from __future__ import annotations
