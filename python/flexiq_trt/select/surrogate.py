@@ -33,7 +33,7 @@ import numpy as np
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.log import get_logger, progress
 from flexiq_trt.select.chromosome import ItemSpace
-from flexiq_trt.select.evaluator import parallel_runs, softmax
+from flexiq_trt.select.evaluator import softmax
 
 _log = get_logger(__name__)
 MAX_RESPONSE_BYTES = 1 << 30  # item responses kept in memory (float32)
@@ -107,24 +107,15 @@ class _Projector:
         return np.concatenate(blocks, axis=1)
 
 
-def item_workers() -> int:
-    """Concurrent item runs: one per core (at most 4: each holds one run's activations), one thread each.
-
-    One ONNX Runtime run of a suffix keeps two cores only partly busy (its element-wise ops and small
-    GEMMs do not split well); two single-threaded runs side by side do (docs/selection.md, "Cost").
-    The responses do not depend on it: each run is computed as it would be alone.
-    """
-    return parallel_runs()
-
-
 def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor: np.ndarray | None = None,
                          items: np.ndarray | None = None, seed: int = 0,
-                         max_bytes: int = MAX_RESPONSE_BYTES, label: str = "",
-                         workers: int | None = None) -> ItemResponses:
+                         max_bytes: int = MAX_RESPONSE_BYTES, label: str = "") -> ItemResponses:
     """Run the simulation once per free item (toggled in `anchor`) on the first `n_samples` samples.
 
     `anchor` defaults to the INT8 model (no item 4-bit), `items` to every item. The items of one
-    layer run concurrently on `workers` threads (default `item_workers()`); the layers in model order.
+    layer run side by side on the evaluator's `batch_workers` threads, one single-threaded ORT run
+    each (one run keeps two cores only partly busy; docs/selection.md), the layers in model order.
+    The responses do not depend on it: each run is computed as it would be alone.
     """
     if not supports_responses(evaluator):
         raise ConfigError("the linearized output model needs a fitness with raw outputs (MaskFitnessEvaluator)")
@@ -144,7 +135,7 @@ def build_item_responses(evaluator, space: ItemSpace, n_samples: int, *, anchor:
     deltas = np.empty((len(items), s, projector.width), dtype=np.float32)
     desc = f"linearized output model{label} ({len(items)} items x {s} samples)"
     anchor_masks = space.to_masks(anchor)
-    workers = item_workers() if workers is None else max(1, int(workers))
+    workers = max(1, int(getattr(evaluator, "batch_workers", 1)))
 
     def response(run, i: int) -> np.ndarray:
         flags = anchor.copy()

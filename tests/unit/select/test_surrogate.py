@@ -219,15 +219,17 @@ def test_several_outputs_are_modelled_per_segment(tmp_path, feeds, kind):
 def test_concurrent_item_runs_give_the_same_responses(model_path, feeds):
     """The items of a layer run side by side on single-threaded suffix runs: the responses are bit-identical
     to one item at a time, in the same item order."""
-    from flexiq_trt.select.surrogate import item_workers
+    from flexiq_trt.select.evaluator import parallel_runs
 
-    assert 1 <= item_workers() <= 4
+    assert 1 <= parallel_runs() <= 4
     ev = MaskFitnessEvaluator(model_path, feeds)
     space = ItemSpace.from_problem(_problem())
     anchor = _flags(space, [0, 3, 4, 7])
     free = np.flatnonzero(~_flags(space, [0]))
-    one = build_item_responses(ev, space, 16, anchor=anchor, items=free, workers=1)
-    several = build_item_responses(ev, space, 16, anchor=anchor, items=free, workers=3)
+    ev.batch_workers = 1
+    one = build_item_responses(ev, space, 16, anchor=anchor, items=free)
+    ev.batch_workers = 3
+    several = build_item_responses(ev, space, 16, anchor=anchor, items=free)
     np.testing.assert_array_equal(several.deltas, one.deltas)
     np.testing.assert_array_equal(several.items, free)
     assert np.count_nonzero(np.abs(one.deltas).sum(axis=(1, 2))) == len(free)  # every item moves the outputs
