@@ -188,6 +188,9 @@ class _Search:
         """
         rng = np.random.default_rng([self.seed, position])
         greedy = greedy_fill(locked, budget, self.space)
+        if np.any(greedy & ~allowed):  # the next ratio's greedy fill dropped some of this one's items again
+            rank = self.space.greedy_rank()  # (its last item overshot): fill from the allowed items, as range does
+            greedy = ordered_fill(locked, budget, self.space, rank[allowed[rank]])
         range_rank = self.space.range_rank()
         by_range = ordered_fill(locked, budget, self.space, range_rank[allowed[range_rank]])
         free_chosen = int(np.count_nonzero(greedy & ~locked))

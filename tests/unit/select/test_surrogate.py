@@ -233,3 +233,33 @@ def test_concurrent_item_runs_give_the_same_responses(model_path, feeds):
     np.testing.assert_array_equal(several.deltas, one.deltas)
     np.testing.assert_array_equal(several.items, free)
     assert np.count_nonzero(np.abs(one.deltas).sum(axis=(1, 2))) == len(free)  # every item moves the outputs
+
+
+def test_greedy_set_outside_the_next_ratios_greedy_set(tmp_path):
+    """At 50% the greedy fill overshoots with a 30-MAC group and drops the two 10-MAC groups the 25% greedy
+    set holds, so that set is not inside the next ratio's greedy set (the allowed items). The search then
+    fills its greedy candidate from the allowed items (it used to stop: a candidate outside the measured items)."""
+    from flexiq_trt.select.chromosome import greedy_fill
+
+    groups = (1, 1, 2)
+    macs = [np.array([10.0]), np.array([30.0]), np.array([10.0, 10.0])]
+    errors = [np.array([0.015]), np.array([0.688]), np.array([0.99, 0.092])]
+    layers = [LayerGroups(f"l{i}", i, macs[i], errors[i], np.ones(g)) for i, g in enumerate(groups)]
+    path = tmp_path / "mask.onnx"
+    onnx.save(build_mask_model(groups, classes=6, seed=3), path)
+    ev = MaskFitnessEvaluator(str(path), {"x": np.random.default_rng(1).normal(0, 1, (24, 4)).astype(np.float32)})
+    problem = SelectionProblem(layers, ladder=(0.25, 0.5), seed=0, fitness=ev)
+    space = ItemSpace.from_problem(problem)
+    none = np.zeros(space.size, bool)
+    at_25, at_50 = greedy_fill(none, space.budget(0.25), space), greedy_fill(none, space.budget(0.5), space)
+    assert np.any(at_25 & ~at_50)  # the case this test is about
+    order = EvolutionarySelector(SearchConfig(population=6, generations=2, ladder=(0.25, 0.5))).select(problem)
+    order.validate(problem)
+    allowed = {space.item(i) for i in np.flatnonzero(at_50)}
+    covered, prefix = 0.0, []
+    for layer, group in order.items:  # the 25% set: the shortest prefix covering a quarter of the MACs
+        if covered >= space.budget(0.25):
+            break
+        prefix.append((layer, group))
+        covered += float(macs[layer][group])
+    assert set(prefix) <= allowed
