@@ -139,9 +139,17 @@ def dynamic_smem(name: str) -> int:
     return cta_m * 16 + stages * ((cta_m + cta_n) * g + (cta_m + cta_n) * 4)
 
 
+_PIPE_TILE = re.compile(r"PipeTileILi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)EE")
+
+
 def threads_per_cta(name: str) -> int:
-    """Launch size: 128 for every hot kernel (tile::kThreads, kInputPassThreads, PipeTile::kThreads)."""
-    return 128
+    """Launch size of a hot kernel.
+
+    32 x warpsM x warpsN for a PipeTile<M, N, warpsM, warpsN> kernel (its mangled template
+    arguments), else 128 (tile::kThreads, kInputPassThreads).
+    """
+    m = _PIPE_TILE.search(name)
+    return 32 * int(m.group(3)) * int(m.group(4)) if m else 128
 
 
 def occupancy(rep: KernelReport, arch: str) -> int | None:

@@ -36,6 +36,8 @@
 #include "flexiqSmemOps.cuh"
 #include "flexiqTileConfig.cuh"
 
+#include <type_traits>
+
 #if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
 #include <cuda_fp16.h>
 #endif
@@ -118,7 +120,6 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     if (p.max4bit != nullptr)
         smem::checkGlobal(p.max4bit + p.layerIndex, sizeof(int32_t));
     int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.layerIndex) : 0, p.cPad, kG);
-    int32_t const kTiles = p.r * p.s * p.groups;
 
     // Row table: (image or -1 past the last output row, oh * strideH - padTop, ow * strideW - padLeft).
     for (int32_t row = tid; row < T::kCtaM; row += T::kThreads)
@@ -141,78 +142,152 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         return inside ? (static_cast<int64_t>(info[0]) * p.height + ih) * p.width + iw : -1;
     };
 
-    // K-tiles are issued in order kt = (r * S + s) * groups + g; the copy cursor walks (r, s, g) and
-    // the stage ring without divisions.
-    int32_t cpG = 0;
-    int32_t cpR = 0;
-    int32_t cpS = 0;
+    // K-tile order (docs/design.md §4, main loop): every 4-bit K-tile first, then every 8-bit one,
+    // each phase tap-major: (r, s, g) for g in [0, g4), then (r, s, g) for g in [g4, groups). The
+    // int32 sum does not depend on the order (§2.9 bounds it without overflow), and with the kind of
+    // a K-tile fixed per phase each loop below has one compute path and, in steady state, one copy
+    // path: no per-tile branch on n4 inside the hot loop.
+    int32_t const taps = p.r * p.s;
+    int32_t const g4 = n4 / kG; // 4-bit groups per tap
+    int32_t const k4 = taps * g4;
+    int32_t const kTiles = taps * p.groups;
+
+    // Copy cursor: the (r, s, g) of a K-tile. Only the steady-state loops keep one live and step it
+    // (advance: g in [gBegin, gEnd), then s, then r, by selects); the prologue and the phase tails
+    // compute it from the tile index (two divisions, a few times per CTA), which keeps the register
+    // count of the 128 x 128 tile within 255 without spilling.
+    struct Cursor
+    {
+        int32_t r, s, g;
+    };
+    auto advance = [&](Cursor& c, int32_t gBegin, int32_t gEnd) {
+        int32_t const g1 = c.g + 1;
+        bool const wrapG = g1 == gEnd;
+        c.g = wrapG ? gBegin : g1;
+        int32_t const s1 = c.s + (wrapG ? 1 : 0);
+        bool const wrapS = s1 == p.s;
+        c.s = wrapS ? 0 : s1;
+        c.r += wrapS ? 1 : 0;
+    };
+    auto cursorOf = [&](int32_t t) -> Cursor {
+        bool const four = t < k4;
+        // groups per tap in t's phase, at least 1: t may lie past the last tile (cursor then unused)
+        int32_t const phaseGroups = four ? g4 : p.groups - g4;
+        int32_t const per = phaseGroups > 0 ? phaseGroups : 1;
+        int32_t const u = four ? t : t - k4;
+        int32_t const tap = u / per;
+        return Cursor{tap / p.s, tap - (tap / p.s) * p.s, (four ? 0 : g4) + (u - tap * per)};
+    };
     int32_t cpStage = 0;
-    // Issues the cp.async copies of the next K-tile into its stage (no commit) and advances the cursor.
-    auto issue = [&]() {
-        int32_t const g = cpG;
-        int32_t const r = cpR;
-        int32_t const s = cpS;
-        int32_t const tap = r * p.s + s;
-        bool const four = g * kG < n4;
+
+    // Issues the cp.async copies of the K-tile at cursor c into the next stage (no commit). kFour is
+    // the tile's kind, known at compile time in every caller, so the copy loops have fixed trip counts.
+    auto issue = [&](auto fourTag, Cursor const& c) {
+        constexpr bool kFour = decltype(fourTag)::value;
+        constexpr bool kA4 = kInt4Path && kFour;
+        constexpr int32_t kAChunks = kA4 ? kChunks4 : kChunks8;
+        constexpr int32_t kBChunks = kFour ? kChunks4 : kChunks8;
         uint32_t const st = L::stage(cpStage);
         cpStage = cpStage + 1 == kStages ? 0 : cpStage + 1;
-        if (++cpG == p.groups)
+        int64_t const kOff = static_cast<int64_t>(c.r * p.s + c.s) * p.cPad + static_cast<int64_t>(c.g) * kG;
+        // A: [kCtaM rows, kAChunks] 16-byte chunks. A thread copies up to two adjacent chunks of one
+        // row (one whole 32-byte sector, one row-table lookup for both), adjacent threads the rest of
+        // the row: fewer address computations and registers than one chunk per thread.
+        // The four copy jobs (A chunks, A row factors, B chunks, B column shifts) start where the
+        // previous one ended, modulo the CTA's threads, so that when a job has fewer copies than
+        // threads the warps share the work instead of the first warps doing all of it.
+        constexpr int32_t kAPer = kAChunks < 2 ? kAChunks : 2;
+        constexpr int32_t kAThreadsPerRow = kAChunks / kAPer;
+        constexpr int32_t kARowsPerPass = T::kThreads / kAThreadsPerRow;
+        constexpr int32_t kBPer = kBChunks < 2 ? kBChunks : 2;
+        constexpr int32_t kJobsA = T::kCtaM * kAChunks / kAPer;
+        constexpr int32_t kJobsF = kA4 ? T::kCtaM : 0;
+        constexpr int32_t kJobsB = T::kCtaN * kBChunks / kBPer;
+        auto rotated = [&](int32_t first) { return (tid + T::kThreads - first % T::kThreads) % T::kThreads; };
+#pragma unroll
+        for (int32_t i = 0; i < (T::kCtaM + kARowsPerPass - 1) / kARowsPerPass; ++i)
         {
-            cpG = 0;
-            if (++cpS == p.s)
-            {
-                cpS = 0;
-                ++cpR;
-            }
-        }
-        int64_t const kOff = static_cast<int64_t>(tap) * p.cPad + static_cast<int64_t>(g) * kG; // k of the tile
-        // A: [kCtaM rows, aChunks] 16-byte chunks.
-        bool const a4 = kInt4Path && four;
-        int32_t const aChunks = a4 ? kChunks4 : kChunks8;
-        for (int32_t id = tid; id < T::kCtaM * aChunks; id += T::kThreads)
-        {
-            int32_t const row = id / aChunks;
-            int32_t const c = id - row * aChunks;
-            int64_t const pix = inputPixel(row, r, s);
+            int32_t const row = tid / kAThreadsPerRow + i * kARowsPerPass;
+            if (T::kCtaM % kARowsPerPass != 0 && row >= T::kCtaM)
+                break;
+            int32_t const ch0 = (tid % kAThreadsPerRow) * kAPer;
+            int64_t const pix = inputPixel(row, c.r, c.s);
             int8_t const* src = p.codes8;
             if (pix >= 0)
-                src = a4 ? p.codes4 + (pix * p.cPad + static_cast<int64_t>(g) * kG) / 2 + c * 16
-                         : p.codes8 + pix * p.cPad + static_cast<int64_t>(g) * kG + c * 16;
-            smem::cpAsync16(st + L::kA + smem::swizzledChunk(row, c, aChunks) * 16, src, pix >= 0 ? 16 : 0);
+                src = kA4 ? p.codes4 + (pix * p.cPad + static_cast<int64_t>(c.g) * kG) / 2 + ch0 * 16
+                          : p.codes8 + pix * p.cPad + static_cast<int64_t>(c.g) * kG + ch0 * 16;
+#pragma unroll
+            for (int32_t j = 0; j < kAPer; ++j)
+                smem::cpAsync16(st + L::kA + smem::swizzledChunk(row, ch0 + j, kAChunks) * 16,
+                    pix >= 0 ? src + j * 16 : src, pix >= 0 ? 16 : 0);
         }
-        if (a4)
+        if constexpr (kA4)
         {
-            for (int32_t row = tid; row < T::kCtaM; row += T::kThreads)
+#pragma unroll
+            for (int32_t i = 0; i < (T::kCtaM + T::kThreads - 1) / T::kThreads; ++i)
             {
-                int64_t const pix = inputPixel(row, r, s);
-                int32_t const* src = pix >= 0 ? p.factorA + pix * p.groups + g : p.factorA;
+                int32_t const row = rotated(kJobsA) + i * T::kThreads;
+                if (T::kCtaM % T::kThreads != 0 && row >= T::kCtaM)
+                    break;
+                int64_t const pix = inputPixel(row, c.r, c.s);
+                int32_t const* src = pix >= 0 ? p.factorA + pix * p.groups + c.g : p.factorA;
                 smem::cpAsync4(st + L::kRowF + row * 4, src, pix >= 0 ? 4 : 0);
             }
         }
-        // B: [kCtaN rows (n), bChunks] 16-byte chunks of w8, or of the packed w4 for a 4-bit group.
-        int32_t const bChunks = four ? kChunks4 : kChunks8;
-        for (int32_t id = tid; id < T::kCtaN * bChunks; id += T::kThreads)
+        // B: [kCtaN rows (n), kBChunks] 16-byte chunks of w8, or of the packed w4 for a 4-bit group;
+        // the same thread-to-chunk mapping as A.
+        constexpr int32_t kBThreadsPerRow = kBChunks / kBPer;
+        constexpr int32_t kBRowsPerPass = T::kThreads / kBThreadsPerRow;
+        int32_t const tidB = rotated(kJobsA + kJobsF);
+#pragma unroll
+        for (int32_t i = 0; i < (T::kCtaN + kBRowsPerPass - 1) / kBRowsPerPass; ++i)
         {
-            int32_t const row = id / bChunks;
-            int32_t const c = id - row * bChunks;
+            int32_t const row = tidB / kBThreadsPerRow + i * kBRowsPerPass;
+            if (T::kCtaN % kBRowsPerPass != 0 && row >= T::kCtaN)
+                break;
+            int32_t const ch0 = (tidB % kBThreadsPerRow) * kBPer;
             int32_t const n = ctaCol + row;
             bool const valid = n < p.outChannels || (planted(kFaultOffByOne) && n == p.outChannels);
             int8_t const* src = p.w8;
             if (valid)
-                src = four ? p.w4 + (static_cast<int64_t>(n) * p.kLen + kOff) / 2 + c * 16
-                           : p.w8 + static_cast<int64_t>(n) * p.kLen + kOff + c * 16;
-            smem::cpAsync16(st + L::kB + smem::swizzledChunk(row, c, bChunks) * 16, src, valid ? 16 : 0);
+                src = kFour ? p.w4 + (static_cast<int64_t>(n) * p.kLen + kOff) / 2 + ch0 * 16
+                            : p.w8 + static_cast<int64_t>(n) * p.kLen + kOff + ch0 * 16;
+#pragma unroll
+            for (int32_t j = 0; j < kBPer; ++j)
+                smem::cpAsync16(st + L::kB + smem::swizzledChunk(row, ch0 + j, kBChunks) * 16,
+                    valid ? src + j * 16 : src, valid ? 16 : 0);
         }
-        if (four)
+        if constexpr (kFour)
         {
-            for (int32_t row = tid; row < T::kCtaN; row += T::kThreads)
+#pragma unroll
+            for (int32_t i = 0; i < (T::kCtaN + T::kThreads - 1) / T::kThreads; ++i)
             {
+                int32_t const row = rotated(kJobsA + kJobsF + kJobsB) + i * T::kThreads;
+                if (T::kCtaN % T::kThreads != 0 && row >= T::kCtaN)
+                    break;
                 int32_t const n = ctaCol + row;
                 bool const valid = n < p.outChannels;
-                int32_t const* src = valid ? p.wShiftT + static_cast<int64_t>(g) * p.outChannels + n : p.wShiftT;
+                int32_t const* src = valid ? p.wShiftT + static_cast<int64_t>(c.g) * p.outChannels + n : p.wShiftT;
                 smem::cpAsync4(st + L::kColS + row * 4, src, valid ? 4 : 0);
             }
         }
+    };
+    using Four = std::integral_constant<bool, true>;
+    using Eight = std::integral_constant<bool, false>;
+    // Issues K-tile t of either phase, or nothing past the last: prologue and phase tails only.
+    auto issueTile = [&](int32_t t) {
+        if (t < k4)
+            issue(Four{}, cursorOf(t));
+        else if (t < kTiles)
+            issue(Eight{}, cursorOf(t));
+    };
+    // Start of every K-tile: its copies have landed (this thread's, then everyone's), and every warp
+    // is done with the stage the next issue refills.
+    auto awaitTile = [&]() {
+        if (!planted(kFaultNoWait))
+            smem::cpAsyncWait<kStages - 2>();
+        if (!planted(kFaultNoBarrier))
+            smem::barrier();
     };
 
     // ldmatrix.x4 of A rows [row0, row0 + 16) x chunks (c0, c0 + 1): the s8 k32 / s4 k64 A fragment.
@@ -242,101 +317,91 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             for (int32_t e = 0; e < 4; ++e)
                 acc[mi][ni][e] = 0;
 
-    // Prologue: kStages - 1 K-tiles in flight.
+    // int8 mma over one K-tile in k32 steps: an 8-bit group, or (int8 path) a 4-bit group on
+    // effective codes with the packed w4 expanded to w4 << p_w while the B fragments are built.
+    auto compute8 = [&](auto fourTag, uint32_t st) {
+        constexpr bool kFour = decltype(fourTag)::value;
 #pragma unroll
-    for (int32_t s = 0; s < kStages - 1; ++s)
-    {
-        if (s < kTiles)
-            issue();
-        smem::cpAsyncCommit();
-    }
-
-    int32_t g = 0;     // channel group of K-tile kt
-    int32_t stage = 0; // kt % kStages
-    for (int32_t kt = 0; kt < kTiles; ++kt)
-    {
-        if (!planted(kFaultNoWait))
-            smem::cpAsyncWait<kStages - 2>(); // this thread's copies of K-tile kt have landed ...
-        if (!planted(kFaultNoBarrier))
-            smem::barrier(); // ... and everyone's; and every warp is done with the stage refilled below
-        if (kt + kStages - 1 < kTiles)
-            issue();
-        smem::cpAsyncCommit();
-
-        uint32_t const st = L::stage(stage);
-        bool const four = g * kG < n4;
-        stage = stage + 1 == kStages ? 0 : stage + 1;
-        g = g + 1 == p.groups ? 0 : g + 1;
-        if (kInt4Path && four)
+        for (int32_t kk = 0; kk < kG / 32; ++kk)
         {
-            uint32_t cs[kTN][2]; // p_w of the C columns tig * 2, tig * 2 + 1 of each n-tile
-#pragma unroll
-            for (int32_t ni = 0; ni < kTN; ++ni)
-                smem::lds64(st + L::kColS + (warpCol + ni * 8 + tig * 2) * 4, cs[ni][0], cs[ni][1]);
-            if constexpr (kG == 32)
+            uint32_t b[kTN][2];
+            if constexpr (kFour)
             {
-                // m16n8k32 .s4: A 2 regs (rows gid, gid + 8 of the only chunk), B 1 reg per n-tile.
-                uint32_t b[kTN];
 #pragma unroll
-                for (int32_t ni = 0; ni < kTN; ni += 4)
+                for (int32_t ni = 0; ni < kTN; ++ni)
                 {
-                    uint32_t r[4];
-                    int32_t const n = warpCol + (ni + (lane >> 3)) * 8 + (lane & 7);
-                    smem::ldmatrixX4(r, st + L::kB + smem::swizzledChunk(n, 0, 1) * 16);
+                    int32_t const n = warpCol + ni * 8 + gid;
+                    int32_t const pw = static_cast<int32_t>(smem::lds32(st + L::kColS + n * 4));
+                    uint32_t const chunk = st + L::kB + smem::swizzledChunk(n, kk, kChunks4) * 16;
 #pragma unroll
-                    for (int32_t j = 0; j < 4; ++j)
-                        b[ni + j] = r[j];
-                }
-#pragma unroll
-                for (int32_t mi = 0; mi < kTM; mi += 2)
-                {
-                    uint32_t r[4]; // (mi rows 0-7), (mi rows 8-15), (mi+1 rows 0-7), (mi+1 rows 8-15)
-                    int32_t const j = lane >> 3;
-                    int32_t const row = warpRow + (mi + (j >> 1)) * 16 + (j & 1) * 8 + (lane & 7);
-                    smem::ldmatrixX4(r, st + L::kA + smem::swizzledChunk(row, 0, 1) * 16);
-#pragma unroll
-                    for (int32_t h = 0; h < 2; ++h)
-                    {
-                        uint32_t const a[2] = {r[2 * h], r[2 * h + 1]};
-                        int32_t const rowC = warpRow + (mi + h) * 16 + gid;
-                        int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
-                            static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
-#pragma unroll
-                        for (int32_t ni = 0; ni < kTN; ++ni)
-                        {
-                            int32_t part[4] = {0, 0, 0, 0};
-                            mmaS4<kSigned>(part, a, b[ni]);
-#pragma unroll
-                            for (int32_t e = 0; e < 4; ++e) // unsigned shift: no UB for negative partials
-                                acc[mi + h][ni][e]
-                                    += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[ni][e & 1]) * f[e >> 1];
-                        }
-                    }
+                    for (int32_t j = 0; j < 2; ++j) // k = 16 j + tig * 4 .. + 3: packed bytes 8 j + tig * 2, + 1
+                        b[ni][j] = expandEffective(smem::ldsU16(chunk + 8 * j + tig * 2), pw);
                 }
             }
             else
             {
-                // m16n8k64 .s4: A 4 regs, B 2 regs per n-tile (two chunks per row).
-                uint32_t b[kTN][2];
 #pragma unroll
                 for (int32_t ni = 0; ni < kTN; ni += 2)
-                    loadB2x2(st, warpCol + ni * 8, 0, kChunks4, b[ni], b[ni + 1]);
+                    loadB2x2(st, warpCol + ni * 8, 2 * kk, kChunks8, b[ni], b[ni + 1]);
+            }
 #pragma unroll
-                for (int32_t mi = 0; mi < kTM; ++mi)
+            for (int32_t mi = 0; mi < kTM; ++mi)
+            {
+                uint32_t a[4];
+                loadA16x2(st, warpRow + mi * 16, 2 * kk, kChunks8, a);
+#pragma unroll
+                for (int32_t ni = 0; ni < kTN; ++ni)
+                    mmaS8<kSigned>(acc[mi][ni], a, b[ni]);
+            }
+        }
+    };
+
+    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += (part << p_w[n]) * (1 << p_a[row]).
+    auto compute4 = [&](uint32_t st) {
+        // p_w of the C columns tig * 2, tig * 2 + 1 of n-tile ni
+        auto colShifts = [&](int32_t ni, uint32_t (&cs)[2]) {
+            smem::lds64(st + L::kColS + (warpCol + ni * 8 + tig * 2) * 4, cs[0], cs[1]);
+        };
+        if constexpr (kG == 32)
+        {
+            uint32_t cs[kTN][2];
+#pragma unroll
+            for (int32_t ni = 0; ni < kTN; ++ni)
+                colShifts(ni, cs[ni]);
+            // m16n8k32 .s4: A 2 regs (rows gid, gid + 8 of the only chunk), B 1 reg per n-tile.
+            uint32_t b[kTN];
+#pragma unroll
+            for (int32_t ni = 0; ni < kTN; ni += 4)
+            {
+                uint32_t r[4];
+                int32_t const n = warpCol + (ni + (lane >> 3)) * 8 + (lane & 7);
+                smem::ldmatrixX4(r, st + L::kB + smem::swizzledChunk(n, 0, 1) * 16);
+#pragma unroll
+                for (int32_t j = 0; j < 4; ++j)
+                    b[ni + j] = r[j];
+            }
+#pragma unroll
+            for (int32_t mi = 0; mi < kTM; mi += 2)
+            {
+                uint32_t r[4]; // (mi rows 0-7), (mi rows 8-15), (mi+1 rows 0-7), (mi+1 rows 8-15)
+                int32_t const j = lane >> 3;
+                int32_t const row = warpRow + (mi + (j >> 1)) * 16 + (j & 1) * 8 + (lane & 7);
+                smem::ldmatrixX4(r, st + L::kA + smem::swizzledChunk(row, 0, 1) * 16);
+#pragma unroll
+                for (int32_t h = 0; h < 2; ++h)
                 {
-                    uint32_t a[4];
-                    loadA16x2(st, warpRow + mi * 16, 0, kChunks4, a);
-                    int32_t const rowC = warpRow + mi * 16 + gid;
+                    uint32_t const a[2] = {r[2 * h], r[2 * h + 1]};
+                    int32_t const rowC = warpRow + (mi + h) * 16 + gid;
                     int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
                         static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
 #pragma unroll
                     for (int32_t ni = 0; ni < kTN; ++ni)
                     {
                         int32_t part[4] = {0, 0, 0, 0};
-                        mmaS4K64<kSigned>(part, a, b[ni]);
+                        mmaS4<kSigned>(part, a, b[ni]);
 #pragma unroll
-                        for (int32_t e = 0; e < 4; ++e)
-                            acc[mi][ni][e]
+                        for (int32_t e = 0; e < 4; ++e) // unsigned shift: no UB for negative partials
+                            acc[mi + h][ni][e]
                                 += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[ni][e & 1]) * f[e >> 1];
                     }
                 }
@@ -344,45 +409,95 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         }
         else
         {
-            // int8 mma, k32 steps: 8-bit groups, or (int8 path) 4-bit groups on effective codes.
+            // m16n8k64 .s4: A 4 regs, B 2 regs per n-tile (two chunks per row). The column shifts are
+            // re-read per (m, n) atom (one LDS.64 per 16 tensor cycles), not held: 16 registers fewer,
+            // which the 128 x 128 tile (128 accumulators) needs to stay within 255 without spilling.
+            uint32_t b[kTN][2];
 #pragma unroll
-            for (int32_t kk = 0; kk < kG / 32; ++kk)
+            for (int32_t ni = 0; ni < kTN; ni += 2)
+                loadB2x2(st, warpCol + ni * 8, 0, kChunks4, b[ni], b[ni + 1]);
+#pragma unroll
+            for (int32_t mi = 0; mi < kTM; ++mi)
             {
-                uint32_t b[kTN][2];
-                if (four) // int8 path only: expand the packed w4 chunk kk to w4 << p_w
+                uint32_t a[4];
+                loadA16x2(st, warpRow + mi * 16, 0, kChunks4, a);
+                int32_t const rowC = warpRow + mi * 16 + gid;
+                int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
+                    static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
+#pragma unroll
+                for (int32_t ni = 0; ni < kTN; ++ni)
                 {
+                    uint32_t cs[2];
+                    colShifts(ni, cs);
+                    int32_t part[4] = {0, 0, 0, 0};
+                    mmaS4K64<kSigned>(part, a, b[ni]);
 #pragma unroll
-                    for (int32_t ni = 0; ni < kTN; ++ni)
-                    {
-                        int32_t const n = warpCol + ni * 8 + gid;
-                        int32_t const pw = static_cast<int32_t>(smem::lds32(st + L::kColS + n * 4));
-                        uint32_t const chunk = st + L::kB + smem::swizzledChunk(n, kk, kChunks4) * 16;
-#pragma unroll
-                        for (int32_t j = 0; j < 2; ++j) // k = 16 j + tig * 4 .. + 3: packed bytes 8 j + tig * 2, + 1
-                            b[ni][j] = expandEffective(smem::ldsU16(chunk + 8 * j + tig * 2), pw);
-                    }
-                }
-                else
-                {
-#pragma unroll
-                    for (int32_t ni = 0; ni < kTN; ni += 2)
-                        loadB2x2(st, warpCol + ni * 8, 2 * kk, kChunks8, b[ni], b[ni + 1]);
-                }
-#pragma unroll
-                for (int32_t mi = 0; mi < kTM; ++mi)
-                {
-                    uint32_t a[4];
-                    loadA16x2(st, warpRow + mi * 16, 2 * kk, kChunks8, a);
-#pragma unroll
-                    for (int32_t ni = 0; ni < kTN; ++ni)
-                        mmaS8<kSigned>(acc[mi][ni], a, b[ni]);
+                    for (int32_t e = 0; e < 4; ++e)
+                        acc[mi][ni][e]
+                            += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[e & 1]) * f[e >> 1];
                 }
             }
         }
+    };
+    auto computeFour = [&](uint32_t st) {
+        if constexpr (kInt4Path)
+            compute4(st);
+        else
+            compute8(Four{}, st);
+    };
+
+    // Prologue: kStages - 1 K-tiles in flight.
+#pragma unroll
+    for (int32_t t = 0; t < kStages - 1; ++t)
+    {
+        issueTile(t);
+        smem::cpAsyncCommit();
+    }
+
+    int32_t stage = 0; // kt % kStages
+    int32_t kt = 0;
+    // 4-bit phase. Steady state: the tile issued (kt + kStages - 1) is 4-bit too.
+    if (kStages - 1 < k4)
+    {
+        Cursor c = cursorOf(kStages - 1);
+        for (; kt + kStages - 1 < k4; ++kt)
+        {
+            awaitTile();
+            issue(Four{}, c);
+            advance(c, 0, g4);
+            smem::cpAsyncCommit();
+            computeFour(L::stage(stage));
+            stage = stage + 1 == kStages ? 0 : stage + 1;
+        }
+    }
+    // ... its last kStages - 1 tiles, while the first 8-bit tiles are issued.
+    for (; kt < k4; ++kt)
+    {
+        awaitTile();
+        issueTile(kt + kStages - 1);
+        smem::cpAsyncCommit();
+        computeFour(L::stage(stage));
+        stage = stage + 1 == kStages ? 0 : stage + 1;
+    }
+    // 8-bit phase; only its last kStages - 1 tiles issue nothing (the one branch, outside the mma work).
+    Cursor c = cursorOf(kt + kStages - 1);
+    for (; kt < kTiles; ++kt)
+    {
+        awaitTile();
+        if (kt + kStages - 1 < kTiles)
+        {
+            issue(Eight{}, c);
+            advance(c, g4, p.groups);
+        }
+        smem::cpAsyncCommit();
+        compute8(Eight{}, L::stage(stage));
+        stage = stage + 1 == kStages ? 0 : stage + 1;
     }
     smem::cpAsyncWait<0>(); // only empty groups remain; retire them before the CTA exits
 
-    // Fused epilogue: y = float(acc) * outScale[n] + bias[n], activation, NCHW store.
+    // Fused epilogue: y = float(acc) * outScale[n] + bias[rung, n], activation, NCHW store. The rung
+    // comes from g4 (= n4 / G, live through the loops anyway), not n4, which would stay live for it.
+    float const* const biasRow = biasFor(p, g4 * kG);
 #pragma unroll
     for (int32_t ni = 0; ni < kTN; ++ni)
 #pragma unroll
@@ -392,9 +507,9 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             if (n >= p.outChannels)
                 continue;
             smem::checkGlobal(p.outScale + n, sizeof(float));
-            smem::checkGlobal(p.bias + n, sizeof(float));
+            smem::checkGlobal(biasRow + n, sizeof(float));
             float const scale = __ldg(p.outScale + n);
-            float const bias = __ldg(p.bias + n);
+            float const bias = __ldg(biasRow + n);
 #pragma unroll
             for (int32_t mi = 0; mi < kTM; ++mi)
 #pragma unroll

@@ -56,7 +56,7 @@ static_assert(kThreads == 128, "launch bounds below assume 128 threads");
 // One K-tile = one channel group of one tap (G channels), so a K-tile is wholly 4-bit or 8-bit and
 // needs one shift per (row, group). Global -> shared by 16-byte cp.async.cg, kPipeStages(G) stages
 // (4 for G = 32, 3 for G = 64: about the same bytes in flight), XOR-swizzled tiles read by
-// ldmatrix. Three CTA shapes, all 4 warps (128 threads); the runner (flexiqLauncher.cpp) picks one
+// ldmatrix. Three CTA shapes, 4 or 8 warps; the runner (flexiqLauncher.cpp) picks one
 // per layer shape (M, N) and SM count.
 template <int32_t kCtaM_, int32_t kCtaN_, int32_t kWarpsM_, int32_t kWarpsN_>
 struct PipeTile
@@ -72,9 +72,12 @@ struct PipeTile
     static constexpr int32_t kTilesN = kWarpN / kMmaN; //!< n8 atoms per warp
     // ldmatrix.x4 covers two m-tiles (int4 G = 32 A), four n-tiles (int4 G = 32 B) or two n-tiles.
     static_assert(kTilesM % 2 == 0 && kTilesN % 4 == 0, "warp tile must be a multiple of 32 x 32");
-    static_assert(kThreads == 128, "launch bounds and copy loops assume 128 threads");
+    static_assert(kThreads == 128 || kThreads == 256, "copy loops are written for 128 or 256 threads");
 };
-using PipeTile128x128 = PipeTile<128, 128, 2, 2>;
+// 128 x 128 runs 8 warps of 64 x 32 (64 accumulators per thread): with 4 warps of 64 x 64 the
+// 128 accumulators plus the loop-invariant fragment and copy addresses needed more than 255
+// registers and spilled (nvcc 13), and one 4-warp CTA per SM hid no latency.
+using PipeTile128x128 = PipeTile<128, 128, 2, 4>;
 using PipeTile128x64 = PipeTile<128, 64, 2, 2>;
 using PipeTile64x64 = PipeTile<64, 64, 2, 2>;
 
