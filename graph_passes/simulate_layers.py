@@ -126,7 +126,7 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bo
     channels: one Gather picks, for each group k, block k (8-bit codes) or block Gc + k (effective
     4-bit codes) of the constant [N, 2 Gc, G, R, S] / [2 Gc, G, N]. It copies whole G x R x S blocks;
     the broadcasting Where it replaces went element by element, about a fifth of a batch-1
-    MobileNetV2 run (docs/architecture.md, "Simulation vs speed").
+    MobileNetV2 run (docs/architecture.md, "Decisions" (simulation vs speed)).
     """
     g, gc = ql.group_size, ql.group_count
     w8 = ql.weight_int8.astype(np.int32)

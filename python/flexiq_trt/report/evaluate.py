@@ -4,7 +4,7 @@ The report evaluates the float-exact simulation (`write_simulation_model(..., fl
 the variant the search's evaluator runs and, by default, the written artifact): its int32
 accumulators equal those of the ConvInteger/MatMulInteger form by construction
 (graph_passes/simulate_layers.py, `float_exact_bounds`), and ONNX Runtime runs it faster (float
-Conv/MatMul kernels, no int8 casts; figures in docs/architecture.md, "Simulation vs speed").
+Conv/MatMul kernels, no int8 casts; figures in docs/architecture.md, "Decisions" (simulation vs speed)).
 `check_artifact` holds the written artifact to it on a sample, so a report never rests on a model
 that differs from the shipped one, and to the integer-operator form, so the float arithmetic is
 checked against an independent one on every conversion.
