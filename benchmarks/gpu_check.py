@@ -47,7 +47,9 @@ class CheckConfig:
     budget_s: float = field(default=480.0, metadata={"help": "wall-clock budget; later steps are cut to fit"})
     iters: int = field(default=50, metadata={"help": "graph replays per timed configuration"})
     batch: int = field(default=16, metadata={"help": "batch of the timed layers (gemm rows = batch x tokens)"})
-    group_size: int = field(default=32, metadata={"help": "G of the timed layers (32 or 64)"})
+    group_size: int = field(default=0, metadata={
+        "help": "G of the timed layers: 0 = what the converter gives each layer by default (docs/design.md "
+                "§2.2: 64 for most, 32 for narrow ones), or 32 / 64 for all"})
     tests_timeout_s: float = field(default=240.0, metadata={"help": "limit for the pytest step"})
     skip_tests: bool = field(default=False, metadata={"help": "skip step 1 (pytest)"})
 
@@ -176,6 +178,14 @@ def backends() -> list[str]:
     return [b for b in abi.BACKENDS if b not in ("auto", "reference")]
 
 
+def layer_g(cfg: CheckConfig, layer: Layer) -> int:
+    """The group size a layer is checked and timed at (the converter's per-layer rule unless forced)."""
+    from perfmodel import abi  # noqa: F401  (puts the repository's python/ on sys.path)
+
+    from flexiq_trt.plugin_spec import layer_group_size
+    return layer_group_size(cfg.group_size, layer.in_channels)
+
+
 def _random(layer: Layer, g: int, seed: int = 0):
     import numpy as np
     from perfmodel import abi
@@ -197,18 +207,19 @@ def run_spot_check(cfg: CheckConfig, lib, sm, deadline: Deadline) -> list[dict]:
     rows = []
     for layer in BENCH_LAYERS:
         small = layer.with_batch(1)
-        q, host, x = _random(small, cfg.group_size, seed=1)
+        g = layer_g(cfg, layer)
+        q, host, x = _random(small, g, seed=1)
         for ratio in (0.0, 0.5, 1.0):
             if deadline.left() < 150:
                 rows.append({"layer": layer.name, "ratio": ratio, "status": "cut (budget)"})
                 continue
-            n4 = int(ratio * q.padded_channels) // cfg.group_size * cfg.group_size
+            n4 = int(ratio * q.padded_channels) // g * g
             x16 = x.astype(np.float16).astype(np.float32)  # the GPU runs FP16 I/O: same input values
             want, _ = abi.cpu_forward(ref, host, x16, n4)
             for backend in backends():
                 got, _, _ = abi.gpu_forward(lib, host, x, np.array([n4], np.int32), backend, True)
                 bad = int(np.count_nonzero(got != want))
-                rows.append({"layer": layer.name, "backend": backend, "ratio": ratio, "n4": n4,
+                rows.append({"layer": layer.name, "G": g, "backend": backend, "ratio": ratio, "n4": n4,
                              "status": "bit-exact" if bad == 0 else f"MISMATCH in {bad} of {want.size}"})
     return rows
 
@@ -247,14 +258,15 @@ def run_timing(cfg: CheckConfig, torch, lib, sm, deadline: Deadline) -> list[dic
         if deadline.left() < 60:
             rows.append({"layer": layer.name, "status": "cut (budget)"})
             continue
-        q, host, x = _random(layer, cfg.group_size)
-        row: dict = {"layer": layer.name, "M": layer.rows, "N": layer.out_channels,
+        g = layer_g(cfg, layer)
+        q, host, x = _random(layer, g)
+        row: dict = {"layer": layer.name, "G": g, "M": layer.rows, "N": layer.out_channels,
                      "K": layer.taps * layer.in_channels, "gmacs": round(layer.macs() / 1e9, 3), "flexiq": {}}
         for backend in backends():
             dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
             times = []
             for ratio in RATIOS:
-                n4 = int(ratio * q.padded_channels) // cfg.group_size * cfg.group_size
+                n4 = int(ratio * q.padded_channels) // g * g
                 dev.max4bit.fill_(n4)
                 ms, mode = _time_graph(torch, dev.enqueue, cfg.iters)
                 times.append(round(ms, 5))
@@ -295,10 +307,11 @@ def run_ratio_switch(cfg: CheckConfig, torch, lib, sm) -> dict:
     """Graph replay with and without a preceding H2D copy of the max4bit vector; outputs checked."""
     from perfmodel import abi
     layer = next(lay for lay in timed_layers(cfg) if "layer3.conv2" in lay.name)
-    q, host, x = _random(layer, cfg.group_size)
+    g = layer_g(cfg, layer)
+    q, host, x = _random(layer, g)
     backend = "auto"  # what a deployment runs: the backend the library picks for this device
     dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
-    vecs = [torch.tensor([int(r * q.padded_channels) // cfg.group_size * cfg.group_size], dtype=torch.int32).pin_memory()
+    vecs = [torch.tensor([int(r * q.padded_channels) // g * g], dtype=torch.int32).pin_memory()
             for r in RATIOS]
     stream = torch.cuda.Stream()
     direct = []

@@ -40,3 +40,20 @@ def test_plan_estimate_scales_with_iterations():
     small = sum(p.estimate_s for p in gpu_check.make_plan(gpu_check.CheckConfig(skip_tests=True, iters=10)))
     large = sum(p.estimate_s for p in gpu_check.make_plan(gpu_check.CheckConfig(skip_tests=True, iters=500)))
     assert large > small
+
+
+def test_layers_are_checked_at_the_converters_group_size():
+    """By default each timed layer runs at the G the converter would give it; 32 or 64 force one G."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = gpu_check  # dataclasses resolve their module by name
+    spec.loader.exec_module(gpu_check)
+    from flexiq_trt.plugin_spec import auto_group_size
+
+    layers = gpu_check.BENCH_LAYERS
+    by_default = {lay.name: gpu_check.layer_g(gpu_check.CheckConfig(), lay) for lay in layers}
+    assert by_default == {lay.name: auto_group_size(lay.in_channels) for lay in layers}
+    assert 64 in by_default.values()
+    assert {gpu_check.layer_g(gpu_check.CheckConfig(group_size=32), lay) for lay in layers} == {32}
