@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+from _utils.ort_run import session, tensor_values  # noqa: F401  (re-exported to the graph-pass tests)
 
 from flexiq_trt.intake import find_layers, prepare_model
 from flexiq_trt.plugin_spec import CONV_OP, ShiftMode, padded_channels
@@ -58,21 +58,6 @@ def random_input(shape, conv: bool, signed: bool, seed: int) -> np.ndarray:
     return np.abs(x) if not signed else x
 
 
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    """A CPU ORT session over an in-memory model."""
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-
-
-def tensor_values(model: onnx.ModelProto, feeds: dict, names: list[str]) -> dict[str, np.ndarray]:
-    """Values of intermediate tensors of `model` (added as extra graph outputs)."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    for name in names:
-        if name not in have:
-            probe.graph.output.append(onnx.ValueInfoProto(name=name))
-    outs = session(probe).run(names, feeds)
-    return dict(zip(names, outs, strict=True))
 
 
 def faithful_quantized(el, layer_index: int, group_size: int, act_max: float, seed: int) -> QuantizedLayer:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from _utils import models as M
+from _utils.ort_run import session, tensor_values
 from onnx import helper
 
 from flexiq_trt.calibration.config import CalibConfig
@@ -66,17 +66,6 @@ def chain_model(hw: int = 6) -> onnx.ModelProto:
     return M.make_model(nodes, [M.vinfo("x", ["N", WIDTHS[0], hw, hw])], [M.vinfo("y", None)], inits)
 
 
-def session(model: onnx.ModelProto) -> ort.InferenceSession:
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-
-
-def tensor_values(model: onnx.ModelProto, feeds: dict, names: list[str]) -> dict[str, np.ndarray]:
-    """Intermediate tensors of `model` (added as graph outputs)."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in have)
-    return dict(zip(names, session(probe).run(names, feeds), strict=True))
 
 
 @pytest.fixture(scope="module")
