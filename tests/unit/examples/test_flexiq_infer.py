@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _utils.cpp_harness import assert_harness_passed
 
 from flexiq_trt.ratios import load_ratio_table
 
@@ -28,12 +29,7 @@ def _run(exe: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProc
 
 
 def test_cpp_host_tests_pass(infer_host_tests_exe) -> None:
-    out = _run(infer_host_tests_exe)
-    assert out.returncode == 0, out.stdout + out.stderr
-    m = re.search(r"(\d+) test cases, (\d+) checks, (\d+) failed", out.stdout)
-    assert m, out.stdout
-    cases, checks, failed = map(int, m.groups())
-    assert failed == 0 and cases >= 12 and checks >= 3000, out.stdout
+    assert_harness_passed(_run(infer_host_tests_exe), min_cases=12, min_checks=3000)
 
 
 def test_cpp_host_tests_fail_for_unknown_filter(infer_host_tests_exe) -> None:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 
 import pytest
+from _utils.cpp_harness import assert_harness_passed
 
 pytestmark = pytest.mark.plugin
 
 
 def test_cpp_host_tests_pass(host_tests_exe) -> None:
-    out = subprocess.run([str(host_tests_exe)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    m = re.search(r"(\d+) test cases, (\d+) checks, (\d+) failed", out.stdout)
-    assert m, out.stdout
-    cases, checks, failed = map(int, m.groups())
-    assert failed == 0 and cases >= 14 and checks >= 500, out.stdout
+    assert_harness_passed(subprocess.run([str(host_tests_exe)], capture_output=True, text=True, timeout=120), min_cases=14, min_checks=500)
 
 
 def test_cpp_host_tests_report_failure_for_unknown_filter(host_tests_exe) -> None:

@@ -9,8 +9,8 @@ from _utils import models
 
 import flexiq_trt
 from flexiq_trt.conversion import ConvertConfig
-from flexiq_trt.errors import FlexiqError
 from flexiq_trt.plugin_spec import PLUGIN_OPS
+from flexiq_trt.ratios import load_ratio_table
 from flexiq_trt.runtime.engine_builder import build_engine
 
 pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
@@ -40,20 +40,12 @@ def test_converted_model_builds_for_sm86_and_sm89(rtx, tmp_path, name) -> None:
 
 
 @pytest.mark.parametrize("model_name", ["fmnist_resnet", "pplcnet_orientation"])
-def test_real_pretrained_model_converts_and_builds(rtx, tmp_path, model_name) -> None:
-    """TEST-MATERIAL models (shipped Fashion-MNIST ResNet, pretrained PP-LCNet) -> engines for SM86/SM89."""
-    from flexiq_trt.calibration.model_io import input_specs
-    from flexiq_trt.datasets.model_zoo import load_model_path
+def test_real_pretrained_model_converts_and_builds(rtx, tmp_path, real_conversions, model_name) -> None:
+    """TEST-MATERIAL models (shipped Fashion-MNIST ResNet, pretrained PP-LCNet) -> engines for SM86/SM89.
 
-    try:
-        path = load_model_path(model_name)
-    except FlexiqError as e:
-        pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
-    spec = input_specs(path)[0]
-    shape = [16] + [d or 224 for d in spec.shape[1:]]
-    np.savez(tmp_path / "calib.npz", **{spec.name: np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)})
-    cfg = ConvertConfig(selector="greedy", report=False, baselines=False)
-    result = flexiq_trt.convert(path, calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out", config=cfg)
-    built = build_engine(result.files["flexiq_onnx"], tmp_path / f"{model_name}.engine", trt=rtx,
+    The conversions are the session's real ones (tests/conftest.py: real_conversions).
+    """
+    files = real_conversions[model_name]
+    built = build_engine(files["flexiq_onnx"], tmp_path / f"{model_name}.engine", trt=rtx,
                          compute_capabilities=(86, 89), min_batch=1, opt_batch=4, max_batch=8)
-    assert built.num_layers == result.table.num_layers >= 10
+    assert built.num_layers == load_ratio_table(files["sidecar"]).num_layers >= 10
