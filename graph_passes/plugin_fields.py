@@ -11,12 +11,17 @@ from flexiq_trt.plugin_spec import PLUGIN_NAMESPACE, PLUGIN_VERSION, FieldKind, 
 from flexiq_trt.quantization import bits
 from flexiq_trt.quantization.layer import QuantizedLayer
 
+from .int8_edges import FLOAT_EDGES, EdgeIO
+
 _TENSOR_DTYPES = {FieldKind.TENSOR_INT8: np.int8, FieldKind.TENSOR_INT32: np.int32,
                   FieldKind.TENSOR_FLOAT32: np.float32}
 
 
-def field_values(layer: QuantizedLayer) -> dict[str, object]:
-    """Every plugin field's value for `layer`, in plugin layouts (weights flattened to [N, K])."""
+def field_values(layer: QuantizedLayer, edge: EdgeIO = FLOAT_EDGES) -> dict[str, object]:
+    """Every plugin field's value for `layer`, in plugin layouts (weights flattened to [N, K]).
+
+    `edge` says whether the layer reads and writes INT8 codes (graph_passes/int8_edges.py).
+    """
     n = layer.out_channels
     w8 = layer.weight_int8.reshape(n, -1)
     w4 = layer.weight_int4.reshape(n, -1)
@@ -28,6 +33,9 @@ def field_values(layer: QuantizedLayer) -> dict[str, object]:
         "weight_shift": layer.weight_shift, "weight_scale": layer.weight_scale, "bias": layer.bias_table(),
         "activation": int(layer.activation), "activation_alpha": float(layer.activation_alpha),
         "activation_beta": float(layer.activation_beta),
+        "input_int8": int(edge.input_int8), "output_int8": int(edge.output is not None),
+        "output_scale": float(edge.output.scale) if edge.output is not None else 1.0,
+        "output_signed": int(edge.output.signed) if edge.output is not None else 0,
     }
     if layer.is_conv:
         geo = layer.geometry
@@ -45,9 +53,9 @@ def _check_range(layer: QuantizedLayer, spec: FieldSpec, arr: np.ndarray) -> Non
         raise PluginFieldError(f"layer {layer.name}: field {spec.name} above {spec.high} ({arr.max()})")
 
 
-def make_attributes(layer: QuantizedLayer) -> list[onnx.AttributeProto]:
+def make_attributes(layer: QuantizedLayer, edge: EdgeIO = FLOAT_EDGES) -> list[onnx.AttributeProto]:
     """plugin_version, plugin_namespace and every field of the layer's op, with the spec's kinds."""
-    values = field_values(layer)
+    values = field_values(layer, edge)
     attrs = [onnx.helper.make_attribute("plugin_version", PLUGIN_VERSION),
              onnx.helper.make_attribute("plugin_namespace", PLUGIN_NAMESPACE)]
     for spec in fields_for(layer.op_type):

@@ -18,6 +18,10 @@ Layouts (all little-endian, row-major):
 * ``bias``         float32 ``[G_count + 1, N]`` one bias row per rung: row ``k = clamp_n4(n4) / G``
   applies when the first ``k`` groups of ``pi`` are 4-bit; row 0 is the INT8 model's bias
   (ratio-aware bias correction, docs/design.md §2.8; all rows equal when it is off).
+* INT8 edges (docs/design.md §2.8, "INT8 codes between layers"): with ``input_int8`` the input ``x`` is an
+  INT8 tensor of the layer's own activation codes (same layout as the float input, original channel
+  order; unsigned codes as their uint8 bit patterns); with ``output_int8`` the output is the consumers'
+  codes ``quantize(y, output_scale, output_signed)`` of the float32 epilogue value ``y``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 PLUGIN_DOMAIN = "flexiq.trt"
 PLUGIN_NAMESPACE = "flexiq"
-PLUGIN_VERSION = "2"  # 2: `bias` is the per-rung table [G_count + 1, N]
+PLUGIN_VERSION = "3"  # 2: `bias` is the per-rung table [G_count + 1, N]; 3: INT8 codes between layers
 CONV_OP = "FlexiQConv"
 GEMM_OP = "FlexiQGemm"
 PLUGIN_OPS = (CONV_OP, GEMM_OP)
@@ -124,6 +128,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("activation", FieldKind.INT, "1", 0, max(Activation), doc="Activation enum"),
     FieldSpec("activation_alpha", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
     FieldSpec("activation_beta", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
+    FieldSpec("input_int8", FieldKind.INT, "1", 0, 1,
+              doc="1: x is an INT8 tensor of this layer's own activation codes (an INT8 edge)"),
+    FieldSpec("output_int8", FieldKind.INT, "1", 0, 1,
+              doc="1: y is written as INT8 codes of the consumers' quantizer (output_scale, output_signed)"),
+    FieldSpec("output_scale", FieldKind.FLOAT, "1", 0.0, None, doc="the consumers' s_a (1.0 when output_int8 = 0)"),
+    FieldSpec("output_signed", FieldKind.INT, "1", 0, 1, doc="the consumers' act_signed"),
     FieldSpec("kernel_shape", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[R, S]"),
     FieldSpec("strides", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[stride_h, stride_w]"),
     FieldSpec("pads", FieldKind.INTS, "4", 0, None, conv_only=True, doc="[top, left, bottom, right]"),

@@ -1,0 +1,74 @@
+"""Which FlexiQ layers exchange INT8 codes instead of float tensors (docs/design.md §2.8, "INT8 codes between layers").
+
+A layer's output becomes an INT8 edge when every reader of that tensor is another FlexiQ layer and the
+readers share one activation quantizer (the same float32 `act_scale` and `act_signed`). The producer
+then writes the readers' codes in its epilogue, and the readers skip their own float->code step. It
+is bit-identical to the float chain, because the readers would have quantized the producer's float32
+output with exactly that rule; what changes is that 1 byte per value crosses memory instead of 2–4,
+and the quantization leaves the readers' input pass. TensorRT's own QuantizeLinear cannot stand in for
+the producer: it saturates signed codes at -128 (the contract stops at -127) and has no unsigned codes.
+Graph outputs, and tensors any non-FlexiQ node reads, stay float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+
+@dataclass(frozen=True)
+class CodeFormat:
+    """An activation quantizer of docs/design.md §2.3: the codes an INT8 edge carries."""
+
+    scale: float  # float32 s_a
+    signed: bool
+
+
+@dataclass(frozen=True)
+class EdgeIO:
+    """One layer's plugin I/O: does it read its own codes, and whose codes (if any) does it write."""
+
+    input_int8: bool = False
+    output: CodeFormat | None = None
+
+
+FLOAT_EDGES = EdgeIO()
+
+
+def _code_format(quantized) -> CodeFormat:
+    return CodeFormat(float(np.float32(quantized.act_scale)), bool(quantized.act_signed))
+
+
+def find_int8_edges(model: onnx.ModelProto, pairs: Sequence[tuple]) -> dict[str, EdgeIO]:
+    """EdgeIO per layer name for the (EligibleLayer, QuantizedLayer) `pairs` replaced in `model`.
+
+    A layer's output is an INT8 edge when it is not a graph output, at least one node reads it, and
+    every node that reads it is the first node of a replaced layer whose input is exactly that tensor,
+    all of them with one CodeFormat. Layers not in the result (or absent) keep float I/O.
+    """
+    first_node = {el.replaced_nodes[0]: (el, ql) for el, ql in pairs}
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in set(node.input):
+            if name:
+                readers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in model.graph.output}
+    output_of: dict[str, CodeFormat] = {}
+    reads_codes: set[str] = set()
+    for el, _ in pairs:
+        tensor = el.output_name
+        nodes = readers.get(tensor, [])
+        if tensor in graph_outputs or not nodes:
+            continue
+        consumers = [first_node.get(n.name) for n in nodes]
+        if any(c is None or c[0].input_name != tensor for c in consumers):
+            continue
+        formats = {_code_format(ql) for _, ql in consumers}
+        if len(formats) != 1:
+            continue
+        output_of[el.name] = formats.pop()
+        reads_codes.update(c_el.name for c_el, _ in consumers)
+    return {el.name: EdgeIO(el.name in reads_codes, output_of.get(el.name)) for el, _ in pairs}
