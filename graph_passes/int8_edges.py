@@ -72,3 +72,13 @@ def find_int8_edges(model: onnx.ModelProto, pairs: Sequence[tuple]) -> dict[str,
         output_of[el.name] = formats.pop()
         reads_codes.update(c_el.name for c_el, _ in consumers)
     return {el.name: EdgeIO(el.name in reads_codes, output_of.get(el.name)) for el, _ in pairs}
+
+
+def mark_int8_tensors(model: onnx.ModelProto, names: Sequence[str]) -> None:
+    """Type the INT8 edges `names` as INT8 in `model`'s value_info (shapes dropped: the plugin sets them)."""
+    wanted = set(names)
+    keep = [v for v in model.graph.value_info if v.name not in wanted]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(keep)
+    model.graph.value_info.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.INT8, None)
+                                  for n in names)

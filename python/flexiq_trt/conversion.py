@@ -82,6 +82,9 @@ class ConvertConfig:
         "float-exact", "how <stem>.flexiq-sim.onnx accumulates: float32 Conv/MatMul over chunks whose "
         "sums are exact integers (bit-identical, 1.1-2.3x faster in ONNX Runtime) or ConvInteger/MatMulInteger "
         "(docs/design.md §3)", choices=("float-exact", "integer"))
+    int8_edges: bool = option(
+        True, "in <stem>.flexiq.onnx, a FlexiQ layer read only by FlexiQ layers writes their INT8 codes and "
+        "they read codes instead of float (bit-identical, 1 byte per value between them; docs/design.md §2.8)")
 
     def __post_init__(self) -> None:
         _check_ratios("ladder", self.ladder)
