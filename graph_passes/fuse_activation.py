@@ -66,11 +66,62 @@ def _silu(idx: GraphIndex, tensor: str) -> FusedOp | None:
     return FusedOp((sig.name, mul.name), mul.output[0], Activation.SILU)
 
 
+def _constant_near(idx: GraphIndex, node: onnx.NodeProto, tensor: str, target: float, rel: float = 1e-6) -> bool:
+    """`node` is a two-input op whose other input is a scalar constant within `rel` of `target`."""
+    if len(node.input) != 2 or tensor not in node.input:
+        return False
+    other = node.input[1] if node.input[0] == tensor else node.input[0]
+    value = idx.value(other) if other != tensor else None
+    return value is not None and value.size == 1 and abs(float(value.reshape(())) - target) <= rel * abs(target)
+
+
+def _only_user(idx: GraphIndex, tensor: str, op_type: str) -> onnx.NodeProto | None:
+    node = idx.single_consumer(tensor)
+    return node if node is not None and node.op_type == op_type and node.domain in ("", "ai.onnx") else None
+
+
+def _erf_gelu(idx: GraphIndex, tensor: str) -> FusedOp | None:
+    """GELU as exporters before opset 20 write it: x * 0.5 * (1 + Erf(x / sqrt(2))), either Mul order.
+
+    `tensor` (x) is read by exactly the scaling node (Div by sqrt 2 or Mul by 1/sqrt 2) and one Mul.
+    The fused epilogue computes the same function in float32 (erf form); results differ by float
+    rounding only, as every fused transcendental activation does (docs/design.md §2).
+    """
+    users = idx.consumers_of(tensor)
+    if tensor in idx.graph_outputs or len(users) != 2:
+        return None
+    scale = next((u for u in users if (u.op_type == "Div" and u.input[0] == tensor
+                                       and _constant_near(idx, u, tensor, float(np.sqrt(2.0))))
+                  or (u.op_type == "Mul" and _constant_near(idx, u, tensor, float(np.sqrt(0.5))))), None)
+    mul_x = next((u for u in users if u is not scale and u.op_type == "Mul"), None)
+    if scale is None or mul_x is None:
+        return None
+    erf = _only_user(idx, scale.output[0], "Erf")
+    one_plus = _only_user(idx, erf.output[0], "Add") if erf is not None else None
+    if one_plus is None or not _constant_near(idx, one_plus, erf.output[0], 1.0, 0.0):
+        return None
+    nodes = [scale.name, erf.name, one_plus.name, mul_x.name]
+    if one_plus.output[0] in mul_x.input:  # (x * (1 + erf)) * 0.5
+        half = _only_user(idx, mul_x.output[0], "Mul")
+        if half is None or not _constant_near(idx, half, mul_x.output[0], 0.5, 0.0):
+            return None
+        return FusedOp((*nodes, half.name), half.output[0], Activation.GELU)
+    if not _constant_near(idx, mul_x, tensor, 0.5, 0.0):  # else (x * 0.5) * (1 + erf)
+        return None
+    product = _only_user(idx, mul_x.output[0], "Mul")
+    if product is None or sorted(product.input) != sorted([mul_x.output[0], one_plus.output[0]]):
+        return None
+    if idx.single_consumer(one_plus.output[0]) is not product:
+        return None
+    return FusedOp((*nodes, product.name), product.output[0], Activation.GELU)
+
+
 def find_activation(idx: GraphIndex, tensor: str) -> FusedOp | None:
     """The activation applied to `tensor` when it is the tensor's only use, else None."""
-    silu = _silu(idx, tensor)
-    if silu is not None:
-        return silu
+    for pattern in (_silu, _erf_gelu):
+        fused = pattern(idx, tensor)
+        if fused is not None:
+            return fused
     node = idx.single_consumer(tensor)
     if node is None or node.domain not in ("", "ai.onnx") or node.input[0] != tensor:
         return None

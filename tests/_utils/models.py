@@ -169,5 +169,20 @@ ACTIVATION_NODES = {
     "hardsigmoid": ([helper.make_node("HardSigmoid", ["c"], ["y"], name="act", alpha=0.25, beta=0.4)], []),
     "tanh": ([helper.make_node("Tanh", ["c"], ["y"], name="act")], []),
     "gelu": ([helper.make_node("Gelu", ["c"], ["y"], name="act")], []),
+    # GELU as torch.onnx writes it before opset 20, both multiplication orders
+    "gelu_erf": ([helper.make_node("Div", ["c", "sqrt2"], ["d"], name="div"),
+                  helper.make_node("Erf", ["d"], ["e"], name="erf"),
+                  helper.make_node("Add", ["e", "one"], ["e1"], name="add1"),
+                  helper.make_node("Mul", ["c", "e1"], ["ce1"], name="mul"),
+                  helper.make_node("Mul", ["ce1", "half"], ["y"], name="half")],
+                 [("sqrt2", np.array(1.4142135381698608, np.float32)), ("one", np.array(1.0, np.float32)),
+                  ("half", np.array(0.5, np.float32))]),
+    "gelu_erf_half_first": ([helper.make_node("Mul", ["c", "rsqrt2"], ["d"], name="scale"),
+                             helper.make_node("Erf", ["d"], ["e"], name="erf"),
+                             helper.make_node("Add", ["one", "e"], ["e1"], name="add1"),
+                             helper.make_node("Mul", ["c", "half"], ["h"], name="half"),
+                             helper.make_node("Mul", ["h", "e1"], ["y"], name="mul")],
+                            [("rsqrt2", np.array(0.7071067690849304, np.float32)),
+                             ("one", np.array(1.0, np.float32)), ("half", np.array(0.5, np.float32))]),
 }
 ACTIVATION_OPSET = 20  # HardSwish needs 14, Gelu 20

@@ -17,6 +17,7 @@ EXPECTED_ACT = {
     "silu": (Activation.SILU, 0.0, 0.0), "sigmoid": (Activation.SIGMOID, 0.0, 0.0),
     "leakyrelu": (Activation.LEAKY_RELU, 0.1, 0.0), "hardsigmoid": (Activation.HARD_SIGMOID, 0.25, 0.4),
     "tanh": (Activation.TANH, 0.0, 0.0), "gelu": (Activation.GELU, 0.0, 0.0),
+    "gelu_erf": (Activation.GELU, 0.0, 0.0), "gelu_erf_half_first": (Activation.GELU, 0.0, 0.0),
 }
 
 
@@ -152,3 +153,11 @@ def test_input_nonnegative_through_pool_and_concat():
     eligible, skipped = layers_of(model)
     flags = {e.name: e.input_nonnegative for e in eligible}
     assert flags == {"pos": True, "neg": False, "after_plain_conv": False} and not skipped
+
+
+def test_erf_gelu_with_other_constants_is_not_fused():
+    """x * 0.5 * (1 + erf(x / 2)) is not GELU: the layer keeps no activation and the nodes stay."""
+    nodes, inits = M.ACTIVATION_NODES["gelu_erf"]
+    inits = [(n, np.array(2.0, np.float32)) if n == "sqrt2" else (n, v) for n, v in inits]
+    (el,), _ = layers_of(M.matmul_then(nodes, extra_inits=inits, opset=M.ACTIVATION_OPSET))
+    assert el.activation == Activation.NONE and el.output_name != "y"
