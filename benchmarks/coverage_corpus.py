@@ -140,6 +140,8 @@ class Coverage:
     eligible: int = 0
     before: int = 0
     eligible_macs: int = 0
+    int8_outputs: int = 0  # eligible layers whose output would be an INT8 edge (graph_passes/int8_edges.py)
+    int8_inputs: int = 0
     skipped: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)  # reason kind -> one full reason
     shape_skips: list[str] = field(default_factory=list)
@@ -175,6 +177,7 @@ def measure(spec: CorpusModel) -> Coverage:
     row.eligible = len(result.eligible)
     row.candidates = row.eligible + len(result.skipped)
     row.eligible_macs = sum(e.macs for e in result.eligible)
+    row.int8_outputs, row.int8_inputs = int8_edge_counts(result)
     row.skipped = Counter(reason_kind(s.reason) for s in result.skipped)
     row.examples = {reason_kind(s.reason): f"{s.name}: {s.reason}" for s in reversed(result.skipped)}
     row.shape_skips = [f"{s.name}: {s.reason}" for s in result.skipped if is_shape_reason(s)]
@@ -182,18 +185,34 @@ def measure(spec: CorpusModel) -> Coverage:
     return row
 
 
+@dataclass(frozen=True)
+class _PerTensorQuantizer:
+    """Calibration gives one quantizer per input tensor, so readers of one tensor always share it."""
+
+    act_scale: float = 1.0
+    act_signed: bool = True
+
+
+def int8_edge_counts(result) -> tuple[int, int]:
+    """(layers writing INT8 codes, layers reading them) if every eligible layer is replaced."""
+    from flexiq_trt.graph_passes.int8_edges import find_int8_edges
+
+    edges = find_int8_edges(result.prepared, [(e, _PerTensorQuantizer()) for e in result.eligible])
+    return sum(e.output is not None for e in edges.values()), sum(e.input_int8 for e in edges.values())
+
+
 def table(rows: Sequence[Coverage]) -> str:
     """The markdown table (one row per model) and the per-reason counts."""
     lines = ["| model | source | first batch | candidates | eligible | before | eligible GMACs/sample | "
-             "skipped: reason × count | intake s |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|"]
+             "INT8 out / in | skipped: reason × count | intake s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         if r.error:
-            lines.append(f"| {r.name} | {r.source} | - | - | - | - | - | not available: {r.error} | - |")
+            lines.append(f"| {r.name} | {r.source} | - | - | - | - | - | - | not available: {r.error} | - |")
             continue
         reasons = "; ".join(f"{k} × {n}" for k, n in r.skipped.most_common()) or "-"
         lines.append(f"| {r.name} | {r.source} | {r.inputs} | {r.candidates} | {r.eligible} | {r.before} | "
-                     f"{r.eligible_macs / 1e9:.3f} | {reasons} | {r.seconds:.1f} |")
+                     f"{r.eligible_macs / 1e9:.3f} | {r.int8_outputs} / {r.int8_inputs} | {reasons} | {r.seconds:.1f} |")
     total, examples = Counter(), {}
     for r in rows:
         total.update(r.skipped)

@@ -75,6 +75,8 @@ class BuildResult:
     backend: str  # "tensorrt_rtx" or "tensorrt"
     compute_capabilities: tuple[int, ...]
     num_layers: int  # L, length of flexiq_max_4bit_ch
+    int8_inputs: int = 0  # plugin layers whose input x TensorRT typed INT8 (INT8 edges, docs/design.md §2.8)
+    int8_outputs: int = 0  # plugin layers whose output TensorRT typed INT8
 
 
 def build_engine(
@@ -103,15 +105,16 @@ def build_engine(
         load_plugins(trt.module, options.plugin_lib)
         session = _BuildSession(trt.module)
         try:
-            plan, num_layers = _build_plan(session, trt, onnx_path, options)
+            plan, num_layers, int8_io = _build_plan(session, trt, onnx_path, options)
         finally:
             session.close()
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(plan)
     result = BuildResult(out, out.stat().st_size, time.monotonic() - start, trt.name,
-                         tuple(options.compute_capabilities) if trt.is_rtx else (), num_layers)
-    LOG.info("wrote %s (%.1f KiB, L=%d) in %.1f s", out, result.size_bytes / 1024, num_layers, result.seconds)
+                         tuple(options.compute_capabilities) if trt.is_rtx else (), num_layers, *int8_io)
+    LOG.info("wrote %s (%.1f KiB, L=%d, INT8 in/out on %d/%d plugin layers) in %.1f s", out,
+             result.size_bytes / 1024, num_layers, *int8_io, result.seconds)
     return result
 
 
@@ -137,8 +140,9 @@ class _BuildSession:
             setattr(self, name, None)
 
 
-def _build_plan(session: _BuildSession, trt: TensorRT, onnx_path: Path, options: BuildOptions) -> tuple[bytes, int]:
-    """Parse, configure and build; returns (serialized plan, L)."""
+def _build_plan(session: _BuildSession, trt: TensorRT, onnx_path: Path,
+                options: BuildOptions) -> tuple[bytes, int, tuple[int, int]]:
+    """Parse, configure and build; returns (serialized plan, L, plugin layers with INT8 (input, output))."""
     _parse(session, onnx_path)
     _builder_config(session, trt, onnx_path, options)
     LOG.info("building for %s", _targets_text(trt, options))
@@ -151,7 +155,7 @@ def _build_plan(session: _BuildSession, trt: TensorRT, onnx_path: Path, options:
         raise FlexiqError(f"{onnx_path}: TensorRT could not build the engine (see the TensorRT log above)")
     data = bytes(plan)
     del plan
-    return data, _runtime_input_length(session.network)
+    return data, _runtime_input_length(session.network), _plugin_int8_io(session.tm, session.network)
 
 
 def _merge(options: BuildOptions | None, overrides: Mapping[str, object]) -> BuildOptions:
@@ -272,6 +276,18 @@ def _runtime_input_length(network) -> int:
         if name == RUNTIME_INPUT:
             return int(shape[0]) if len(shape) == 1 else -1
     return -1
+
+
+def _plugin_int8_io(tm, network) -> tuple[int, int]:
+    """How many plugin layers of the parsed network have an INT8 input x / an INT8 output, as TensorRT typed them."""
+    ins = outs = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type != tm.LayerType.PLUGIN_V3:
+            continue
+        ins += layer.get_input(0).dtype == tm.DataType.INT8
+        outs += layer.get_output(0).dtype == tm.DataType.INT8
+    return ins, outs
 
 
 def _targets_text(trt: TensorRT, options: BuildOptions) -> str:
