@@ -10,7 +10,7 @@ the 50% ratio's share of the 100% speedup (the FlexiQ paper reports 40%). docs/p
 how to read it; measured numbers come from benchmarks/gpu_check.py.
 
     python benchmarks/perf_model.py [--lib build/plugins/kernels/libflexiq_kernels_capi.so]
-        [--gpus a10 l4] [--io fp16|fp32|int8] [--group-size 32|64]
+        [--gpus a10 l4] [--io fp16|fp32|int8-edge|int8] [--group-size 32|64]
         [--json resnet50.json --model resnet50 --batches 1 2 4 8 16 32 64]
 """
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="where a loop has data-dependent branches: charge its longest (default) or shortest path")
     for f in fields(model.ModelOptions):
         ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                        help=f.metadata["help"], **({"choices": ("fp16", "fp32", "int8")} if f.name == "io" else {}))
+                        help=f.metadata["help"], **({"choices": ("fp16", "fp32", "int8-edge", "int8")} if f.name == "io" else {}))
     ap.add_argument("--kernels-only", action="store_true", help="print only the per-step kernel table")
     ap.add_argument("--kernel", help="kernel family to price (substring, e.g. flexiqInt4MmaKernel); default: the "
                                      "pipelined int4 family if the library has one, else the first int4 family")

@@ -106,15 +106,17 @@ def step_cost(step: sass.StepPath, arch: hardware.ArchRates) -> StepCost:
 class ModelOptions:
     """What the prediction assumes about the deployment."""
 
-    io: str = field(default="fp16", metadata={"help": "layer I/O: fp16/fp32 (separate input pass) or int8 "
-                                                      "(codes in, codes out, no input pass)"})
+    io: str = field(default="fp16", metadata={"help": "layer I/O: fp16/fp32 (float in and out, separate input "
+                                                      "pass); int8-edge (INT8 codes in and out with the input pass "
+                                                      "reading 1-byte codes: what is built, docs/design.md §2.8); "
+                                                      "int8 (codes in and out, no input pass: not built)"})
     group_size: int = field(default=32, metadata={"help": "channels per group G (32 or 64)"})
     launch_us: float = field(default=2.0, metadata={"help": "fixed cost per kernel launch in microseconds "
                                                             "(CUDA-graph replay of back-to-back kernels)"})
 
     @property
     def io_bytes(self) -> int:
-        return {"fp16": 2, "fp32": 4, "int8": 1}[self.io]
+        return {"fp16": 2, "fp32": 4, "int8": 1, "int8-edge": 1}[self.io]
 
 
 @dataclass
@@ -195,7 +197,7 @@ def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, gpu: har
         bound = "dram"
     gemm_us = max(compute_s, gemm_dram_s) * 1e6 + opts.launch_us
     input_us = 0.0
-    if opts.io != "int8":  # the separate input pass: read the float input, write codes and shifts
+    if opts.io != "int8":  # the separate input pass: read the float input (or codes), write codes and shifts
         in_bytes = layer.input_rows * layer.in_channels * opts.io_bytes + in_codes
         input_us = in_bytes / (gpu.dram_gb_s * 1e9) * 1e6 + opts.launch_us
     return LayerPrediction(layer.name, ratio, n4, gemm_us + input_us, bound, gemm_us, input_us,
