@@ -77,13 +77,24 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
                  "labels": eval_feeds.labels is not None, "min_ranking_samples": MIN_RANKING_SAMPLES},
         "intervals": METHODS,
         "layers": {"eligible": len(state.eligible), "eligible_macs": sum(float(el.macs) for el in state.eligible),
-                   "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in state.skipped]},
+                   "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in state.skipped],
+                   "int8_edges": _int8_edge_counts(state)},
         "baselines": baselines, "rows": rows, "search_log": trim_search_log(state.order.log), "warnings": warnings,
         "artifact_check": artifact_check,
         "artifacts": {k: Path(v).name for k, v in state.files.items()},
     }
     state.files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
     return report
+
+
+def _int8_edge_counts(state: ConversionState) -> dict[str, int]:
+    """Layers of the plugin ONNX that write / read INT8 codes (docs/design.md §2.8); zeros with --no-int8-edges."""
+    from flexiq_trt.graph_passes.int8_edges import find_int8_edges
+
+    if not state.config.int8_edges:
+        return {"outputs": 0, "inputs": 0}
+    edges = find_int8_edges(state.prepared, [(rec.eligible, rec.final) for rec in state.selected])
+    return {"outputs": sum(e.output is not None for e in edges.values()), "inputs": sum(e.input_int8 for e in edges.values())}
 
 
 def trim_search_log(log: list[dict], generations: int = 200) -> list[dict]:

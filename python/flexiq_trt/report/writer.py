@@ -77,6 +77,15 @@ def _row_samples(rows: list[dict], metric: str) -> int | None:
     return None
 
 
+def _int8_edge_line(report: dict) -> list[str]:
+    """The INT8-edge summary line of the plugin ONNX (absent in reports older than the field)."""
+    edges = report["layers"].get("int8_edges")
+    if not edges:
+        return []
+    return [f"- INT8 between layers in the plugin ONNX: {edges['outputs']} layer(s) write codes that "
+            f"{edges['inputs']} layer(s) read (docs/design.md §2.8)"]
+
+
 def group_size_text(report: dict) -> str:
     """The group size for the summary: 32, 64, or (group_size 0) the per-layer mix with layer counts."""
     if report["group_size"]:
@@ -95,6 +104,7 @@ def to_markdown(report: dict) -> str:
     lines += [
         f"- eligible layers: {report['layers']['eligible']} (skipped: {len(report['layers']['skipped'])}), "
         f"group size {group_size_text(report)}, selector `{report['selector']}`",
+        *_int8_edge_line(report),
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
         f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})",

@@ -67,3 +67,11 @@ def test_classifier_rows_carry_wilson_intervals_and_paired_differences(fmnist_re
     assert fp32["top1_agreement"] == 1.0 and fp32["intervals"]["accuracy"][0] < fp32["accuracy"]
     assert report["intervals"]["confidence"] == 0.95
     assert "## Change of accuracy against INT8" in md and "(n = 150)" in md
+
+
+def test_report_counts_the_int8_edges_of_the_plugin_onnx(fmnist_report):
+    """The Fashion-MNIST ResNet's conv -> ReLU -> conv chains become INT8 edges, and the report says how many."""
+    report, md = fmnist_report
+    edges = report["layers"]["int8_edges"]
+    assert edges["outputs"] >= 1 and edges["inputs"] >= edges["outputs"]
+    assert f"{edges['outputs']} layer(s) write codes that {edges['inputs']} layer(s) read" in md
