@@ -34,7 +34,7 @@ gpu_forward = kc.gpu_forward
 cpu_forward = kc.cpu_forward
 load_cpu_reference = kc.load_cpu_reference
 output_shape = kc.output_shape
-FP16, FP32 = 1, 0  # FlexiqDataType
+FP32, FP16, INT8 = kc.FP32, kc.FP16, kc.INT8  # FlexiqDataType
 
 
 def load_kernels() -> tuple[ctypes.CDLL | None, str]:
@@ -68,8 +68,12 @@ class DeviceLayer:
 
     @classmethod
     def create(cls, lib: ctypes.CDLL, host: kc.HostLayer, x: np.ndarray, backend: str, fp16: bool,
-               num_layers: int = 1) -> DeviceLayer:
-        """Upload the host layer and input; output and workspace allocated on the current device."""
+               num_layers: int = 1, int8_in: bool = False, int8_out: bool = False) -> DeviceLayer:
+        """Upload the host layer and input; output and workspace allocated on the current device.
+
+        `int8_in` / `int8_out`: INT8 edges (docs/design.md §2.3): the input is uploaded as the layer's
+        activation codes of `x`; the output holds the codes of host.args.outputScale / outputSigned.
+        """
         import torch
         dev = torch.device("cuda")
         t = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dev) for k, v in host.arrays.items()}
@@ -80,10 +84,17 @@ class DeviceLayer:
         batch = x.shape[0]
         h, w = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
         dtype = torch.float16 if fp16 else torch.float32
-        t["input"] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev).to(dtype)
-        t["output"] = torch.empty(output_shape(layer, batch, h, w), dtype=dtype, device=dev)
+        if int8_in:
+            codes = kc.activation_codes(x, layer.act_scale, layer.act_signed)
+            t["input"] = torch.from_numpy(np.ascontiguousarray(codes)).to(dev)
+        else:
+            t["input"] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev).to(dtype)
+        in_type = INT8 if int8_in else (FP16 if fp16 else FP32)
+        out_type = INT8 if int8_out else (FP16 if fp16 and not int8_in else FP32)
+        out_dtype = {INT8: torch.int8, FP16: torch.float16, FP32: torch.float32}[out_type]
+        t["output"] = torch.empty(output_shape(layer, batch, h, w), dtype=out_dtype, device=dev)
         t["max4bit"] = torch.zeros(num_layers, dtype=torch.int32, device=dev)
-        problem = kc.FlexiqProblem(batch, h, w, FP16 if fp16 else FP32, t["input"].data_ptr(),
+        problem = kc.FlexiqProblem(batch, h, w, in_type, out_type, t["input"].data_ptr(),
                                    t["output"].data_ptr(), t["max4bit"].data_ptr(), None)
         size = int(lib.flexiqGetWorkspaceSize(ctypes.byref(args), ctypes.byref(problem)))
         t["workspace"] = torch.empty(max(size, 4), dtype=torch.uint8, device=dev)

@@ -105,6 +105,22 @@ FLEXIQ_HD int32_t quantizeActivation(float x, float actScale, bool isSigned)
                     : static_cast<int32_t>(clampf(q, 0.0f, 255.0f));
 }
 
+//! A code read from an INT8 edge tensor (docs/design.md §2.3, "INT8 codes between layers"): signed
+//! codes as int8 clamped to [-127, 127] (a foreign -128 cannot break the §2.9 K bound), unsigned
+//! codes as the uint8 bit pattern of u in [0, 255].
+FLEXIQ_HD int32_t activationCodeFromInt8(int8_t stored, bool isSigned)
+{
+    return isSigned ? clampi(static_cast<int32_t>(stored), -kInt8Max, kInt8Max)
+                    : static_cast<int32_t>(static_cast<uint8_t>(stored));
+}
+
+//! The byte an INT8 output stores for the float32 epilogue value y: the consumers' code
+//! quantizeActivation(y, outputScale, isSigned), unsigned codes as their low 8 bits.
+FLEXIQ_HD uint8_t activationCodeBits(float y, float outputScale, bool isSigned)
+{
+    return static_cast<uint8_t>(static_cast<uint32_t>(quantizeActivation(y, outputScale, isSigned)) & 0xFFu);
+}
+
 //! The value whose bit length decides the shift: q ^ (q >> 7) for signed codes, u otherwise.
 FLEXIQ_HD int32_t magnitudeBits(int32_t code, bool isSigned)
 {

@@ -20,7 +20,7 @@ namespace flexiq
 
 //! plugin_spec.PLUGIN_NAMESPACE / PLUGIN_VERSION / CONV_OP / GEMM_OP / RUNTIME_INPUT.
 constexpr char const* kFLEXIQ_PLUGIN_NAMESPACE = "flexiq";
-constexpr char const* kFLEXIQ_PLUGIN_VERSION = "2"; // 2: `bias` is the per-rung table [G_count + 1, N]
+constexpr char const* kFLEXIQ_PLUGIN_VERSION = "3"; // 2: `bias` per-rung table; 3: INT8 codes between layers
 constexpr char const* kFLEXIQ_CONV_NAME = "FlexiQConv";
 constexpr char const* kFLEXIQ_GEMM_NAME = "FlexiQGemm";
 constexpr char const* kFLEXIQ_RUNTIME_INPUT = "flexiq_max_4bit_ch";
@@ -72,8 +72,8 @@ enum class FieldId : int32_t
 {
     kLAYER_INDEX, kGROUP_SIZE, kIN_CHANNELS, kOUT_CHANNELS, kACT_SCALE, kACT_SIGNED, kACT_SHIFT_MODE,
     kACT_STATIC_SHIFT, kPERMUTATION, kWEIGHT_INT8, kWEIGHT_INT4, kWEIGHT_SHIFT, kWEIGHT_SCALE, kBIAS,
-    kACTIVATION, kACTIVATION_ALPHA, kACTIVATION_BETA, kKERNEL_SHAPE, kSTRIDES, kPADS, kDILATIONS,
-    kCOUNT
+    kACTIVATION, kACTIVATION_ALPHA, kACTIVATION_BETA, kINPUT_INT8, kOUTPUT_INT8, kOUTPUT_SCALE, kOUTPUT_SIGNED,
+    kKERNEL_SHAPE, kSTRIDES, kPADS, kDILATIONS, kCOUNT
 };
 
 #define FLEXIQ_FIELD(name, kind, formula, rule, low, high, convOnly)                                                   \
@@ -99,6 +99,10 @@ constexpr FieldDef kFIELDS[] = {
     FLEXIQ_FIELD("activation", kINT, "1", kONE, 0, 9, false),
     FLEXIQ_FIELD("activation_alpha", kFLOAT, "1", kONE, kNO_LIMIT, kNO_LIMIT, false),
     FLEXIQ_FIELD("activation_beta", kFLOAT, "1", kONE, kNO_LIMIT, kNO_LIMIT, false),
+    FLEXIQ_FIELD("input_int8", kINT, "1", kONE, 0, 1, false),
+    FLEXIQ_FIELD("output_int8", kINT, "1", kONE, 0, 1, false),
+    FLEXIQ_FIELD("output_scale", kFLOAT, "1", kONE, 0.0, kNO_LIMIT, false),
+    FLEXIQ_FIELD("output_signed", kINT, "1", kONE, 0, 1, false),
     FLEXIQ_FIELD("kernel_shape", kINTS, "2", kTWO, 1, kNO_LIMIT, true),
     FLEXIQ_FIELD("strides", kINTS, "2", kTWO, 1, kNO_LIMIT, true),
     FLEXIQ_FIELD("pads", kINTS, "4", kFOUR, 0, kNO_LIMIT, true),

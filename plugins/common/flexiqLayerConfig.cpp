@@ -261,6 +261,10 @@ void readScalars(LayerConfig& cfg, RawFields const& raw)
     cfg.activation = readInt(cfg, raw, FieldId::kACTIVATION);
     cfg.activationAlpha = readFloat(cfg, raw, FieldId::kACTIVATION_ALPHA);
     cfg.activationBeta = readFloat(cfg, raw, FieldId::kACTIVATION_BETA);
+    cfg.inputInt8 = readInt(cfg, raw, FieldId::kINPUT_INT8);
+    cfg.outputInt8 = readInt(cfg, raw, FieldId::kOUTPUT_INT8);
+    cfg.outputScale = readFloat(cfg, raw, FieldId::kOUTPUT_SCALE); // finite and > 0 (table), even when unused
+    cfg.outputSigned = readInt(cfg, raw, FieldId::kOUTPUT_SIGNED);
     if (cfg.isConv)
     {
         cfg.kernelShape = readInts<2>(cfg, raw, FieldId::kKERNEL_SHAPE);
@@ -403,6 +407,8 @@ FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, in
     a.alpha = activationAlpha;
     a.beta = activationBeta;
     a.layerIndex = layerIndex;
+    a.outputScale = outputScale;
+    a.outputSigned = outputSigned;
     a.permutation = perm;
     a.weightInt8 = w8;
     a.weightInt4 = w4;
@@ -463,6 +469,10 @@ PluginFieldCollection const* FieldSerializer::serialize(LayerConfig const& cfg)
         PluginField("activation", &cfg.activation, i32, 1),
         PluginField("activation_alpha", &cfg.activationAlpha, f32, 1),
         PluginField("activation_beta", &cfg.activationBeta, f32, 1),
+        PluginField("input_int8", &cfg.inputInt8, i32, 1),
+        PluginField("output_int8", &cfg.outputInt8, i32, 1),
+        PluginField("output_scale", &cfg.outputScale, f32, 1),
+        PluginField("output_signed", &cfg.outputSigned, i32, 1),
     };
     if (cfg.isConv)
     {

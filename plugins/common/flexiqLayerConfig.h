@@ -37,6 +37,10 @@ struct LayerConfig
     int32_t activation{0};
     float activationAlpha{0.0F};
     float activationBeta{0.0F};
+    int32_t inputInt8{0};     //!< 1: x is an INT8 tensor of this layer's own activation codes (an INT8 edge)
+    int32_t outputInt8{0};    //!< 1: y is written as the consumers' INT8 codes (outputScale, outputSigned)
+    float outputScale{1.0F};  //!< the consumers' s_a (> 0; 1.0 when outputInt8 = 0)
+    int32_t outputSigned{1};  //!< the consumers' act_signed
     std::array<int32_t, 2> kernelShape{1, 1}; //!< [R, S]; gemm: 1x1
     std::array<int32_t, 2> strides{1, 1};
     std::array<int32_t, 4> pads{0, 0, 0, 0}; //!< [top, left, bottom, right]

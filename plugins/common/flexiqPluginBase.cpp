@@ -130,12 +130,11 @@ int32_t FlexiqPluginBase::getOutputDataTypes(
         FLEXIQ_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS,
             mCfg->where() << ": expects 2 inputs (x, " << kFLEXIQ_RUNTIME_INPUT << ") and 1 output, got " << nbInputs
                           << " and " << nbOutputs);
-        FLEXIQ_VALIDATE(isActivationType(inputTypes[kINPUT_X]),
-            mCfg->where() << ": input x is " << dataTypeName(inputTypes[kINPUT_X]) << ", expected FP32 or FP16");
+        checkInputType(inputTypes[kINPUT_X]);
         FLEXIQ_VALIDATE(inputTypes[kINPUT_MAX4BIT] == DataType::kINT32,
             mCfg->where() << ": input " << kFLEXIQ_RUNTIME_INPUT << " is " << dataTypeName(inputTypes[kINPUT_MAX4BIT])
                           << ", expected INT32");
-        outputTypes[0] = inputTypes[kINPUT_X];
+        outputTypes[0] = outputTypeFor(inputTypes[kINPUT_X]);
         return 0;
     }
     FLEXIQ_CATCH_RETURN("getOutputDataTypes", -1)
@@ -173,10 +172,43 @@ bool FlexiqPluginBase::supportsFormatCombination(
     }
     switch (pos)
     {
-    case kINPUT_X: return isActivationType(d.type);
+    case kINPUT_X: return mCfg->inputInt8 ? d.type == DataType::kINT8 : isActivationType(d.type);
     case kINPUT_MAX4BIT: return d.type == DataType::kINT32;
-    default: return d.type == inOut[kINPUT_X].desc.type;
+    default: return d.type == outputTypeFor(inOut[kINPUT_X].desc.type);
     }
+}
+
+DataType FlexiqPluginBase::outputTypeFor(DataType inputType) const noexcept
+{
+    if (mCfg->outputInt8)
+        return DataType::kINT8; // the consumers' codes (an INT8 edge, docs/design.md §2.3)
+    return mCfg->inputInt8 ? DataType::kFLOAT : inputType;
+}
+
+void FlexiqPluginBase::checkInputType(DataType type) const
+{
+    if (mCfg->inputInt8)
+    {
+        FLEXIQ_VALIDATE(type == DataType::kINT8,
+            mCfg->where() << ": input x is " << dataTypeName(type)
+                          << ", but plugin field 'input_int8' = 1 expects an INT8 tensor of the layer's activation codes");
+    }
+    else
+    {
+        FLEXIQ_VALIDATE(isActivationType(type),
+            mCfg->where() << ": input x is " << dataTypeName(type) << ", expected FP32 or FP16"
+                          << (type == DataType::kINT8 ? " (plugin field 'input_int8' = 0; INT8 codes need input_int8 = 1)"
+                                                      : ""));
+    }
+}
+
+void FlexiqPluginBase::checkOutputType(DataType inputType, DataType outputType) const
+{
+    DataType const want = outputTypeFor(inputType);
+    FLEXIQ_VALIDATE(outputType == want,
+        mCfg->where() << ": output is " << dataTypeName(outputType) << ", expected " << dataTypeName(want)
+                      << " (plugin fields 'output_int8' = " << mCfg->outputInt8 << ", 'input_int8' = "
+                      << mCfg->inputInt8 << ", input x " << dataTypeName(inputType) << ")");
 }
 
 void FlexiqPluginBase::checkMax4bitDims(Dims const& d) const
@@ -189,12 +221,14 @@ void FlexiqPluginBase::checkMax4bitDims(Dims const& d) const
 }
 
 int32_t FlexiqPluginBase::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
+    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
     FLEXIQ_TRY
     {
         FLEXIQ_VALIDATE(nbInputs == kNB_INPUTS && nbOutputs == kNB_OUTPUTS,
             mCfg->where() << ": expects 2 inputs and 1 output, got " << nbInputs << " and " << nbOutputs);
+        checkInputType(in[kINPUT_X].desc.type);
+        checkOutputType(in[kINPUT_X].desc.type, out[0].desc.type);
         checkInputDims(in[kINPUT_X].desc.dims);
         checkInputDims(in[kINPUT_X].max);
         checkMax4bitDims(in[kINPUT_MAX4BIT].desc.dims);
@@ -207,9 +241,14 @@ int32_t FlexiqPluginBase::configurePlugin(nvinfer1::DynamicPluginTensorDesc cons
 FlexiqProblem FlexiqPluginBase::problemFor(Dims const& x, DataType type) const
 {
     checkInputDims(x);
+    checkInputType(type);
+    auto const kernelType = [](DataType t) {
+        return t == DataType::kINT8 ? kFLEXIQ_INT8 : (t == DataType::kHALF ? kFLEXIQ_FP16 : kFLEXIQ_FP32);
+    };
     FlexiqProblem p{};
     problemDims(x, p);
-    p.dataType = type == DataType::kHALF ? kFLEXIQ_FP16 : kFLEXIQ_FP32;
+    p.dataType = kernelType(type);
+    p.outputType = kernelType(outputTypeFor(type));
     return p;
 }
 
@@ -271,7 +310,7 @@ void FlexiqPluginBase::prepareDevice()
 }
 
 int32_t FlexiqPluginBase::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
-    nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs, void* workspace,
+    nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs, void* const* outputs, void* workspace,
     cudaStream_t stream) noexcept
 {
     FLEXIQ_TRY
@@ -280,6 +319,7 @@ int32_t FlexiqPluginBase::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
         // (the upload is synchronous, so it must not be the first call inside a CUDA-graph capture).
         prepareDevice();
         FlexiqProblem problem = problemFor(inputDesc[kINPUT_X].dims, inputDesc[kINPUT_X].type);
+        checkOutputType(inputDesc[kINPUT_X].type, outputDesc[0].type);
         checkMax4bitDims(inputDesc[kINPUT_MAX4BIT].dims);
         problem.input = inputs[kINPUT_X];
         problem.max4bit = static_cast<int32_t const*>(inputs[kINPUT_MAX4BIT]);
@@ -294,7 +334,7 @@ int32_t FlexiqPluginBase::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             char why[256] = {0};
             if (s == kFLEXIQ_ERROR_INVALID_ARGS)
             {
-                static_cast<void>(flexiqCanImplement(&args, why, sizeof(why)));
+                static_cast<void>(flexiqCanImplementProblem(&args, &problem, why, sizeof(why)));
             }
             std::string msg = mCfg->where() + ": enqueue failed: " + statusName(s);
             if (s == kFLEXIQ_ERROR_CUDA)

@@ -6,8 +6,9 @@
  * differ only in how the input tensor maps to the kernel problem and in the output shape, which
  * they provide through four small hooks.
  *
- * Inputs: 0 = x (FP32/FP16, linear), 1 = flexiq_max_4bit_ch (int32 [L], device). Output: 0, same
- * dtype as x. Every method is noexcept and converts exceptions into failure codes (docs/conventions.md, "Errors").
+ * Inputs: 0 = x (FP32/FP16, or INT8 activation codes when the field input_int8 = 1; linear),
+ * 1 = flexiq_max_4bit_ch (int32 [L], device). Output 0: INT8 codes of the consumers' quantizer when
+ * output_int8 = 1, else FP32 after an INT8 input, else the dtype of x (docs/design.md §2.3). Every method is noexcept and converts exceptions into failure codes (docs/conventions.md, "Errors").
  */
 #ifndef FLEXIQ_PLUGIN_BASE_H
 #define FLEXIQ_PLUGIN_BASE_H
@@ -86,8 +87,11 @@ public:
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
-    //! The kernel problem (batch/height/width, dtype) of an input shape; throws on a bad shape.
+    //! The kernel problem (batch/height/width, input and output types) of an input shape and type;
+    //! throws on a bad shape or an input type the fields do not allow.
     FlexiqProblem problemFor(nvinfer1::Dims const& x, nvinfer1::DataType type) const;
+    //! The output type for an input type: kINT8 when output_int8, else kFLOAT after an INT8 input, else the input's.
+    nvinfer1::DataType outputTypeFor(nvinfer1::DataType inputType) const noexcept;
 
 protected:
     FlexiqPluginBase(FlexiqPluginBase const& other);
@@ -107,6 +111,10 @@ private:
     //! Selects the backend and makes sure the weights are on the current device (runtime only).
     void prepareDevice();
     void checkMax4bitDims(nvinfer1::Dims const& d) const;
+    //! Throws unless x's type fits input_int8 (kINT8 when 1, FP32/FP16 when 0), naming the field.
+    void checkInputType(nvinfer1::DataType type) const;
+    //! Throws unless the output type is outputTypeFor(inputType), naming the fields.
+    void checkOutputType(nvinfer1::DataType inputType, nvinfer1::DataType outputType) const;
 
     // Attributes (immutable, shared by clones).
     std::shared_ptr<LayerConfig const> mCfg;

@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(tile::kInputPassThreads) flexiqInputPassKernel
 }
 
 template <int32_t kG, bool kSigned>
-cudaError_t launchTyped(InputPassParams const& p, bool fp16, cudaStream_t stream)
+cudaError_t launchTyped(InputPassParams const& p, cudaStream_t stream)
 {
     dim3 const block(tile::kInputPassThreads);
     uint32_t const rowBlocks = static_cast<uint32_t>((p.rows + block.x - 1) / block.x);
@@ -38,8 +38,10 @@ cudaError_t launchTyped(InputPassParams const& p, bool fp16, cudaStream_t stream
         ? static_cast<uint32_t>((static_cast<int64_t>(p.outChannels) * p.groups + block.x - 1) / block.x)
         : 0u;
     dim3 const grid(rowBlocks + shiftBlocks, static_cast<uint32_t>(p.groups));
-    if (fp16)
+    if (p.inputType == kFLEXIQ_FP16)
         flexiqInputPassKernel<kG, kSigned, __half><<<grid, block, 0, stream>>>(p, rowBlocks);
+    else if (p.inputType == kFLEXIQ_INT8)
+        flexiqInputPassKernel<kG, kSigned, int8_t><<<grid, block, 0, stream>>>(p, rowBlocks); // INT8 edge: codes
     else
         flexiqInputPassKernel<kG, kSigned, float><<<grid, block, 0, stream>>>(p, rowBlocks);
     return cudaGetLastError();
@@ -47,11 +49,11 @@ cudaError_t launchTyped(InputPassParams const& p, bool fp16, cudaStream_t stream
 
 } // namespace
 
-cudaError_t launchInputPass(InputPassParams const& p, bool isSigned, bool fp16, cudaStream_t stream)
+cudaError_t launchInputPass(InputPassParams const& p, bool isSigned, cudaStream_t stream)
 {
     if (p.groupSize == 32)
-        return isSigned ? launchTyped<32, true>(p, fp16, stream) : launchTyped<32, false>(p, fp16, stream);
-    return isSigned ? launchTyped<64, true>(p, fp16, stream) : launchTyped<64, false>(p, fp16, stream);
+        return isSigned ? launchTyped<32, true>(p, stream) : launchTyped<32, false>(p, stream);
+    return isSigned ? launchTyped<64, true>(p, stream) : launchTyped<64, false>(p, stream);
 }
 
 } // namespace flexiq

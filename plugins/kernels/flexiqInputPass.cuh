@@ -2,7 +2,8 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * Input pass of a FlexiQ layer (docs/design.md §2, §4): gather the NCHW input by the permutation (zero
- * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division, pick each
+ * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division (an INT8 input already
+ * holds the codes: activationCodeFromInt8, docs/design.md §2.3), pick each
  * (pixel, group)'s activation shift (dynamic rule or static table) and write
  *   codes8 [rows, C_pad]   8-bit codes of every group the GEMM reads as int8: all groups for the
  *                          reference backend, the 8-bit suffix for the int4 backend, and for the
@@ -19,6 +20,9 @@
 
 #include "flexiqContract.h"
 #include "flexiqKernelsInternal.h"
+#include "flexiqLayerArgs.h"
+
+#include <type_traits>
 
 #if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
 #include <cuda_fp16.h>
@@ -39,6 +43,17 @@ __device__ __forceinline__ float loadInput(__half const* p, int64_t i)
 }
 #endif
 
+//! The 8-bit activation code of input element i: quantized from a float/half value, or read from an
+//! INT8 edge tensor that already holds this layer's codes.
+template <bool kSigned, typename InT>
+__device__ __forceinline__ int32_t loadCode(InT const* p, int64_t i, float actScale)
+{
+    if constexpr (std::is_same_v<InT, int8_t>)
+        return activationCodeFromInt8(__ldg(p + i), kSigned);
+    else
+        return quantizeActivation(loadInput(p, i), actScale, kSigned);
+}
+
 //! Work of one thread: input pixel `row`, channel group `g`. q[kG] stays in registers (unrolled).
 template <int32_t kG, bool kSigned, typename InT>
 __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_t row, int32_t g)
@@ -55,8 +70,8 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
     for (int32_t i = 0; i < kG; ++i)
     {
         int32_t const src = __ldg(p.permutation + g * kG + i);
-        float const x = src < p.inChannels ? loadInput(in, (b * p.inChannels + src) * p.pixels + hw) : 0.0f;
-        q[i] = quantizeActivation(x, p.actScale, kSigned);
+        // zero padding (src >= C_in) has code 0 in both input kinds
+        q[i] = src < p.inChannels ? loadCode<kSigned>(in, (b * p.inChannels + src) * p.pixels + hw, p.actScale) : 0;
         magOr |= magnitudeBits(q[i], kSigned);
     }
     int32_t const shift = p.actStaticShift != nullptr ? static_cast<int32_t>(__ldg(p.actStaticShift + g))

@@ -8,8 +8,10 @@
  * No TensorRT types here; every function returns a FlexiqStatus (never throws, never aborts).
  *
  * Layouts (plugin_spec.py is authoritative):
- *   input    : conv NCHW [B, C_in, H, W]; gemm [M, C_in] (treated as NCHW with B = M, H = W = 1)
- *   output   : conv NCHW [B, N, P, Q];    gemm [M, N]
+ *   input    : conv NCHW [B, C_in, H, W]; gemm [M, C_in] (treated as NCHW with B = M, H = W = 1);
+ *              FP32/FP16 values, or INT8 activation codes of the layer (FlexiqProblem::dataType)
+ *   output   : conv NCHW [B, N, P, Q];    gemm [M, N]; FP32/FP16, or INT8 codes of the consumers'
+ *              quantizer (FlexiqProblem::outputType, FlexiqLayerArgs::outputScale / outputSigned)
  *   weights  : int8 [N, K], K = R*S*C_pad in (r, s, c) order, c fastest, c in permutation order
  *              int4 packed [N, K/2], element 2j in the low nibble
  *   n4       : read on the device from max4bit[layerIndex], clamped to [0, C_pad] and rounded
@@ -99,11 +101,17 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
 //! Writes a short reason into `why` (may be null) on failure.
 FlexiqStatus flexiqCanImplement(FlexiqLayerArgs const* args, char* why, size_t whyLen);
 
+//! flexiqCanImplement plus the per-call checks of a problem: sizes, pointers, and the input/output
+//! types (FP32, FP16 or INT8 codes; an INT8 output needs args->outputScale > 0, docs/design.md §2.3).
+//! flexiqRunnerEnqueue runs exactly this check first.
+FlexiqStatus flexiqCanImplementProblem(
+    FlexiqLayerArgs const* args, FlexiqProblem const* problem, char* why, size_t whyLen);
+
 //! Output spatial size of a conv (gemm: 1 x 1).
 void flexiqOutputHW(FlexiqLayerArgs const* args, int32_t height, int32_t width, int32_t* outH, int32_t* outW);
 
-//! Bytes of device workspace flexiqEnqueue needs (quantized codes, shifts). Independent of n4 and
-//! of the backend, so it is safe to size it at build time for the maximum shape.
+//! Bytes of device workspace flexiqEnqueue needs (quantized codes, shifts). Independent of n4, of
+//! the backend and of the input/output types (INT8 I/O needs no more), so it is safe to size it at build time for the maximum shape.
 size_t flexiqGetWorkspaceSize(FlexiqLayerArgs const* args, FlexiqProblem const* problem);
 
 //! Runs the layer on `stream`: input pass (gather by permutation, quantize, shifts, 4-bit codes)

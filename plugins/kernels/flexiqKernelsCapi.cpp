@@ -104,7 +104,7 @@ FLEXIQ_CAPI int32_t flexiqCapiRunnerSelect(int32_t smMajor, int32_t smMinor, int
     FlexiqRunner* runner = flexiqRunnerCreate(smMajor, smMinor, smCount);
     if (runner == nullptr)
         return -1;
-    FlexiqProblem const p{batch, height, width, 0, nullptr, nullptr, nullptr, nullptr};
+    FlexiqProblem const p{batch, height, width, kFLEXIQ_FP32, kFLEXIQ_FP32, nullptr, nullptr, nullptr, nullptr};
     FlexiqBackend const b = flexiqRunnerResolveBackend(runner, kFLEXIQ_BACKEND_AUTO, nullptr);
     if (tile != nullptr)
         *tile = hostArgs != nullptr ? flexiqRunnerSelectTile(runner, hostArgs, &p) : kFLEXIQ_TILE_AUTO;
@@ -112,14 +112,23 @@ FLEXIQ_CAPI int32_t flexiqCapiRunnerSelect(int32_t smMajor, int32_t smMinor, int
     return b;
 }
 
-//! Runs one layer (tileConfig: a FlexiqTileConfig, -1 = the runner's choice). `hostArgs` holds HOST pointers; input/output are NCHW (gemm [M, C]/[M, N]) of
-//! `dataType`. `hostAcc` (nullable) receives the int32 accumulators. With iterations > 1 the
-//! enqueue is repeated and the mean time per call (ms, CUDA events) goes to `msPerCall`.
-//! Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
-FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, FlexiqLayerArgs const* hostArgs,
-    int32_t batch, int32_t height, int32_t width, int32_t dataType, void const* hostInput, int32_t const* hostMax4bit,
-    int32_t numLayers, void* hostOutput, int32_t* hostAcc, int32_t iterations, float* msPerCall, char* why,
-    size_t whyLen)
+namespace
+{
+size_t elementBytes(int32_t type)
+{
+    return type == kFLEXIQ_FP16 ? 2 : (type == kFLEXIQ_INT8 ? 1 : 4);
+}
+} // namespace
+
+//! Runs one layer (tileConfig: a FlexiqTileConfig, -1 = the runner's choice). `hostArgs` holds HOST
+//! pointers; input and output are NCHW (gemm [M, C]/[M, N]) of `inputType` / `outputType` (a
+//! FlexiqDataType: FP32, FP16 or INT8 codes). `hostAcc` (nullable) receives the int32 accumulators.
+//! With iterations > 1 the enqueue is repeated and the mean time per call (ms, CUDA events) goes to
+//! `msPerCall`. Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
+FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, FlexiqLayerArgs const* hostArgs,
+    int32_t batch, int32_t height, int32_t width, int32_t inputType, int32_t outputType, void const* hostInput,
+    int32_t const* hostMax4bit, int32_t numLayers, void* hostOutput, int32_t* hostAcc, int32_t iterations,
+    float* msPerCall, char* why, size_t whyLen)
 {
     FlexiqLayerArgs const& h = *hostArgs;
     char reason[256] = {};
@@ -131,7 +140,8 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, 
     int32_t outH = 0;
     int32_t outW = 0;
     flexiq::outputSize(flexiq::layerGeometry(h), height, width, &outH, &outW);
-    size_t const elem = dataType == kFLEXIQ_FP16 ? 2 : 4;
+    size_t const inElem = elementBytes(inputType);
+    size_t const outElem = elementBytes(outputType);
     size_t const inCount = static_cast<size_t>(batch) * h.inChannels * height * width;
     size_t const outCount = static_cast<size_t>(batch) * n * (outH > 0 ? outH : 0) * (outW > 0 ? outW : 0);
 
@@ -145,9 +155,9 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, 
     d.outScale = dev.upload<float const>(h.outScale, n * sizeof(float), &e);
     d.bias = dev.upload<float const>(h.bias, (groups + 1) * n * sizeof(float), &e); // [G_count + 1, N] rungs
     d.actStaticShift = dev.upload<int8_t const>(h.actStaticShift, groups, &e);
-    FlexiqProblem p{batch, height, width, dataType, nullptr, nullptr, nullptr, nullptr};
-    p.input = dev.upload<void const>(hostInput, inCount * elem, &e);
-    p.output = dev.upload<void>(nullptr, outCount * elem, &e);
+    FlexiqProblem p{batch, height, width, inputType, outputType, nullptr, nullptr, nullptr, nullptr};
+    p.input = dev.upload<void const>(hostInput, inCount * inElem, &e);
+    p.output = dev.upload<void>(nullptr, outCount * outElem, &e);
     p.max4bit = hostMax4bit != nullptr
         ? dev.upload<int32_t const>(hostMax4bit, static_cast<size_t>(numLayers) * sizeof(int32_t), &e) : nullptr;
     p.accOut = hostAcc != nullptr ? dev.upload<int32_t>(nullptr, outCount * sizeof(int32_t), &e) : nullptr;
@@ -187,12 +197,22 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, 
     }
     e = cudaDeviceSynchronize();
     if (e == cudaSuccess)
-        e = cudaMemcpy(hostOutput, p.output, outCount * elem, cudaMemcpyDeviceToHost);
+        e = cudaMemcpy(hostOutput, p.output, outCount * outElem, cudaMemcpyDeviceToHost);
     if (e == cudaSuccess && hostAcc != nullptr)
         e = cudaMemcpy(hostAcc, p.accOut, outCount * sizeof(int32_t), cudaMemcpyDeviceToHost);
     if (e != cudaSuccess)
         return report(why, whyLen, 100 + static_cast<int32_t>(e), cudaGetErrorString(e));
     return kFLEXIQ_SUCCESS;
+}
+
+//! flexiqCapiRunLayerIo with the output of the input's type (FP32 or FP16).
+FLEXIQ_CAPI int32_t flexiqCapiRunLayerTile(int32_t backend, int32_t tileConfig, FlexiqLayerArgs const* hostArgs,
+    int32_t batch, int32_t height, int32_t width, int32_t dataType, void const* hostInput, int32_t const* hostMax4bit,
+    int32_t numLayers, void* hostOutput, int32_t* hostAcc, int32_t iterations, float* msPerCall, char* why,
+    size_t whyLen)
+{
+    return flexiqCapiRunLayerIo(backend, tileConfig, hostArgs, batch, height, width, dataType, dataType, hostInput,
+        hostMax4bit, numLayers, hostOutput, hostAcc, iterations, msPerCall, why, whyLen);
 }
 
 //! flexiqCapiRunLayerTile with the tile chosen by the runner (the original entry point).

@@ -15,10 +15,11 @@
 namespace flexiq
 {
 
-//! Arguments of the input pass: NCHW float/half input -> quantized code buffers in the workspace.
+//! Arguments of the input pass: NCHW float/half input (or INT8 codes) -> code buffers in the workspace.
 struct InputPassParams
 {
     void const* input;            //!< [B, C_in, H, W] (gemm: [M, C_in], H = W = 1)
+    int32_t inputType;            //!< FlexiqDataType: FP32/FP16 values to quantize, or INT8 codes (docs/design.md §2.3)
     int32_t const* permutation;   //!< [C_pad]
     int8_t const* actStaticShift; //!< [C_pad/G] or null (dynamic)
     int32_t const* max4bit;       //!< [L] or null
@@ -61,7 +62,10 @@ struct MixedGemmParams
     float alpha, beta;
     void* output;     //!< NCHW [B, N, P, Q] (gemm [M, N])
     int32_t* accOut;  //!< optional, same layout as output
-    int32_t fp16;     //!< output element type (pipelined kernels): 1 half, 0 float
+    int32_t outType;  //!< FlexiqDataType of the output (a template argument of the first-version and reference
+                      //!< kernels, a runtime flag of the pipelined kernels' epilogue)
+    float outputScale;    //!< INT8 output: the consumers' s_a
+    int32_t outputSigned; //!< INT8 output: the consumers' act_signed
 };
 
 //! The bias row every kernel's epilogue reads for a layer running with `n4` 4-bit channels (clamped to
@@ -89,10 +93,11 @@ cudaError_t preparePipelinedKernels();
 //! Dynamic shared memory of one pipelined kernel (bytes).
 int32_t pipelinedSmemBytes(PipeTileId tileId, int32_t groupSize);
 
-cudaError_t launchInputPass(InputPassParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
-cudaError_t launchInt4MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
-cudaError_t launchInt8MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
-cudaError_t launchReferenceGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream);
+//! The input type is p.inputType; the GEMMs' output type is p.outType.
+cudaError_t launchInputPass(InputPassParams const& p, bool isSigned, cudaStream_t stream);
+cudaError_t launchInt4MmaGemm(MixedGemmParams const& p, bool isSigned, cudaStream_t stream);
+cudaError_t launchInt8MmaGemm(MixedGemmParams const& p, bool isSigned, cudaStream_t stream);
+cudaError_t launchReferenceGemm(MixedGemmParams const& p, bool isSigned, cudaStream_t stream);
 
 } // namespace flexiq
 

@@ -192,6 +192,21 @@ FlexiqTileConfig flexiqRunnerSelectTile(FlexiqRunner const* runner, FlexiqLayerA
     return kFLEXIQ_TILE_64x64;
 }
 
+FlexiqStatus flexiqCanImplementProblem(
+    FlexiqLayerArgs const* args, FlexiqProblem const* problem, char* why, size_t whyLen)
+{
+    FlexiqStatus const s = flexiqCanImplement(args, why, whyLen);
+    if (s != kFLEXIQ_SUCCESS)
+        return s;
+    if (problem == nullptr)
+    {
+        if (why != nullptr && whyLen > 0)
+            std::snprintf(why, whyLen, "no problem given");
+        return kFLEXIQ_ERROR_INVALID_ARGS;
+    }
+    return flexiq::checkProblem(*args, *problem, why, whyLen) ? kFLEXIQ_SUCCESS : kFLEXIQ_ERROR_INVALID_ARGS;
+}
+
 FlexiqStatus flexiqCanImplement(FlexiqLayerArgs const* args, char* why, size_t whyLen)
 {
     if (args == nullptr || !flexiq::checkLayerArgs(*args, why, whyLen))
@@ -224,8 +239,7 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
     FlexiqLayerArgs const* args, FlexiqProblem const* problem, void* workspace, size_t workspaceSize,
     cudaStream_t stream)
 {
-    if (flexiqCanImplement(args, nullptr, 0) != kFLEXIQ_SUCCESS || problem == nullptr
-        || !flexiq::checkProblem(*args, *problem, nullptr, 0))
+    if (flexiqCanImplementProblem(args, problem, nullptr, 0) != kFLEXIQ_SUCCESS)
         return kFLEXIQ_ERROR_INVALID_ARGS;
     FlexiqLayerArgs const& a = *args;
     FlexiqProblem const& pr = *problem;
@@ -246,7 +260,6 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
     bool const int4Codes = backend == kFLEXIQ_BACKEND_INT4_MMA || backend == kFLEXIQ_BACKEND_INT4_PIPELINED;
     auto* base = static_cast<int8_t*>(workspace);
     bool const isSigned = a.actSigned != 0;
-    bool const fp16 = pr.dataType == kFLEXIQ_FP16;
     flexiq::InputPassParams in = flexiq::makeInputPassParams(a, pr);
     in.codes8 = base + ws.codes8;
     in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
@@ -254,21 +267,21 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
     in.writeEffective = (backend == kFLEXIQ_BACKEND_INT8_MMA || backend == kFLEXIQ_BACKEND_INT8_PIPELINED) ? 1 : 0;
     in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
     in.wShiftT = pipelined(backend) ? reinterpret_cast<int32_t*>(base + ws.wShiftT) : nullptr;
-    cudaError_t e = flexiq::launchInputPass(in, isSigned, fp16, stream);
+    cudaError_t e = flexiq::launchInputPass(in, isSigned, stream);
     if (e != cudaSuccess)
         return cudaFailure(e);
 
     flexiq::MixedGemmParams const g = flexiq::makeMixedGemmParams(a, pr, in);
     switch (backend)
     {
-    case kFLEXIQ_BACKEND_INT4_MMA: e = flexiq::launchInt4MmaGemm(g, isSigned, fp16, stream); break;
-    case kFLEXIQ_BACKEND_INT8_MMA: e = flexiq::launchInt8MmaGemm(g, isSigned, fp16, stream); break;
+    case kFLEXIQ_BACKEND_INT4_MMA: e = flexiq::launchInt4MmaGemm(g, isSigned, stream); break;
+    case kFLEXIQ_BACKEND_INT8_MMA: e = flexiq::launchInt8MmaGemm(g, isSigned, stream); break;
     case kFLEXIQ_BACKEND_INT4_PIPELINED:
     case kFLEXIQ_BACKEND_INT8_PIPELINED:
         e = flexiq::launchPipelinedGemm(g, static_cast<flexiq::PipeTileId>(tile),
             backend == kFLEXIQ_BACKEND_INT4_PIPELINED, isSigned, stream);
         break;
-    default: e = flexiq::launchReferenceGemm(g, isSigned, fp16, stream); break;
+    default: e = flexiq::launchReferenceGemm(g, isSigned, stream); break;
     }
     return e == cudaSuccess ? kFLEXIQ_SUCCESS : cudaFailure(e);
 }

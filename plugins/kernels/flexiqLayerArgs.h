@@ -11,11 +11,15 @@
 
 extern "C" {
 
-//! Output / input element type.
+//! Element type of a layer's input or output tensor.
 enum FlexiqDataType : int32_t
 {
     kFLEXIQ_FP32 = 0,
     kFLEXIQ_FP16 = 1,
+    //! INT8 activation codes (docs/design.md §2.3): an input holds the layer's own codes (signed read as
+    //! int8 and clamped to [-127, 127]; unsigned as the uint8 bit pattern of u in [0, 255]); an output
+    //! holds quantizeActivation(y, outputScale, outputSigned), unsigned codes as their low 8 bits.
+    kFLEXIQ_INT8 = 2,
 };
 
 //! Per-layer constant arguments (the plugin fields, already on the device). POD.
@@ -38,6 +42,8 @@ struct FlexiqLayerArgs
     float alpha;            //!< activation_alpha
     float beta;             //!< activation_beta
     int32_t layerIndex;     //!< index into the max4bit vector
+    float outputScale;      //!< the consumers' s_a: > 0 when the output is kFLEXIQ_INT8 (otherwise unused)
+    int32_t outputSigned;   //!< the consumers' act_signed: 1 s8 codes, 0 u8 codes (kFLEXIQ_INT8 output only)
     // Device pointers for the kernels (host pointers for the CPU reference); owned by the caller.
     int32_t const* permutation;    //!< [C_pad]
     int8_t const* weightInt8;      //!< [N, K]
@@ -54,7 +60,8 @@ struct FlexiqProblem
     int32_t batch;           //!< conv: B; gemm: M (rows of the flattened input)
     int32_t height;          //!< conv input H (gemm: 1)
     int32_t width;           //!< conv input W (gemm: 1)
-    int32_t dataType;        //!< FlexiqDataType of input and output
+    int32_t dataType;        //!< FlexiqDataType of the INPUT: FP32, FP16 or INT8 (codes)
+    int32_t outputType;      //!< FlexiqDataType of the output: FP32, FP16 or INT8 (codes, needs outputScale > 0)
     void const* input;       //!< device
     void* output;            //!< device
     int32_t const* max4bit;  //!< device int32 [L] flexiq_max_4bit_ch (may be null: n4 = 0)

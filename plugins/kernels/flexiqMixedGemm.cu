@@ -5,6 +5,7 @@
  *   flexiqInt4MmaKernel  4-bit groups on mma m16n8k32 .s4/.u4 x .s4, shifted per group (sm_80/86/87/89)
  *   flexiqInt8MmaKernel  4-bit groups as int8 mma on effective codes (sm_90+), bit-identical
  */
+#include "flexiqLayerArgs.h"
 #include "flexiqMixedGemm.cuh"
 
 namespace flexiq
@@ -31,35 +32,40 @@ dim3 gridFor(MixedGemmParams const& p)
         static_cast<uint32_t>((p.outChannels + tile::kCtaN - 1) / tile::kCtaN));
 }
 
-template <bool kInt4>
-cudaError_t launch(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream)
+template <bool kInt4, typename OutT>
+void launchTyped(MixedGemmParams const& p, bool isSigned, cudaStream_t stream)
 {
     dim3 const grid = gridFor(p);
     dim3 const block(tile::kThreads);
-#define FLEXIQ_LAUNCH(S, T)                                                                                            \
-    (kInt4 ? flexiqInt4MmaKernel<S, T> : flexiqInt8MmaKernel<S, T>)<<<grid, block, 0, stream>>>(p)
-    if (isSigned && fp16)
-        FLEXIQ_LAUNCH(true, __half);
-    else if (isSigned)
-        FLEXIQ_LAUNCH(true, float);
-    else if (fp16)
-        FLEXIQ_LAUNCH(false, __half);
+    if (isSigned)
+        (kInt4 ? flexiqInt4MmaKernel<true, OutT> : flexiqInt8MmaKernel<true, OutT>)<<<grid, block, 0, stream>>>(p);
     else
-        FLEXIQ_LAUNCH(false, float);
-#undef FLEXIQ_LAUNCH
+        (kInt4 ? flexiqInt4MmaKernel<false, OutT> : flexiqInt8MmaKernel<false, OutT>)<<<grid, block, 0, stream>>>(p);
+}
+
+//! The output type (FP32, FP16 or INT8 codes) is a template argument: it changes only the epilogue's store.
+template <bool kInt4>
+cudaError_t launch(MixedGemmParams const& p, bool isSigned, cudaStream_t stream)
+{
+    if (p.outType == kFLEXIQ_FP16)
+        launchTyped<kInt4, __half>(p, isSigned, stream);
+    else if (p.outType == kFLEXIQ_INT8)
+        launchTyped<kInt4, int8_t>(p, isSigned, stream);
+    else
+        launchTyped<kInt4, float>(p, isSigned, stream);
     return cudaGetLastError();
 }
 
 } // namespace
 
-cudaError_t launchInt4MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream)
+cudaError_t launchInt4MmaGemm(MixedGemmParams const& p, bool isSigned, cudaStream_t stream)
 {
-    return launch<true>(p, isSigned, fp16, stream);
+    return launch<true>(p, isSigned, stream);
 }
 
-cudaError_t launchInt8MmaGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream)
+cudaError_t launchInt8MmaGemm(MixedGemmParams const& p, bool isSigned, cudaStream_t stream)
 {
-    return launch<false>(p, isSigned, fp16, stream);
+    return launch<false>(p, isSigned, stream);
 }
 
 } // namespace flexiq

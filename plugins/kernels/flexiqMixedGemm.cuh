@@ -33,17 +33,23 @@ __device__ __forceinline__ uint32_t ldg32(int8_t const* p)
     return __ldg(reinterpret_cast<unsigned int const*>(p));
 }
 
-__device__ __forceinline__ void storeOut(float* out, int64_t i, float v)
+__device__ __forceinline__ void storeOut(float* out, int64_t i, float v, MixedGemmParams const&)
 {
     out[i] = v;
 }
 
 #if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
-__device__ __forceinline__ void storeOut(__half* out, int64_t i, float v)
+__device__ __forceinline__ void storeOut(__half* out, int64_t i, float v, MixedGemmParams const&)
 {
     out[i] = __float2half_rn(v);
 }
 #endif
+
+//! INT8 output (an INT8 edge, docs/design.md §2.3): the consumers' code of v, unsigned codes as their low 8 bits.
+__device__ __forceinline__ void storeOut(int8_t* out, int64_t i, float v, MixedGemmParams const& p)
+{
+    reinterpret_cast<uint8_t*>(out)[i] = activationCodeBits(v, p.outputScale, p.outputSigned != 0);
+}
 
 //! Four effective int8 weights (w4 << p_w) from the packed nibbles of k..k+3 (k a multiple of 4).
 __device__ __forceinline__ uint32_t effectiveWeights4(int8_t const* w4Row, int64_t k, int32_t shift)
@@ -251,7 +257,8 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
         }
     }
 
-    // Fused epilogue: y = float(acc) * outScale[n] + bias[n], activation, NCHW store.
+    // Fused epilogue: y = float(acc) * outScale[n] + bias[n], activation, NCHW store (FP32, FP16, or the
+    // consumers' INT8 codes of y).
     OutT* out = static_cast<OutT*>(p.output);
 #pragma unroll
     for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
@@ -268,7 +275,8 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                 if (p.accOut != nullptr)
                     p.accOut[idx] = acc[mi][ni][e];
                 storeOut(out, idx,
-                    epilogue(acc[mi][ni][e], __ldg(p.outScale + n), __ldg(biasFor(p, n4) + n), p.activation, p.alpha, p.beta));
+                    epilogue(acc[mi][ni][e], __ldg(p.outScale + n), __ldg(biasFor(p, n4) + n), p.activation, p.alpha, p.beta),
+                    p);
             }
 }
 

@@ -12,6 +12,7 @@ InputPassParams makeInputPassParams(FlexiqLayerArgs const& a, FlexiqProblem cons
 {
     InputPassParams in{};
     in.input = pr.input;
+    in.inputType = pr.dataType;
     in.permutation = a.permutation;
     in.actStaticShift = a.actShiftMode == 1 ? a.actStaticShift : nullptr;
     in.max4bit = pr.max4bit;
@@ -66,7 +67,9 @@ MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     g.beta = a.beta;
     g.output = pr.output;
     g.accOut = pr.accOut;
-    g.fp16 = pr.dataType == kFLEXIQ_FP16 ? 1 : 0;
+    g.outType = pr.outputType;
+    g.outputScale = a.outputScale;
+    g.outputSigned = a.outputSigned;
     return g;
 }
 

@@ -33,6 +33,7 @@
 #include "flexiqContract.h"
 #include "flexiqFragments.h"
 #include "flexiqKernelsInternal.h"
+#include "flexiqLayerArgs.h"
 #include "flexiqSmemOps.cuh"
 #include "flexiqTileConfig.cuh"
 
@@ -65,18 +66,28 @@ __device__ __forceinline__ bool planted(PlantedFault f)
 #endif
 }
 
-__device__ __forceinline__ void storeValue(void* out, int64_t i, float v, bool fp16)
+//! Stores output element i of the epilogue value v as the problem's output type: FP32, FP16, or the
+//! consumers' INT8 code of v (an INT8 edge, docs/design.md §2.3; unsigned codes as their low 8 bits).
+//! The type is a runtime flag: a branch per store after the main loop, not another set of kernels.
+__device__ __forceinline__ void storeValue(MixedGemmParams const& p, int64_t i, float v)
 {
-#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
-    if (fp16)
+    if (p.outType == kFLEXIQ_INT8)
     {
-        __half* o = static_cast<__half*>(out) + i;
+        uint8_t* o = static_cast<uint8_t*>(p.output) + i;
+        smem::checkGlobal(o, sizeof(uint8_t));
+        *o = activationCodeBits(v, p.outputScale, p.outputSigned != 0);
+        return;
+    }
+#if !defined(FLEXIQ_WARP_EMULATION) || defined(FLEXIQ_EMULATE_FP16)
+    if (p.outType == kFLEXIQ_FP16)
+    {
+        __half* o = static_cast<__half*>(p.output) + i;
         smem::checkGlobal(o, sizeof(__half));
         *o = __float2half_rn(v);
         return;
     }
 #endif
-    float* o = static_cast<float*>(out) + i;
+    float* o = static_cast<float*>(p.output) + i;
     smem::checkGlobal(o, sizeof(float));
     *o = v;
 }
@@ -495,8 +506,9 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     }
     smem::cpAsyncWait<0>(); // only empty groups remain; retire them before the CTA exits
 
-    // Fused epilogue: y = float(acc) * outScale[n] + bias[rung, n], activation, NCHW store. The rung
-    // comes from g4 (= n4 / G, live through the loops anyway), not n4, which would stay live for it.
+    // Fused epilogue: y = float(acc) * outScale[n] + bias[rung, n], activation, NCHW store (FP32, FP16
+    // or the consumers' INT8 codes, storeValue). The rung comes from g4 (= n4 / G, live through the
+    // loops anyway), not n4, which would stay live for it.
     float const* const biasRow = biasFor(p, g4 * kG);
 #pragma unroll
     for (int32_t ni = 0; ni < kTN; ++ni)
@@ -525,7 +537,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                         smem::checkGlobal(p.accOut + idx, sizeof(int32_t));
                         p.accOut[idx] = v;
                     }
-                    storeValue(p.output, idx, epilogue(v, scale, bias, p.activation, p.alpha, p.beta), p.fp16 != 0);
+                    storeValue(p, idx, epilogue(v, scale, bias, p.activation, p.alpha, p.beta));
                 }
         }
 }

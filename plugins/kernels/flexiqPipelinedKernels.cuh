@@ -5,7 +5,8 @@
  * and their launch code for one G:
  *   flexiqPipeInt4Kernel  4-bit groups on int4 mma (k32 for G = 32, k64 for G = 64), sm_80/86/87/89
  *   flexiqPipeInt8Kernel  4-bit groups as int8 mma on effective codes (sm_90+), bit-identical
- * Template arguments: <kSigned, tile shape, G>. The output type is a runtime flag (epilogue only).
+ * Template arguments: <kSigned, tile shape, G>. The output type (FP32, FP16 or INT8 codes) is a runtime
+ * flag of the epilogue only (storeValue); the input type only changes the input pass.
  *
  * Each G is instantiated in its own translation unit (flexiqPipelinedGemmG32.cu, ...G64.cu): with
  * both in one, nvcc's register allocation of the largest tiles was worse than of each alone, which compiles

@@ -7,6 +7,7 @@
  */
 #include "flexiqContract.h"
 #include "flexiqKernelsInternal.h"
+#include "flexiqLayerArgs.h"
 #include "flexiqTileConfig.cuh"
 
 #include <cuda_fp16.h>
@@ -16,14 +17,20 @@ namespace flexiq
 namespace
 {
 
-__device__ __forceinline__ void storeRef(float* out, int64_t i, float v)
+__device__ __forceinline__ void storeRef(float* out, int64_t i, float v, MixedGemmParams const&)
 {
     out[i] = v;
 }
 
-__device__ __forceinline__ void storeRef(__half* out, int64_t i, float v)
+__device__ __forceinline__ void storeRef(__half* out, int64_t i, float v, MixedGemmParams const&)
 {
     out[i] = __float2half_rn(v);
+}
+
+//! INT8 output: the consumers' code of v (docs/design.md §2.3), unsigned codes as their low 8 bits.
+__device__ __forceinline__ void storeRef(int8_t* out, int64_t i, float v, MixedGemmParams const& p)
+{
+    reinterpret_cast<uint8_t*>(out)[i] = activationCodeBits(v, p.outputScale, p.outputSigned != 0);
 }
 
 template <bool kSigned, typename OutT>
@@ -75,24 +82,32 @@ __global__ void __launch_bounds__(tile::kReferenceThreads, tile::kMinCtasPerSm) 
     int32_t const acc = static_cast<int32_t>(sum);
     if (p.accOut != nullptr)
         p.accOut[idx] = acc;
-    storeRef(static_cast<OutT*>(p.output), idx, epilogue(acc, p.outScale[n], biasFor(p, n4)[n], p.activation, p.alpha, p.beta));
+    storeRef(static_cast<OutT*>(p.output), idx,
+        epilogue(acc, p.outScale[n], biasFor(p, n4)[n], p.activation, p.alpha, p.beta), p);
+}
+
+template <typename OutT>
+void launchTyped(MixedGemmParams const& p, bool isSigned, dim3 grid, dim3 block, cudaStream_t stream)
+{
+    if (isSigned)
+        flexiqReferenceKernel<true, OutT><<<grid, block, 0, stream>>>(p);
+    else
+        flexiqReferenceKernel<false, OutT><<<grid, block, 0, stream>>>(p);
 }
 
 } // namespace
 
-cudaError_t launchReferenceGemm(MixedGemmParams const& p, bool isSigned, bool fp16, cudaStream_t stream)
+cudaError_t launchReferenceGemm(MixedGemmParams const& p, bool isSigned, cudaStream_t stream)
 {
     int64_t const total = static_cast<int64_t>(p.batch) * p.outChannels * p.outH * p.outW;
     dim3 const block(tile::kReferenceThreads);
     dim3 const grid(static_cast<uint32_t>((total + block.x - 1) / block.x));
-    if (isSigned && fp16)
-        flexiqReferenceKernel<true, __half><<<grid, block, 0, stream>>>(p);
-    else if (isSigned)
-        flexiqReferenceKernel<true, float><<<grid, block, 0, stream>>>(p);
-    else if (fp16)
-        flexiqReferenceKernel<false, __half><<<grid, block, 0, stream>>>(p);
+    if (p.outType == kFLEXIQ_FP16)
+        launchTyped<__half>(p, isSigned, grid, block, stream);
+    else if (p.outType == kFLEXIQ_INT8)
+        launchTyped<int8_t>(p, isSigned, grid, block, stream);
     else
-        flexiqReferenceKernel<false, float><<<grid, block, 0, stream>>>(p);
+        launchTyped<float>(p, isSigned, grid, block, stream);
     return cudaGetLastError();
 }
 

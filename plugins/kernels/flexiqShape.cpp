@@ -5,6 +5,7 @@
  */
 #include "flexiqShape.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace flexiq
@@ -65,6 +66,10 @@ bool checkLayerArgs(FlexiqLayerArgs const& a, char* why, size_t n)
         return fail(why, n, "activation out of range", a.activation);
     if (a.layerIndex < 0)
         return fail(why, n, "layer_index must be >= 0", a.layerIndex);
+    if (a.outputSigned != 0 && a.outputSigned != 1)
+        return fail(why, n, "output_signed must be 0 or 1", a.outputSigned);
+    if (!(std::isfinite(a.outputScale) && a.outputScale >= 0.0f))
+        return fail(why, n, "output_scale must be finite and >= 0 (> 0 for an INT8 output)", 0);
     ConvGeometry const g = layerGeometry(a);
     if (g.r < 1 || g.s < 1)
         return fail(why, n, "kernel_shape must be >= 1", g.r < 1 ? g.r : g.s);
@@ -90,8 +95,12 @@ bool checkProblem(FlexiqLayerArgs const& a, FlexiqProblem const& p, char* why, s
         return fail(why, n, "batch, height and width must be positive", p.batch);
     if (!a.isConv && (p.height != 1 || p.width != 1))
         return fail(why, n, "a gemm problem has height = width = 1", p.height);
-    if (p.dataType != 0 && p.dataType != 1)
-        return fail(why, n, "data type must be FP32 (0) or FP16 (1)", p.dataType);
+    if (p.dataType != kFLEXIQ_FP32 && p.dataType != kFLEXIQ_FP16 && p.dataType != kFLEXIQ_INT8)
+        return fail(why, n, "input data type must be FP32 (0), FP16 (1) or INT8 (2)", p.dataType);
+    if (p.outputType != kFLEXIQ_FP32 && p.outputType != kFLEXIQ_FP16 && p.outputType != kFLEXIQ_INT8)
+        return fail(why, n, "output data type must be FP32 (0), FP16 (1) or INT8 (2)", p.outputType);
+    if (p.outputType == kFLEXIQ_INT8 && !(a.outputScale > 0.0f))
+        return fail(why, n, "an INT8 output needs output_scale > 0", 0);
     int32_t outH = 0;
     int32_t outW = 0;
     outputSize(layerGeometry(a), p.height, p.width, &outH, &outW);

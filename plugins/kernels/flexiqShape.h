@@ -35,7 +35,8 @@ int64_t reductionLength(FlexiqLayerArgs const& args);
 //! Checks fields a backend relies on; writes a reason into `why` (may be null) and returns false on failure.
 bool checkLayerArgs(FlexiqLayerArgs const& args, char* why, size_t whyLen);
 
-//! Checks a problem (positive sizes, non-empty output, non-null pointers) against a valid layer.
+//! Checks a problem (positive sizes, non-empty output, non-null pointers, input/output types; an
+//! INT8 output needs the layer's outputScale > 0) against a valid layer.
 bool checkProblem(FlexiqLayerArgs const& args, FlexiqProblem const& problem, char* why, size_t whyLen);
 
 } // namespace flexiq

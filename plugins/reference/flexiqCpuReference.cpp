@@ -8,12 +8,16 @@
 #include "flexiqContract.h"
 #include "flexiqShape.h"
 
+#include <cstdio>
+#include <vector>
+
 namespace flexiq
 {
 
-void cpuQuantizeInput(FlexiqLayerArgs const& a, int32_t batch, int32_t height, int32_t width, float const* input,
-    int32_t* codes, int32_t* shifts)
+void cpuQuantizeInput(FlexiqLayerArgs const& a, int32_t batch, int32_t height, int32_t width, int32_t inputType,
+    void const* input, int32_t* codes, int32_t* shifts)
 {
+    bool const int8Input = inputType == kFLEXIQ_INT8;
     int32_t const cPad = a.paddedChannels;
     int32_t const groups = cPad / a.groupSize;
     bool const isSigned = a.actSigned != 0;
@@ -27,9 +31,12 @@ void cpuQuantizeInput(FlexiqLayerArgs const& a, int32_t batch, int32_t height, i
             {
                 int32_t const src = a.permutation[c];
                 // Zero padding: channels >= C_in hold 0, whose code is 0.
-                float const x = src < a.inChannels ? input[(static_cast<int64_t>(b) * a.inChannels + src) * pixels + hw]
-                                                   : 0.0f;
-                codes[row * cPad + c] = quantizeActivation(x, a.actScale, isSigned);
+                int64_t const i = (static_cast<int64_t>(b) * a.inChannels + src) * pixels + hw;
+                int32_t code = 0;
+                if (src < a.inChannels)
+                    code = int8Input ? activationCodeFromInt8(static_cast<int8_t const*>(input)[i], isSigned)
+                                     : quantizeActivation(static_cast<float const*>(input)[i], a.actScale, isSigned);
+                codes[row * cPad + c] = code;
             }
             for (int32_t g = 0; g < groups; ++g)
             {
@@ -112,9 +119,11 @@ void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height,
                 }
 }
 
-void cpuEpilogue(
-    FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc, float* output)
+void cpuEpilogue(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc,
+    int32_t outputType, void* output)
 {
+    bool const int8Output = outputType == kFLEXIQ_INT8;
+    bool const outputSigned = a.outputSigned != 0;
     // bias rung k = n4 / G: row k of the [G_count + 1, N] table (docs/design.md §2.8)
     float const* bias = a.bias + static_cast<int64_t>(n4 / a.groupSize) * a.outChannels;
     for (int32_t b = 0; b < batch; ++b)
@@ -122,8 +131,35 @@ void cpuEpilogue(
             for (int32_t i = 0; i < outPixels; ++i)
             {
                 int64_t const idx = (static_cast<int64_t>(b) * a.outChannels + n) * outPixels + i;
-                output[idx] = epilogue(acc[idx], a.outScale[n], bias[n], a.activation, a.alpha, a.beta);
+                float const y = epilogue(acc[idx], a.outScale[n], bias[n], a.activation, a.alpha, a.beta);
+                if (int8Output)
+                    static_cast<uint8_t*>(output)[idx] = activationCodeBits(y, a.outputScale, outputSigned);
+                else
+                    static_cast<float*>(output)[idx] = y;
             }
+}
+
+bool cpuForward(FlexiqLayerArgs const& a, FlexiqProblem const& pr, int32_t n4, char* why, size_t whyLen)
+{
+    if (!checkLayerArgs(a, why, whyLen) || !checkProblem(a, pr, why, whyLen))
+        return false;
+    if (pr.dataType == kFLEXIQ_FP16 || pr.outputType == kFLEXIQ_FP16 || pr.accOut == nullptr)
+    {
+        if (why != nullptr && whyLen > 0)
+            std::snprintf(why, whyLen, "the CPU reference takes FP32 or INT8 input and output, and an accumulator buffer");
+        return false;
+    }
+    int64_t const rows = static_cast<int64_t>(pr.batch) * pr.height * pr.width;
+    std::vector<int32_t> codes(static_cast<size_t>(rows * a.paddedChannels));
+    std::vector<int32_t> shifts(static_cast<size_t>(rows * (a.paddedChannels / a.groupSize)));
+    cpuQuantizeInput(a, pr.batch, pr.height, pr.width, pr.dataType, pr.input, codes.data(), shifts.data());
+    int32_t const n4c = clampN4(n4, a.paddedChannels, a.groupSize);
+    cpuMixedAccumulate(a, pr.batch, pr.height, pr.width, codes.data(), shifts.data(), n4c, pr.accOut);
+    int32_t outH = 0;
+    int32_t outW = 0;
+    outputSize(layerGeometry(a), pr.height, pr.width, &outH, &outW);
+    cpuEpilogue(a, pr.batch, outH * outW, n4c, pr.accOut, pr.outputType, pr.output);
+    return true;
 }
 
 } // namespace flexiq

@@ -19,19 +19,27 @@
 namespace flexiq
 {
 
-//! Input pass: NCHW float input -> permuted 8-bit codes [B*H*W, C_pad] and activation shifts
-//! [B*H*W, C_pad/G] (dynamic: per pixel and group; static: the table).
-void cpuQuantizeInput(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width, float const* input,
-    int32_t* codes, int32_t* shifts);
+//! Input pass: NCHW input -> permuted 8-bit codes [B*H*W, C_pad] and activation shifts
+//! [B*H*W, C_pad/G] (dynamic: per pixel and group; static: the table). `inputType` kFLEXIQ_FP32:
+//! float values, quantized here; kFLEXIQ_INT8: int8 activation codes of this layer (an INT8 edge,
+//! read by activationCodeFromInt8, docs/design.md §2.3).
+void cpuQuantizeInput(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width, int32_t inputType,
+    void const* input, int32_t* codes, int32_t* shifts);
 
 //! Mixed accumulation over quantized codes -> int32 accumulators, NCHW [B, N, P, Q]. `n4` is already clamped.
 void cpuMixedAccumulate(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width,
     int32_t const* codes, int32_t const* shifts, int32_t n4, int32_t* acc);
 
 //! Epilogue over NCHW accumulators: y = acc * outScale[n] + bias[k][n] with k = n4 / G (the bias rung; `n4`
-//! already clamped), then the activation.
-void cpuEpilogue(
-    FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc, float* output);
+//! already clamped), then the activation. `outputType` kFLEXIQ_FP32: float y; kFLEXIQ_INT8: the
+//! consumers' codes activationCodeBits(y, outputScale, outputSigned) as int8 bytes.
+void cpuEpilogue(FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc,
+    int32_t outputType, void* output);
+
+//! A whole layer: input pass, accumulation and epilogue. `n4` is the raw runtime value (clamped here,
+//! as every backend does); input and output types are kFLEXIQ_FP32 or kFLEXIQ_INT8. Returns false with
+//! a reason in `why` for invalid arguments.
+bool cpuForward(FlexiqLayerArgs const& args, FlexiqProblem const& problem, int32_t n4, char* why, size_t whyLen);
 
 } // namespace flexiq
 

@@ -9,30 +9,27 @@
 #include "flexiqFragments.h"
 #include "flexiqShape.h"
 
-#include <vector>
 
 #define FLEXIQ_CAPI extern "C" __attribute__((visibility("default")))
 
-//! Whole layer: NCHW float input -> int32 accumulators and float output, both NCHW [B, N, P, Q].
-//! `n4` is the raw runtime value (clamped here as every backend does). Returns 0 on success, else
-//! 1 with a reason in `why`.
+//! Whole layer: NCHW input -> int32 accumulators and output, both NCHW [B, N, P, Q]. `inputType` /
+//! `outputType`: kFLEXIQ_FP32 (float) or kFLEXIQ_INT8 (activation codes: the layer's own on input,
+//! the consumers' (args->outputScale, args->outputSigned) on output). `n4` is the raw runtime value
+//! (clamped here as every backend does). Returns 0 on success, else 1 with a reason in `why`.
+FLEXIQ_CAPI int32_t flexiqCpuForwardIo(FlexiqLayerArgs const* args, int32_t batch, int32_t height, int32_t width,
+    int32_t inputType, void const* input, int32_t n4, int32_t* acc, int32_t outputType, void* output, char* why,
+    size_t whyLen)
+{
+    FlexiqProblem const problem{batch, height, width, inputType, outputType, input, output, nullptr, acc};
+    return flexiq::cpuForward(*args, problem, n4, why, whyLen) ? 0 : 1;
+}
+
+//! flexiqCpuForwardIo with FP32 input and output (the original entry point).
 FLEXIQ_CAPI int32_t flexiqCpuForward(FlexiqLayerArgs const* args, int32_t batch, int32_t height, int32_t width,
     float const* input, int32_t n4, int32_t* acc, float* output, char* why, size_t whyLen)
 {
-    FlexiqProblem problem{batch, height, width, 0, input, output, nullptr, acc};
-    if (!flexiq::checkLayerArgs(*args, why, whyLen) || !flexiq::checkProblem(*args, problem, why, whyLen))
-        return 1;
-    int64_t const rows = static_cast<int64_t>(batch) * height * width;
-    std::vector<int32_t> codes(static_cast<size_t>(rows * args->paddedChannels));
-    std::vector<int32_t> shifts(static_cast<size_t>(rows * (args->paddedChannels / args->groupSize)));
-    flexiq::cpuQuantizeInput(*args, batch, height, width, input, codes.data(), shifts.data());
-    int32_t const n4c = flexiq::clampN4(n4, args->paddedChannels, args->groupSize);
-    flexiq::cpuMixedAccumulate(*args, batch, height, width, codes.data(), shifts.data(), n4c, acc);
-    int32_t outH = 0;
-    int32_t outW = 0;
-    flexiq::outputSize(flexiq::layerGeometry(*args), height, width, &outH, &outW);
-    flexiq::cpuEpilogue(*args, batch, outH * outW, n4c, acc, output);
-    return 0;
+    return flexiqCpuForwardIo(args, batch, height, width, kFLEXIQ_FP32, input, n4, acc, kFLEXIQ_FP32, output, why,
+        whyLen);
 }
 
 //! Output spatial size of a layer for an input of height x width.
@@ -44,6 +41,16 @@ FLEXIQ_CAPI void flexiqCpuOutputHW(FlexiqLayerArgs const* args, int32_t height, 
 FLEXIQ_CAPI int32_t flexiqCpuQuantizeActivation(float x, float actScale, int32_t isSigned)
 {
     return flexiq::quantizeActivation(x, actScale, isSigned != 0);
+}
+
+FLEXIQ_CAPI int32_t flexiqCpuActivationCodeFromInt8(int32_t stored, int32_t isSigned)
+{
+    return flexiq::activationCodeFromInt8(static_cast<int8_t>(stored), isSigned != 0);
+}
+
+FLEXIQ_CAPI int32_t flexiqCpuActivationCodeBits(float y, float outputScale, int32_t isSigned)
+{
+    return flexiq::activationCodeBits(y, outputScale, isSigned != 0);
 }
 
 FLEXIQ_CAPI int32_t flexiqCpuMagnitudeBits(int32_t code, int32_t isSigned)

@@ -140,10 +140,10 @@ TEST_CASE(creatorIdentity)
     {
         auto& c = creatorFor(isConv);
         CHECK(std::strcmp(c.getPluginName(), isConv ? "FlexiQConv" : "FlexiQGemm") == 0);
-        CHECK(std::strcmp(c.getPluginVersion(), "2") == 0); // 2: `bias` is the per-rung table
+        CHECK(std::strcmp(c.getPluginVersion(), "3") == 0); // 3: INT8 codes between layers
         CHECK(std::strcmp(c.getPluginNamespace(), "flexiq") == 0);
         PluginFieldCollection const* names = c.getFieldNames();
-        CHECK(names != nullptr && names->nbFields == (isConv ? 21 : 17));
+        CHECK(names != nullptr && names->nbFields == (isConv ? 25 : 21));
         for (int32_t i = 0; names != nullptr && i < names->nbFields; ++i)
             CHECK(std::strcmp(names->fields[i].name, flexiq::kFIELDS[i].name) == 0);
     }
@@ -152,6 +152,11 @@ TEST_CASE(creatorIdentity)
 void checkRoundTrip(bool isConv)
 {
     TestLayer layer = makeLayer(isConv);
+    // An INT8 edge on both sides, with an unsigned consumer (non-default values survive the trip).
+    layer.inputInt8 = 1;
+    layer.outputInt8 = 1;
+    layer.outputScale = 0.0375F;
+    layer.outputSigned = 0;
     auto built = create(isConv, layer.fields(), TensorRTPhase::kBUILD);
     CHECK(built != nullptr);
     if (!built)
@@ -161,7 +166,7 @@ void checkRoundTrip(bool isConv)
     CHECK(built->getCapabilityInterface(PluginCapabilityType::kBUILD) != nullptr);
     CHECK(built->getCapabilityInterface(PluginCapabilityType::kRUNTIME) != nullptr);
     std::vector<std::string> const first = serializedBytes(*built);
-    CHECK(first.size() == (isConv ? 21u : 17u));
+    CHECK(first.size() == (isConv ? 25u : 21u));
     // Runtime phase: re-create from exactly what getFieldsToSerialize returned.
     PluginFieldCollection const* fc = built->getFieldsToSerialize();
     std::vector<PluginField> const copy(fc->fields, fc->fields + fc->nbFields);
@@ -177,6 +182,9 @@ void checkRoundTrip(bool isConv)
     CHECK(cfg.weightScale == layer.weightScale && cfg.bias == layer.bias);
     CHECK(cfg.actStaticShift == layer.actStaticShift && cfg.layerIndex == layer.layerIndex);
     CHECK(cfg.kernelShape == layer.kernelShape && cfg.pads == layer.pads);
+    CHECK(cfg.inputInt8 == 1 && cfg.outputInt8 == 1 && cfg.outputScale == 0.0375F && cfg.outputSigned == 0);
+    FlexiqLayerArgs const args = cfg.layerArgs(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    CHECK(args.outputScale == 0.0375F && args.outputSigned == 0);
     // clone() shares the config and serializes identically.
     std::unique_ptr<IPluginV3> cloned(runtime->clone());
     CHECK(cloned != nullptr);
@@ -237,6 +245,167 @@ TEST_CASE(outputDataTypes)
     CHECK(contains(lastMessage(), "flexiq_max_4bit_ch is INT64"));
     CHECK(p->getOutputDataTypes(out, 1, badN4, 1) != 0);
     CHECK(p->getNbOutputs() == 1);
+    DataType int8In[2] = {DataType::kINT8, DataType::kINT32};
+    CHECK(p->getOutputDataTypes(out, 1, int8In, 2) != 0);
+    CHECK(contains(lastMessage(), "input x is INT8") && contains(lastMessage(), "'input_int8' = 0"));
+}
+
+//! The output type follows input_int8 / output_int8 (docs/design.md §2.3); a wrong x type names the field.
+TEST_CASE(outputDataTypesOfInt8Edges)
+{
+    struct Case
+    {
+        int32_t inputInt8, outputInt8;
+        DataType x, want;
+    };
+    Case const cases[] = {
+        {0, 1, DataType::kFLOAT, DataType::kINT8},
+        {0, 1, DataType::kHALF, DataType::kINT8},
+        {1, 0, DataType::kINT8, DataType::kFLOAT}, // a float output after an INT8 input is FP32
+        {1, 1, DataType::kINT8, DataType::kINT8},
+    };
+    for (Case const& c : cases)
+    {
+        TestLayer layer = makeLayer(c.inputInt8 == 1);
+        layer.inputInt8 = c.inputInt8;
+        layer.outputInt8 = c.outputInt8;
+        layer.outputScale = 0.02F;
+        auto p = create(layer.isConv, layer.fields());
+        CHECK(p != nullptr);
+        if (!p)
+            continue;
+        DataType in[2] = {c.x, DataType::kINT32};
+        DataType out[1] = {DataType::kBOOL};
+        std::string const ctx = "input_int8 " + std::to_string(c.inputInt8) + " output_int8 " + std::to_string(c.outputInt8);
+        CHECK_CTX(p->getOutputDataTypes(out, 1, in, 2) == 0 && out[0] == c.want, ctx);
+        CHECK_CTX(p->outputTypeFor(c.x) == c.want, ctx);
+        if (c.inputInt8 == 1)
+        {
+            for (DataType wrong : {DataType::kFLOAT, DataType::kHALF})
+            {
+                DataType bad[2] = {wrong, DataType::kINT32};
+                CHECK_CTX(p->getOutputDataTypes(out, 1, bad, 2) != 0, ctx);
+                CHECK_CTX(contains(lastMessage(), "'input_int8' = 1 expects an INT8 tensor")
+                        && contains(lastMessage(), "node 'node_7'"),
+                    ctx + ": " + lastMessage());
+            }
+        }
+    }
+}
+
+//! supportsFormatCombination, configurePlugin and problemFor of INT8 edges.
+TEST_CASE(formatCombinationsOfInt8Edges)
+{
+    TestLayer layer = makeLayer(false);
+    layer.inputInt8 = 1;
+    layer.outputInt8 = 1;
+    layer.outputScale = 0.02F;
+    layer.outputSigned = 0;
+    auto p = create(false, layer.fields());
+    TestLayer floatOut = makeLayer(false);
+    floatOut.inputInt8 = 1;
+    auto q = create(false, floatOut.fields());
+    TestLayer int8Out = makeLayer(false);
+    int8Out.outputInt8 = 1;
+    int8Out.outputScale = 0.5F;
+    auto r = create(false, int8Out.fields());
+    CHECK(p != nullptr && q != nullptr && r != nullptr);
+    if (!p || !q || !r)
+        return;
+    auto io = [](DataType x, DataType y) {
+        std::vector<DynamicPluginTensorDesc> d(3);
+        d[0] = tensorDesc({-1, 40}, x, {8, 40});
+        d[1] = tensorDesc({3}, DataType::kINT32, {3});
+        d[2] = tensorDesc({-1, 8}, y, {8, 8});
+        return d;
+    };
+    auto all = [](flexiq::FlexiqPluginBase& plugin, std::vector<DynamicPluginTensorDesc> const& d) {
+        return plugin.supportsFormatCombination(0, d.data(), 2, 1) && plugin.supportsFormatCombination(1, d.data(), 2, 1)
+            && plugin.supportsFormatCombination(2, d.data(), 2, 1);
+    };
+    CHECK(all(*p, io(DataType::kINT8, DataType::kINT8)));
+    CHECK(!all(*p, io(DataType::kFLOAT, DataType::kINT8)));
+    CHECK(!all(*p, io(DataType::kINT8, DataType::kFLOAT)));
+    CHECK(all(*q, io(DataType::kINT8, DataType::kFLOAT)));
+    CHECK(!all(*q, io(DataType::kINT8, DataType::kHALF)));
+    CHECK(!all(*q, io(DataType::kINT8, DataType::kINT8)));
+    CHECK(all(*r, io(DataType::kFLOAT, DataType::kINT8)));
+    CHECK(all(*r, io(DataType::kHALF, DataType::kINT8)));
+    CHECK(!all(*r, io(DataType::kHALF, DataType::kHALF)));
+    CHECK(!all(*r, io(DataType::kINT8, DataType::kINT8)));
+
+    auto ok = io(DataType::kINT8, DataType::kINT8);
+    std::vector<DynamicPluginTensorDesc> in(ok.begin(), ok.begin() + 2);
+    std::vector<DynamicPluginTensorDesc> out(ok.begin() + 2, ok.end());
+    CHECK(p->configurePlugin(in.data(), 2, out.data(), 1) == 0);
+    out[0].desc.type = DataType::kFLOAT;
+    CHECK(p->configurePlugin(in.data(), 2, out.data(), 1) != 0);
+    CHECK(contains(lastMessage(), "output is FP32, expected INT8") && contains(lastMessage(), "'output_int8' = 1"));
+    out[0].desc.type = DataType::kINT8;
+    in[0].desc.type = DataType::kHALF;
+    CHECK(p->configurePlugin(in.data(), 2, out.data(), 1) != 0);
+    CHECK(contains(lastMessage(), "input x is FP16") && contains(lastMessage(), "'input_int8' = 1"));
+
+    Dims x2{};
+    x2.nbDims = 2;
+    x2.d[0] = 5;
+    x2.d[1] = 40;
+    FlexiqProblem const pr = p->problemFor(x2, DataType::kINT8);
+    CHECK(pr.dataType == kFLEXIQ_INT8 && pr.outputType == kFLEXIQ_INT8 && pr.batch == 5);
+    FlexiqProblem const pq = q->problemFor(x2, DataType::kINT8);
+    CHECK(pq.dataType == kFLEXIQ_INT8 && pq.outputType == kFLEXIQ_FP32);
+    FlexiqProblem const prr = r->problemFor(x2, DataType::kHALF);
+    CHECK(prr.dataType == kFLEXIQ_FP16 && prr.outputType == kFLEXIQ_INT8);
+    bool threw = false;
+    try
+    {
+        static_cast<void>(p->problemFor(x2, DataType::kFLOAT));
+    }
+    catch (flexiq::FlexiqPluginError const& e)
+    {
+        threw = contains(e.what(), "'input_int8' = 1");
+    }
+    CHECK(threw);
+    // INT8 I/O needs no more workspace than float I/O.
+    auto fin = io(DataType::kFLOAT, DataType::kFLOAT);
+    CHECK(p->getWorkspaceSize(ok.data(), 2, ok.data() + 2, 1) == r->getWorkspaceSize(fin.data(), 2, fin.data() + 2, 1));
+}
+
+//! The kernels' own problem check: an INT8 output needs output_scale > 0, types must be known.
+TEST_CASE(kernelProblemCheckOfInt8Io)
+{
+    TestLayer layer = makeLayer(false);
+    auto p = create(false, layer.fields());
+    CHECK(p != nullptr);
+    if (!p)
+        return;
+    flexiq::LayerConfig const& cfg = p->config();
+    std::vector<float> const outScale = cfg.outScale();
+    FlexiqLayerArgs args = cfg.layerArgs(cfg.permutation.data(), cfg.weightInt8.data(), cfg.weightInt4.data(),
+        cfg.weightShift.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
+    std::vector<int8_t> x(40), y(8);
+    FlexiqProblem pr{1, 1, 1, kFLEXIQ_INT8, kFLEXIQ_INT8, x.data(), y.data(), nullptr, nullptr};
+    char why[256] = {0};
+    CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_SUCCESS);
+    args.outputScale = 0.0F;
+    CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
+    CHECK(contains(why, "INT8 output needs output_scale > 0"));
+    pr.outputType = kFLEXIQ_FP32;
+    CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_SUCCESS); // unused when the output is float
+    pr.dataType = 3;
+    CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
+    CHECK(contains(why, "input data type"));
+    pr.dataType = kFLEXIQ_FP32;
+    pr.outputType = -1;
+    CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
+    CHECK(contains(why, "output data type"));
+    args.outputScale = std::numeric_limits<float>::infinity();
+    CHECK(flexiqCanImplement(&args, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
+    CHECK(contains(why, "output_scale must be finite"));
+    args.outputScale = 1.0F;
+    args.outputSigned = 2;
+    CHECK(flexiqCanImplement(&args, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
+    CHECK(contains(why, "output_signed must be 0 or 1"));
 }
 
 TEST_CASE(formatCombinations)
@@ -428,6 +597,15 @@ TEST_CASE(rejectsOutOfRangeValues)
         {false, [](TestLayer& t) { t.actShiftMode = 3; }, {"'act_shift_mode' = 3"}, "act_shift_mode"},
         {false, [](TestLayer& t) { t.activation = 10; }, {"'activation' = 10", "[0, 9]"}, "activation"},
         {false, [=](TestLayer& t) { t.alpha = inf; }, {"'activation_alpha' = inf"}, "alpha"},
+        {false, [](TestLayer& t) { t.inputInt8 = 2; }, {"'input_int8' = 2", "[0, 1]"}, "input_int8"},
+        {false, [](TestLayer& t) { t.outputInt8 = -1; }, {"'output_int8' = -1", "[0, 1]"}, "output_int8"},
+        {false, [](TestLayer& t) { t.outputSigned = 3; }, {"'output_signed' = 3", "[0, 1]"}, "output_signed"},
+        {false, [](TestLayer& t) { t.outputInt8 = 1; t.outputScale = 0.0F; }, {"'output_scale' = 0", "> 0"},
+            "output_scale 0"},
+        {false, [](TestLayer& t) { t.outputScale = -0.5F; }, {"'output_scale' = -0.5", "> 0"}, "output_scale < 0"},
+        {false, [=](TestLayer& t) { t.outputInt8 = 1; t.outputScale = nan; }, {"'output_scale' = nan", "finite"},
+            "output_scale nan"},
+        {true, [=](TestLayer& t) { t.outputScale = inf; }, {"'output_scale' = inf"}, "output_scale inf"},
         {false, [](TestLayer& t) { t.actStaticShift[1] = 5; }, {"'act_static_shift'[1] = 5", "[0, 4]"}, "static"},
         {false, [](TestLayer& t) { t.weightInt8[5] = -128; }, {"'weight_int8'[5] = -128", "[-127, 127]"}, "w8"},
         {false, [](TestLayer& t) { t.weightShift[2] = -1; }, {"'weight_shift'[2] = -1"}, "weight_shift"},

@@ -100,6 +100,10 @@ std::vector<PluginField> TestLayer::fields() const
         PluginField("activation", &activation, PluginFieldType::kINT32, 1),
         PluginField("activation_alpha", &alpha, PluginFieldType::kFLOAT32, 1),
         PluginField("activation_beta", &beta, PluginFieldType::kFLOAT32, 1),
+        PluginField("input_int8", &inputInt8, PluginFieldType::kINT32, 1),
+        PluginField("output_int8", &outputInt8, PluginFieldType::kINT32, 1),
+        PluginField("output_scale", &outputScale, PluginFieldType::kFLOAT32, 1),
+        PluginField("output_signed", &outputSigned, PluginFieldType::kINT32, 1),
     };
     if (isConv)
     {

@@ -27,6 +27,9 @@ struct TestLayer
     float actScale{0.05F};
     int32_t actSigned{1}, actShiftMode{0}, activation{1};
     float alpha{0.0F}, beta{6.0F};
+    int32_t inputInt8{0}, outputInt8{0};
+    float outputScale{1.0F};
+    int32_t outputSigned{1};
     std::array<int32_t, 2> kernelShape{3, 3}, strides{1, 1}, dilations{1, 1};
     std::array<int32_t, 4> pads{1, 1, 1, 1};
     std::vector<int8_t> actStaticShift, weightInt8, weightInt4, weightShift;

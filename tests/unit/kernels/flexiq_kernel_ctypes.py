@@ -35,7 +35,7 @@ class FlexiqLayerArgs(ctypes.Structure):
         ("padTop", _I), ("padLeft", _I), ("padBottom", _I), ("padRight", _I),
         ("dilationH", _I), ("dilationW", _I), ("actScale", _F), ("actSigned", _I),
         ("actShiftMode", _I), ("activation", _I), ("alpha", _F), ("beta", _F), ("layerIndex", _I),
-        ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightShift", _P),
+        ("outputScale", _F), ("outputSigned", _I), ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightShift", _P),
         ("outScale", _P), ("bias", _P), ("actStaticShift", _P),
     ]
 
@@ -44,13 +44,43 @@ class FlexiqProblem(ctypes.Structure):
     """Mirror of `FlexiqProblem` (plugins/kernels/flexiqLayerArgs.h)."""
 
     _fields_ = [
-        ("batch", _I), ("height", _I), ("width", _I), ("dataType", _I),
+        ("batch", _I), ("height", _I), ("width", _I), ("dataType", _I), ("outputType", _I),
         ("input", _P), ("output", _P), ("max4bit", _P), ("accOut", _P),
     ]
 
 
+# FlexiqDataType (flexiqLayerArgs.h): element types of a layer's input and output.
+FP32, FP16, INT8 = 0, 1, 2
+
+
 def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
+
+
+@dataclass(frozen=True)
+class Int8Io:
+    """Which side of a layer is an INT8 edge (docs/design.md §2.3) and the consumers' quantizer.
+
+    `input_int8`: the input holds the layer's own activation codes (s8 as int8, u8 as uint8 bits);
+    `output_int8`: the output holds `quantize(y, output_scale, output_signed)` as int8 bytes.
+    """
+
+    input_int8: bool = False
+    output_int8: bool = False
+    output_scale: float = 1.0
+    output_signed: bool = True
+
+
+def activation_codes(x: np.ndarray, scale: float, signed: bool) -> np.ndarray:
+    """The INT8 tensor an INT8 edge carries for float values `x` (the NumPy oracle's rule, bits.py)."""
+    q = bits.quantize_activation(np.asarray(x, np.float32), np.float32(scale), signed)
+    return np.asarray(q).astype(np.int64).astype(np.uint8).view(np.int8)
+
+
+def code_values(stored: np.ndarray, signed: bool) -> np.ndarray:
+    """The codes an INT8 tensor stands for: s8 clamped to [-127, 127], u8 as [0, 255] (int32)."""
+    s = np.asarray(stored, np.int8)
+    return np.clip(s.astype(np.int32), -127, 127) if signed else s.view(np.uint8).astype(np.int32)
 
 
 @dataclass
@@ -62,8 +92,13 @@ class HostLayer:
     args: FlexiqLayerArgs
 
     @classmethod
-    def from_layer(cls, layer: QuantizedLayer) -> HostLayer:
-        """Flatten weights to [N, K], pack int4 low-nibble-first, precompute out_scale in float32."""
+    def from_layer(cls, layer: QuantizedLayer, io: Int8Io | None = None) -> HostLayer:
+        """Flatten weights to [N, K], pack int4 low-nibble-first, precompute out_scale in float32.
+
+        `io`: the consumers' quantizer of an INT8 output (outputScale / outputSigned); the I/O types
+        themselves travel with each call, as in FlexiqProblem.
+        """
+        io = io or Int8Io()
         n = layer.out_channels
         arrays = {
             "permutation": np.ascontiguousarray(layer.permutation, dtype=np.int32),
@@ -82,7 +117,8 @@ class HostLayer:
             padBottom=geo.pads[2], padRight=geo.pads[3], dilationH=geo.dilations[0], dilationW=geo.dilations[1],
             actScale=layer.act_scale, actSigned=int(layer.act_signed), actShiftMode=int(layer.act_shift_mode),
             activation=int(layer.activation), alpha=layer.activation_alpha, beta=layer.activation_beta,
-            layerIndex=layer.layer_index, **{k: _ptr(v) for k, v in arrays.items()})
+            layerIndex=layer.layer_index, outputScale=io.output_scale, outputSigned=int(io.output_signed),
+            **{k: _ptr(v) for k, v in arrays.items()})
         return cls(layer, arrays, args)
 
 
@@ -150,6 +186,11 @@ def load_cpu_reference(build_dir: Path) -> ctypes.CDLL | None:
     lib.flexiqCpuForward.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _I, _P, _P,
                                      ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqCpuForward.restype = _I
+    lib.flexiqCpuForwardIo.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _I, _P, _I, _P,
+                                       ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqCpuForwardIo.restype = _I
+    lib.flexiqCpuActivationCodeFromInt8.argtypes, lib.flexiqCpuActivationCodeFromInt8.restype = [_I, _I], _I
+    lib.flexiqCpuActivationCodeBits.argtypes, lib.flexiqCpuActivationCodeBits.restype = [_F, _F, _I], _I
     for fn in ("flexiqCpuQuantizeActivation",):
         getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_F, _F, _I], _I
     for fn in ("flexiqCpuMagnitudeBits", "flexiqCpuShiftFromMagnitude"):
@@ -171,19 +212,25 @@ def output_shape(layer: QuantizedLayer, batch: int, height: int, width: int) -> 
     return (batch, layer.out_channels, p, q)
 
 
-def cpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, n4: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run the C++ CPU reference: (int32 accumulators, float32 output) in the NumPy reference's layouts."""
+def cpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, n4: int,
+                output_int8: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run the C++ CPU reference: (int32 accumulators, output) in the NumPy reference's layouts.
+
+    An int8 `x` is an INT8 edge (the layer's own codes); otherwise x is float32. `output_int8`: the
+    output is the consumers' int8 codes (host.args.outputScale / outputSigned), else float32.
+    """
     layer = host.layer
     batch = x.shape[0]
     height, width = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
-    xc = np.ascontiguousarray(x, dtype=np.float32)
+    int8_in = x.dtype == np.int8
+    xc = np.ascontiguousarray(x, dtype=np.int8 if int8_in else np.float32)
     shape = output_shape(layer, batch, height, width)
-    acc, out = np.zeros(shape, np.int32), np.zeros(shape, np.float32)
+    acc, out = np.zeros(shape, np.int32), np.zeros(shape, np.int8 if output_int8 else np.float32)
     why = ctypes.create_string_buffer(256)
-    status = lib.flexiqCpuForward(ctypes.byref(host.args), batch, height, width, _ptr(xc), n4, _ptr(acc),
-                                  _ptr(out), why, len(why))
+    status = lib.flexiqCpuForwardIo(ctypes.byref(host.args), batch, height, width, INT8 if int8_in else FP32,
+                                    _ptr(xc), n4, _ptr(acc), INT8 if output_int8 else FP32, _ptr(out), why, len(why))
     if status != 0:
-        raise ValueError(f"flexiqCpuForward rejected layer {layer.name}: {why.value.decode()}")
+        raise ValueError(f"flexiqCpuForwardIo rejected layer {layer.name}: {why.value.decode()}")
     return acc, out
 
 
@@ -232,7 +279,7 @@ def build_emulator(out: Path, defines: tuple[str, ...] = ()) -> ctypes.CDLL | No
     lib.flexiqEmulateForward.argtypes = [_I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _P, _P, _P,
                                          ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqEmulateForward.restype = _I
-    lib.flexiqEmulateForwardEx.argtypes = [_I, _I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _P, _I,
+    lib.flexiqEmulateForwardEx.argtypes = [_I, _I, _I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _P, _I,
                                            _P, _P, ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqEmulateForwardEx.restype = _I
     lib.flexiqEmulateSwizzle.argtypes, lib.flexiqEmulateSwizzle.restype = [_I, _I, _I], ctypes.c_uint32
@@ -240,28 +287,41 @@ def build_emulator(out: Path, defines: tuple[str, ...] = ()) -> ctypes.CDLL | No
     return lib
 
 
-def emulate(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: str,
-            tile: str = "64x64", fp16: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Run a layer on the emulator: (int32 accumulators, output as float32).
+_NP_TYPES = {FP32: np.float32, FP16: np.float16, INT8: np.int8}
 
-    Raises EmulatorCheckFailed when a bounds/race/cp.async check fails, ValueError on bad arguments.
+
+def _io_types(x: np.ndarray, fp16: bool, output_int8: bool) -> tuple[int, int]:
+    """(input, output) FlexiqDataType of a call: an int8 `x` is an INT8 edge, whose float output is FP32."""
+    in_type = INT8 if x.dtype == np.int8 else (FP16 if fp16 else FP32)
+    out_type = INT8 if output_int8 else (FP16 if fp16 and in_type != INT8 else FP32)
+    return in_type, out_type
+
+
+def emulate(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: str,
+            tile: str = "64x64", fp16: bool = False, output_int8: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run a layer on the emulator: (int32 accumulators, output as float32, or int8 codes with `output_int8`).
+
+    An int8 `x` is an INT8 edge (the layer's own codes). Raises EmulatorCheckFailed when a
+    bounds/race/cp.async check fails, ValueError on bad arguments.
     """
     layer = host.layer
     batch = x.shape[0]
     h, w = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
+    in_type, out_type = _io_types(x, fp16, output_int8)
     shape = output_shape(layer, batch, h, w)
     acc = np.zeros(shape, np.int32)
-    out = np.zeros(shape, np.float16 if fp16 else np.float32)
-    xc = np.ascontiguousarray(x, np.float16 if fp16 else np.float32)
+    out = np.zeros(shape, _NP_TYPES[out_type])
+    xc = np.ascontiguousarray(x, _NP_TYPES[in_type])
     m4 = np.ascontiguousarray(max4bit, np.int32)
     why = ctypes.create_string_buffer(512)
-    status = lib.flexiqEmulateForwardEx(EMULATOR_BACKENDS[backend], TILES[tile], int(fp16), ctypes.byref(host.args),
-                                        batch, h, w, _ptr(xc), _ptr(m4), m4.size, _ptr(acc), _ptr(out), why, len(why))
+    status = lib.flexiqEmulateForwardEx(EMULATOR_BACKENDS[backend], TILES[tile], in_type, out_type,
+                                        ctypes.byref(host.args), batch, h, w, _ptr(xc), _ptr(m4), m4.size, _ptr(acc),
+                                        _ptr(out), why, len(why))
     if status == 2:
         raise EmulatorCheckFailed(why.value.decode())
     if status != 0:
         raise ValueError(f"flexiqEmulateForwardEx({backend}, {tile}) rejected {layer.name}: {why.value.decode()}")
-    return acc, out.astype(np.float32)
+    return acc, out if output_int8 else out.astype(np.float32)
 
 
 # ---- GPU C ABI (libflexiq_kernels_capi.so) ---------------------------------------------------------
@@ -288,6 +348,9 @@ def load_kernels_capi() -> tuple[ctypes.CDLL | None, str]:
     lib.flexiqCapiRunLayerTile.argtypes = [_I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _P, _I, _P,
                                            _P, _I, ctypes.POINTER(_F), ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqCapiRunLayerTile.restype = _I
+    lib.flexiqCapiRunLayerIo.argtypes = [_I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _I, _P, _P, _I, _P,
+                                         _P, _I, ctypes.POINTER(_F), ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqCapiRunLayerIo.restype = _I
     lib.flexiqCapiRunnerSelect.argtypes = [_I, _I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, ctypes.POINTER(_I)]
     lib.flexiqCapiRunnerSelect.restype = _I
     return lib, ""
@@ -301,24 +364,27 @@ def device_info(lib: ctypes.CDLL) -> tuple[int, tuple[int, int]]:
 
 
 def gpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.ndarray, backend: str,
-                fp16: bool, iterations: int = 1, tile: str | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run a layer on the GPU: (int32 accumulators, output as float32, ms per call when timed).
+                fp16: bool, iterations: int = 1, tile: str | None = None,
+                output_int8: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run a layer on the GPU: (int32 accumulators, output as float32 or int8 codes, ms per call when timed).
 
     `tile` forces a pipelined tile configuration ("128x128", "128x64", "64x64"); None: the runner's choice.
+    An int8 `x` is an INT8 edge (the layer's own codes); `output_int8` writes the consumers' codes.
     """
     layer = host.layer
     batch = x.shape[0]
     height, width = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
-    xin = np.ascontiguousarray(x, dtype=np.float16 if fp16 else np.float32)
+    in_type, out_type = _io_types(x, fp16, output_int8)
+    xin = np.ascontiguousarray(x, dtype=_NP_TYPES[in_type])
     shape = output_shape(layer, batch, height, width)
     acc = np.zeros(shape, np.int32)
-    out = np.zeros(shape, np.float16 if fp16 else np.float32)
+    out = np.zeros(shape, _NP_TYPES[out_type])
     m4 = np.ascontiguousarray(max4bit, dtype=np.int32)
     ms = _F(0.0)
     why = ctypes.create_string_buffer(256)
-    status = lib.flexiqCapiRunLayerTile(BACKENDS[backend], TILES[tile] if tile else -1, ctypes.byref(host.args),
-                                        batch, height, width, int(fp16), _ptr(xin), _ptr(m4), m4.size, _ptr(out),
-                                        _ptr(acc), iterations, ctypes.byref(ms), why, len(why))
+    status = lib.flexiqCapiRunLayerIo(BACKENDS[backend], TILES[tile] if tile else -1, ctypes.byref(host.args),
+                                      batch, height, width, in_type, out_type, _ptr(xin), _ptr(m4), m4.size,
+                                      _ptr(out), _ptr(acc), iterations, ctypes.byref(ms), why, len(why))
     if status != 0:
-        raise RuntimeError(f"flexiqCapiRunLayer({backend}) on {layer.name}: status {status}: {why.value.decode()}")
-    return acc, out.astype(np.float32), ms.value
+        raise RuntimeError(f"flexiqCapiRunLayerIo({backend}) on {layer.name}: status {status}: {why.value.decode()}")
+    return acc, out if output_int8 else out.astype(np.float32), ms.value

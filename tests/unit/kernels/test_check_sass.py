@@ -118,6 +118,10 @@ def test_built_kernels_use_tensor_cores_and_no_local_memory(arch):
         pytest.skip("cuobjdump not found (pip install nvidia-cuda-cuobjdump)")
     reports, failures = check_sass.run(lib, arch, tool)
     assert failures == [], "\n".join(failures)
-    assert sum("flexiqInt4MmaKernel" in n for n in reports) == 4  # {signed, unsigned} x {fp32, fp16}
+    # {signed, unsigned} x output {fp32, fp16, int8 codes}
+    assert sum("flexiqInt4MmaKernel" in n for n in reports) == 6
+    assert sum("flexiqReferenceKernel" in n for n in reports) == 6
+    # input pass: G {32, 64} x {signed, unsigned} x input {fp32, fp16, int8 codes}
+    assert sum("flexiqInputPassKernel" in n for n in reports) == 12
     for kernel in ("flexiqPipeInt4Kernel", "flexiqPipeInt8Kernel"):  # {s, u} x 3 tiles x G {32, 64}
         assert sum(kernel in n for n in reports) == 12, kernel

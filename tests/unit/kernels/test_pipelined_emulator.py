@@ -6,6 +6,8 @@ wait_group, ldmatrix by the ISA table, and bounds/race checks on every access. H
   * int32 accumulators bit-exact with the C++ CPU reference for both pipelined backends, every
     tile configuration, tile-edge shapes (M, N, K not multiples of the tiles), every n4, both shift
     modes, s8/u8, G = 32/64, conv and gemm, FP32/FP16 I/O;
+  * INT8 edges (docs/design.md §2.3) on every emulated backend: INT8 input codes and INT8 output codes
+    (s8 and u8) bit-exact with the CPU reference, and an INT8 input gives the float input's results;
   * planted faults (off-by-one, missing barrier, missing wait) are each caught by a check;
   * the shared-memory swizzle is a bijection and bank-conflict free for every ldmatrix phase.
 A larger sweep is in the slow tier (FLEXIQ_SLOW=1).
@@ -20,6 +22,8 @@ from flexiq_kernel_ctypes import (
     TILES,
     EmulatorCheckFailed,
     HostLayer,
+    Int8Io,
+    activation_codes,
     build_emulator,
     cpu_forward,
     emulate,
@@ -90,6 +94,74 @@ def _check_case(emulator, cpu_ref, case, backend, n4_values=None):
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_pipelined_kernels_bit_exact_with_cpu_reference(emulator, cpu_ref, case, backend):
     _check_case(emulator, cpu_ref, case, backend)
+
+
+# ---- INT8 edges: INT8 input codes and INT8 output codes -----------------------------------------------
+
+# (case as above, backend, int8 input?, int8 output as "s8"/"u8"/None): every backend, s8 and u8 on
+# both sides, a few shapes; not a cross product (the default tier's time stays about where it was).
+INT8_CASES = [
+    (CASES[0], "int4_pipe", True, "s8"),
+    (CASES[1], "int8_pipe", True, "u8"),
+    (CASES[4], "int4", False, "u8"),
+    (CASES[6], "int8", True, None),
+    (CASES[5], "int8_pipe", False, "s8"),  # FP16 input, INT8 output
+    (CASES[2], "int4_pipe", True, None),
+    (CASES[3], "int8", True, "s8"),
+]
+
+
+def _int8_case_id(c) -> str:
+    case, backend, int8_in, out = c
+    return f"{_case_id(case)}_{backend}_in{'8' if int8_in else 'F'}_out{out or 'F'}"
+
+
+@pytest.mark.parametrize("int8_case", INT8_CASES, ids=_int8_case_id)
+def test_int8_edges_bit_exact_with_cpu_reference(emulator, cpu_ref, int8_case):
+    case, backend, int8_in, out = int8_case
+    conv, batch, cin, cout, h, w, g, geo, signed, mode, tile, fp16 = case
+    rng = np.random.default_rng(cin * 1000 + cout + 7)
+    layer = random_layer(rng, conv=conv, in_channels=cin, out_channels=cout, group_size=g, signed=signed,
+                         shift_mode=mode, geometry=geo, activation=Activation.GELU, layer_index=1)
+    x = random_input(rng, layer, batch, h, w, signed)
+    if fp16:
+        x = x.astype(np.float16).astype(np.float32)  # the values the fp16 kernel sees
+    codes = activation_codes(x, layer.act_scale, signed)  # what an INT8 edge into this layer carries
+    _, y_float = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, layer.padded_channels)
+    # The consumers' scale puts the outputs across the whole code range (and saturates the largest).
+    out_scale = float(np.abs(y_float).max()) / (150.0 if out == "s8" else 300.0) if out else 1.0
+    host = HostLayer.from_layer(layer, Int8Io(int8_in, out is not None, out_scale, out == "s8"))
+    x_in = codes if int8_in else x
+    x_dev = x_in if int8_in or not fp16 else x_in.astype(np.float16)
+    for n4 in (0, g, layer.padded_channels):
+        m4 = np.array([-5, n4 + g - 1, 999], np.int32)
+        want_acc, want_y = cpu_forward(cpu_ref, host, x_in, n4, output_int8=out is not None)
+        got_acc, got_y = emulate(emulator, host, x_dev, m4, backend, tile, fp16 and not int8_in, out is not None)
+        msg = f"{backend} {tile} n4={n4}"
+        np.testing.assert_array_equal(got_acc, want_acc, err_msg=msg)
+        if out is not None:
+            np.testing.assert_array_equal(got_y, want_y, err_msg=msg)  # the codes, byte for byte
+            assert want_y.dtype == np.int8 and (out == "s8" or (want_y.view(np.uint8) > 127).any()), msg
+        else:
+            np.testing.assert_allclose(got_y, want_y, rtol=1e-6, atol=1e-6, err_msg=msg)
+        if int8_in:  # an INT8 input holding the codes gives the float input's accumulators
+            float_acc, _ = cpu_forward(cpu_ref, host, x, n4)
+            np.testing.assert_array_equal(got_acc, float_acc, err_msg=msg)
+
+
+def test_int8_input_minus_128_is_read_as_minus_127(emulator, cpu_ref):
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, conv=False, in_channels=64, out_channels=9, group_size=32, signed=True, layer_index=0)
+    host = HostLayer.from_layer(layer)
+    codes = activation_codes(random_input(rng, layer, 11, 1, 1, True), layer.act_scale, True)
+    foreign = codes.copy()
+    foreign[:, ::3] = -128
+    clamped = np.where(foreign == -128, np.int8(-127), foreign)
+    for backend in ("int4_pipe", "int8_pipe"):
+        got, _ = emulate(emulator, host, foreign, np.array([32], np.int32), backend)
+        want, _ = emulate(emulator, host, clamped, np.array([32], np.int32), backend)
+        np.testing.assert_array_equal(got, want, err_msg=backend)
+        np.testing.assert_array_equal(got, cpu_forward(cpu_ref, host, clamped, 32)[0], err_msg=backend)
 
 
 SLOW_CASES = [

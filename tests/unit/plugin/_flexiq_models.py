@@ -46,6 +46,10 @@ class LayerSpec:
     activation: int = 1
     activation_alpha: float = 0.0
     activation_beta: float = 0.0
+    input_int8: int = 0
+    output_int8: int = 0
+    output_scale: float = 1.0
+    output_signed: int = 1
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -140,6 +144,29 @@ def gemm_model(rank: int = 3, replace: dict | None = None, in_channels: int = 72
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [*lead, spec.in_channels]),
          helper.make_tensor_value_info(RUNTIME_INPUT, TensorProto.INT32, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*lead, spec.out_channels])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(PLUGIN_DOMAIN, 1)])
+    model.ir_version = 8
+    return model
+
+
+def int8_edge_model(consumer_signed: int = 1, consumer_input_int8: int = 1) -> onnx.ModelProto:
+    """x [B, 5, 72] -> FlexiQGemm P (64 out, layer 0, output_int8) -> INT8 codes -> FlexiQGemm C (24 out,
+    layer 1, input_int8) -> y: an INT8 edge as convert writes it (docs/design.md §2.3), the edge typed INT8.
+
+    `consumer_input_int8` = 0 leaves C expecting a float input: a mismatched edge the build must reject.
+    """
+    cons = random_layer(LayerSpec(GEMM_OP, 1, 64, 24, act_signed=consumer_signed, act_scale=0.04,
+                                  input_int8=consumer_input_int8, activation=0), seed=5)
+    prod = random_layer(LayerSpec(GEMM_OP, 0, 72, 64, activation=1 if consumer_signed == 0 else 0, output_int8=1,
+                                  output_scale=cons.act_scale, output_signed=consumer_signed), seed=4)
+    graph = helper.make_graph(
+        [plugin_node(prod, "x", "codes", "flexiq_gemm_0"), plugin_node(cons, "codes", "y", "flexiq_gemm_1")],
+        "flexiq_int8_edge",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 5, 72]),
+         helper.make_tensor_value_info(RUNTIME_INPUT, TensorProto.INT32, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5, 24])],
+        value_info=[helper.make_tensor_value_info("codes", TensorProto.INT8, ["batch", 5, 64])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(PLUGIN_DOMAIN, 1)])
     model.ir_version = 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from _flexiq_models import conv_gemm_model, gemm_model, save
+from _flexiq_models import conv_gemm_model, gemm_model, int8_edge_model, save
 
 from flexiq_trt.errors import ConfigError, PluginFieldError
 from flexiq_trt.plugin_spec import RUNTIME_INPUT
@@ -101,6 +101,27 @@ def test_rank3_gemm_builds_with_dynamic_batch(rtx, tmp_path) -> None:
     onnx_path = save(gemm_model(rank=3), tmp_path / "g.onnx")
     result = build_engine(onnx_path, tmp_path / "g.engine", trt=rtx, max_batch=32, opt_batch=8)
     assert result.num_layers == 1 and result.size_bytes > 5_000
+
+
+@pytest.mark.parametrize("consumer_signed", [1, 0], ids=["s8", "u8"])
+def test_int8_edge_between_two_layers_builds(rtx, tmp_path, consumer_signed) -> None:
+    # P writes INT8 codes (output_int8), C reads them (input_int8): the plugin-to-plugin tensor is INT8.
+    path = save(int8_edge_model(consumer_signed), tmp_path / "e.onnx")
+    with parsed(rtx, path) as network:
+        plugins = [network.get_layer(i) for i in range(network.num_layers)
+                   if network.get_layer(i).type == rtx.module.LayerType.PLUGIN_V3]
+        edge_type = plugins[0].get_output(0).dtype
+        out_type = plugins[1].get_output(0).dtype
+    assert edge_type == rtx.module.DataType.INT8 and out_type == rtx.module.DataType.FLOAT
+    result = build_engine(path, tmp_path / "e.engine", trt=rtx, compute_capabilities=(86,), max_batch=4, opt_batch=2)
+    assert result.num_layers == 2 and result.size_bytes > 5_000
+    assert b"output_int8" in result.path.read_bytes()
+
+
+def test_int8_edge_into_a_float_input_is_a_clear_error(rtx, tmp_path) -> None:
+    path = save(int8_edge_model(consumer_input_int8=0), tmp_path / "bad.onnx")
+    with pytest.raises(Exception, match=r"input x is INT8.*'input_int8' = 0"):
+        build_engine(path, tmp_path / "bad.engine", trt=rtx, compute_capabilities=(86,))
 
 
 def test_layer_index_outside_runtime_vector_fails_at_build(rtx, tmp_path) -> None:

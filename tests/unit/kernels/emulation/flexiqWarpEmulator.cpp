@@ -530,6 +530,16 @@ void runLegacyGemm(MixedGemmParams const& p)
     runGrid(gridX, gridY, tile::kThreads, 0, [&] { mixedGemmTile<kInt4, kSigned, OutT>(p); });
 }
 
+//! The first-version kernels: output type a template argument, as in flexiqMixedGemm.cu.
+template <typename OutT>
+void runLegacyTyped(MixedGemmParams const& p, bool int4, bool isSigned)
+{
+    if (int4)
+        isSigned ? runLegacyGemm<true, true, OutT>(p) : runLegacyGemm<true, false, OutT>(p);
+    else
+        isSigned ? runLegacyGemm<false, true, OutT>(p) : runLegacyGemm<false, false, OutT>(p);
+}
+
 template <class T, int32_t kG, bool kInt4, bool kSigned>
 void runPipelinedGemm(MixedGemmParams const& p)
 {
@@ -591,16 +601,17 @@ int32_t report(char* why, size_t whyLen, int32_t status, std::string const& what
 
 //! Emulates flexiqRunnerEnqueue on the CPU. backend: 1 int4 / 2 int8 first-version kernels, 4 int4 /
 //! 5 int8 pipelined kernels; tile: a FlexiqTileConfig (pipelined only; 0 128x128, 1 128x64,
-//! 2 64x64). `args` holds host pointers; input and output are fp32 or fp16 (dataType), NCHW / [M, N].
-//! `max4bit` has numLayers entries. Writes the int32 accumulators and the output. Returns 0, 1 with
-//! a reason for invalid arguments, or 2 with the first failed emulator check (bounds, race, cp.async).
+//! 2 64x64). `args` holds host pointers; input and output are NCHW / [M, N] of `inputType` /
+//! `outputType` (FlexiqDataType: fp32, fp16, or INT8 activation codes). `max4bit` has numLayers
+//! entries. Writes the int32 accumulators and the output. Returns 0, 1 with a reason for invalid
+//! arguments, or 2 with the first failed emulator check (bounds, race, cp.async).
 extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx(int32_t backend, int32_t tileConfig,
-    int32_t dataType, FlexiqLayerArgs const* args, int32_t batch, int32_t height, int32_t width, void const* input,
-    int32_t const* max4bit, int32_t numLayers, int32_t* acc, void* output, char* why, size_t whyLen)
+    int32_t inputType, int32_t outputType, FlexiqLayerArgs const* args, int32_t batch, int32_t height, int32_t width,
+    void const* input, int32_t const* max4bit, int32_t numLayers, int32_t* acc, void* output, char* why, size_t whyLen)
 {
     using namespace flexiq;
     FlexiqLayerArgs const& a = *args;
-    FlexiqProblem const problem{batch, height, width, dataType, input, output, max4bit, acc};
+    FlexiqProblem const problem{batch, height, width, inputType, outputType, input, output, max4bit, acc};
     if (!checkLayerArgs(a, why, whyLen) || !checkProblem(a, problem, why, whyLen))
         return 1;
     bool const pipelined = backend == 4 || backend == 5;
@@ -608,7 +619,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         return report(why, whyLen, 1, "unknown backend or tile");
     bool const int4 = backend == 1 || backend == 4;
     bool const isSigned = a.actSigned != 0;
-    bool const fp16 = dataType == kFLEXIQ_FP16;
+    auto const elementBytes = [](int32_t type) -> uint64_t { return type == kFLEXIQ_FP16 ? 2 : (type == kFLEXIQ_INT8 ? 1 : 4); };
     int64_t const rows = static_cast<int64_t>(batch) * height * width;
     int32_t const groups = a.paddedChannels / a.groupSize;
     int64_t const n = a.outChannels;
@@ -617,7 +628,6 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     int32_t outW = 0;
     outputSize(layerGeometry(a), height, width, &outH, &outW);
     int64_t const outCount = static_cast<int64_t>(batch) * n * outH * outW;
-    size_t const elem = fp16 ? 2 : 4;
     // Exactly sized, 16-byte aligned buffers (as the device workspace parts are).
     auto buffer = [](int64_t bytes) { return std::vector<uint64_t>(static_cast<size_t>((bytes + 15) / 16 * 2)); };
     std::vector<uint64_t> codes8 = buffer(rows * a.paddedChannels);
@@ -635,10 +645,10 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     addRegion(a.outScale, n * 4, "out_scale");
     addRegion(a.bias, (groups + 1) * n * 4, "bias"); // [G_count + 1, N]: one row per bias rung
     addRegion(a.actStaticShift, groups, "act_static_shift");
-    addRegion(input, static_cast<uint64_t>(batch) * a.inChannels * height * width * elem, "input");
+    addRegion(input, static_cast<uint64_t>(batch) * a.inChannels * height * width * elementBytes(inputType), "input");
     addRegion(max4bit, static_cast<uint64_t>(numLayers) * 4, "max4bit");
     addRegion(acc, outCount * 4, "acc");
-    addRegion(output, outCount * elem, "output");
+    addRegion(output, outCount * elementBytes(outputType), "output");
     addRegion(codes8.data(), rows * a.paddedChannels, "codes8");
     addRegion(codes4.data(), rows * a.paddedChannels / 2, "codes4");
     addRegion(factorA.data(), factorA.size() * 4, "factorA");
@@ -651,8 +661,10 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     in.writeEffective = int4 ? 0 : 1;
     in.factorA = backend == 4 ? factorA.data() : nullptr;
     in.wShiftT = pipelined ? wShiftT.data() : nullptr;
-    if (fp16)
+    if (inputType == kFLEXIQ_FP16)
         runInputPassTyped<__half>(in, isSigned);
+    else if (inputType == kFLEXIQ_INT8)
+        runInputPassTyped<int8_t>(in, isSigned);
     else
         runInputPassTyped<float>(in, isSigned);
     addRegion(shiftA.data(), shiftA.size(), "shiftA"); // legacy kernels read it; after the input pass wrote it
@@ -667,20 +679,12 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         default: runPipelinedTile<tile::PipeTile64x64>(g, int4, isSigned); break;
         }
     }
-    else if (fp16)
-    {
-        if (int4)
-            isSigned ? runLegacyGemm<true, true, __half>(g) : runLegacyGemm<true, false, __half>(g);
-        else
-            isSigned ? runLegacyGemm<false, true, __half>(g) : runLegacyGemm<false, false, __half>(g);
-    }
+    else if (outputType == kFLEXIQ_FP16)
+        runLegacyTyped<__half>(g, int4, isSigned);
+    else if (outputType == kFLEXIQ_INT8)
+        runLegacyTyped<int8_t>(g, int4, isSigned);
     else
-    {
-        if (int4)
-            isSigned ? runLegacyGemm<true, true, float>(g) : runLegacyGemm<true, false, float>(g);
-        else
-            isSigned ? runLegacyGemm<false, true, float>(g) : runLegacyGemm<false, false, float>(g);
-    }
+        runLegacyTyped<float>(g, int4, isSigned);
     gRegions.clear();
     if (!gError.empty())
         return report(why, whyLen, 2, gError);
@@ -695,8 +699,8 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForward(i
 {
     if (backend != 1 && backend != 2)
         return flexiq::report(why, whyLen, 1, "flexiqEmulateForward runs backends 1 and 2");
-    return flexiqEmulateForwardEx(backend, -1, 0, args, batch, height, width, input, max4bit, args->layerIndex + 1, acc,
-        output, why, whyLen);
+    return flexiqEmulateForwardEx(backend, -1, kFLEXIQ_FP32, kFLEXIQ_FP32, args, batch, height, width, input, max4bit,
+        args->layerIndex + 1, acc, output, why, whyLen);
 }
 
 //! smem::swizzledChunk, for the bank-conflict test.
