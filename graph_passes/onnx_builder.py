@@ -22,11 +22,15 @@ class SubgraphBuilder:
         return f"{self.prefix}{hint}_{self._count}"
 
     def const(self, value: np.ndarray | float | int, hint: str = "c", dtype=None) -> str:
-        """Add an initializer; Python scalars become float32 unless `dtype` says otherwise."""
+        """Add an initializer; Python scalars become float32 unless `dtype` says otherwise.
+
+        A 0-d array stays 0-d (np.ascontiguousarray would make it [1]): a 0-d Gather index drops the
+        gathered axis, which the simulation's per-rung tables rely on.
+        """
         arr = np.asarray(value, dtype=dtype if dtype is not None else
                          (np.float32 if isinstance(value, float | int) else None))
         name = self._name(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        self.initializers.append(numpy_helper.from_array(np.require(arr, requirements="C"), name))
         return name
 
     def op(self, op_type: str, inputs: list[str], hint: str | None = None, out: str | None = None,

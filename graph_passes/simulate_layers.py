@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -59,80 +60,216 @@ def pow2_table(signed: bool) -> np.ndarray:
 
 
 EIGHT_BIT_ROW = 256  # row of the per-group tables that 8-bit groups read (2^0, the 8-bit code bound)
+ROUND_UP = 1.0 / 64  # added to every code once: the magic-number rounding then rounds halves up (`_mixed_codes`)
+MAGIC = 1.5 * 2.0**23  # float32 numbers in [2^23, 2^24) are spaced 1 apart: x + MAGIC - MAGIC rounds x to an integer
+RUNGS_PREFIX = "flexiq_rungs_"  # the prefix-mode nodes shared by all layers (`_rung_nodes`)
 
 
-def group_tables(signed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(2^p, 2^-p, upper code bound) per row: rows 0..255 for a 4-bit group of max magnitude m, row 256 for 8-bit."""
-    pow2 = np.concatenate([pow2_table(signed), [1.0]]).astype(np.float32)
-    hi = np.full(EIGHT_BIT_ROW + 1, 7.0 if signed else 15.0, np.float32)
-    hi[EIGHT_BIT_ROW] = 127.0 if signed else 255.0
-    return pow2, (1.0 / pow2).astype(np.float32), hi
+def group_tables(signed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(magic, bound) per row: rows 0..255 for a 4-bit group of max magnitude m, row 256 for 8-bit.
 
-
-def _group_mask(b: SubgraphBuilder, ql: QuantizedLayer, mode: str) -> str:
-    """Bool [Gc]: which groups (in pi order) are 4-bit.
-
-    Prefix mode: group k is 4-bit iff (k+1)*G <= n4 (n4 = flexiq_max_4bit_ch[layer]; out-of-range
-    values need no clip: below 0 no group passes, above C_pad every group does; a partial group is
-    8-bit, as the runtime rounds n4 down to whole groups).
+    magic = MAGIC * 2^p: float32 numbers in [2^(23+p), 2^(24+p)) are spaced 2^p apart, so adding it
+    to a small v rounds v to a multiple of 2^p and subtracting it again is exact. bound = the largest
+    code times 2^p (7 or 15 on 4-bit rows, 127 or 255 on the 8-bit row).
     """
+    pow2 = np.concatenate([pow2_table(signed), [1.0]])
+    hi = np.full(EIGHT_BIT_ROW + 1, 7.0 if signed else 15.0)
+    hi[EIGHT_BIT_ROW] = 127.0 if signed else 255.0
+    return (MAGIC * pow2).astype(np.float32), (hi * pow2).astype(np.float32)
+
+
+@dataclass
+class _Selection:
+    """Which of a layer's groups (π order) are 4-bit at run time, and per-group values picked by it.
+
+    Prefix mode: `rung` (int64 scalar) is the number of 4-bit groups, so a per-group value is one
+    Gather of row `rung` of a [G_count + 1, ...] table written here (row r holds the 4-bit value on
+    groups k < r): no comparison, Where or Reshape per layer. Mask mode (the search's evaluator, any
+    group set): the bool input [G_count] and a Where.
+    """
+
+    b: SubgraphBuilder
+    group_count: int
+    rung: str | None = None
+    mask: str | None = None
+    shaped: dict = field(default_factory=dict)
+
+    def pick(self, four, eight, shape: tuple[int, ...], hint: str) -> str:
+        """A tensor of `shape` (G_count on one axis): `four[k]` on 4-bit groups k, `eight[k]` on 8-bit ones."""
+        gc = self.group_count
+        four, eight = (np.broadcast_to(np.asarray(v), (gc,)) for v in (four, eight))
+        if self.rung is not None:
+            k = np.arange(gc)
+            table = np.stack([np.where(k < r, four, eight).reshape(shape) for r in range(gc + 1)])
+            return self.b.op("Gather", [self.b.const(table, hint), self.rung], axis=0, hint=hint)
+        if shape not in self.shaped:
+            self.shaped[shape] = self.mask if shape == (gc,) else \
+                 self.b.op("Reshape", [self.mask, self.b.const(np.array(shape, np.int64), "shape")])
+        return self.b.op("Where", [self.shaped[shape], self.b.const(four.reshape(shape), f"{hint}4"),
+                                   self.b.const(eight.reshape(shape), f"{hint}8")], hint=hint)
+
+
+def _rung_nodes(layers: Sequence[QuantizedLayer], opset: int) -> tuple[SubgraphBuilder, str]:
+    """int64 [L]: each layer's number of 4-bit groups, Min(Max(Floor(n4 / G), 0), G_count), once per run.
+
+    That is the count of groups k with (k+1)*G <= n4 (the runtime rounds n4 down to whole groups,
+    below 0 none, above C_pad all; docs/design.md §2). float32 is exact on the range that matters:
+    n4 <= C_pad converts exactly and n4 / G is then far from rounding across an integer; any larger
+    n4 gives at least G_count either way.
+    """
+    b = SubgraphBuilder(RUNGS_PREFIX, opset)
+    by_index = sorted(layers, key=lambda q: q.layer_index)
+    sizes = b.const(np.array([q.group_size for q in by_index], np.float32), "group_size")
+    counts = b.const(np.array([q.group_count for q in by_index], np.float32), "group_count")
+    n4 = b.op("Cast", [RUNTIME_INPUT], to=onnx.TensorProto.FLOAT)
+    whole = b.op("Max", [b.op("Floor", [b.op("Div", [n4, sizes])]), b.const(0.0)])
+    return b, b.op("Cast", [b.op("Min", [whole, counts])], to=onnx.TensorProto.INT64, hint="rungs")
+
+
+def _selection(b: SubgraphBuilder, ql: QuantizedLayer, mode: str, rungs: str | None) -> _Selection:
+    """The layer's group selection: its rung (prefix mode, one Gather of the shared vector) or its mask input."""
     if mode == "mask":
-        return mask_input_name(ql.layer_index)
-    n4 = b.op("Gather", [RUNTIME_INPUT, b.const(np.array(ql.layer_index, np.int64), "li")], axis=0)
-    ends = (np.arange(ql.group_count, dtype=np.float32) + 1.0) * ql.group_size - 0.5
-    return b.op("Less", [b.const(ends, "group_ends"), b.op("Cast", [n4], to=onnx.TensorProto.FLOAT)], hint="mask")
+        return _Selection(b, ql.group_count, mask=mask_input_name(ql.layer_index))
+    if rungs is None:
+        raise FlexiqInternalError(f"layer {ql.name}: prefix mode needs the shared rung vector (`_rung_nodes`)")
+    rung = b.op("Gather", [rungs, b.const(np.array(ql.layer_index, np.int64), "li")], axis=0, hint="rung")
+    return _Selection(b, ql.group_count, rung=rung)
 
 
-def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, gmask: str) -> str:
+def _gather_indices(ql: QuantizedLayer) -> np.ndarray:
+    """int64 [G_count, G]: input channels in π order; padding slots repeat a real channel of their group.
+
+    The reference pads with zero codes. A repeated real code leaves the group's max magnitude as it
+    was (magnitudes are >= 0 and the code is already in the group) and its weight column is written
+    as zero (`_weight_slots`), so the accumulators are unchanged and no Pad runs. A group of padding
+    only (C_pad - C_in >= G) repeats channel π[0]: its weights are all zero.
+    """
+    g, cin = ql.group_size, ql.in_channels
+    idx = ql.permutation.astype(np.int64).reshape(ql.group_count, g).copy()
+    for row in idx:
+        pad = row >= cin
+        if pad.any():
+            real = row[~pad]
+            row[pad] = real[0] if real.size else int(ql.permutation[0])
+    return idx
+
+
+def _weight_slots(ql: QuantizedLayer, direct: bool) -> np.ndarray:
+    """For each channel the accumulating op reads, the π position of its weights (-1: a zero column).
+
+    Gathered layout: the C_pad π positions, padding ones (the tail, `QuantizedLayer.validate`) zero.
+    Direct layout (one group, no Gather): the C_in real channels in their own order.
+    """
+    cin, cp = ql.in_channels, ql.padded_channels
+    if direct:
+        position = np.empty(cp, np.int64)
+        position[ql.permutation] = np.arange(cp)
+        return position[:cin]
+    return np.where(np.arange(cp) < cin, np.arange(cp), -1)
+
+
+def _codes(b: SubgraphBuilder, x: str, ql: QuantizedLayer) -> str:
+    """8-bit codes Clip(Round(x / s), lo, hi) of the input, as uint8/int8 (one QuantizeLinear; docs/design.md §2.3).
+
+    ONNX Runtime's QuantizeLinear divides by the scale, clamps and rounds half to even, which is that
+    formula (its -0 is 0, which the next ops cannot tell apart). The int8 type's -128 is raised to
+    -127 after the Cast (`_float_codes`). Below opset 10 (no QuantizeLinear) the float ops are written.
+    """
+    scale = b.const(np.float32(ql.act_scale), "act_scale")
+    if b.opset < 10:
+        lo, hi = (-127.0, 127.0) if ql.act_signed else (0.0, 255.0)
+        return b.op("Clip", [b.op("Round", [b.op("Div", [x, scale])]), b.const(lo), b.const(hi)], hint="q")
+    zero = b.const(np.array(0, np.int8 if ql.act_signed else np.uint8), "zp")
+    return b.op("QuantizeLinear", [x, scale, zero], hint="q")
+
+
+def _float_codes(b: SubgraphBuilder, codes: str, ql: QuantizedLayer) -> str:
+    """The codes in float32 plus ROUND_UP (exact: |q| <= 255 needs 8 bits, 1/64 six more)."""
+    if b.opset >= 10:
+        codes = b.op("Cast", [codes], to=onnx.TensorProto.FLOAT)
+        if ql.act_signed:
+            codes = b.op("Max", [codes, b.const(-127.0)])
+    return b.op("Add", [codes, b.const(ROUND_UP)], hint="q_up")
+
+
+def _grouped_codes(b: SubgraphBuilder, x: str, ql: QuantizedLayer, rank: int, direct: bool) -> tuple[str, int, tuple]:
+    """(codes + ROUND_UP grouped, the axis inside a group, the broadcast shape of per-group values).
+
+    Conv: [B, G_count, G, *spatial] by one Gather on the channel axis (each index copies a plane), or
+    with `direct` (one group) the input itself [B, C_in, *spatial]. Matmul: the rows of the transposed
+    [C_in, T] codes, [G_count, G, T] (a Gather along the last axis copies one element at a time), or
+    [C_in, T] directly. The Gather and the transpose move uint8 codes, a quarter of the float bytes.
+    """
+    gc = ql.group_count
+    codes = _codes(b, x, ql)
+    if not ql.is_conv:
+        codes = b.op("Transpose", [b.op("Reshape", [codes, b.const(np.array([-1, ql.in_channels], np.int64), "rows")])],
+                     perm=[1, 0])
+    if direct:
+        grouped, g_axis, gshape = codes, (1 if ql.is_conv else 0), (1,) * (rank if ql.is_conv else 2)
+    else:
+        axis = 1 if ql.is_conv else 0
+        grouped = b.op("Gather", [codes, b.const(_gather_indices(ql), "perm")], axis=axis, hint="q_grouped")
+        g_axis, gshape = axis + 1, ((1, gc) + (1,) * (rank - 1) if ql.is_conv else (gc, 1, 1))
+    return _float_codes(b, grouped, ql), g_axis, gshape
+
+
+def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Selection, g_axis: int,
+                 gshape: tuple) -> str:
     """Codes of every channel, the effective 4-bit ones on 4-bit groups (float, integer-valued), grouped shape.
 
-    `grouped` holds the codes as [B, Gc, G, H, W] (conv) or [Gc, G, T] (matmul, T = rows). The reference's
-    Floor((q + 2^(p-1)) / 2^p), clipped, times 2^p is written as Min(Floor(q / 2^p + 0.5), hi) * 2^p,
-    which is the same number: q / 2^p is exact (a power of two; |q| < 2^8), adding 0.5 is exact
-    (at most 13 significant bits), and with a dynamic shift the lower clip bound is never reached
-    (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 * 2^p signed;
-    q >= 0 unsigned). A static signed shift keeps the lower bound (one Max). On 8-bit groups the
-    per-group factors are 2^0 and the bound is the 8-bit code range, so the same five element-wise
-    ops give q unchanged there (Floor(q + 0.5) = q for integer q): no Where over activations. The
-    per-group values (2^p and the bound) come from one Gather each on [.., Gc, 1, ..] tensors
-    (`group_tables`, the 8-bit row picked by the mask).
+    `grouped` holds q + ROUND_UP. The reference's Floor((q + 2^(p-1)) / 2^p), clipped, times 2^p is
+    written as Min((q + 1/64 + magic) - magic, bound) with magic = 1.5 * 2^(23+p) (`group_tables`):
+    the add rounds to the nearest multiple of 2^p, half to even, and the 1/64 (less than the distance
+    from any integer q to the next half-multiple, > 0) makes exact halves round up instead, as the
+    reference's floor does; every other step is exact. With a dynamic shift the lower clip bound is
+    never reached (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 *
+    2^p signed; q >= 0 unsigned); a static signed shift keeps it (one Max). On 8-bit groups the row is
+    256 (2^0, the 8-bit code bound), so the same ops give q: no Where over activations. The row is
+    the group's m (magnitudes carry the +1/64, which the int64 Cast truncates), or 256 on 8-bit groups.
     """
-    gc, signed = ql.group_count, ql.act_signed
-    g_axis, gshape = (2, (1, gc, 1, 1, 1)) if ql.is_conv else (1, (gc, 1, 1))
-    gmask = b.op("Reshape", [gmask, b.const(np.array(gshape, np.int64), "shape")])
-    pow2_rows, _, hi_rows = group_tables(signed)
+    signed = ql.act_signed
+    magic_rows, bound_rows = group_tables(signed)
     if ql.act_shift_mode == ShiftMode.DYNAMIC:
         mag = b.reduce("ReduceMax", grouped, axis=g_axis)
-        if signed:  # max over the group of max(q, -q - 1) = max(max q, -1 - min q)
-            mag = b.op("Max", [mag, b.op("Sub", [b.const(-1.0), b.reduce("ReduceMin", grouped, axis=g_axis)])])
-        eight = b.op("Where", [gmask, b.const(0.0), b.const(float(EIGHT_BIT_ROW))])
+        if signed:  # max(q, -q - 1) over the group, + 1/64: max(max q', (2/64 - 1) - min q') with q' = q + 1/64
+            low = b.op("Sub", [b.const(2 * ROUND_UP - 1.0), b.reduce("ReduceMin", grouped, axis=g_axis)])
+            mag = b.op("Max", [mag, low])
+        eight = sel.pick(np.float32(0.0), np.float32(EIGHT_BIT_ROW), gshape, "eight_row")
         row = b.op("Cast", [b.op("Max", [mag, eight])], to=onnx.TensorProto.INT64)  # m <= 255 < 256
     else:
-        p = ql.act_static_shift.astype(np.int64).reshape(gshape)
-        first_row = np.array([int(np.flatnonzero(pow2_rows == 2.0**k)[0]) for k in range(5)], np.int64)
-        row = b.op("Where", [gmask, b.const(first_row[p], "rows"), b.const(np.array(EIGHT_BIT_ROW, np.int64))])
-    pow2 = b.op("Gather", [b.const(pow2_rows, "pow2_rows"), row], axis=0)
-    hi = b.op("Gather", [b.const(hi_rows, "hi_rows"), row], axis=0)
-    q4 = b.op("Min", [b.op("Floor", [b.op("Add", [b.op("Div", [grouped, pow2]), b.const(0.5)])]), hi])
+        p = ql.act_static_shift.astype(np.int64)
+        pow2 = pow2_table(signed)
+        first_row = np.array([int(np.flatnonzero(pow2 == 2.0**k)[0]) for k in range(5)], np.int64)
+        row = sel.pick(first_row[p], np.int64(EIGHT_BIT_ROW), gshape, "row")
+    magic = b.op("Gather", [b.const(magic_rows, "magic_rows"), row], axis=0)
+    bound = b.op("Gather", [b.const(bound_rows, "bound_rows"), row], axis=0)
+    rounded = b.op("Sub", [b.op("Add", [grouped, magic]), magic])
+    x = b.op("Min", [rounded, bound], hint="x_mixed")
     if signed and ql.act_shift_mode != ShiftMode.DYNAMIC:  # a static 2^p may be too small for the codes
-        q4 = b.op("Max", [q4, b.op("Where", [gmask, b.const(-8.0), b.const(-127.0)])])
-    return b.op("Mul", [q4, pow2], hint="x_mixed")
+        low = (-8.0 * 2.0 ** ql.act_static_shift.astype(np.float64)).astype(np.float32)
+        x = b.op("Max", [x, sel.pick(low, np.float32(-127.0), gshape, "low")], hint="x_mixed")
+    return x
 
 
-def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bool) -> tuple[str, list[str]]:
-    """Mixed weight codes for ConvInteger [N, C_pad, R, S] / MatMulInteger [C_pad, N], plus zero points.
+def _weights(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, float_exact: bool,
+             slots: np.ndarray) -> tuple[str, list[str]]:
+    """Mixed weight codes for Conv(Integer) [N, C, R, S] / MatMul(Integer) [C, N], plus zero points.
 
-    Selected per group on the grouped constant and reshaped, so the group mask needs no expansion to
-    channels: one Gather picks, for each group k, block k (8-bit codes) or block Gc + k (effective
-    4-bit codes) of the constant [N, 2 Gc, G, R, S] / [2 Gc, G, N]. It copies whole G x R x S blocks;
-    the broadcasting Where it replaces went element by element, about a fifth of a batch-1
-    MobileNetV2 run (docs/architecture.md, "Decisions" (simulation vs speed)).
+    C follows `slots` (`_weight_slots`). Selected per group on the grouped constant and reshaped, so
+    the selection needs no expansion to channels: one Gather picks, for each group k, block k (8-bit
+    codes) or block Gc + k (effective 4-bit codes) of the constant [N, 2 Gc, G, R, S] / [2 Gc, G, N].
+    It copies whole G x R x S blocks; the broadcasting Where it replaces went element by element,
+    about a fifth of a batch-1 MobileNetV2 run (docs/architecture.md, "Decisions" (simulation vs speed)).
     """
-    g, gc = ql.group_size, ql.group_count
+    gc = ql.group_count
+    g = len(slots) // gc
     w8 = ql.weight_int8.astype(np.int32)
-    pw = np.repeat(ql.weight_shift.astype(np.int32), g, axis=1)  # [N, C_pad]
+    pw = np.repeat(ql.weight_shift.astype(np.int32), ql.group_size, axis=1)  # [N, C_pad]
     pw = pw.reshape((pw.shape[0],) + (1,) * (w8.ndim - 2) + (pw.shape[1],))
     w4 = np.left_shift(ql.weight_int4.astype(np.int32), pw)
+    keep = slots >= 0
+    w8, w4 = (np.where(keep, w[..., np.maximum(slots, 0)], 0) for w in (w8, w4))
     if ql.is_conv:  # [N, R, S, C] -> [N, C, R, S], grouped [N, Gc, G, R, S]
         w8, w4 = w8.transpose(0, 3, 1, 2), w4.transpose(0, 3, 1, 2)
         final_shape = w8.shape
@@ -143,8 +280,7 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bo
         final_shape = w8.shape
         w8, w4 = w8.reshape(gc, g, -1), w4.reshape(gc, g, -1)
         group_axis = 0
-    blocks = b.op("Where", [gmask, b.const(np.arange(gc, 2 * gc, dtype=np.int64), "w4_blocks"),
-                            b.const(np.arange(gc, dtype=np.int64), "w8_blocks")])
+    blocks = sel.pick(np.arange(gc, 2 * gc, dtype=np.int64), np.arange(gc, dtype=np.int64), (gc,), "w_blocks")
     if float_exact:
         dtype, offset, zps = np.float32, 0, []
     elif ql.act_signed:
@@ -158,11 +294,9 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, float_exact: bo
 
 
 def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta: float, out: str) -> None:
-    """The epilogue activation written with the same elementary float32 ops as the reference."""
+    """The epilogue activation written with the same elementary float32 ops as the reference (NONE: none)."""
     one = b.const(1.0)
-    if act == Activation.NONE:
-        b.op("Identity", [y], out=out)
-    elif act == Activation.RELU:
+    if act == Activation.RELU:
         b.op("Relu", [y], out=out)
     elif act == Activation.CLIP:
         b.op("Clip", [y, b.const(alpha), b.const(beta)], out=out)
@@ -186,29 +320,23 @@ def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta:
         raise FlexiqInternalError(f"no simulation for activation {act!r}")
 
 
-def _bias(b: SubgraphBuilder, ql: QuantizedLayer, gmask: str, vec: tuple[int, ...], mode: str) -> str:
+def _bias(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, vec: tuple[int, ...]) -> str:
     """The epilogue's bias: row k = number of 4-bit groups of the table [G_count + 1, N] (docs/design.md §2.8).
 
-    Prefix mode: the mask is `(g+1)*G <= n4`, so its count of true entries is Floor(Clip(n4, 0, C_pad) / G),
-    the kernels' rung. Mask mode (the search's evaluator, any subset of groups): bias minus the summed
-    shifts of exactly the 4-bit groups, in float32 (a prefix mask gives row k up to float rounding).
-    A layer without bias correction (all rows equal) keeps one constant.
+    Prefix mode: the row of the layer's rung, one Gather of the table shaped for broadcasting. Mask
+    mode (the search's evaluator, any subset of groups): bias minus the summed shifts of exactly the
+    4-bit groups, in float32 (a prefix mask gives row k up to float rounding). A layer without bias
+    correction (all rows equal) keeps one constant.
     """
     table = ql.bias_table()
     if ql.group_bias_shift is None or bool(np.all(table == table[0])):
         return b.const(table[0].reshape(vec), "bias")
-    if mode == "mask":
-        on = b.op("Reshape", [b.op("Cast", [gmask], to=onnx.TensorProto.FLOAT),
-                              b.const(np.array([1, -1], np.int64), "shape")])
-        shift = b.op("MatMul", [on, b.const(ql.group_bias_shift.astype(np.float32), "group_bias_shift")])
-        row = b.op("Sub", [b.const(table[:1], "bias"), shift])  # [1, N]
-        return b.op("Reshape", [row, b.const(np.array(vec, np.int64), "shape")], hint="bias")
-    count = b.op("Cast", [gmask], to=onnx.TensorProto.INT64)
-    if b.opset >= 13:  # ReduceSum took its axes as an input from opset 13 on
-        rung = b.op("ReduceSum", [count, b.const(np.array([0], np.int64), "axes")], keepdims=1)
-    else:
-        rung = b.op("ReduceSum", [count], axes=[0], keepdims=1)
-    row = b.op("Gather", [b.const(table, "bias_rungs"), rung], axis=0)  # [1, N]
+    if sel.rung is not None:
+        return b.op("Gather", [b.const(table.reshape((-1, *vec)), "bias_rungs"), sel.rung], axis=0, hint="bias")
+    on = b.op("Reshape", [b.op("Cast", [sel.mask], to=onnx.TensorProto.FLOAT),
+                          b.const(np.array([1, -1], np.int64), "shape")])
+    shift = b.op("MatMul", [on, b.const(ql.group_bias_shift.astype(np.float32), "group_bias_shift")])
+    row = b.op("Sub", [b.const(table[:1], "bias"), shift])  # [1, N]
     return b.op("Reshape", [row, b.const(np.array(vec, np.int64), "shape")], hint="bias")
 
 
@@ -290,46 +418,37 @@ def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: s
     return total, b.op("Cast", [total], to=onnx.TensorProto.FLOAT)
 
 
-def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "prefix",
-                   debug_outputs: bool = False, float_exact: bool = False) -> tuple[SubgraphBuilder, str | None]:
+def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "prefix", debug_outputs: bool = False,
+                   float_exact: bool = False, rungs: str | None = None) -> tuple[SubgraphBuilder, str | None]:
     """Standard-op nodes computing one FlexiQ layer from `el.input_name` into `el.output_name`.
 
     Returns the builder and the name of the int32 accumulator tensor (None when the float-exact
     accumulator needs no int32 tensor and `debug_outputs` is off). `float_exact` replaces
     ConvInteger/MatMulInteger by float32 Conv/MatMul over channel chunks small enough that every
     partial sum is an exactly representable integer (see `float_exact_chunk`): the same int32
-    accumulator, several times faster in ONNX Runtime. The search's evaluator uses it; the shipped
-    simulation artifact keeps the integer operators (docs/design.md §3).
+    accumulator, several times faster in ONNX Runtime. `rungs`: the prefix mode's shared vector of
+    4-bit group counts (`_rung_nodes`). A layer of one group whose accumulation needs no chunks reads
+    its input channels as they are (no Gather, no padding): the group's max is order-free and the
+    weights are written in the input's channel order instead.
     """
     b = SubgraphBuilder(sim_node_prefix(ql.layer_index), opset)
+    sel = _selection(b, ql, mode, rungs)
+    direct = ql.group_count == 1 and (not float_exact or len(float_exact_bounds(ql)) == 2)
+    grouped, g_axis, gshape = _grouped_codes(b, el.input_name, ql, rank, direct)
+    mixed = _mixed_codes(b, grouped, ql, sel, g_axis, gshape)
     cp, cin = ql.padded_channels, ql.in_channels
-    axis = 1 if ql.is_conv else rank - 1
-    x = el.input_name
-    if cp > cin:
-        pads = np.zeros(2 * rank, np.int64)
-        pads[rank + axis] = cp - cin
-        x = b.op("Pad", [x, b.const(pads, "pads")])
-    shape = b.op("Shape", [x])
-    lo, hi = (-127.0, 127.0) if ql.act_signed else (0.0, 255.0)
-    q = b.op("Clip", [b.op("Round", [b.op("Div", [x, b.const(np.float32(ql.act_scale))])]), b.const(lo),
-                      b.const(hi)], hint="q")
-    # pi order and groups in one Gather: indices [Gc, G] give [B, Gc, G, H, W] (conv) / [Gc, G, T] (matmul)
-    perm = b.const(ql.permutation.astype(np.int64).reshape(ql.group_count, ql.group_size), "perm")
-    if ql.is_conv:  # channels are axis 1: each gathered index copies a whole H x W plane
-        grouped = b.op("Gather", [q, perm], axis=1, hint="q_grouped")
-    else:  # channels last: gather rows of the transposed [C_pad, T] (a per-element Gather is ~3x slower)
-        rows = b.op("Transpose", [b.op("Reshape", [q, b.const(np.array([-1, cp], np.int64), "rows")])], perm=[1, 0])
-        grouped = b.op("Gather", [rows, perm], axis=0, hint="q_grouped")
-    gmask = _group_mask(b, ql, mode)
     out_shape = None
-    if ql.is_conv:
-        mixed = b.op("Reshape", [_mixed_codes(b, grouped, ql, gmask), shape], hint="x_mixed")
-    else:  # channel-major [C_pad, T]; the accumulator [T, N] is reshaped to the input's leading dims + [N]
-        mixed = b.op("Reshape", [_mixed_codes(b, grouped, ql, gmask), b.const(np.array([cp, -1], np.int64), "cols")],
-                     hint="x_mixed")
-        lead = _slice(b, shape, 0, -1, 0)
+    if ql.is_conv and not direct:  # [B, Gc, G, *spatial] -> [B, C_pad, *spatial]
+        shape = b.op("Shape", [el.input_name])
+        if cp > cin:
+            shape = b.op("Add", [shape, b.const(np.array([0, cp - cin] + [0] * (rank - 2), np.int64), "pad_c")])
+        mixed = b.op("Reshape", [mixed, shape], hint="x_mixed")
+    elif not ql.is_conv:  # channel-major [C, T]; the accumulator [T, N] is reshaped to the input's leading dims + [N]
+        if not direct:
+            mixed = b.op("Reshape", [mixed, b.const(np.array([cp, -1], np.int64), "cols")], hint="x_mixed")
+        lead = _slice(b, b.op("Shape", [el.input_name]), 0, -1, 0)
         out_shape = b.op("Concat", [lead, b.const(np.array([ql.out_channels], np.int64), "n")], axis=0)
-    w, zps = _weights(b, ql, gmask, float_exact)
+    w, zps = _weights(b, ql, sel, float_exact, _weight_slots(ql, direct))
     acc_name = acc_output_name(el.output_name) if debug_outputs else None
     acc_f = None
     if float_exact:
@@ -348,11 +467,13 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
         acc = b.op("Reshape", [acc, out_shape], out=acc_name, hint="acc")
     if acc_f is None:
         acc_f = b.op("Cast", [acc], to=onnx.TensorProto.FLOAT)
-    vec = (1, -1, 1, 1) if ql.is_conv else (-1,)
+    vec = (1, ql.out_channels) + (1,) * (rank - 2) if ql.is_conv else (ql.out_channels,)
     scale = b.const(ql.out_scale().reshape(vec), "out_scale")
-    bias = _bias(b, ql, gmask, vec, mode)
-    y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y")
-    _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
+    bias = _bias(b, ql, sel, vec)
+    plain = ql.activation == Activation.NONE
+    y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y", out=el.output_name if plain else None)
+    if not plain:
+        _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
     return b, acc
 
 
@@ -369,12 +490,15 @@ def write_simulation_model(prepared_model: onnx.ModelProto, layers: Sequence[tup
     num_layers = check_layer_pairs(layers)
     idx = GraphIndex(prepared_model)
     opset = idx.opset("")
-    reps, extra_outputs = [], []
+    reps, extra_outputs, rungs = [], [], None
     inputs = [runtime_input_info(num_layers)] if mode == "prefix" else []
+    if mode == "prefix":
+        shared, rungs = _rung_nodes([ql for _, ql in layers], opset)
+        reps.append(Replacement([], shared.nodes, shared.initializers, description="4-bit group counts of all layers"))
     for el, ql in layers:
         shape = idx.shape(el.input_name)
         rank = len(shape) if shape is not None else len(el.input_shape)
-        b, acc = layer_subgraph(el, ql, rank, opset, mode, debug_outputs, float_exact)
+        b, acc = layer_subgraph(el, ql, rank, opset, mode, debug_outputs, float_exact, rungs)
         reps.append(Replacement(locate_nodes(idx, el), b.nodes, b.initializers,
                                 description=f"{el.name} -> simulation subgraph"))
         if mode == "mask":
@@ -385,5 +509,5 @@ def write_simulation_model(prepared_model: onnx.ModelProto, layers: Sequence[tup
     model = apply_replacements(prepared_model, reps, new_inputs=inputs, new_outputs=extra_outputs)
     set_metadata(model, metadata or {})
     check_written(model, "simulation model")
-    log.info("simulation model: %d FlexiQ layer(s) in %s mode", len(reps), mode)
+    log.info("simulation model: %d FlexiQ layer(s) in %s mode", len(layers), mode)
     return model

@@ -179,13 +179,15 @@ def test_float_exact_evaluator_arithmetic_matches_reference(kind, signed):
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
-def test_float_exact_is_exact_at_the_worst_case_magnitudes(signed):
-    """Every code at its largest magnitude, K well past one float-exact chunk: still bit-exact."""
+@pytest.mark.parametrize(("c_in", "kernel"), [(320, 3), (32, 7)], ids=["10_groups", "1_group"])
+def test_float_exact_is_exact_at_the_worst_case_magnitudes(signed, c_in, kernel):
+    """Every code at its largest magnitude, K well past one float-exact chunk: still bit-exact (also a single
+    group over several chunks, which takes the gathered layout: chunks are ranges in π order)."""
     from _utils import models as M
 
     from flexiq_trt.graph_passes.simulate_layers import float_exact_chunk
 
-    model = M.conv_geometry(c_in=320, c_out=8, hw=5, kernel=3, strides=(1, 1))
+    model = M.conv_geometry(c_in=c_in, c_out=8, hw=9, kernel=kernel, strides=(1, 1), dilations=(1, 1))
     prepared, (el,) = eligible_of(model, 32)
     ql = random_quantized(el, 0, 32, signed, ShiftMode.DYNAMIC, 5)
     ql.weight_int8[...] = -127
@@ -195,7 +197,7 @@ def test_float_exact_is_exact_at_the_worst_case_magnitudes(signed):
     sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=True)
     shape = input_shape(prepared)
     x = np.full(shape, 1e3 if not signed else -1e3, np.float32)  # saturates every code
-    for n4 in (0, 160, 320):
+    for n4 in (0, ql.padded_channels // 2, ql.padded_channels):
         acc = session(sim).run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
         np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
 
@@ -229,16 +231,44 @@ def test_pow2_table_is_the_threshold_formula():
 
 @pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
 def test_simulation_layer_op_budget(float_exact):
-    """Few ops per layer (ORT's per-node cost dominates small layers): no per-channel Where on activations,
-    no threshold comparisons, at most 34 nodes for a signed dynamic-shift conv model (the threshold formula alone
-    took 17 nodes per layer)."""
-    prepared, (el,) = eligible_of(LAYER_KINDS["conv1x1"](), 32)
-    ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 1)
-    sim = write_simulation_model(prepared, [(el, ql)], {}, float_exact=float_exact)
-    ops = [n.op_type for n in sim.graph.node]
-    assert ops.count("Where") == 2  # the 8-bit table row (per group) and the weights
-    assert "Greater" not in ops and "Slice" not in ops
-    assert len(ops) <= 34, ops
+    """Few ops per layer (ONNX Runtime's per-node cost dominates small layers at batch 1): the 4-bit/8-bit
+    choice is a Gather of a per-rung table row (no Where, no comparison), the codes one QuantizeLinear (no
+    Div/Round/Clip), the 4-bit rounding two adds (no Floor), no Pad; at most 26 nodes besides the activation for a
+    signed dynamic-shift conv layer (29 with ConvInteger and its Pad; 34 before), the rung vector's 6 nodes shared by all layers."""
+    from flexiq_trt.graph_passes.simulate_layers import RUNGS_PREFIX
+    from flexiq_trt.plugin_spec import sim_node_prefix
+
+    prepared, eligible = eligible_of(M.residual_block(c=64, hw=5), 32)
+    pairs = [(e, random_quantized(e, i, 32, True, ShiftMode.DYNAMIC, i)) for i, e in enumerate(eligible)]
+    sim = write_simulation_model(prepared, pairs, {}, float_exact=float_exact)
+    shared = [n.op_type for n in sim.graph.node if n.name.startswith(RUNGS_PREFIX)]
+    assert len(shared) == 6, shared
+    for i in range(len(pairs)):
+        ops = [n.op_type for n in sim.graph.node if n.name.startswith(sim_node_prefix(i))]
+        banned = {"Where", "Less", "Greater", "Round", "Floor", "Div", "Slice", "Identity"}
+        assert not (banned | {"Pad"} if float_exact else banned) & set(ops), ops  # ConvInteger's own Pad stays
+        assert len(ops) - ops.count("Relu") <= (26 if float_exact else 29), ops
+
+
+def test_padding_slots_repeat_a_real_channel_of_their_group():
+    """The gathered layout reads only real channels: a padding slot repeats one of its own group (the group's
+    max is unchanged) or, in a group of padding only, channel π[0]; the weights of every padding slot are zero."""
+    from flexiq_trt.graph_passes.simulate_layers import _gather_indices, _weight_slots
+
+    prepared, (el,) = eligible_of(LAYER_KINDS["conv3x3_s2_pad_dil"](), 32)  # C_in 80 -> C_pad 96
+    ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 3)
+    idx = _gather_indices(ql)
+    perm = ql.permutation.reshape(ql.group_count, 32)
+    assert idx.max() < ql.in_channels
+    for k in range(ql.group_count):
+        real = perm[k][perm[k] < ql.in_channels]
+        assert set(idx[k]) == set(real)
+    np.testing.assert_array_equal(_weight_slots(ql, False) < 0, np.arange(96) >= 80)
+    wide = QuantizedLayer(**{**ql.__dict__, "permutation": np.concatenate([ql.permutation, np.arange(96, 128)]),
+                             "weight_int8": np.zeros(ql.weight_int8.shape[:-1] + (128,), np.int8),
+                             "weight_int4": np.zeros(ql.weight_int4.shape[:-1] + (128,), np.int8),
+                             "weight_shift": np.zeros((ql.out_channels, 4), np.int8)})
+    np.testing.assert_array_equal(_gather_indices(wide)[3], np.full(32, ql.permutation[0]))
 
 
 @pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
