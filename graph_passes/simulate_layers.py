@@ -60,7 +60,8 @@ def pow2_table(signed: bool) -> np.ndarray:
 
 
 EIGHT_BIT_ROW = 256  # row of the per-group tables that 8-bit groups read (2^0, the 8-bit code bound)
-ROUND_UP = 1.0 / 64  # added to every code once: the magic-number rounding then rounds halves up (`_mixed_codes`)
+ROUND_UP = 1.0 / 64  # added to every signed code once: the magic-number rounding then rounds halves up (`_mixed_codes`)
+UNSIGNED_UP = 1.0 + 2.0**-12  # unsigned codes are scaled by it instead (q + q/4096: the same role, in the dequantize)
 MAGIC = 1.5 * 2.0**23  # float32 numbers in [2^23, 2^24) are spaced 1 apart: x + MAGIC - MAGIC rounds x to an integer
 RUNGS_PREFIX = "flexiq_rungs_"  # the prefix-mode nodes shared by all layers (`_rung_nodes`)
 
@@ -184,11 +185,18 @@ def _codes(b: SubgraphBuilder, x: str, ql: QuantizedLayer) -> str:
 
 
 def _float_codes(b: SubgraphBuilder, codes: str, ql: QuantizedLayer) -> str:
-    """The codes in float32 plus ROUND_UP (exact: |q| <= 255 needs 8 bits, 1/64 six more)."""
-    if b.opset >= 10:
-        codes = b.op("Cast", [codes], to=onnx.TensorProto.FLOAT)
-        if ql.act_signed:
-            codes = b.op("Max", [codes, b.const(-127.0)])
+    """The codes in float32, nudged up for the rounding in `_mixed_codes`: q' = q + u with 0 <= u < 1/16, u > 0 if q > 0.
+
+    Signed: q + ROUND_UP (exact: |q| <= 127 needs 7 bits, 1/64 six more). Unsigned: one DequantizeLinear
+    with scale UNSIGNED_UP, q * (1 + 2^-12) = q + q / 4096 (exact in 20 bits; u <= 255/4096), instead of
+    a Cast and an Add; q = 0 stays 0, which is never a tie.
+    """
+    if b.opset < 10:
+        return b.op("Add", [codes, b.const(ROUND_UP)], hint="q_up")
+    if not ql.act_signed:
+        return b.op("DequantizeLinear", [codes, b.const(np.float32(UNSIGNED_UP), "up"),
+                                         b.const(np.array(0, np.uint8), "zp")], hint="q_up")
+    codes = b.op("Max", [b.op("Cast", [codes], to=onnx.TensorProto.FLOAT), b.const(-127.0)])
     return b.op("Add", [codes, b.const(ROUND_UP)], hint="q_up")
 
 
@@ -218,15 +226,16 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
                  gshape: tuple) -> str:
     """Codes of every channel, the effective 4-bit ones on 4-bit groups (float, integer-valued), grouped shape.
 
-    `grouped` holds q + ROUND_UP. The reference's Floor((q + 2^(p-1)) / 2^p), clipped, times 2^p is
-    written as Min((q + 1/64 + magic) - magic, bound) with magic = 1.5 * 2^(23+p) (`group_tables`):
-    the add rounds to the nearest multiple of 2^p, half to even, and the 1/64 (less than the distance
-    from any integer q to the next half-multiple, > 0) makes exact halves round up instead, as the
-    reference's floor does; every other step is exact. With a dynamic shift the lower clip bound is
+    `grouped` holds q' = q + u (`_float_codes`). The reference's Floor((q + 2^(p-1)) / 2^p), clipped,
+    times 2^p is written as Min((q' + magic) - magic, bound) with magic = 1.5 * 2^(23+p) (`group_tables`):
+    the add rounds to the nearest multiple of 2^p, half to even, and u (below 1/16, less than the
+    distance from an integer q to any rounding boundary it is not on; > 0 where q is a tie, which
+    needs q != 0) makes exact halves round up instead, as the reference's floor does; every other step
+    is exact. With a dynamic shift the lower clip bound is
     never reached (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 *
     2^p signed; q >= 0 unsigned); a static signed shift keeps it (one Max). On 8-bit groups the row is
     256 (2^0, the 8-bit code bound), so the same ops give q: no Where over activations. The row is
-    the group's m (magnitudes carry the +1/64, which the int64 Cast truncates), or 256 on 8-bit groups.
+    the group's m (magnitudes carry u < 1, which the int64 Cast truncates), or 256 on 8-bit groups.
     """
     signed = ql.act_signed
     magic_rows, bound_rows = group_tables(signed)
@@ -253,8 +262,8 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
 
 
 def _weights(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, float_exact: bool,
-             slots: np.ndarray) -> tuple[str, list[str]]:
-    """Mixed weight codes for Conv(Integer) [N, C, R, S] / MatMul(Integer) [C, N], plus zero points.
+             slots: np.ndarray, weights_first: bool = False) -> tuple[str, list[str]]:
+    """Mixed weight codes for Conv(Integer) [N, C, R, S] / MatMul(Integer) [C, N] ([N, C] if `weights_first`), plus zero points.
 
     C follows `slots` (`_weight_slots`). Selected per group on the grouped constant and reshaped, so
     the selection needs no expansion to channels: one Gather picks, for each group k, block k (8-bit
@@ -274,6 +283,10 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, float_exac
         w8, w4 = w8.transpose(0, 3, 1, 2), w4.transpose(0, 3, 1, 2)
         final_shape = w8.shape
         w8, w4 = (w.reshape(w.shape[0], gc, g, *w.shape[2:]) for w in (w8, w4))
+        group_axis = 1
+    elif weights_first:  # [N, C], grouped [N, Gc, G]
+        final_shape = w8.shape
+        w8, w4 = w8.reshape(w8.shape[0], gc, g), w4.reshape(w4.shape[0], gc, g)
         group_axis = 1
     else:  # [N, C] -> [C, N], grouped [Gc, G, N]
         w8, w4 = w8.T, w4.T
@@ -383,12 +396,15 @@ def _slice(b: SubgraphBuilder, t: str, lo: int, hi: int, axis: int) -> str:
 
 
 def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, out_shape: str | None,
-                            acc_name: str | None) -> tuple[str | None, str]:
+                            acc_name: str | None, weights_first: bool = False) -> tuple[str | None, str]:
     """(int32 accumulator or None, the accumulator as float32) from float32 Conv/MatMul over exact chunks.
 
     `x`: codes [B, C_pad, H, W] (conv) or channel-major [C_pad, T] (matmul; each chunk is transposed
     into the MatMul, which ONNX Runtime fuses into one transposed-operand GEMM, and the [T, N] result
-    is reshaped to `out_shape`). Chunks: `float_exact_bounds`. One chunk: its float result is the
+    is reshaped to `out_shape` when given). `weights_first` (matmul, w [N, C]): W x gives [N, T],
+    transposed to [T, N]; the weights are then the GEMM's first operand, which ONNX Runtime reads in
+    place, whereas a non-constant second operand is copied into packed panels on every run (the
+    whole weight matrix, for a few rows of x at batch 1). Chunks: `float_exact_bounds`. One chunk: its float result is the
     accumulator itself (an integer below 2^24, so the int32 round trip the epilogue would do is the
     identity and is left out; the int32 tensor is written only for `acc_name`). Several chunks: each
     is cast to int32 and the sum taken in int32.
@@ -400,13 +416,17 @@ def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: s
             xs, ws = x, w
         else:
             xs = _slice(b, x, lo, hi, 1 if ql.is_conv else 0)
-            ws = _slice(b, w, lo, hi, 1 if ql.is_conv else 0)
+            ws = _slice(b, w, lo, hi, 1 if ql.is_conv or weights_first else 0)
         if ql.is_conv:
             geo = ql.geometry
             y = b.op("Conv", [xs, ws], strides=list(geo.strides), dilations=list(geo.dilations),
                      kernel_shape=list(geo.kernel_shape), pads=list(geo.pads))
+        elif weights_first:
+            y = b.op("Transpose", [b.op("MatMul", [ws, xs])], perm=[1, 0])
         else:
-            y = b.op("Reshape", [b.op("MatMul", [b.op("Transpose", [xs], perm=[1, 0]), ws]), out_shape])
+            y = b.op("MatMul", [b.op("Transpose", [xs], perm=[1, 0]), ws])
+        if out_shape is not None:
+            y = b.op("Reshape", [y, out_shape])
         parts.append(y)
     if len(parts) == 1:
         acc = b.op("Cast", parts, out=acc_name, hint="acc", to=onnx.TensorProto.INT32) if acc_name else None
@@ -446,13 +466,15 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     elif not ql.is_conv:  # channel-major [C, T]; the accumulator [T, N] is reshaped to the input's leading dims + [N]
         if not direct:
             mixed = b.op("Reshape", [mixed, b.const(np.array([cp, -1], np.int64), "cols")], hint="x_mixed")
-        lead = _slice(b, b.op("Shape", [el.input_name]), 0, -1, 0)
-        out_shape = b.op("Concat", [lead, b.const(np.array([ql.out_channels], np.int64), "n")], axis=0)
-    w, zps = _weights(b, ql, sel, float_exact, _weight_slots(ql, direct))
+        if rank > 2:
+            lead = _slice(b, b.op("Shape", [el.input_name]), 0, -1, 0)
+            out_shape = b.op("Concat", [lead, b.const(np.array([ql.out_channels], np.int64), "n")], axis=0)
+    weights_first = float_exact and not ql.is_conv and rank == 2  # T = batch rows: W x, see _float_exact_accumulate
+    w, zps = _weights(b, ql, sel, float_exact, _weight_slots(ql, direct), weights_first)
     acc_name = acc_output_name(el.output_name) if debug_outputs else None
     acc_f = None
     if float_exact:
-        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, out_shape, acc_name)
+        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, out_shape, acc_name, weights_first)
     elif ql.is_conv:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         geo = ql.geometry
@@ -463,8 +485,10 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
                    dilations=list(geo.dilations), kernel_shape=list(geo.kernel_shape), pads=[0, 0, 0, 0])
     else:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
-        acc = b.op("MatMulInteger", [b.op("Transpose", [codes], perm=[1, 0]), w, *zps])
-        acc = b.op("Reshape", [acc, out_shape], out=acc_name, hint="acc")
+        acc = b.op("MatMulInteger", [b.op("Transpose", [codes], perm=[1, 0]), w, *zps],
+                   out=acc_name if out_shape is None else None, hint="acc")
+        if out_shape is not None:
+            acc = b.op("Reshape", [acc, out_shape], out=acc_name, hint="acc")
     if acc_f is None:
         acc_f = b.op("Cast", [acc], to=onnx.TensorProto.FLOAT)
     vec = (1, ql.out_channels) + (1,) * (rank - 2) if ql.is_conv else (ql.out_channels,)

@@ -111,6 +111,34 @@ def test_hand_worked_group_example():
     assert acc8[0, 0, :4].tolist() == [45, -23, 6, -1]
 
 
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+@pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
+def test_every_code_at_every_shift(signed, float_exact):
+    """Every 8-bit code through the 4-bit rounding at each static shift p = 0..4 (identity weights: acc = the
+    effective codes): the magic-number adds round halves up and clip exactly as the reference (docs/design.md §2)."""
+    codes = np.arange(-127, 128) if signed else np.arange(256)
+    rows = -(-codes.size // 32)
+    prepared, (el,) = eligible_of(M.matmul_then(M.ACTIVATION_NODES["none"][0], k=32, n=32, lead=(1, rows),
+                                                bias=False), 32)
+    ql = random_quantized(el, 0, 32, signed, ShiftMode.STATIC, 0)
+    ql.act_scale = 1.0
+    ql.weight_int8[:] = 0
+    ql.weight_int4[:] = 0
+    ql.weight_shift[:] = 0
+    ql.weight_int8[np.arange(32), np.arange(32)] = 1
+    ql.weight_int4[np.arange(32), np.arange(32)] = 1
+    ql.bias[:] = 0
+    x = np.resize(codes, rows * 32).astype(np.float32).reshape(1, rows, 32)
+    for p in range(5):
+        ql.act_static_shift[:] = p
+        sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=float_exact)
+        sess = session(sim)
+        for n4 in (0, 32):
+            acc = sess.run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
+            np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0], err_msg=f"p={p} n4={n4}")
+        assert len(np.unique(acc)) < codes.size or p == 0  # 4-bit at p > 0 merges codes: the check saw rounding
+
+
 def _groups_first(ql: QuantizedLayer, order: np.ndarray) -> QuantizedLayer:
     """The same layer with its groups reordered (group `order[0]` first), for the mask-mode oracle."""
     g = ql.group_size
