@@ -2,14 +2,23 @@
 
 Shapes sit on tile edges (the CTA tile is 64 x 64 outputs, the MMA atom m16n8k32): M and N at one
 alignment unit, at tile multiples and one past them; K from one group to several; every n4 from 0
-to C_pad in steps of G; both shift modes; signed and unsigned activations; FP32 and FP16.
+to C_pad in steps of G; both shift modes; signed and unsigned activations; FP32 and FP16; INT8
+edges (docs/design.md §2.3): INT8 input codes and INT8 output codes (s8 and u8) on every backend.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from flexiq_kernel_ctypes import HostLayer, cpu_forward, gpu_forward, random_input, random_layer
+from flexiq_kernel_ctypes import (
+    HostLayer,
+    Int8Io,
+    activation_codes,
+    cpu_forward,
+    gpu_forward,
+    random_input,
+    random_layer,
+)
 
 from flexiq_trt.plugin_spec import Activation, ShiftMode
 from flexiq_trt.quantization.layer import ConvGeometry
@@ -132,3 +141,59 @@ def test_every_pipelined_tile_config_bit_exact(kernels_capi, cpu_ref, request, s
         request.getfixturevalue("int4_allowed")
     layer, x = _gemm_case(shape, ShiftMode.DYNAMIC, True, seed=sum(shape))
     _compare(kernels_capi, cpu_ref, layer, x, backend, False, tile=tile)
+
+
+INT8_IO = [  # (int8 input?, int8 output: "s8", "u8" or None)
+    (True, None), (False, "s8"), (False, "u8"), (True, "s8"), (True, "u8"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("io", INT8_IO, ids=lambda io: f"in{'8' if io[0] else 'F'}_out{io[1] or 'F'}")
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+@pytest.mark.parametrize("case", ["gemm", "conv"])
+def test_int8_edges_bit_exact(kernels_capi, cpu_ref, request, case, signed, io, backend):
+    """INT8 input codes / INT8 output codes: accumulators and codes equal the CPU reference byte for byte."""
+    if backend.startswith("int4"):
+        request.getfixturevalue("int4_allowed")
+    lib, _ = kernels_capi
+    int8_in, out = io
+    if case == "gemm":
+        layer, x = _gemm_case((65, 200, 70, 64), ShiftMode.DYNAMIC, signed, seed=11 + signed)
+    else:
+        layer, x = _conv_case(CONV_SHAPES[1], ShiftMode.STATIC, signed, seed=13 + signed)
+    _, y = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, 0)
+    scale = float(np.abs(y).max()) / (150.0 if out == "s8" else 300.0) if out else 1.0
+    host = HostLayer.from_layer(layer, Int8Io(int8_in, out is not None, scale, out == "s8"))
+    x_in = activation_codes(x, layer.act_scale, signed) if int8_in else x
+    for n4 in range(0, layer.padded_channels + 1, layer.group_size):
+        want_acc, want_y = cpu_forward(cpu_ref, host, x_in, n4, output_int8=out is not None)
+        got_acc, got_y, _ = gpu_forward(lib, host, x_in, np.array([-1, n4, 12345], np.int32), backend, False,
+                                        output_int8=out is not None)
+        msg = f"{backend} {layer.name} n4={n4}"
+        np.testing.assert_array_equal(got_acc, want_acc, err_msg=msg)
+        if out is not None:
+            np.testing.assert_array_equal(got_y, want_y, err_msg=msg)
+        else:
+            np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5, err_msg=msg)
+        if int8_in:  # INT8 codes in = the float input's accumulators
+            np.testing.assert_array_equal(got_acc, cpu_forward(cpu_ref, host, x, n4)[0], err_msg=msg)
+
+
+@pytest.mark.parametrize("tile", ["128x128", "128x64", "64x64"])
+@pytest.mark.parametrize("backend", [pytest.param("int4_pipe", marks=pytest.mark.needs_int4_mma), "int8_pipe"])
+def test_int8_output_every_pipelined_tile_config(kernels_capi, cpu_ref, request, backend, tile):
+    """The pipelined epilogue's INT8 store in each tile configuration (u8 codes above 127 included)."""
+    if backend.startswith("int4"):
+        request.getfixturevalue("int4_allowed")
+    lib, _ = kernels_capi
+    layer, x = _gemm_case((257, 256, 200, 32), ShiftMode.DYNAMIC, False, seed=3)
+    _, y = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, 0)
+    host = HostLayer.from_layer(layer, Int8Io(True, True, float(y.max()) / 300.0, False))
+    codes = activation_codes(x, layer.act_scale, False)
+    for n4 in (0, 128, 256):
+        want_acc, want_y = cpu_forward(cpu_ref, host, codes, n4, output_int8=True)
+        got_acc, got_y, _ = gpu_forward(lib, host, codes, np.array([-1, n4], np.int32), backend, False, tile=tile,
+                                        output_int8=True)
+        np.testing.assert_array_equal(got_acc, want_acc, err_msg=f"{backend} {tile} n4={n4}")
+        np.testing.assert_array_equal(got_y, want_y, err_msg=f"{backend} {tile} n4={n4}")

@@ -3,6 +3,8 @@
 The contract primitives of plugins/common/flexiqContract.h are swept exhaustively over every
 8-bit code and shift; whole layers over a randomized sweep of gemm/conv, signedness, shift modes,
 geometry, G and every n4; and hand-worked golden vectors pin the meaning (docs/design.md §2).
+INT8 edges (docs/design.md §2.3): the codes read from and written to INT8 tensors match the NumPy
+oracle's quantizer, and a layer fed INT8 codes matches the NumPy reference fed the float input.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import ctypes
 
 import numpy as np
 import pytest
-from flexiq_kernel_ctypes import HostLayer, cpu_forward, random_input, random_layer
+from flexiq_kernel_ctypes import (
+    HostLayer,
+    Int8Io,
+    activation_codes,
+    code_values,
+    cpu_forward,
+    random_input,
+    random_layer,
+)
 
 from flexiq_trt.plugin_spec import Activation, ShiftMode, clamp_n4
 from flexiq_trt.quantization import bits, reference
@@ -21,6 +31,24 @@ SIGNEDNESS = [True, False]
 
 
 # ---- contract primitives ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+def test_int8_edge_codes_match_numpy(cpu_ref, signed):
+    stored = np.arange(-128, 128)
+    got = [cpu_ref.flexiqCpuActivationCodeFromInt8(int(v), int(signed)) for v in stored]
+    np.testing.assert_array_equal(got, code_values(stored.astype(np.int8), signed))
+    assert got[0] == (-127 if signed else 128)  # a foreign -128 (0x80): clamped, or the u8 code 128
+    rng = np.random.default_rng(3)
+    scale = np.float32(0.0213)
+    ties = (np.arange(-300, 300) + 0.5).astype(np.float32) * scale
+    y = np.concatenate([rng.normal(0, 3, 2000).astype(np.float32), ties, np.float32([0.0, -0.0, 1e30, -1e30])])
+    bits_out = [cpu_ref.flexiqCpuActivationCodeBits(float(v), float(scale), int(signed)) for v in y]
+    want = bits.quantize_activation(y, float(scale), signed)
+    np.testing.assert_array_equal(np.array(bits_out), want & 0xFF)  # the byte an INT8 output stores
+    np.testing.assert_array_equal(activation_codes(y, float(scale), signed).view(np.uint8), want & 0xFF)
+    # Reading the stored byte back gives the code: an INT8 edge round-trips every code exactly.
+    np.testing.assert_array_equal(code_values(np.array(bits_out, np.uint8).view(np.int8), signed), want)
+
 
 @pytest.mark.parametrize("signed", SIGNEDNESS)
 def test_extract4_and_effective_codes_match_numpy_for_every_code_and_shift(cpu_ref, signed):
@@ -224,3 +252,30 @@ def test_k_limit_is_enforced(cpu_ref):
     with pytest.raises(ValueError, match="int32 accumulator limit"):
         cpu_forward(cpu_ref, host, np.zeros((1, 32), np.float32), 0)
     assert ctypes.sizeof(host.args) > 0
+
+
+# ---- INT8 edges on whole layers ----------------------------------------------------------------
+
+@pytest.mark.parametrize("conv", [False, True], ids=["gemm", "conv"])
+@pytest.mark.parametrize("signed", SIGNEDNESS)
+def test_int8_edge_layer_matches_numpy_reference(cpu_ref, conv, signed):
+    """INT8 input codes give the NumPy reference's accumulators of the float input; INT8 output codes
+    are the oracle's quantization of its float output (up to the epilogue's float rounding)."""
+    rng = np.random.default_rng(21 + conv + 2 * signed)
+    geo = ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1)) if conv else None
+    layer = random_layer(rng, conv=conv, in_channels=70, out_channels=12, signed=signed, geometry=geo,
+                         activation=Activation.SILU)
+    x = random_input(rng, layer, 2, 5, 4, signed) if conv else random_input(rng, layer, 9, 1, 1, signed)
+    _, y = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, 0)
+    scale = float(np.abs(y).max()) / 120.0
+    host = HostLayer.from_layer(layer, Int8Io(True, True, scale, True))
+    codes = activation_codes(x, layer.act_scale, signed)
+    for n4 in (0, 32, layer.padded_channels):
+        want_acc, want_y = reference.layer_forward(layer, x, n4)  # NumPy oracle, float input
+        acc, out = cpu_forward(cpu_ref, host, codes, n4, output_int8=True)
+        _, float_y = cpu_forward(cpu_ref, host, x, n4)
+        np.testing.assert_array_equal(acc, want_acc, err_msg=f"n4={n4}")
+        np.testing.assert_array_equal(out, activation_codes(float_y, scale, True), err_msg=f"n4={n4}")
+        # Against the oracle's own float output: the same code, or a neighbour where exp() rounds differently.
+        diff = np.abs(out.astype(np.int32) - activation_codes(want_y, scale, True).astype(np.int32))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99, f"n4={n4}"
