@@ -60,8 +60,7 @@ def pow2_table(signed: bool) -> np.ndarray:
 
 
 EIGHT_BIT_ROW = 256  # row of the per-group tables that 8-bit groups read (2^0, the 8-bit code bound)
-ROUND_UP = 1.0 / 64  # added to every signed code once: the magic-number rounding then rounds halves up (`_mixed_codes`)
-UNSIGNED_UP = 1.0 + 2.0**-12  # unsigned codes are scaled by it instead (q + q/4096: the same role, in the dequantize)
+ROUND_UP = 1.0 / 64  # added to every code once: the magic-number rounding then rounds halves up (`_mixed_codes`)
 MAGIC = 1.5 * 2.0**23  # float32 numbers in [2^23, 2^24) are spaced 1 apart: x + MAGIC - MAGIC rounds x to an integer
 RUNGS_PREFIX = "flexiq_rungs_"  # the prefix-mode nodes shared by all layers (`_rung_nodes`)
 
@@ -185,18 +184,15 @@ def _codes(b: SubgraphBuilder, x: str, ql: QuantizedLayer) -> str:
 
 
 def _float_codes(b: SubgraphBuilder, codes: str, ql: QuantizedLayer) -> str:
-    """The codes in float32, nudged up for the rounding in `_mixed_codes`: q' = q + u with 0 <= u < 1/16, u > 0 if q > 0.
+    """The codes in float32 plus ROUND_UP, the nudge the rounding in `_mixed_codes` needs.
 
-    Signed: q + ROUND_UP (exact: |q| <= 127 needs 7 bits, 1/64 six more). Unsigned: one DequantizeLinear
-    with scale UNSIGNED_UP, q * (1 + 2^-12) = q + q / 4096 (exact in 20 bits; u <= 255/4096), instead of
-    a Cast and an Add; q = 0 stays 0, which is never a tie.
+    Exact: |q| <= 255 needs 8 bits, 1/64 six more. Not one DequantizeLinear (q * (1 + 2^-12) would do for unsigned codes): ONNX Runtime copies a
+    DequantizeLinear once per consumer (its QDQ node-unit pass), so it would run twice here.
     """
-    if b.opset < 10:
-        return b.op("Add", [codes, b.const(ROUND_UP)], hint="q_up")
-    if not ql.act_signed:
-        return b.op("DequantizeLinear", [codes, b.const(np.float32(UNSIGNED_UP), "up"),
-                                         b.const(np.array(0, np.uint8), "zp")], hint="q_up")
-    codes = b.op("Max", [b.op("Cast", [codes], to=onnx.TensorProto.FLOAT), b.const(-127.0)])
+    if b.opset >= 10:
+        codes = b.op("Cast", [codes], to=onnx.TensorProto.FLOAT)
+        if ql.act_signed:
+            codes = b.op("Max", [codes, b.const(-127.0)])
     return b.op("Add", [codes, b.const(ROUND_UP)], hint="q_up")
 
 
@@ -226,16 +222,15 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
                  gshape: tuple) -> str:
     """Codes of every channel, the effective 4-bit ones on 4-bit groups (float, integer-valued), grouped shape.
 
-    `grouped` holds q' = q + u (`_float_codes`). The reference's Floor((q + 2^(p-1)) / 2^p), clipped,
+    `grouped` holds q' = q + 1/64 (`_float_codes`). The reference's Floor((q + 2^(p-1)) / 2^p), clipped,
     times 2^p is written as Min((q' + magic) - magic, bound) with magic = 1.5 * 2^(23+p) (`group_tables`):
-    the add rounds to the nearest multiple of 2^p, half to even, and u (below 1/16, less than the
-    distance from an integer q to any rounding boundary it is not on; > 0 where q is a tie, which
-    needs q != 0) makes exact halves round up instead, as the reference's floor does; every other step
-    is exact. With a dynamic shift the lower clip bound is
+    the add rounds to the nearest multiple of 2^p, half to even, and the 1/64 (> 0, and less than the
+    distance from an integer q to any rounding boundary it is not on) makes exact halves round up
+    instead, as the reference's floor does; every other step is exact. With a dynamic shift the lower clip bound is
     never reached (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 *
     2^p signed; q >= 0 unsigned); a static signed shift keeps it (one Max). On 8-bit groups the row is
     256 (2^0, the 8-bit code bound), so the same ops give q: no Where over activations. The row is
-    the group's m (magnitudes carry u < 1, which the int64 Cast truncates), or 256 on 8-bit groups.
+    the group's m (magnitudes carry the 1/64, which the int64 Cast truncates), or 256 on 8-bit groups.
     """
     signed = ql.act_signed
     magic_rows, bound_rows = group_tables(signed)
