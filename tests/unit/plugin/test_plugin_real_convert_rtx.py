@@ -39,13 +39,23 @@ def test_converted_model_builds_for_sm86_and_sm89(rtx, tmp_path, name) -> None:
     assert built.size_bytes > 10_000
 
 
+def _marked_int8(path) -> tuple[int, int]:
+    """(plugin nodes with output_int8, with input_int8) in a plugin ONNX."""
+    nodes = [{a.name: a.i for a in n.attribute} for n in onnx.load(str(path)).graph.node if n.op_type in PLUGIN_OPS]
+    return sum(n["output_int8"] for n in nodes), sum(n["input_int8"] for n in nodes)
+
+
 @pytest.mark.parametrize("model_name", ["fmnist_resnet", "pplcnet_orientation"])
 def test_real_pretrained_model_converts_and_builds(rtx, tmp_path, real_conversions, model_name) -> None:
-    """TEST-MATERIAL models (shipped Fashion-MNIST ResNet, pretrained PP-LCNet) -> engines for SM86/SM89.
+    """TEST-MATERIAL models (shipped Fashion-MNIST ResNet, pretrained PP-LCNet) -> strongly typed engines for SM86/SM89.
 
-    The conversions are the session's real ones (tests/conftest.py: real_conversions).
+    The conversions are the session's real ones (tests/conftest.py: real_conversions). TensorRT types
+    exactly the layers the converter marked as INT8 edges INT8 (docs/design.md §2.8): the ResNet's
+    conv -> ReLU -> conv chains; PP-LCNet's 1x1 convolutions meet only depthwise ones, so it has none.
     """
     files = real_conversions[model_name]
     built = build_engine(files["flexiq_onnx"], tmp_path / f"{model_name}.engine", trt=rtx,
                          compute_capabilities=(86, 89), min_batch=1, opt_batch=4, max_batch=8)
     assert built.num_layers == load_ratio_table(files["sidecar"]).num_layers >= 10
+    assert (built.int8_outputs, built.int8_inputs) == _marked_int8(files["flexiq_onnx"])
+    assert built.int8_outputs >= (3 if model_name == "fmnist_resnet" else 0)
