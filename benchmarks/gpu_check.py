@@ -83,6 +83,7 @@ def timed_layers(cfg: CheckConfig) -> list[Layer]:
 def make_plan(cfg: CheckConfig) -> list[PlanItem]:
     """The steps with conservative time estimates (GPU-side work is small next to host overheads)."""
     nb = len(backends())
+    nt = len(timed_configs())
     plan = [PlanItem("startup", "import torch, create the CUDA context, load the kernel library", STARTUP_S)]
     if not cfg.skip_tests:
         n = _count_gpu_tests()
@@ -94,9 +95,10 @@ def make_plan(cfg: CheckConfig) -> list[PlanItem]:
                                        "int32 bit-exact vs the C++ CPU reference", spot))
     layers = timed_layers(cfg)
     per_cfg = 0.3 + cfg.iters * 0.002  # setup + capture, then replays of at most ~2 ms each
-    timing = len(layers) * (nb * len(RATIOS) * per_cfg + 3 * (0.5 + cfg.iters * 0.002))
-    plan.append(PlanItem("timing", f"{len(layers)} layers at batch {cfg.batch} x {nb} backends x "
-                                   f"{len(RATIOS)} ratios + int_mm/FP16 baselines, {cfg.iters} graph replays each", timing))
+    timing = len(layers) * (nt * len(RATIOS) * per_cfg + 3 * (0.5 + cfg.iters * 0.002))
+    plan.append(PlanItem("timing", f"{len(layers)} layers at batch {cfg.batch} x {nt} backend/I-O pairs "
+                                   f"(FP16 I/O; pipelined also INT8 I/O) x {len(RATIOS)} ratios + int_mm/FP16 "
+                                   f"baselines, {cfg.iters} graph replays each", timing))
     plan.append(PlanItem("ratio_switch", "H2D copy of the max4bit vector + graph replay, 5 ratios, cost and correctness", 5.0))
     return plan
 
@@ -176,6 +178,14 @@ def backends() -> list[str]:
     except ImportError:  # a dry run on a machine without numpy: the first-version pair
         return ["int4", "int8"]
     return [b for b in abi.BACKENDS if b not in ("auto", "reference")]
+
+
+FP16_IO, INT8_EDGE = "FP16 I/O", "INT8 I/O"
+
+
+def timed_configs() -> list[tuple[str, str]]:
+    """(backend, I/O) pairs timed per layer: every backend with FP16 I/O, the pipelined ones also with INT8 edges."""
+    return [(b, FP16_IO) for b in backends()] + [(b, INT8_EDGE) for b in backends() if b.endswith("_pipe")]
 
 
 def layer_g(cfg: CheckConfig, layer: Layer) -> int:
@@ -262,8 +272,13 @@ def run_timing(cfg: CheckConfig, torch, lib, sm, deadline: Deadline) -> list[dic
         q, host, x = _random(layer, g)
         row: dict = {"layer": layer.name, "G": g, "M": layer.rows, "N": layer.out_channels,
                      "K": layer.taps * layer.in_channels, "gmacs": round(layer.macs() / 1e9, 3), "flexiq": {}}
-        for backend in backends():
-            dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
+        for backend, io in timed_configs():
+            if io == INT8_EDGE:  # codes in and codes out, as between two FlexiQ layers (docs/design.md §2.8)
+                edge = abi.Int8Io(True, True, q.act_scale, q.act_signed)
+                dev = abi.DeviceLayer.create(lib, abi.HostLayer.from_layer(q, edge), x, backend, fp16=False,
+                                             int8_in=True, int8_out=True)
+            else:
+                dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
             times = []
             for ratio in RATIOS:
                 n4 = int(ratio * q.padded_channels) // g * g
@@ -271,7 +286,8 @@ def run_timing(cfg: CheckConfig, torch, lib, sm, deadline: Deadline) -> list[dic
                 ms, mode = _time_graph(torch, dev.enqueue, cfg.iters)
                 times.append(round(ms, 5))
             emulated = backend.startswith("int4") and sm not in abi.NATIVE_INT4_SMS
-            row["flexiq"][backend] = {"ms": times, "mode": mode, "emulated_int4": emulated}
+            key = backend if io == FP16_IO else f"{backend} {INT8_EDGE}"
+            row["flexiq"][key] = {"ms": times, "mode": mode, "emulated_int4": emulated, "io": io}
         row["baselines"] = _baselines(torch, layer, cfg.iters)
         rows.append(row)
     return rows
@@ -363,7 +379,7 @@ def write_markdown(result: dict, path: Path) -> None:
     bad = [r for r in spot if r.get("status") not in ("bit-exact",)]
     lines += [f"**Spot check** (batch 1, vs CPU reference): {len(spot) - len(bad)} of {len(spot)} bit-exact"]
     lines += [f"- {r.get('layer')} {r.get('backend')} {r.get('ratio')}: {r.get('status')}" for r in bad] + [""]
-    lines += ["**Layer latency, ms per call (CUDA-graph replay, FP16 I/O)**", "",
+    lines += ["**Layer latency, ms per call (CUDA-graph replay; FP16 I/O unless the backend says INT8 I/O)**", "",
               "| layer | backend | " + " | ".join(f"{int(r * 100)}%" for r in RATIOS)
               + " | 0%/100% | int8 _int_mm | FP16 GEMM | FP16 cuDNN conv |",
               "|---|---|" + "---:|" * (len(RATIOS) + 4)]

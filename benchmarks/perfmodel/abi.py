@@ -28,6 +28,7 @@ import flexiq_kernel_ctypes as kc  # noqa: E402
 BACKENDS = kc.BACKENDS
 NATIVE_INT4_SMS = kc.NATIVE_INT4_SMS
 HostLayer = kc.HostLayer
+Int8Io = kc.Int8Io
 random_layer = kc.random_layer
 random_input = kc.random_input
 gpu_forward = kc.gpu_forward
