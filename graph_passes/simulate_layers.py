@@ -97,16 +97,25 @@ class _Selection:
     def pick(self, four, eight, shape: tuple[int, ...], hint: str) -> str:
         """A tensor of `shape` (G_count on one axis): `four[k]` on 4-bit groups k, `eight[k]` on 8-bit ones."""
         gc = self.group_count
-        four, eight = (np.broadcast_to(np.asarray(v), (gc,)) for v in (four, eight))
+        axis = shape.index(gc) if gc > 1 else 0
+        four, eight = (np.broadcast_to(np.asarray(v), (gc,)).reshape(shape) for v in (four, eight))
+        return self.pick_shaped(four, eight, axis, hint)
+
+    def pick_shaped(self, four: np.ndarray, eight: np.ndarray, axis: int, hint: str) -> str:
+        """As `pick`, the values given in their final shape with the groups along `axis`."""
+        gc = self.group_count
+        k_shape = [1] * four.ndim
+        k_shape[axis] = gc
         if self.rung is not None:
-            k = np.arange(gc)
-            table = np.stack([np.where(k < r, four, eight).reshape(shape) for r in range(gc + 1)])
+            k = np.arange(gc).reshape(k_shape)
+            table = np.stack([np.where(k < r, four, eight) for r in range(gc + 1)])
             return self.b.op("Gather", [self.b.const(table, hint), self.rung], axis=0, hint=hint)
-        if shape not in self.shaped:
-            self.shaped[shape] = self.mask if shape == (gc,) else \
-                 self.b.op("Reshape", [self.mask, self.b.const(np.array(shape, np.int64), "shape")])
-        return self.b.op("Where", [self.shaped[shape], self.b.const(four.reshape(shape), f"{hint}4"),
-                                   self.b.const(eight.reshape(shape), f"{hint}8")], hint=hint)
+        key = tuple(k_shape)
+        if key not in self.shaped:
+            self.shaped[key] = self.mask if key == (gc,) else \
+                 self.b.op("Reshape", [self.mask, self.b.const(np.array(key, np.int64), "shape")])
+        return self.b.op("Where", [self.shaped[key], self.b.const(four, f"{hint}4"), self.b.const(eight, f"{hint}8")],
+                         hint=hint)
 
 
 def _rung_nodes(layers: Sequence[QuantizedLayer], opset: int) -> tuple[SubgraphBuilder, str]:
@@ -256,9 +265,43 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
     return x
 
 
+def _weight_codes(ql: QuantizedLayer, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int32 (8-bit codes, effective 4-bit codes w4 * 2^p_w), the layer's layout with the channels of `slots`."""
+    w8 = ql.weight_int8.astype(np.int32)
+    pw = np.repeat(ql.weight_shift.astype(np.int32), ql.group_size, axis=1)  # [N, C_pad]
+    pw = pw.reshape((pw.shape[0],) + (1,) * (w8.ndim - 2) + (pw.shape[1],))
+    w4 = np.left_shift(ql.weight_int4.astype(np.int32), pw)
+    keep = slots >= 0
+    return tuple(np.where(keep, w[..., np.maximum(slots, 0)], 0) for w in (w8, w4))
+
+
+def _halves_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, grouped: str, sel: _Selection, slots: np.ndarray,
+                       acc_name: str | None) -> tuple[str | None, str]:
+    """Float-exact accumulator [T, N] of a 2-D matmul layer (T = batch rows) with constant weights.
+
+    At batch 1 the layer is one row times the whole weight matrix, so what costs is moving weights: a
+    picked-per-run weight matrix is copied and then packed again by the GEMM on every run. Here the
+    GEMM reads one constant [2 C, N] = [8-bit codes; effective 4-bit codes] (packed once, at session
+    start) and the codes are doubled instead, [x on 8-bit groups, 0; 0, x on 4-bit groups] by one Mul
+    with a per-rung [2, Gc, 1, 1] table row. Twice the multiply-adds, which is little at T = batch.
+    Every product is one of the mixed sum's or zero, so one float-exact chunk stays exact (the caller
+    takes this path only then).
+    """
+    w8, w4 = _weight_codes(ql, slots)  # [N, C]
+    both = np.concatenate([w8.T, w4.T], axis=0).astype(np.float32)  # [2 C, N]
+    gc = ql.group_count
+    shape = (2, gc, 1, 1)
+    halves = sel.pick_shaped(np.broadcast_to(np.array([0.0, 1.0], np.float32).reshape(2, 1, 1, 1), shape),
+                             np.broadcast_to(np.array([1.0, 0.0], np.float32).reshape(2, 1, 1, 1), shape), 1, "halves")
+    doubled = b.op("Reshape", [b.op("Mul", [grouped, halves]), b.const(np.array([2 * len(slots), -1], np.int64), "cols")])
+    acc_f = b.op("MatMul", [b.op("Transpose", [doubled], perm=[1, 0]), b.const(both, "w8_w4eff")])
+    acc = b.op("Cast", [acc_f], out=acc_name, hint="acc", to=onnx.TensorProto.INT32) if acc_name else None
+    return acc, acc_f
+
+
 def _weights(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, float_exact: bool,
-             slots: np.ndarray, weights_first: bool = False) -> tuple[str, list[str]]:
-    """Mixed weight codes for Conv(Integer) [N, C, R, S] / MatMul(Integer) [C, N] ([N, C] if `weights_first`), plus zero points.
+             slots: np.ndarray) -> tuple[str, list[str]]:
+    """Mixed weight codes for Conv(Integer) [N, C, R, S] / MatMul(Integer) [C, N], plus zero points.
 
     C follows `slots` (`_weight_slots`). Selected per group on the grouped constant and reshaped, so
     the selection needs no expansion to channels: one Gather picks, for each group k, block k (8-bit
@@ -268,20 +311,11 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, float_exac
     """
     gc = ql.group_count
     g = len(slots) // gc
-    w8 = ql.weight_int8.astype(np.int32)
-    pw = np.repeat(ql.weight_shift.astype(np.int32), ql.group_size, axis=1)  # [N, C_pad]
-    pw = pw.reshape((pw.shape[0],) + (1,) * (w8.ndim - 2) + (pw.shape[1],))
-    w4 = np.left_shift(ql.weight_int4.astype(np.int32), pw)
-    keep = slots >= 0
-    w8, w4 = (np.where(keep, w[..., np.maximum(slots, 0)], 0) for w in (w8, w4))
+    w8, w4 = _weight_codes(ql, slots)
     if ql.is_conv:  # [N, R, S, C] -> [N, C, R, S], grouped [N, Gc, G, R, S]
         w8, w4 = w8.transpose(0, 3, 1, 2), w4.transpose(0, 3, 1, 2)
         final_shape = w8.shape
         w8, w4 = (w.reshape(w.shape[0], gc, g, *w.shape[2:]) for w in (w8, w4))
-        group_axis = 1
-    elif weights_first:  # [N, C], grouped [N, Gc, G]
-        final_shape = w8.shape
-        w8, w4 = w8.reshape(w8.shape[0], gc, g), w4.reshape(w4.shape[0], gc, g)
         group_axis = 1
     else:  # [N, C] -> [C, N], grouped [Gc, G, N]
         w8, w4 = w8.T, w4.T
@@ -302,9 +336,16 @@ def _weights(b: SubgraphBuilder, ql: QuantizedLayer, sel: _Selection, float_exac
 
 
 def _activation(b: SubgraphBuilder, y: str, act: Activation, alpha: float, beta: float, out: str) -> None:
-    """The epilogue activation written with the same elementary float32 ops as the reference (NONE: none)."""
+    """The epilogue activation written with the same elementary float32 ops as the reference.
+
+    NONE keeps an Identity: ONNX Runtime drops it, but only after its fusions, and without it the
+    epilogue's bias Add would fuse with a following residual Add and LayerNormalization
+    (SkipLayerNormalization, another float32 rounding order: MiniLM's outputs changed).
+    """
     one = b.const(1.0)
-    if act == Activation.RELU:
+    if act == Activation.NONE:
+        b.op("Identity", [y], out=out)
+    elif act == Activation.RELU:
         b.op("Relu", [y], out=out)
     elif act == Activation.CLIP:
         b.op("Clip", [y, b.const(alpha), b.const(beta)], out=out)
@@ -391,15 +432,12 @@ def _slice(b: SubgraphBuilder, t: str, lo: int, hi: int, axis: int) -> str:
 
 
 def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: str, out_shape: str | None,
-                            acc_name: str | None, weights_first: bool = False) -> tuple[str | None, str]:
+                            acc_name: str | None) -> tuple[str | None, str]:
     """(int32 accumulator or None, the accumulator as float32) from float32 Conv/MatMul over exact chunks.
 
     `x`: codes [B, C_pad, H, W] (conv) or channel-major [C_pad, T] (matmul; each chunk is transposed
     into the MatMul, which ONNX Runtime fuses into one transposed-operand GEMM, and the [T, N] result
-    is reshaped to `out_shape` when given). `weights_first` (matmul, w [N, C]): W x gives [N, T],
-    transposed to [T, N]; the weights are then the GEMM's first operand, which ONNX Runtime reads in
-    place, whereas a non-constant second operand is copied into packed panels on every run (the
-    whole weight matrix, for a few rows of x at batch 1). Chunks: `float_exact_bounds`. One chunk: its float result is the
+    is reshaped to `out_shape` when given). Chunks: `float_exact_bounds`. One chunk: its float result is the
     accumulator itself (an integer below 2^24, so the int32 round trip the epilogue would do is the
     identity and is left out; the int32 tensor is written only for `acc_name`). Several chunks: each
     is cast to int32 and the sum taken in int32.
@@ -411,13 +449,11 @@ def _float_exact_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, x: str, w: s
             xs, ws = x, w
         else:
             xs = _slice(b, x, lo, hi, 1 if ql.is_conv else 0)
-            ws = _slice(b, w, lo, hi, 1 if ql.is_conv or weights_first else 0)
+            ws = _slice(b, w, lo, hi, 1 if ql.is_conv else 0)
         if ql.is_conv:
             geo = ql.geometry
             y = b.op("Conv", [xs, ws], strides=list(geo.strides), dilations=list(geo.dilations),
                      kernel_shape=list(geo.kernel_shape), pads=list(geo.pads))
-        elif weights_first:
-            y = b.op("Transpose", [b.op("MatMul", [ws, xs])], perm=[1, 0])
         else:
             y = b.op("MatMul", [b.op("Transpose", [xs], perm=[1, 0]), ws])
         if out_shape is not None:
@@ -448,11 +484,16 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     """
     b = SubgraphBuilder(sim_node_prefix(ql.layer_index), opset)
     sel = _selection(b, ql, mode, rungs)
-    direct = ql.group_count == 1 and (not float_exact or len(float_exact_bounds(ql)) == 2)
+    one_chunk = not float_exact or len(float_exact_bounds(ql)) == 2
+    direct = ql.group_count == 1 and one_chunk
     grouped, g_axis, gshape = _grouped_codes(b, el.input_name, ql, rank, direct)
     mixed = _mixed_codes(b, grouped, ql, sel, g_axis, gshape)
     cp, cin = ql.padded_channels, ql.in_channels
     out_shape = None
+    acc_name = acc_output_name(el.output_name) if debug_outputs else None
+    if float_exact and one_chunk and not ql.is_conv and rank == 2:  # T = batch rows: constant weights
+        acc, acc_f = _halves_accumulate(b, ql, mixed, sel, _weight_slots(ql, direct), acc_name)
+        return _epilogue(b, el, ql, sel, acc_f, rank), acc
     if ql.is_conv and not direct:  # [B, Gc, G, *spatial] -> [B, C_pad, *spatial]
         shape = b.op("Shape", [el.input_name])
         if cp > cin:
@@ -464,12 +505,10 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
         if rank > 2:
             lead = _slice(b, b.op("Shape", [el.input_name]), 0, -1, 0)
             out_shape = b.op("Concat", [lead, b.const(np.array([ql.out_channels], np.int64), "n")], axis=0)
-    weights_first = float_exact and not ql.is_conv and rank == 2  # T = batch rows: W x, see _float_exact_accumulate
-    w, zps = _weights(b, ql, sel, float_exact, _weight_slots(ql, direct), weights_first)
-    acc_name = acc_output_name(el.output_name) if debug_outputs else None
+    w, zps = _weights(b, ql, sel, float_exact, _weight_slots(ql, direct))
     acc_f = None
     if float_exact:
-        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, out_shape, acc_name, weights_first)
+        acc, acc_f = _float_exact_accumulate(b, ql, mixed, w, out_shape, acc_name)
     elif ql.is_conv:
         codes = b.op("Cast", [mixed], to=onnx.TensorProto.INT8 if ql.act_signed else onnx.TensorProto.UINT8)
         geo = ql.geometry
@@ -486,14 +525,17 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
             acc = b.op("Reshape", [acc, out_shape], out=acc_name, hint="acc")
     if acc_f is None:
         acc_f = b.op("Cast", [acc], to=onnx.TensorProto.FLOAT)
+    return _epilogue(b, el, ql, sel, acc_f, rank), acc
+
+
+def _epilogue(b: SubgraphBuilder, el, ql: QuantizedLayer, sel: _Selection, acc_f: str, rank: int) -> SubgraphBuilder:
+    """float(acc) * out_scale + bias row, then the activation, into `el.output_name`; returns `b`."""
     vec = (1, ql.out_channels) + (1,) * (rank - 2) if ql.is_conv else (ql.out_channels,)
     scale = b.const(ql.out_scale().reshape(vec), "out_scale")
     bias = _bias(b, ql, sel, vec)
-    plain = ql.activation == Activation.NONE
-    y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y", out=el.output_name if plain else None)
-    if not plain:
-        _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
-    return b, acc
+    y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y")
+    _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
+    return b
 
 
 def write_simulation_model(prepared_model: onnx.ModelProto, layers: Sequence[tuple], metadata: dict | None = None,
