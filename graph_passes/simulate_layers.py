@@ -101,6 +101,14 @@ class _Selection:
         four, eight = (np.broadcast_to(np.asarray(v), (gc,)).reshape(shape) for v in (four, eight))
         return self.pick_shaped(four, eight, axis, hint)
 
+    def run_dependent(self, value: np.ndarray, hint: str) -> str:
+        """`value` computed by a node that depends on the run (ONNX Runtime cannot fold it into a constant)."""
+        if self.rung is not None:
+            table = np.stack([value] * (self.group_count + 1))
+            return self.b.op("Gather", [self.b.const(table, hint), self.rung], axis=0, hint=hint)
+        first = self.b.op("Gather", [self.mask, self.b.const(np.array(0, np.int64), "first")], axis=0)
+        return self.b.op("Where", [first, self.b.const(value, hint), self.b.const(value, hint)], hint=hint)
+
     def pick_shaped(self, four: np.ndarray, eight: np.ndarray, axis: int, hint: str) -> str:
         """As `pick`, the values given in their final shape with the groups along `axis`."""
         gc = self.group_count
@@ -275,26 +283,68 @@ def _weight_codes(ql: QuantizedLayer, slots: np.ndarray) -> tuple[np.ndarray, np
     return tuple(np.where(keep, w[..., np.maximum(slots, 0)], 0) for w in (w8, w4))
 
 
-def _halves_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, grouped: str, sel: _Selection, slots: np.ndarray,
-                       acc_name: str | None) -> tuple[str | None, str]:
-    """Float-exact accumulator [T, N] of a 2-D matmul layer (T = batch rows) with constant weights.
+HALVES_MAX_POSITIONS = 64  # conv layers with at most this many output positions per sample take `_halves_accumulate`
 
-    At batch 1 the layer is one row times the whole weight matrix, so what costs is moving weights: a
-    picked-per-run weight matrix is copied and then packed again by the GEMM on every run. Here the
-    GEMM reads one constant [2 C, N] = [8-bit codes; effective 4-bit codes] (packed once, at session
-    start) and the codes are doubled instead, [x on 8-bit groups, 0; 0, x on 4-bit groups] by one Mul
-    with a per-rung [2, Gc, 1, 1] table row. Twice the multiply-adds, which is little at T = batch.
-    Every product is one of the mixed sum's or zero, so one float-exact chunk stays exact (the caller
-    takes this path only then).
+
+def _takes_halves(ql: QuantizedLayer, el, rank: int, one_chunk: bool) -> bool:
+    """Whether the layer multiplies doubled codes by constant weights (`_halves_accumulate`).
+
+    2-D matmul layers (one row per sample) and convs with few output positions per sample (at the
+    calibration shape): there the weights are used few times per run, so picking them per run costs
+    more than the doubled multiply-adds. Measured on MobileNetV2 (CPU time, one thread): its 7x7 layers
+    this way took batch 1 from 2.53x to 2.34x FP32 and left batch 32 as it was (2.30x / 2.32x);
+    adding the 14x14 layers made batch 1 slower again (2.51x). One float-exact chunk only.
     """
-    w8, w4 = _weight_codes(ql, slots)  # [N, C]
-    both = np.concatenate([w8.T, w4.T], axis=0).astype(np.float32)  # [2 C, N]
-    gc = ql.group_count
-    shape = (2, gc, 1, 1)
-    halves = sel.pick_shaped(np.broadcast_to(np.array([0.0, 1.0], np.float32).reshape(2, 1, 1, 1), shape),
-                             np.broadcast_to(np.array([1.0, 0.0], np.float32).reshape(2, 1, 1, 1), shape), 1, "halves")
-    doubled = b.op("Reshape", [b.op("Mul", [grouped, halves]), b.const(np.array([2 * len(slots), -1], np.int64), "cols")])
-    acc_f = b.op("MatMul", [b.op("Transpose", [doubled], perm=[1, 0]), b.const(both, "w8_w4eff")])
+    if not one_chunk:
+        return False
+    if not ql.is_conv:
+        return rank == 2
+    if rank != 4:
+        return False
+    oh, ow = ql.geometry.output_hw(int(el.input_shape[2]), int(el.input_shape[3]))
+    return oh * ow <= HALVES_MAX_POSITIONS
+
+
+def _halves_accumulate(b: SubgraphBuilder, ql: QuantizedLayer, grouped: str, sel: _Selection, direct: bool,
+                       shape_of: str, acc_name: str | None) -> tuple[str | None, str]:
+    """Float-exact accumulator of a layer with constant weights: doubled codes times [8-bit | effective 4-bit].
+
+    Where a run uses each weight few times (batch 1 through a 2-D matmul or a 7x7 conv), moving the
+    weights costs most: a weight tensor picked per run is copied, and a GEMM operand or a conv filter
+    that is not constant is packed again on every run (ONNX Runtime packs constant ones once, at
+    session start). Here the Conv/MatMul reads one constant with 2 C input channels, the 8-bit codes
+    then the effective 4-bit ones, and the codes are doubled instead: [x on 8-bit groups, 0 | 0, x on
+    4-bit groups], one Mul by a per-rung [2, Gc] table row. Twice the multiply-adds. Every product
+    is one of the mixed sum's or zero, so one float-exact chunk stays exact (`_takes_halves`).
+    `grouped`: [B, Gc, G, *spatial] / [B, C, *spatial] (direct) for a conv, [Gc, G, T] / [C, T] for a
+    matmul (`direct`: the one-group layout); `shape_of`: the layer's input, whose shape the doubled conv
+    input follows.
+    """
+    slots = _weight_slots(ql, direct)
+    w8, w4 = _weight_codes(ql, slots)
+    gc, c2 = ql.group_count, 2 * len(slots)
+    four, eight = np.array([0.0, 1.0], np.float32), np.array([1.0, 0.0], np.float32)
+    if ql.is_conv:  # [B, 1, Gc, G, *sp] (or [B, 1, C, *sp]) times [1, 2, Gc, 1, ...]
+        rank = len(ql.geometry.kernel_shape) + 2
+        x = b.op("Unsqueeze", [grouped, b.const(np.array([1], np.int64), "axes")]) if b.opset >= 13 else \
+            b.op("Unsqueeze", [grouped], axes=[1])
+        x_rank = rank + (1 if direct else 2)
+        shape = (1, 2, gc) + (1,) * (x_rank - 3)
+        halves = sel.pick_shaped(*(np.broadcast_to(v.reshape((1, 2) + (1,) * (x_rank - 2)), shape) for v in (four, eight)),
+                                 2, "halves")
+        target = b.op("Add", [b.op("Shape", [shape_of]),
+                              b.const(np.array([0, c2 - ql.in_channels] + [0] * (rank - 2), np.int64), "c2")])
+        doubled = b.op("Reshape", [b.op("Mul", [x, halves]), target])
+        geo = ql.geometry
+        both = np.concatenate([w8, w4], axis=-1).transpose(0, 3, 1, 2).astype(np.float32)  # [N, 2C, R, S]
+        acc_f = b.op("Conv", [doubled, b.const(both, "w8_w4eff")], strides=list(geo.strides),
+                     dilations=list(geo.dilations), kernel_shape=list(geo.kernel_shape), pads=list(geo.pads))
+    else:  # [Gc, G, T] (or [C, T]) times [2, Gc, 1, 1]
+        shape = (2, gc, 1, 1)
+        halves = sel.pick_shaped(*(np.broadcast_to(v.reshape(2, 1, 1, 1), shape) for v in (four, eight)), 1, "halves")
+        doubled = b.op("Reshape", [b.op("Mul", [grouped, halves]), b.const(np.array([c2, -1], np.int64), "cols")])
+        both = np.concatenate([w8.T, w4.T], axis=0).astype(np.float32)  # [2 C, N]
+        acc_f = b.op("MatMul", [b.op("Transpose", [doubled], perm=[1, 0]), b.const(both, "w8_w4eff")])
     acc = b.op("Cast", [acc_f], out=acc_name, hint="acc", to=onnx.TensorProto.INT32) if acc_name else None
     return acc, acc_f
 
@@ -491,9 +541,9 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     cp, cin = ql.padded_channels, ql.in_channels
     out_shape = None
     acc_name = acc_output_name(el.output_name) if debug_outputs else None
-    if float_exact and one_chunk and not ql.is_conv and rank == 2:  # T = batch rows: constant weights
-        acc, acc_f = _halves_accumulate(b, ql, mixed, sel, _weight_slots(ql, direct), acc_name)
-        return _epilogue(b, el, ql, sel, acc_f, rank), acc
+    if float_exact and _takes_halves(ql, el, rank, one_chunk):  # constant weights
+        acc, acc_f = _halves_accumulate(b, ql, mixed, sel, direct, el.input_name, acc_name)
+        return _epilogue(b, el, ql, sel, acc_f, rank, constant_weights=True), acc
     if ql.is_conv and not direct:  # [B, Gc, G, *spatial] -> [B, C_pad, *spatial]
         shape = b.op("Shape", [el.input_name])
         if cp > cin:
@@ -528,10 +578,17 @@ def layer_subgraph(el, ql: QuantizedLayer, rank: int, opset: int, mode: str = "p
     return _epilogue(b, el, ql, sel, acc_f, rank), acc
 
 
-def _epilogue(b: SubgraphBuilder, el, ql: QuantizedLayer, sel: _Selection, acc_f: str, rank: int) -> SubgraphBuilder:
-    """float(acc) * out_scale + bias row, then the activation, into `el.output_name`; returns `b`."""
+def _epilogue(b: SubgraphBuilder, el, ql: QuantizedLayer, sel: _Selection, acc_f: str, rank: int,
+              constant_weights: bool = False) -> SubgraphBuilder:
+    """float(acc) * out_scale + bias row, then the activation, into `el.output_name`; returns `b`.
+
+    After a Conv with constant weights the scale is the output of a node (a row of a per-rung table of
+    equal rows, or a Where on the mask): ONNX Runtime folds a constant per-channel Mul after such a
+    Conv into its weights (ConvMulFusion), which would round the products instead of the sum.
+    """
     vec = (1, ql.out_channels) + (1,) * (rank - 2) if ql.is_conv else (ql.out_channels,)
-    scale = b.const(ql.out_scale().reshape(vec), "out_scale")
+    scale = ql.out_scale().reshape(vec)
+    scale = sel.run_dependent(scale, "out_scale") if constant_weights and ql.is_conv else b.const(scale, "out_scale")
     bias = _bias(b, ql, sel, vec)
     y = b.op("Add", [b.op("Mul", [acc_f, scale]), bias], hint="y")
     _activation(b, y, ql.activation, ql.activation_alpha, ql.activation_beta, el.output_name)
