@@ -18,6 +18,9 @@ by default) and the same layers with ConvInteger/MatMulInteger (``--sim-arithmet
 and batch 32, median per-run CPU time on one intra-op thread (robust to load) and the best wall time
 on all cores. The JSON also keeps the selected order, so two runs can be compared item by item.
 
+``--profile`` adds ONNX Runtime's profile of the artifact at batch 1 (one thread): kernel time per
+operator type, which is where the per-layer cost of the simulation shows.
+
     PYTHONPATH=python python benchmarks/bench_convert_time.py [--models mnv2 minilm] [--json results.json]
 """
 
@@ -230,6 +233,34 @@ def latency_table(model: Path, files: dict, calib: Path, integer: Path, ratio: f
     return rows
 
 
+def op_profile(model: str, feed: dict, runs: int = 20) -> list[dict]:
+    """Per operator type: kernel microseconds per run, share of the total, nodes (ORT profiler, one thread)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+    so.enable_profiling = True
+    so.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "sim")
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    feed = {k: v for k, v in feed.items() if k in {i.name for i in sess.get_inputs()}}
+    for _ in range(runs + 1):  # the first run (allocations) is profiled too: every figure is over runs + 1
+        sess.run(None, feed)
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    per_op: dict[str, list[float]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            entry = per_op.setdefault(e["args"]["op_name"], [0.0, 0])
+            entry[0] += e["dur"]
+            entry[1] += 1
+    total = sum(us for us, _ in per_op.values())
+    rows = [{"op": op, "us_per_run": us / (runs + 1), "share": us / total, "nodes": n // (runs + 1)}
+            for op, (us, n) in per_op.items()]
+    return sorted(rows, key=lambda r: -r["us_per_run"])
+
+
 # ------------------------------------------------------------------------------------------ main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,6 +268,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=160, help="calibration samples (default 160)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/convert_time"))
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print ONNX Runtime's per-operator profile of the artifact at batch 1, one thread")
     ap.add_argument("--latency-only", action="store_true",
                     help="convert with the greedy selector and no report (not the timed defaults): latency table only")
     args = ap.parse_args()
@@ -250,6 +283,8 @@ def main() -> int:
         res = convert_timed(model, calib, args.out / name, args.samples, args.latency_only)
         res["info"] = info
         res["latency"] = latency_table(model, res["files"], calib, integer)
+        if args.profile:
+            res["profile"] = op_profile(res["files"]["sim_onnx"], batch_one_feed(calib, res["files"]["sidecar"]))
         results["models"][name] = res
         print_model(name, res, args.latency_only)
         results["uptime_after"] = uptime()
@@ -269,6 +304,16 @@ def _capture_integer_form(path: Path) -> None:
         return write_simulation_model(prepared, pairs, metadata, mode=mode, **kw)
 
     artifacts.write_simulation_model = writer
+
+
+def batch_one_feed(calib: Path, sidecar: str, ratio: float = 0.5) -> dict:
+    """The first calibration sample and the runtime vector at `ratio` (the latency table's batch-1 feed)."""
+    from flexiq_trt.plugin_spec import RUNTIME_INPUT
+    from flexiq_trt.ratios import ratio_vector
+
+    feed = {k: v[:1] for k, v in np.load(calib).items()}
+    feed[RUNTIME_INPUT] = ratio_vector(sidecar, ratio)
+    return feed
 
 
 def print_model(name: str, res: dict, latency_only: bool = False) -> None:
@@ -296,6 +341,12 @@ def print_model(name: str, res: dict, latency_only: bool = False) -> None:
     for r in res["latency"]:
         print(f"| {r['batch']} | {r['model']} | {r['fp32_cpu_ms']:.1f} | {r['sim_cpu_ms']:.1f} | {r['ratio_cpu']:.2f}x | "
               f"{r['fp32_wall_ms']:.1f} | {r['sim_wall_ms']:.1f} | {r['ratio_wall']:.2f}x | <= {LATENCY_TARGET:.0f}x |")
+    if res.get("profile"):
+        print("\nsimulation ONNX at batch 1, ONNX Runtime profiler (one thread; kernel time only):\n")
+        print("| operator | us per run | share | nodes |")
+        print("|---|---|---|---|")
+        for r in res["profile"]:
+            print(f"| {r['op']} | {r['us_per_run']:.0f} | {100 * r['share']:.1f}% | {r['nodes']} |")
 
 
 if __name__ == "__main__":
