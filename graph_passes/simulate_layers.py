@@ -190,12 +190,9 @@ def _codes(b: SubgraphBuilder, x: str, ql: QuantizedLayer) -> str:
 
     ONNX Runtime's QuantizeLinear divides by the scale, clamps and rounds half to even, which is that
     formula (its -0 is 0, which the next ops cannot tell apart). The int8 type's -128 is raised to
-    -127 after the Cast (`_float_codes`). Below opset 10 (no QuantizeLinear) the float ops are written.
+    -127 after the Cast (`_float_codes`). QuantizeLinear exists from opset 10 on, before ONNX's Round (11).
     """
     scale = b.const(np.float32(ql.act_scale), "act_scale")
-    if b.opset < 10:
-        lo, hi = (-127.0, 127.0) if ql.act_signed else (0.0, 255.0)
-        return b.op("Clip", [b.op("Round", [b.op("Div", [x, scale])]), b.const(lo), b.const(hi)], hint="q")
     zero = b.const(np.array(0, np.int8 if ql.act_signed else np.uint8), "zp")
     return b.op("QuantizeLinear", [x, scale, zero], hint="q")
 
@@ -206,10 +203,9 @@ def _float_codes(b: SubgraphBuilder, codes: str, ql: QuantizedLayer) -> str:
     Exact: |q| <= 255 needs 8 bits, 1/64 six more. Not one DequantizeLinear (q * (1 + 2^-12) would do for unsigned codes): ONNX Runtime copies a
     DequantizeLinear once per consumer (its QDQ node-unit pass), so it would run twice here.
     """
-    if b.opset >= 10:
-        codes = b.op("Cast", [codes], to=onnx.TensorProto.FLOAT)
-        if ql.act_signed:
-            codes = b.op("Max", [codes, b.const(-127.0)])
+    codes = b.op("Cast", [codes], to=onnx.TensorProto.FLOAT)
+    if ql.act_signed:
+        codes = b.op("Max", [codes, b.const(-127.0)])
     return b.op("Add", [codes, b.const(ROUND_UP)], hint="q_up")
 
 

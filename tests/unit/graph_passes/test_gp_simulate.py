@@ -357,3 +357,20 @@ def test_constant_weight_layers_keep_their_rounding(kind, mode):
         a = session(plain).run([out], {"x": x, **feed})[0]
         b = session(debug).run([out], {"x": x, **feed})[0]
         np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+@pytest.mark.parametrize("kind", ["conv1x1", "conv1x1_10x10", "matmul3d", "gemm2d_transb"])
+@pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
+def test_opset_11_graph(kind, float_exact):
+    """At opset 11 (Unsqueeze and ReduceMax take attributes) both weight forms still match the reference."""
+    model = LAYER_KINDS[kind]()
+    model.opset_import[0].version = 11
+    prepared, (el,) = eligible_of(model, 32)
+    ql = random_quantized(el, 0, 32, False, ShiftMode.DYNAMIC, 9)
+    sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=float_exact)
+    assert sim.opset_import[0].version == 11
+    x = random_input(input_shape(prepared), el.is_conv, False, 9)
+    sess = session(sim)
+    for n4 in (0, 32, ql.padded_channels):
+        acc = sess.run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([n4], np.int32)})[0]
+        np.testing.assert_array_equal(acc, reference.layer_forward(ql, x, n4)[0])
