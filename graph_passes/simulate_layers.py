@@ -1,11 +1,17 @@
 """Write `<stem>.flexiq-sim.onnx`: each FlexiQ layer rebuilt from standard ONNX ops (docs/design.md §2, §3).
 
-The integer part is bit-exact with `quantization.reference`: codes and effective 4-bit codes are
-formed in float where every value is a small integer (so every op is exact), the 4-bit rounding is
-``Floor((q + 2^(p-1)) / 2^p)`` with a power-of-two divisor, and the accumulation runs in
-ConvInteger/MatMulInteger. Unsigned layers use u8 activations with u8 weights offset by 128 and a
-weight zero point of 128: u8 x u8 kernels widen before multiplying, whereas u8 x s8 kernels on CPUs
-without VNNI may saturate 16-bit pair sums.
+The integer part is bit-exact with `quantization.reference`: codes come from one QuantizeLinear,
+effective 4-bit codes are formed in float where every value is exactly representable (so every op is
+exact; the reference's ``Floor((q + 2^(p-1)) / 2^p)`` by magic-number adds, `_mixed_codes`), and the
+accumulation runs in float32 Conv/MatMul over exact chunks (`float_exact`, the artifact's default)
+or in ConvInteger/MatMulInteger. There, unsigned layers use u8 activations with u8 weights offset
+by 128 and a weight zero point of 128: u8 x u8 kernels widen before multiplying, whereas u8 x s8
+kernels on CPUs without VNNI may saturate 16-bit pair sums.
+
+The graph is written for few nodes and few passes over activations per layer (ONNX Runtime's
+per-node cost dominates at batch 1): no Pad, no Where/comparison per layer in prefix mode (one
+shared count of 4-bit groups per layer, `_rung_nodes`, then table rows), and constant weights where
+a run uses them few times (`_halves_accumulate`). Measurements: docs/selection.md.
 
 Modes: "prefix" reads `flexiq_max_4bit_ch` int32 [L] (the runtime contract); "mask" gives every
 layer a bool input `flexiq_group_mask_<layer_index>` [G_count] saying which groups, in pi order,
