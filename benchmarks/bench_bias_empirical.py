@@ -19,6 +19,11 @@ Variants (each starts from the converted model's analytic tables; row 0, the INT
   corrected): L x R simulation runs.
 - ``fp32_jacobi``: the same target, every layer corrected at once per pass, damped by 0.5, 4 passes
   (undamped passes diverge: upstream and downstream corrections count the same shift twice).
+- ``order_aware``: a third lever, order-aware compensation: after selection, each layer's 4-bit codes
+  are re-rounded group by group in π order, group j's GPTQ target absorbing the weight error of the
+  4-bit groups before it (``w_j + e_<j H[<j, j] H[j, j]^-1``, float-input Hessian of the whole row,
+  1x1 convs and Gemm/MatMul only), so at every rung the 4-bit prefix compensates itself; the analytic
+  rows are recomputed for the new codes. The INT8 codes and the order do not change.
 - ``stats_deg``: the second lever: pass 2's statistics (Hessian blocks and code column sums) gathered
   on the layer inputs of the quantized network at ratio 1, then GPTQ codes and analytic rows
   recomputed (``stats_deg_bias``: only the code sums, i.e. the analytic rows on degraded inputs).
@@ -233,6 +238,80 @@ def degraded_stats_layers(st, layers, ratio: float, bias_only: bool) -> list:
     return apply_order(results, st.problem, st.order)
 
 
+def full_hessians(st, max_rows: int = 2048) -> list[np.ndarray | None]:
+    """Per 1x1-conv / Gemm layer: E[x x^T] of its float input over every channel (base order), None otherwise."""
+    names = list(dict.fromkeys(el.input_name for el in st.eligible))
+    sess = session(with_outputs(st.prepared, names))
+    sums: list = [None] * len(st.eligible)
+    rows = [0] * len(st.eligible)
+    rngs = [np.random.default_rng(i) for i in range(len(st.eligible))]
+    for batch in st.calib_feeds.batches:
+        vals = dict(zip(names, sess.run(names, batch), strict=True))
+        for i, (el, rec) in enumerate(zip(st.eligible, st.quantized, strict=True)):
+            geo = el.geometry
+            if geo is not None and (geo.kernel_shape != (1, 1) or any(geo.pads) or geo.dilations != (1, 1)):
+                continue
+            x = vals[el.input_name]
+            if geo is not None:
+                x = np.moveaxis(x[:, :, ::geo.strides[0], ::geo.strides[1]], 1, -1)
+            x = x.reshape(-1, x.shape[-1])
+            x = np.pad(x, ((0, 0), (0, rec.base_order.shape[0] - x.shape[1])))[:, rec.base_order].astype(np.float64)
+            if x.shape[0] > max_rows:
+                x = x[rngs[i].choice(x.shape[0], max_rows, replace=False)]
+            sums[i] = x.T @ x + (0.0 if sums[i] is None else sums[i])
+            rows[i] += x.shape[0]
+    return [None if h is None else h / n for h, n in zip(sums, rows, strict=True)]
+
+
+def order_aware(rec, rank: list[int], hess: np.ndarray, damp: float = 0.01):
+    """The base-order layer with 4-bit codes re-rounded in π group order, each group compensating the ones before."""
+    from flexiq_trt.quantization import bias_rungs, gptq
+    from flexiq_trt.quantization.quantize_layer import _from_group_blocks, _group_blocks
+    from flexiq_trt.quantization.weights import int8_codes, pad_and_permute, to_channels_last, weight_scales
+
+    q, g = rec.layer, rec.layer.group_size
+    s_w = weight_scales(rec.source.weight)
+    w_cl = pad_and_permute(to_channels_last(rec.source.weight), rec.base_order).astype(np.float64)
+    target = _group_blocks(w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1)), q.group_count, g)
+    w8 = _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), q.group_count, g)
+    w4, shifts = np.zeros_like(w8), np.zeros((q.group_count, q.out_channels), dtype=np.int32)
+    err, done = np.zeros((q.out_channels, 0)), []
+    for j in rank:
+        cols = np.arange(j * g, (j + 1) * g)
+        hjj = hess[np.ix_(cols, cols)]
+        t = target[j]
+        if done:
+            prev = np.concatenate(done)
+            reg = damp * float(np.mean(np.diag(hjj))) + 1e-12
+            t = t + err @ hess[np.ix_(prev, cols)] @ np.linalg.inv(hjj + reg * np.eye(g))
+        pick = gptq.better_of(t, hjj, gptq.gptq_group(t, hjj, damp), gptq.plain_rounding(w8[j]))
+        w4[j], shifts[j] = pick.codes, pick.shifts
+        eff = pick.codes.astype(np.float64) * (1 << pick.shifts.astype(np.int64))[:, None]
+        err, done = np.concatenate([err, target[j] - eff], axis=1), [*done, cols]
+    w4eff = w4.astype(np.int64) << shifts.astype(np.int64)[:, :, None]
+    shift = None if q.group_bias_shift is None else bias_rungs.group_bias_shift(
+        rec.stats.code_sums, w8, w4eff, q.out_scale(), q.act_shift_mode, q.act_static_shift)
+    out = replace(q, weight_int4=_from_group_blocks(w4, q.weight_int8.shape, g).astype(np.int8),
+                  weight_shift=shifts.T.astype(np.int8).copy(), group_bias_shift=shift)
+    out.validate()
+    return out
+
+
+def order_aware_layers(st, final) -> list:
+    """Every 1x1-conv / Gemm layer re-rounded by `order_aware` in its final π order (others unchanged)."""
+    from flexiq_trt.quantization.quantize_layer import reorder_groups
+    from flexiq_trt.select.stage import padded_last
+
+    ranks = padded_last(st.order, st.problem, [rec.layer for rec in st.quantized]).group_rank(st.problem)
+    out = []
+    for rec, rank, hess, ref in zip(st.quantized, ranks, full_hessians(st), final, strict=True):
+        layer = ref if hess is None else reorder_groups(order_aware(rec, rank, hess), rank)
+        if not (np.array_equal(layer.permutation, ref.permutation) and np.array_equal(layer.weight_int8, ref.weight_int8)):
+            raise AssertionError(f"{ref.name}: the order or the INT8 codes changed")
+        out.append(layer)
+    return out
+
+
 def evaluate(st, layers, fp32: np.ndarray) -> dict:
     """Per eval ratio: per-crop top-1 agreement with FP32 and mean KL(FP32 || quantized) of the softmax."""
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
@@ -279,7 +358,7 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=64, help="calibration crops")
     ap.add_argument("--heldout", type=int, default=150, help="held-out crops (photos never calibrated on)")
     ap.add_argument("--variants", nargs="+",
-                    default=["local", "fp32_jacobi", "fp32_seq", "stats_deg", "stats_deg_bias"])
+                    default=["local", "fp32_jacobi", "fp32_seq", "stats_deg", "stats_deg_bias", "order_aware"])
     ap.add_argument("--min-rows", type=int, default=1000,
                     help="layers with fewer calibration output rows keep their analytic rows")
     ap.add_argument("--json", type=Path, default=None)
@@ -304,7 +383,9 @@ def main() -> None:
             results = {"analytic": {"eval": evaluate(st, final, fp32), "cpu_s": 0.0, "wall_s": 0.0}}
             for variant in args.variants:
                 t0, c0 = time.perf_counter(), time.process_time()
-                if variant.startswith("stats_deg"):
+                if variant == "order_aware":
+                    layers = order_aware_layers(st, final)
+                elif variant.startswith("stats_deg"):
                     layers = degraded_stats_layers(st, final, 1.0, variant == "stats_deg_bias")
                 else:
                     layers = empirical(st, final, variant, SAMPLED, args.min_rows)
