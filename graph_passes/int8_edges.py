@@ -8,6 +8,12 @@ output with exactly that rule; what changes is that 1 byte per value crosses mem
 and the quantization leaves the readers' input pass. TensorRT's own QuantizeLinear cannot stand in for
 the producer: it saturates signed codes at -128 (the contract stops at -127) and has no unsigned codes.
 Graph outputs, and tensors any non-FlexiQ node reads, stay float.
+
+Workspace edges (optional, `workspace=True`): an INT8 edge with exactly ONE reader of the producer's own
+kind (conv -> conv, gemm -> gemm: the same rows) carries the reader's input-pass image instead of codes
+(plugins/kernels/flexiqEdgeImage.h): the producer stores its output channels in the reader's priority
+order (`plugin_fields.py` permutes its weight rows, `weight_scale` and bias columns) and runs the reader's
+per-(row, group) step in its epilogue, so the reader runs no input pass. Fan-out edges keep the codes form.
 """
 
 from __future__ import annotations
@@ -27,12 +33,28 @@ class CodeFormat:
     signed: bool
 
 
+@dataclass(frozen=True, eq=False)
+class WorkspaceReader:
+    """What the producer of a workspace edge needs of its one reader (plugin fields reader_*, its pi)."""
+
+    layer_index: int
+    group_size: int
+    shift_mode: int
+    static_shift: np.ndarray  # int8 [C_pad_r / G_r]
+    permutation: np.ndarray  # int32 [C_pad_r]; pi[:N] are the real channels (padding last)
+
+
 @dataclass(frozen=True)
 class EdgeIO:
-    """One layer's plugin I/O: does it read its own codes, and whose codes (if any) does it write."""
+    """One layer's plugin I/O: does it read its own codes, and whose codes (if any) does it write.
+
+    `input_workspace`: the input is a workspace edge; `reader`: the output is the workspace edge of that reader.
+    """
 
     input_int8: bool = False
     output: CodeFormat | None = None
+    input_workspace: bool = False
+    reader: WorkspaceReader | None = None
 
 
 FLOAT_EDGES = EdgeIO()
@@ -42,12 +64,18 @@ def _code_format(quantized) -> CodeFormat:
     return CodeFormat(float(np.float32(quantized.act_scale)), bool(quantized.act_signed))
 
 
-def find_int8_edges(model: onnx.ModelProto, pairs: Sequence[tuple]) -> dict[str, EdgeIO]:
+def _workspace_reader(ql) -> WorkspaceReader:
+    return WorkspaceReader(int(ql.layer_index), int(ql.group_size), int(ql.act_shift_mode),
+                           np.asarray(ql.act_static_shift, np.int8), np.asarray(ql.permutation, np.int32))
+
+
+def find_int8_edges(model: onnx.ModelProto, pairs: Sequence[tuple], workspace: bool = False) -> dict[str, EdgeIO]:
     """EdgeIO per layer name for the (EligibleLayer, QuantizedLayer) `pairs` replaced in `model`.
 
     A layer's output is an INT8 edge when it is not a graph output, at least one node reads it, and
     every node that reads it is the first node of a replaced layer whose input is exactly that tensor,
-    all of them with one CodeFormat. Layers not in the result (or absent) keep float I/O.
+    all of them with one CodeFormat. With `workspace`, an edge whose one reader has the producer's op
+    type is a workspace edge. Layers not in the result (or absent) keep float I/O.
     """
     first_node = {el.replaced_nodes[0]: (el, ql) for el, ql in pairs}
     readers: dict[str, list] = {}
@@ -58,6 +86,8 @@ def find_int8_edges(model: onnx.ModelProto, pairs: Sequence[tuple]) -> dict[str,
     graph_outputs = {o.name for o in model.graph.output}
     output_of: dict[str, CodeFormat] = {}
     reads_codes: set[str] = set()
+    reader_of: dict[str, WorkspaceReader] = {}
+    reads_workspace: set[str] = set()
     for el, _ in pairs:
         tensor = el.output_name
         nodes = readers.get(tensor, [])
@@ -71,7 +101,12 @@ def find_int8_edges(model: onnx.ModelProto, pairs: Sequence[tuple]) -> dict[str,
             continue
         output_of[el.name] = formats.pop()
         reads_codes.update(c_el.name for c_el, _ in consumers)
-    return {el.name: EdgeIO(el.name in reads_codes, output_of.get(el.name)) for el, _ in pairs}
+        producer_op = next(q.op_type for e, q in pairs if e.name == el.name)
+        if workspace and len(consumers) == 1 and consumers[0][1].op_type == producer_op:
+            reader_of[el.name] = _workspace_reader(consumers[0][1])
+            reads_workspace.add(consumers[0][0].name)
+    return {el.name: EdgeIO(el.name in reads_codes, output_of.get(el.name), el.name in reads_workspace,
+                            reader_of.get(el.name)) for el, _ in pairs}
 
 
 def mark_int8_tensors(model: onnx.ModelProto, names: Sequence[str]) -> None:

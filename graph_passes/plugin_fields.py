@@ -7,14 +7,32 @@ import onnx
 from onnx import numpy_helper
 
 from flexiq_trt.errors import PluginFieldError
-from flexiq_trt.plugin_spec import PLUGIN_NAMESPACE, PLUGIN_VERSION, FieldKind, FieldSpec, fields_for
+from flexiq_trt.plugin_spec import (
+    PLUGIN_NAMESPACE,
+    PLUGIN_VERSION,
+    SUPPORTED_GROUP_SIZES,
+    EdgeKind,
+    FieldKind,
+    FieldSpec,
+    fields_for,
+    padded_channels,
+)
 from flexiq_trt.quantization import bits
 from flexiq_trt.quantization.layer import QuantizedLayer
 
-from .int8_edges import FLOAT_EDGES, EdgeIO
+from .int8_edges import FLOAT_EDGES, EdgeIO, WorkspaceReader
 
 _TENSOR_DTYPES = {FieldKind.TENSOR_INT8: np.int8, FieldKind.TENSOR_INT32: np.int32,
                   FieldKind.TENSOR_FLOAT32: np.float32}
+
+
+def reader_order(reader: WorkspaceReader, out_channels: int, name: str) -> np.ndarray:
+    """The producer's output channel order of a workspace edge: the reader's pi[:N] (checked: padding last)."""
+    rows = np.asarray(reader.permutation[:out_channels], np.int64)
+    if rows.size != out_channels or not np.array_equal(np.sort(rows), np.arange(out_channels)):
+        raise PluginFieldError(f"layer {name}: the workspace reader's permutation does not start with its "
+                               f"{out_channels} real channels (docs/design.md §2.4: padding comes last)")
+    return rows
 
 
 def field_values(layer: QuantizedLayer, edge: EdgeIO = FLOAT_EDGES) -> dict[str, object]:
@@ -25,17 +43,33 @@ def field_values(layer: QuantizedLayer, edge: EdgeIO = FLOAT_EDGES) -> dict[str,
     n = layer.out_channels
     w8 = layer.weight_int8.reshape(n, -1)
     w4 = layer.weight_int4.reshape(n, -1)
+    w_shift, w_scale, bias = np.asarray(layer.weight_shift), np.asarray(layer.weight_scale), layer.bias_table()
+    reader = edge.reader
+    if reader is not None:
+        # A workspace edge: output channel j is the reader's permuted channel pi_r[j] (pi_r[:N] are the real
+        # channels, padding last), so the producer's epilogue writes the reader's order directly.
+        rows = reader_order(reader, n, layer.name)
+        w8, w4, w_shift, w_scale, bias = w8[rows], w4[rows], w_shift[rows], w_scale[rows], bias[:, rows]
+    r_group = reader.group_size if reader is not None else SUPPORTED_GROUP_SIZES[0]
     values: dict[str, object] = {
         "layer_index": layer.layer_index, "group_size": layer.group_size, "in_channels": layer.in_channels,
         "out_channels": n, "act_scale": float(layer.act_scale), "act_signed": int(bool(layer.act_signed)),
         "act_shift_mode": int(layer.act_shift_mode), "act_static_shift": layer.act_static_shift,
         "permutation": layer.permutation, "weight_int8": w8, "weight_int4": bits.pack_int4(w4),
-        "weight_shift": layer.weight_shift, "weight_scale": layer.weight_scale, "bias": layer.bias_table(),
+        "weight_shift": w_shift, "weight_scale": w_scale, "bias": bias,
         "activation": int(layer.activation), "activation_alpha": float(layer.activation_alpha),
         "activation_beta": float(layer.activation_beta),
-        "input_int8": int(edge.input_int8), "output_int8": int(edge.output is not None),
+        "input_int8": int(EdgeKind.WORKSPACE if edge.input_workspace else
+                          (EdgeKind.CODES if edge.input_int8 else EdgeKind.FLOAT)),
+        "output_int8": int(EdgeKind.WORKSPACE if reader is not None else
+                           (EdgeKind.CODES if edge.output is not None else EdgeKind.FLOAT)),
         "output_scale": float(edge.output.scale) if edge.output is not None else 1.0,
         "output_signed": int(edge.output.signed) if edge.output is not None else 0,
+        "reader_layer_index": reader.layer_index if reader is not None else 0,
+        "reader_group_size": r_group,
+        "reader_act_shift_mode": reader.shift_mode if reader is not None else 0,
+        "reader_act_static_shift": (reader.static_shift if reader is not None
+                                    else np.zeros(padded_channels(n, r_group) // r_group, np.int8)),
     }
     if layer.is_conv:
         geo = layer.geometry

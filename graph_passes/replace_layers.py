@@ -38,16 +38,18 @@ def plugin_replacements(prepared_model: onnx.ModelProto, layers: Sequence[tuple]
 
 
 def write_flexiq_model(prepared_model: onnx.ModelProto, layers: Sequence[tuple],
-                       metadata: dict | None = None, int8_edges: bool = True) -> onnx.ModelProto:
+                       metadata: dict | None = None, int8_edges: bool = True,
+                       workspace_edges: bool = False) -> onnx.ModelProto:
     """The FlexiQ ONNX: plugin nodes + graph input `flexiq_max_4bit_ch` int32 [L], checked by onnx.checker.
 
     `layers` is a list of (EligibleLayer, QuantizedLayer); layer_index values must be 0..L-1.
     `metadata` entries become metadata_props (non-string values JSON-encoded). With `int8_edges`, layers
     read only by FlexiQ layers exchange INT8 codes (graph_passes/int8_edges.py); the tensors between
-    them are typed INT8 in the model's value_info.
+    them are typed INT8 in the model's value_info. With `workspace_edges` too, an INT8 edge with one reader
+    of the producer's kind carries the reader's input-pass image (a workspace edge, docs/design.md §2.8).
     """
     num_layers = check_layer_pairs(layers)
-    edges = find_int8_edges(prepared_model, layers) if int8_edges else {}
+    edges = find_int8_edges(prepared_model, layers, workspace=workspace_edges) if int8_edges else {}
     reps = plugin_replacements(prepared_model, layers, edges)
     model = apply_replacements(prepared_model, reps, new_inputs=[runtime_input_info(num_layers)],
                                opset_imports={PLUGIN_DOMAIN: int(PLUGIN_VERSION)})
@@ -56,7 +58,8 @@ def write_flexiq_model(prepared_model: onnx.ModelProto, layers: Sequence[tuple],
     check_written(model, "FlexiQ model")
     candidates = sum(n.op_type in CANDIDATE_OPS for n in prepared_model.graph.node)
     n_edges = sum(e.output is not None for e in edges.values())
-    log.info("replaced %d of %d candidates with FlexiQ plugin nodes; %d of their outputs are INT8 edges",
-             len(reps), candidates, n_edges)
+    n_workspace = sum(e.reader is not None for e in edges.values())
+    log.info("replaced %d of %d candidates with FlexiQ plugin nodes; %d of their outputs are INT8 edges "
+             "(%d workspace edges)", len(reps), candidates, n_edges, n_workspace)
     return model
 

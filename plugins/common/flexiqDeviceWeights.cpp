@@ -83,6 +83,19 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
     size_t const oScale = st.add(outScale);
     size_t const oBias = st.add(cfg.bias);
     size_t const oStatic = st.add(cfg.actStaticShift);
+    size_t const oReaderStatic = st.add(cfg.readerActStaticShift);
+    // p_w transposed to [C_pad/G, N] int32 (the pipelined kernels' column shifts): weight-only data, made
+    // once here instead of by every input pass, and the only source of it for a workspace-edge reader.
+    int32_t const groups = cfg.groupCount();
+    std::vector<int32_t> wShiftT(static_cast<size_t>(groups) * cfg.outChannels);
+    for (int32_t n = 0; n < cfg.outChannels; ++n)
+    {
+        for (int32_t g = 0; g < groups; ++g)
+        {
+            wShiftT[static_cast<size_t>(g) * cfg.outChannels + n] = cfg.weightShift[static_cast<size_t>(n) * groups + g];
+        }
+    }
+    size_t const oShiftT = st.add(wShiftT);
     int device = 0;
     checkCuda(cudaGetDevice(&device), cfg, "cudaGetDevice");
     mDevice = device;
@@ -99,6 +112,8 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
         reinterpret_cast<int8_t const*>(base + oW4), reinterpret_cast<int8_t const*>(base + oShift),
         reinterpret_cast<float const*>(base + oScale), reinterpret_cast<float const*>(base + oBias),
         reinterpret_cast<int8_t const*>(base + oStatic));
+    mArgs.readerStaticShift = reinterpret_cast<int8_t const*>(base + oReaderStatic);
+    mArgs.weightShiftT = reinterpret_cast<int32_t const*>(base + oShiftT);
 }
 
 DeviceWeights::~DeviceWeights()

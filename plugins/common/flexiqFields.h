@@ -20,7 +20,7 @@ namespace flexiq
 
 //! plugin_spec.PLUGIN_NAMESPACE / PLUGIN_VERSION / CONV_OP / GEMM_OP / RUNTIME_INPUT.
 constexpr char const* kFLEXIQ_PLUGIN_NAMESPACE = "flexiq";
-constexpr char const* kFLEXIQ_PLUGIN_VERSION = "3"; // 2: `bias` per-rung table; 3: INT8 codes between layers
+constexpr char const* kFLEXIQ_PLUGIN_VERSION = "4"; // 2: `bias` per-rung table; 3: INT8 codes between layers; 4: workspace edges
 constexpr char const* kFLEXIQ_CONV_NAME = "FlexiQConv";
 constexpr char const* kFLEXIQ_GEMM_NAME = "FlexiQGemm";
 constexpr char const* kFLEXIQ_RUNTIME_INPUT = "flexiq_max_4bit_ch";
@@ -49,6 +49,15 @@ enum class LengthRule : int32_t
     kN_K,        //!< "N*K", K = R*S*C_pad (gemm: C_pad)
     kN_K_HALF,   //!< "N*K/2"
     kRUNGS_N,    //!< "(G_count+1)*N": one row per bias rung k = n4 / G in 0..G_count
+    kR_G_COUNT,  //!< "R_G_count" = ceil(N / reader_group_size): the reader's groups of a workspace edge
+};
+
+//! plugin_spec.EdgeKind: the values of input_int8 / output_int8.
+enum class EdgeKind : int32_t
+{
+    kFLOAT = 0,     //!< float32 / float16 values
+    kCODES = 1,     //!< INT8 activation codes in the float tensor's layout (an INT8 edge)
+    kWORKSPACE = 2, //!< the one reader's input-pass image (plugins/kernels/flexiqEdgeImage.h)
 };
 
 //! No bound on this side (plugin_spec's None).
@@ -73,7 +82,7 @@ enum class FieldId : int32_t
     kLAYER_INDEX, kGROUP_SIZE, kIN_CHANNELS, kOUT_CHANNELS, kACT_SCALE, kACT_SIGNED, kACT_SHIFT_MODE,
     kACT_STATIC_SHIFT, kPERMUTATION, kWEIGHT_INT8, kWEIGHT_INT4, kWEIGHT_SHIFT, kWEIGHT_SCALE, kBIAS,
     kACTIVATION, kACTIVATION_ALPHA, kACTIVATION_BETA, kINPUT_INT8, kOUTPUT_INT8, kOUTPUT_SCALE, kOUTPUT_SIGNED,
-    kKERNEL_SHAPE, kSTRIDES, kPADS, kDILATIONS, kCOUNT
+    kREADER_LAYER_INDEX, kREADER_GROUP_SIZE, kREADER_ACT_SHIFT_MODE, kREADER_ACT_STATIC_SHIFT, kKERNEL_SHAPE, kSTRIDES, kPADS, kDILATIONS, kCOUNT
 };
 
 #define FLEXIQ_FIELD(name, kind, formula, rule, low, high, convOnly)                                                   \
@@ -99,10 +108,14 @@ constexpr FieldDef kFIELDS[] = {
     FLEXIQ_FIELD("activation", kINT, "1", kONE, 0, 9, false),
     FLEXIQ_FIELD("activation_alpha", kFLOAT, "1", kONE, kNO_LIMIT, kNO_LIMIT, false),
     FLEXIQ_FIELD("activation_beta", kFLOAT, "1", kONE, kNO_LIMIT, kNO_LIMIT, false),
-    FLEXIQ_FIELD("input_int8", kINT, "1", kONE, 0, 1, false),
-    FLEXIQ_FIELD("output_int8", kINT, "1", kONE, 0, 1, false),
+    FLEXIQ_FIELD("input_int8", kINT, "1", kONE, 0, 2, false),
+    FLEXIQ_FIELD("output_int8", kINT, "1", kONE, 0, 2, false),
     FLEXIQ_FIELD("output_scale", kFLOAT, "1", kONE, 0.0, kNO_LIMIT, false),
     FLEXIQ_FIELD("output_signed", kINT, "1", kONE, 0, 1, false),
+    FLEXIQ_FIELD("reader_layer_index", kINT, "1", kONE, 0, kNO_LIMIT, false),
+    FLEXIQ_FIELD("reader_group_size", kINT, "1", kONE, 32, 64, false),
+    FLEXIQ_FIELD("reader_act_shift_mode", kINT, "1", kONE, 0, 1, false),
+    FLEXIQ_FIELD("reader_act_static_shift", kTENSOR_INT8, "R_G_count", kR_G_COUNT, 0, 4, false),
     FLEXIQ_FIELD("kernel_shape", kINTS, "2", kTWO, 1, kNO_LIMIT, true),
     FLEXIQ_FIELD("strides", kINTS, "2", kTWO, 1, kNO_LIMIT, true),
     FLEXIQ_FIELD("pads", kINTS, "4", kFOUR, 0, kNO_LIMIT, true),

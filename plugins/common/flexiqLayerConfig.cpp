@@ -10,6 +10,7 @@
 #include "flexiqLayerConfig.h"
 
 #include "flexiqCheck.h"
+#include "flexiqEdgeImage.h"
 #include "flexiqShape.h"
 
 #include <algorithm>
@@ -265,6 +266,11 @@ void readScalars(LayerConfig& cfg, RawFields const& raw)
     cfg.outputInt8 = readInt(cfg, raw, FieldId::kOUTPUT_INT8);
     cfg.outputScale = readFloat(cfg, raw, FieldId::kOUTPUT_SCALE); // finite and > 0 (table), even when unused
     cfg.outputSigned = readInt(cfg, raw, FieldId::kOUTPUT_SIGNED);
+    cfg.readerLayerIndex = readInt(cfg, raw, FieldId::kREADER_LAYER_INDEX);
+    cfg.readerGroupSize = readInt(cfg, raw, FieldId::kREADER_GROUP_SIZE);
+    FLEXIQ_VALIDATE(cfg.readerGroupSize == 32 || cfg.readerGroupSize == 64,
+        cfg.where() << ": plugin field 'reader_group_size' = " << cfg.readerGroupSize << " is not supported (32 or 64)");
+    cfg.readerActShiftMode = readInt(cfg, raw, FieldId::kREADER_ACT_SHIFT_MODE);
     if (cfg.isConv)
     {
         cfg.kernelShape = readInts<2>(cfg, raw, FieldId::kKERNEL_SHAPE);
@@ -327,6 +333,8 @@ void readArrays(LayerConfig& cfg, RawFields const& raw)
     cfg.weightShift = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_SHIFT, n * g);
     cfg.weightScale = readArray<float>(cfg, raw, FieldId::kWEIGHT_SCALE, n);
     cfg.bias = readArray<float>(cfg, raw, FieldId::kBIAS, (g + 1) * n); // one row per bias rung
+    cfg.readerActStaticShift = readArray<int8_t>(
+        cfg, raw, FieldId::kREADER_ACT_STATIC_SHIFT, cfg.readerPaddedChannels() / cfg.readerGroupSize);
 }
 
 //! The kernels' own argument check must accept what the plugin accepted (no engine they would refuse).
@@ -345,6 +353,21 @@ void crossCheckWithKernels(LayerConfig const& cfg, std::vector<float> const& out
 }
 
 } // namespace
+
+int32_t LayerConfig::readerPaddedChannels() const noexcept
+{
+    return edgePaddedChannels(outChannels, readerGroupSize);
+}
+
+int64_t LayerConfig::inputEdgeBytesPerRow() const noexcept
+{
+    return edgeBytesPerRow(paddedChannels(), groupSize);
+}
+
+int64_t LayerConfig::outputEdgeBytesPerRow() const noexcept
+{
+    return edgeBytesPerRow(readerPaddedChannels(), readerGroupSize);
+}
 
 char const* LayerConfig::opName() const noexcept
 {
@@ -416,6 +439,11 @@ FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, in
     a.outScale = outScalePtr;
     a.bias = biasPtr;
     a.actStaticShift = staticShift;
+    a.readerLayerIndex = readerLayerIndex;
+    a.readerGroupSize = readerGroupSize;
+    a.readerShiftMode = readerActShiftMode;
+    a.readerStaticShift = nullptr; // device pointers: set by DeviceWeights
+    a.weightShiftT = nullptr;
     return a;
 }
 
@@ -473,6 +501,10 @@ PluginFieldCollection const* FieldSerializer::serialize(LayerConfig const& cfg)
         PluginField("output_int8", &cfg.outputInt8, i32, 1),
         PluginField("output_scale", &cfg.outputScale, f32, 1),
         PluginField("output_signed", &cfg.outputSigned, i32, 1),
+        PluginField("reader_layer_index", &cfg.readerLayerIndex, i32, 1),
+        PluginField("reader_group_size", &cfg.readerGroupSize, i32, 1),
+        PluginField("reader_act_shift_mode", &cfg.readerActShiftMode, i32, 1),
+        PluginField("reader_act_static_shift", cfg.readerActStaticShift.data(), i8, len(cfg.readerActStaticShift)),
     };
     if (cfg.isConv)
     {

@@ -41,6 +41,10 @@ struct LayerConfig
     int32_t outputInt8{0};    //!< 1: y is written as the consumers' INT8 codes (outputScale, outputSigned)
     float outputScale{1.0F};  //!< the consumers' s_a (> 0; 1.0 when outputInt8 = 0)
     int32_t outputSigned{1};  //!< the consumers' act_signed
+    int32_t readerLayerIndex{0};   //!< outputInt8 == 2: the reader's layer_index
+    int32_t readerGroupSize{32};   //!< outputInt8 == 2: the reader's G
+    int32_t readerActShiftMode{0}; //!< outputInt8 == 2: the reader's act_shift_mode
+    std::vector<int8_t> readerActStaticShift; //!< [ceil(N / readerGroupSize)] the reader's act_static_shift
     std::array<int32_t, 2> kernelShape{1, 1}; //!< [R, S]; gemm: 1x1
     std::array<int32_t, 2> strides{1, 1};
     std::array<int32_t, 4> pads{0, 0, 0, 0}; //!< [top, left, bottom, right]
@@ -65,6 +69,20 @@ struct LayerConfig
     int64_t reductionLength() const noexcept;
     //! float32(act_scale) * weight_scale[n], rounded once in float32 (docs/design.md §2 epilogue).
     std::vector<float> outScale() const;
+    //! 1: the input is a workspace edge (input_int8 = 2); the output likewise (output_int8 = 2).
+    bool inputWorkspace() const noexcept
+    {
+        return inputInt8 == static_cast<int32_t>(EdgeKind::kWORKSPACE);
+    }
+    bool outputWorkspace() const noexcept
+    {
+        return outputInt8 == static_cast<int32_t>(EdgeKind::kWORKSPACE);
+    }
+    //! The reader's C_pad of a workspace-edge output: N rounded up to reader_group_size.
+    int32_t readerPaddedChannels() const noexcept;
+    //! Bytes per row of the input tensor (input_int8 = 2) / output tensor (output_int8 = 2).
+    int64_t inputEdgeBytesPerRow() const noexcept;
+    int64_t outputEdgeBytesPerRow() const noexcept;
     //! Kernel arguments with the given (device or host) pointers; outScale must hold N floats.
     FlexiqLayerArgs layerArgs(int32_t const* permutation, int8_t const* w8, int8_t const* w4, int8_t const* wShift,
         float const* outScalePtr, float const* biasPtr, int8_t const* staticShift) const noexcept;

@@ -190,8 +190,10 @@ void FlexiqPluginBase::checkInputType(DataType type) const
     if (mCfg->inputInt8)
     {
         FLEXIQ_VALIDATE(type == DataType::kINT8,
-            mCfg->where() << ": input x is " << dataTypeName(type)
-                          << ", but plugin field 'input_int8' = 1 expects an INT8 tensor of the layer's activation codes");
+            mCfg->where() << ": input x is " << dataTypeName(type) << ", but plugin field 'input_int8' = "
+                          << mCfg->inputInt8
+                          << (mCfg->inputWorkspace() ? " expects an INT8 workspace edge (the image of this layer's input pass)"
+                                                     : " expects an INT8 tensor of the layer's activation codes"));
     }
     else
     {
@@ -242,13 +244,15 @@ FlexiqProblem FlexiqPluginBase::problemFor(Dims const& x, DataType type) const
 {
     checkInputDims(x);
     checkInputType(type);
-    auto const kernelType = [](DataType t) {
-        return t == DataType::kINT8 ? kFLEXIQ_INT8 : (t == DataType::kHALF ? kFLEXIQ_FP16 : kFLEXIQ_FP32);
+    auto const kernelType = [](DataType t, bool workspace) {
+        if (t == DataType::kINT8)
+            return workspace ? kFLEXIQ_INT8_WORKSPACE : kFLEXIQ_INT8; // an image of an input pass, or codes
+        return t == DataType::kHALF ? kFLEXIQ_FP16 : kFLEXIQ_FP32;
     };
     FlexiqProblem p{};
     problemDims(x, p);
-    p.dataType = kernelType(type);
-    p.outputType = kernelType(outputTypeFor(type));
+    p.dataType = kernelType(type, mCfg->inputWorkspace());
+    p.outputType = kernelType(outputTypeFor(type), mCfg->outputWorkspace());
     return p;
 }
 

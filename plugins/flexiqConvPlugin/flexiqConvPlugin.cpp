@@ -30,10 +30,19 @@ FlexiqConvPlugin::FlexiqConvPlugin(std::shared_ptr<LayerConfig const> cfg)
 {
 }
 
+// Input x: NCHW [B, C_in, H, W], or a workspace edge [B, H, W, bytes per row] (input_int8 = 2). Output:
+// NCHW [B, N, P, Q], or the reader's workspace edge [B, P, Q, reader bytes per row] (output_int8 = 2).
 void FlexiqConvPlugin::checkInputDims(nvinfer1::Dims const& x) const
 {
     LayerConfig const& c = config();
     FLEXIQ_VALIDATE(x.nbDims == 4, c.where() << ": input x must be NCHW (rank 4), got rank " << x.nbDims);
+    if (c.inputWorkspace())
+    {
+        FLEXIQ_VALIDATE(x.d[3] < 0 || x.d[3] == c.inputEdgeBytesPerRow(),
+            c.where() << ": input x is a workspace edge [B, H, W, " << c.inputEdgeBytesPerRow() << "] (input_int8 = 2) but has "
+                      << x.d[3] << " bytes per pixel");
+        return;
+    }
     FLEXIQ_VALIDATE(x.d[1] < 0 || x.d[1] == c.inChannels,
         c.where() << ": input x has " << x.d[1] << " channels but plugin field 'in_channels' = " << c.inChannels);
 }
@@ -43,26 +52,44 @@ void FlexiqConvPlugin::outputShape(
 {
     LayerConfig const& c = config();
     FLEXIQ_VALIDATE(x.nbDims == 4, c.where() << ": input x must be NCHW (rank 4), got rank " << x.nbDims);
-    FLEXIQ_VALIDATE(!x.d[1]->isConstant() || x.d[1]->getConstantValue() == c.inChannels,
-        c.where() << ": input x has " << x.d[1]->getConstantValue() << " channels but plugin field 'in_channels' = "
-                  << c.inChannels);
+    bool const edgeIn = c.inputWorkspace();
+    nvinfer1::IDimensionExpr const* channels = edgeIn ? x.d[3] : x.d[1];
+    int64_t const wantChannels = edgeIn ? c.inputEdgeBytesPerRow() : c.inChannels;
+    FLEXIQ_VALIDATE(!channels->isConstant() || channels->getConstantValue() == wantChannels,
+        c.where() << ": input x has " << channels->getConstantValue()
+                  << (edgeIn ? " bytes per pixel but its workspace edge (input_int8 = 2) has " : " channels but plugin field 'in_channels' = ")
+                  << wantChannels);
+    nvinfer1::IDimensionExpr const* h = edgeIn ? x.d[1] : x.d[2];
+    nvinfer1::IDimensionExpr const* w = edgeIn ? x.d[2] : x.d[3];
+    nvinfer1::IDimensionExpr const* p
+        = outputExtent(*h, c.kernelShape[0], c.strides[0], c.pads[0], c.pads[2], c.dilations[0], builder);
+    nvinfer1::IDimensionExpr const* q
+        = outputExtent(*w, c.kernelShape[1], c.strides[1], c.pads[1], c.pads[3], c.dilations[1], builder);
     out.nbDims = 4;
     out.d[0] = x.d[0];
+    if (c.outputWorkspace())
+    {
+        out.d[1] = p;
+        out.d[2] = q;
+        out.d[3] = builder.constant(c.outputEdgeBytesPerRow());
+        return;
+    }
     out.d[1] = builder.constant(c.outChannels);
-    out.d[2] = outputExtent(*x.d[2], c.kernelShape[0], c.strides[0], c.pads[0], c.pads[2], c.dilations[0], builder);
-    out.d[3] = outputExtent(*x.d[3], c.kernelShape[1], c.strides[1], c.pads[1], c.pads[3], c.dilations[1], builder);
+    out.d[2] = p;
+    out.d[3] = q;
 }
 
 void FlexiqConvPlugin::problemDims(nvinfer1::Dims const& x, FlexiqProblem& problem) const
 {
     LayerConfig const& c = config();
-    FLEXIQ_VALIDATE(x.d[0] > 0 && x.d[2] > 0 && x.d[3] > 0 && x.d[0] <= INT32_MAX && x.d[2] <= INT32_MAX
-            && x.d[3] <= INT32_MAX,
+    int32_t const hi = c.inputWorkspace() ? 1 : 2; // [B, H, W, X] or [B, C, H, W]
+    FLEXIQ_VALIDATE(x.d[0] > 0 && x.d[hi] > 0 && x.d[hi + 1] > 0 && x.d[0] <= INT32_MAX && x.d[hi] <= INT32_MAX
+            && x.d[hi + 1] <= INT32_MAX,
         c.where() << ": input x shape [" << x.d[0] << ", " << x.d[1] << ", " << x.d[2] << ", " << x.d[3]
                   << "] must have positive batch, height and width");
     problem.batch = static_cast<int32_t>(x.d[0]);
-    problem.height = static_cast<int32_t>(x.d[2]);
-    problem.width = static_cast<int32_t>(x.d[3]);
+    problem.height = static_cast<int32_t>(x.d[hi]);
+    problem.width = static_cast<int32_t>(x.d[hi + 1]);
     FlexiqLayerArgs const args = c.layerArgs(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
     int32_t outH = 0;
     int32_t outW = 0;

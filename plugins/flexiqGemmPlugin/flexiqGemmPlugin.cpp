@@ -13,14 +13,20 @@ FlexiqGemmPlugin::FlexiqGemmPlugin(std::shared_ptr<LayerConfig const> cfg)
 {
 }
 
+// Input x: [..., C_in], or a workspace edge [..., bytes per row] (input_int8 = 2). Output: [..., N], or the
+// reader's workspace edge [..., reader bytes per row] (output_int8 = 2).
 void FlexiqGemmPlugin::checkInputDims(nvinfer1::Dims const& x) const
 {
     LayerConfig const& c = config();
     FLEXIQ_VALIDATE(x.nbDims >= 2 && x.nbDims <= nvinfer1::Dims::MAX_DIMS,
         c.where() << ": input x must have rank >= 2 ([..., C_in]), got rank " << x.nbDims);
     int64_t const k = x.d[x.nbDims - 1];
-    FLEXIQ_VALIDATE(k < 0 || k == c.inChannels,
-        c.where() << ": input x has last dimension " << k << " but plugin field 'in_channels' = " << c.inChannels);
+    int64_t const want = c.inputWorkspace() ? c.inputEdgeBytesPerRow() : c.inChannels;
+    FLEXIQ_VALIDATE(k < 0 || k == want,
+        c.where() << ": input x has last dimension " << k
+                  << (c.inputWorkspace() ? " but its workspace edge (input_int8 = 2) has bytes per row "
+                                         : " but plugin field 'in_channels' = ")
+                  << want);
 }
 
 void FlexiqGemmPlugin::outputShape(
@@ -29,15 +35,18 @@ void FlexiqGemmPlugin::outputShape(
     LayerConfig const& c = config();
     FLEXIQ_VALIDATE(x.nbDims >= 2, c.where() << ": input x must have rank >= 2 ([..., C_in]), got rank " << x.nbDims);
     nvinfer1::IDimensionExpr const* last = x.d[x.nbDims - 1];
-    FLEXIQ_VALIDATE(!last->isConstant() || last->getConstantValue() == c.inChannels,
+    int64_t const want = c.inputWorkspace() ? c.inputEdgeBytesPerRow() : c.inChannels;
+    FLEXIQ_VALIDATE(!last->isConstant() || last->getConstantValue() == want,
         c.where() << ": input x has last dimension " << last->getConstantValue()
-                  << " but plugin field 'in_channels' = " << c.inChannels);
+                  << (c.inputWorkspace() ? " but its workspace edge (input_int8 = 2) has bytes per row "
+                                         : " but plugin field 'in_channels' = ")
+                  << want);
     out.nbDims = x.nbDims;
     for (int32_t i = 0; i < x.nbDims - 1; ++i)
     {
         out.d[i] = x.d[i];
     }
-    out.d[x.nbDims - 1] = builder.constant(c.outChannels);
+    out.d[x.nbDims - 1] = builder.constant(c.outputWorkspace() ? c.outputEdgeBytesPerRow() : c.outChannels);
 }
 
 void FlexiqGemmPlugin::problemDims(nvinfer1::Dims const& x, FlexiqProblem& problem) const

@@ -21,6 +21,7 @@
 #include "flexiqContract.h"
 #include "flexiqKernelsInternal.h"
 #include "flexiqLayerArgs.h"
+#include "flexiqSmemOps.cuh"
 
 #include <type_traits>
 
@@ -54,37 +55,30 @@ __device__ __forceinline__ int32_t loadCode(InT const* p, int64_t i, float actSc
         return quantizeActivation(loadInput(p, i), actScale, kSigned);
 }
 
-//! Work of one thread: input pixel `row`, channel group `g`. q[kG] stays in registers (unrolled).
-template <int32_t kG, bool kSigned, typename InT>
-__device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_t row, int32_t g)
+//! The second half of the input pass for one (row, group g) whose G 8-bit codes are q (magOr: the OR of
+//! their magnitudeBits): the shift (static table or dynamic rule), shiftA, factorA and the codes by n4 and
+//! the format. The input pass and a producer writing a workspace edge (flexiqPipelinedGemm.cuh) both call
+//! it, so the image a reader gets from its producer is the one its own input pass would write.
+template <int32_t kG, bool kSigned, class Sink>
+__device__ __forceinline__ void writeRowGroup(
+    Sink const& p, int64_t row, int32_t g, int32_t const (&q)[kG], int32_t magOr, int32_t n4)
 {
-    static_assert(kG == 32 || kG == 64, "group size");
-    int64_t const b = row / p.pixels;
-    int64_t const hw = row % p.pixels;
-    InT const* in = static_cast<InT const*>(p.input);
-    int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.layerIndex) : 0, p.cPad, kG);
-
-    int32_t q[kG]; // [G] 8-bit codes of this (pixel, group)
-    int32_t magOr = 0;
-#pragma unroll
-    for (int32_t i = 0; i < kG; ++i)
-    {
-        int32_t const src = __ldg(p.permutation + g * kG + i);
-        // zero padding (src >= C_in) has code 0 in both input kinds
-        q[i] = src < p.inChannels ? loadCode<kSigned>(in, (b * p.inChannels + src) * p.pixels + hw, p.actScale) : 0;
-        magOr |= magnitudeBits(q[i], kSigned);
-    }
     int32_t const shift = p.actStaticShift != nullptr ? static_cast<int32_t>(__ldg(p.actStaticShift + g))
-                                                     : shiftFromMagnitude(magOr, kSigned);
+                                                   : shiftFromMagnitude(magOr, kSigned);
+    smem::checkGlobal(p.shiftA + row * p.groups + g, 1);
     p.shiftA[row * p.groups + g] = static_cast<int8_t>(shift);
     if (p.factorA != nullptr)
+    {
+        smem::checkGlobal(p.factorA + row * p.groups + g, 4);
         p.factorA[row * p.groups + g] = 1 << shift; // pipelined int4 backend: one IMAD per accumulator
+    }
 
     bool const fourBit = g * kG < n4;
     if (p.codes4 != nullptr && fourBit)
     {
         // Int4 backend, 4-bit group: the MMA reads only the packed codes.
         uint32_t* out4 = reinterpret_cast<uint32_t*>(p.codes4 + (row * p.cPad + g * kG) / 2); // [G/8] words
+        smem::checkGlobal(out4, kG / 2);
 #pragma unroll
         for (int32_t w = 0; w < kG / 8; ++w)
         {
@@ -100,6 +94,7 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
     }
     bool const effective = p.writeEffective != 0 && fourBit;
     uint32_t* out8 = reinterpret_cast<uint32_t*>(p.codes8 + row * p.cPad + g * kG); // [G/4] words
+    smem::checkGlobal(out8, kG);
 #pragma unroll
     for (int32_t w = 0; w < kG / 4; ++w)
     {
@@ -112,6 +107,34 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
         }
         out8[w] = word;
     }
+}
+
+//! Work of one thread: input pixel `row`, channel group `g`. q[kG] stays in registers (unrolled).
+template <int32_t kG, bool kSigned, typename InT>
+__device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_t row, int32_t g)
+{
+    static_assert(kG == 32 || kG == 64, "group size");
+    int64_t const b = row / p.pixels;
+    int64_t const hw = row % p.pixels;
+    InT const* in = static_cast<InT const*>(p.input);
+    int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.layerIndex) : 0, p.cPad, kG);
+
+    int32_t q[kG]; // [G] 8-bit codes of this (pixel, group)
+    int32_t magOr = 0;
+#pragma unroll
+    for (int32_t i = 0; i < kG; ++i)
+    {
+        // A null permutation (INT8 codes only: a producer's codes already in the reader's order) is the identity.
+        int32_t src = 0;
+        if constexpr (std::is_same_v<InT, int8_t>)
+            src = p.permutation != nullptr ? __ldg(p.permutation + g * kG + i) : g * kG + i;
+        else
+            src = __ldg(p.permutation + g * kG + i);
+        // zero padding (src >= C_in) has code 0 in both input kinds
+        q[i] = src < p.inChannels ? loadCode<kSigned>(in, (b * p.inChannels + src) * p.pixels + hw, p.actScale) : 0;
+        magOr |= magnitudeBits(q[i], kSigned);
+    }
+    writeRowGroup<kG, kSigned>(p, row, g, q, magOr, n4);
 }
 
 //! Pipelined backends: wShiftT[g, n] = p_w[n, g] as int32, so one group's shifts are contiguous

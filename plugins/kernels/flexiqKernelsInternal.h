@@ -15,12 +15,26 @@
 namespace flexiq
 {
 
+//! Where the per-(row, group) step of an input pass writes (flexiqInputPass.cuh, writeRowGroup) when a
+//! producer writes a workspace edge (flexiqEdgeImage.h); InputPassParams has the same members for the
+//! layer's own input pass, so writeRowGroup reads either without a copy.
+struct CodeSink
+{
+    int8_t* codes8;              //!< [rows, C_pad]
+    int8_t* codes4;              //!< [rows, C_pad/2] (int4 format) or null
+    int8_t* shiftA;              //!< [rows, C_pad/G]
+    int32_t* factorA;            //!< [rows, C_pad/G] or null
+    int8_t const* actStaticShift; //!< [C_pad/G] or null (dynamic shifts)
+    int32_t cPad, groups;
+    int32_t writeEffective;      //!< int8 format: effective codes in the 4-bit prefix
+};
+
 //! Arguments of the input pass: NCHW float/half input (or INT8 codes) -> code buffers in the workspace.
 struct InputPassParams
 {
     void const* input;            //!< [B, C_in, H, W] (gemm: [M, C_in], H = W = 1)
     int32_t inputType;            //!< FlexiqDataType: FP32/FP16 values to quantize, or INT8 codes (docs/design.md §2.3)
-    int32_t const* permutation;   //!< [C_pad]
+    int32_t const* permutation;   //!< [C_pad]; null (INT8 input only): identity, a producer's codes already in the reader's order
     int8_t const* actStaticShift; //!< [C_pad/G] or null (dynamic)
     int32_t const* max4bit;       //!< [L] or null
     int32_t layerIndex;
@@ -66,6 +80,10 @@ struct MixedGemmParams
                       //!< kernels, a runtime flag of the pipelined kernels' epilogue)
     float outputScale;    //!< INT8 output: the consumers' s_a
     int32_t outputSigned; //!< INT8 output: the consumers' act_signed
+    // Workspace-edge output (outType kFLEXIQ_INT8_WORKSPACE, pipelined kernels): the reader's input pass.
+    CodeSink edge;             //!< the planes of the edge tensor (flexiqEdgeImage.h)
+    int32_t edgeLayerIndex;    //!< the reader's index into max4bit
+    int32_t edgeGroupSize;     //!< the reader's G
 };
 
 //! The bias row every kernel's epilogue reads for a layer running with `n4` 4-bit channels (clamped to

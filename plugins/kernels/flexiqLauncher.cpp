@@ -7,6 +7,7 @@
  */
 #include "flexiqKernels.h"
 
+#include "flexiqEdgeImage.h"
 #include "flexiqKernelsInternal.h"
 #include "flexiqParams.h"
 #include "flexiqShape.h"
@@ -32,11 +33,13 @@ size_t alignUp(size_t v)
 }
 
 //! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G] |
-//! factorA int32 [rows, C_pad/G] | wShiftT int32 [C_pad/G, N], each 256-byte aligned. The same for
-//! every backend, so getWorkspaceSize need not know the device.
+//! factorA int32 [rows, C_pad/G] | wShiftT int32 [C_pad/G, N] | edge codes [B, N, P, Q], each 256-byte
+//! aligned. The same for every backend, so getWorkspaceSize need not know the device. `edge codes` only
+//! for a workspace-edge output: the first-version and reference kernels store INT8 codes there and a
+//! second launch (the input pass with the reader's parameters) writes the edge tensor from them.
 struct WorkspaceLayout
 {
-    size_t codes8, codes4, shiftA, factorA, wShiftT, total;
+    size_t codes8, codes4, shiftA, factorA, wShiftT, edgeCodes, total;
 };
 
 WorkspaceLayout workspaceLayout(FlexiqLayerArgs const& a, FlexiqProblem const& p)
@@ -50,7 +53,16 @@ WorkspaceLayout workspaceLayout(FlexiqLayerArgs const& a, FlexiqProblem const& p
     w.shiftA = w.codes4 + alignUp(rows * cPad / 2);
     w.factorA = w.shiftA + alignUp(rows * groups);
     w.wShiftT = w.factorA + alignUp(rows * groups * sizeof(int32_t));
-    w.total = w.wShiftT + alignUp(groups * static_cast<size_t>(a.outChannels) * sizeof(int32_t));
+    w.edgeCodes = w.wShiftT + alignUp(groups * static_cast<size_t>(a.outChannels) * sizeof(int32_t));
+    size_t edgeBytes = 0;
+    if (p.outputType == kFLEXIQ_INT8_WORKSPACE)
+    {
+        int32_t outH = 0;
+        int32_t outW = 0;
+        flexiq::outputSize(flexiq::layerGeometry(a), p.height, p.width, &outH, &outW);
+        edgeBytes = static_cast<size_t>(p.batch) * (outH > 0 ? outH : 0) * (outW > 0 ? outW : 0) * a.outChannels;
+    }
+    w.total = w.edgeCodes + alignUp(edgeBytes);
     return w;
 }
 
@@ -260,18 +272,63 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
     bool const int4Codes = backend == kFLEXIQ_BACKEND_INT4_MMA || backend == kFLEXIQ_BACKEND_INT4_PIPELINED;
     auto* base = static_cast<int8_t*>(workspace);
     bool const isSigned = a.actSigned != 0;
+    int64_t const rowsIn = static_cast<int64_t>(pr.batch) * pr.height * pr.width;
     flexiq::InputPassParams in = flexiq::makeInputPassParams(a, pr);
-    in.codes8 = base + ws.codes8;
-    in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
-    in.shiftA = base + ws.shiftA;
-    in.writeEffective = (backend == kFLEXIQ_BACKEND_INT8_MMA || backend == kFLEXIQ_BACKEND_INT8_PIPELINED) ? 1 : 0;
-    in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
-    in.wShiftT = pipelined(backend) ? reinterpret_cast<int32_t*>(base + ws.wShiftT) : nullptr;
-    cudaError_t e = flexiq::launchInputPass(in, isSigned, stream);
-    if (e != cudaSuccess)
-        return cudaFailure(e);
+    in.writeEffective = int4Codes ? 0 : 1;
+    cudaError_t e = cudaSuccess;
+    if (pr.dataType == kFLEXIQ_INT8_WORKSPACE)
+    {
+        // A workspace edge (docs/design.md §2.8): the producer wrote this layer's input-pass image; no input pass.
+        if (pipelined(backend) && a.weightShiftT == nullptr)
+            return kFLEXIQ_ERROR_INVALID_ARGS;
+        flexiq::EdgeImageLayout const l = flexiq::edgeImageLayout(rowsIn, a.paddedChannels, a.groupSize);
+        auto* image = static_cast<int8_t*>(const_cast<void*>(pr.input));
+        in.codes8 = image + l.codes8;
+        in.codes4 = int4Codes ? image + l.codes4 : nullptr;
+        in.shiftA = image + l.shiftA;
+        in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(image + l.factorA) : nullptr;
+        in.wShiftT = nullptr;
+    }
+    else
+    {
+        in.codes8 = base + ws.codes8;
+        in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
+        in.shiftA = base + ws.shiftA;
+        in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
+        // p_w transposed: computed once with the device weights when given, else by the input pass.
+        in.wShiftT = pipelined(backend) && a.weightShiftT == nullptr ? reinterpret_cast<int32_t*>(base + ws.wShiftT)
+                                                                     : nullptr;
+        e = flexiq::launchInputPass(in, isSigned, stream);
+        if (e != cudaSuccess)
+            return cudaFailure(e);
+    }
 
-    flexiq::MixedGemmParams const g = flexiq::makeMixedGemmParams(a, pr, in);
+    flexiq::MixedGemmParams g = flexiq::makeMixedGemmParams(a, pr, in);
+    if (pipelined(backend) && a.weightShiftT != nullptr)
+        g.wShiftT = a.weightShiftT;
+    bool const toEdge = pr.outputType == kFLEXIQ_INT8_WORKSPACE;
+    // The edge tensor: the reader's input-pass image, in this backend's format.
+    int32_t outH = 0;
+    int32_t outW = 0;
+    flexiq::outputSize(flexiq::layerGeometry(a), pr.height, pr.width, &outH, &outW);
+    int64_t const rowsOut = static_cast<int64_t>(pr.batch) * outH * outW;
+    int32_t const readerCPad = toEdge ? flexiq::edgePaddedChannels(a.outChannels, a.readerGroupSize) : 0;
+    if (toEdge)
+    {
+        flexiq::EdgeImageLayout const l = flexiq::edgeImageLayout(rowsOut, readerCPad, a.readerGroupSize);
+        auto* image = static_cast<int8_t*>(pr.output);
+        g.edge = flexiq::CodeSink{image + l.codes8, int4Codes ? image + l.codes4 : nullptr, image + l.shiftA,
+            reinterpret_cast<int32_t*>(image + l.factorA), a.readerShiftMode == 1 ? a.readerStaticShift : nullptr,
+            readerCPad, readerCPad / a.readerGroupSize, int4Codes ? 0 : 1};
+        g.edgeLayerIndex = a.readerLayerIndex;
+        g.edgeGroupSize = a.readerGroupSize;
+        if (!pipelined(backend))
+        {
+            // First-version and reference kernels: INT8 codes into the workspace, then a second launch.
+            g.output = base + ws.edgeCodes;
+            g.outType = kFLEXIQ_INT8;
+        }
+    }
     switch (backend)
     {
     case kFLEXIQ_BACKEND_INT4_MMA: e = flexiq::launchInt4MmaGemm(g, isSigned, stream); break;
@@ -283,6 +340,8 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
         break;
     default: e = flexiq::launchReferenceGemm(g, isSigned, stream); break;
     }
+    if (e == cudaSuccess && toEdge && !pipelined(backend))
+        e = flexiq::launchInputPass(flexiq::edgeInputPass(a, g, rowsOut, outH * outW), a.outputSigned != 0, stream);
     return e == cudaSuccess ? kFLEXIQ_SUCCESS : cudaFailure(e);
 }
 

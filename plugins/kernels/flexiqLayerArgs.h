@@ -20,6 +20,11 @@ enum FlexiqDataType : int32_t
     //! int8 and clamped to [-127, 127]; unsigned as the uint8 bit pattern of u in [0, 255]); an output
     //! holds quantizeActivation(y, outputScale, outputSigned), unsigned codes as their low 8 bits.
     kFLEXIQ_INT8 = 2,
+    //! A workspace edge (docs/design.md §2.8): the reader's input-pass output image (flexiqEdgeImage.h) of one
+    //! producer -> one reader INT8 edge. As an input: the layer skips its input pass and reads the planes. As
+    //! an output: the layer writes the image of its reader (FlexiqLayerArgs::reader*; codes of
+    //! (outputScale, outputSigned), output channel j = the reader's permuted channel j).
+    kFLEXIQ_INT8_WORKSPACE = 3,
 };
 
 //! Per-layer constant arguments (the plugin fields, already on the device). POD.
@@ -52,6 +57,15 @@ struct FlexiqLayerArgs
     float const* outScale;         //!< [N], float32(act_scale * weight_scale[n]) computed by the host
     float const* bias;             //!< [G_count + 1, N] rung-major: row n4 / G is the epilogue's bias
     int8_t const* actStaticShift;  //!< [C_pad/G], used when actShiftMode == 1
+    // A workspace-edge output (FlexiqProblem::outputType kFLEXIQ_INT8_WORKSPACE): the reader's input pass.
+    int32_t readerLayerIndex;      //!< the reader's index into the max4bit vector (its n4)
+    int32_t readerGroupSize;       //!< the reader's G (32 or 64); its C_pad = outChannels rounded up to it
+    int32_t readerShiftMode;       //!< the reader's act_shift_mode
+    int8_t const* readerStaticShift; //!< [reader C_pad / reader G] the reader's act_static_shift (static mode)
+    //! Optional [C_pad/G, N] int32 p_w transposed (the pipelined backends' column shifts), computed once with the
+    //! device weights; null: the input pass writes it into the workspace on every call. Required for a
+    //! workspace-edge input on the pipelined backends (no input pass runs).
+    int32_t const* weightShiftT;
 };
 
 //! Per-call problem (shape-derived, changes with the input shape).

@@ -73,4 +73,31 @@ MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     return g;
 }
 
+InputPassParams edgeInputPass(FlexiqLayerArgs const& a, MixedGemmParams const& g, int64_t rowsOut, int32_t outPixels)
+{
+    InputPassParams in{};
+    in.input = g.output;
+    in.inputType = kFLEXIQ_INT8;
+    in.permutation = nullptr;
+    in.actStaticShift = g.edge.actStaticShift;
+    in.max4bit = g.max4bit;
+    in.layerIndex = g.edgeLayerIndex;
+    in.rows = rowsOut;
+    in.pixels = outPixels;
+    in.inChannels = a.outChannels;
+    in.cPad = g.edge.cPad;
+    in.groupSize = g.edgeGroupSize;
+    in.groups = g.edge.groups;
+    in.actScale = 1.0F; // unused: INT8 codes are read, not quantized
+    in.codes8 = g.edge.codes8;
+    in.codes4 = g.edge.codes4;
+    in.shiftA = g.edge.shiftA;
+    in.writeEffective = g.edge.writeEffective;
+    in.factorA = g.edge.factorA;
+    in.wShiftT = nullptr;
+    in.wShift = nullptr;
+    in.outChannels = a.outChannels;
+    return in;
+}
+
 } // namespace flexiq

@@ -20,6 +20,11 @@ InputPassParams makeInputPassParams(FlexiqLayerArgs const& args, FlexiqProblem c
 MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& args, FlexiqProblem const& problem,
     InputPassParams const& in);
 
+//! The second launch of a workspace-edge output on the first-version and reference kernels: the input pass
+//! with the reader's parameters over the INT8 codes `g` stored (g.output, NCHW [B, N, P, Q], already in the
+//! reader's channel order: identity permutation), writing the edge planes g.edge.
+InputPassParams edgeInputPass(FlexiqLayerArgs const& args, MixedGemmParams const& g, int64_t rowsOut, int32_t outPixels);
+
 } // namespace flexiq
 
 #endif // FLEXIQ_PARAMS_H

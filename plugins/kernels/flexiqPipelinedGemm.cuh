@@ -32,6 +32,7 @@
 
 #include "flexiqContract.h"
 #include "flexiqFragments.h"
+#include "flexiqInputPass.cuh"
 #include "flexiqKernelsInternal.h"
 #include "flexiqLayerArgs.h"
 #include "flexiqSmemOps.cuh"
@@ -104,6 +105,58 @@ __device__ __forceinline__ uint32_t expandEffective(uint32_t packed16, int32_t p
         word |= (static_cast<uint32_t>(w) & 0xFFu) << (8 * j);
     }
     return word;
+}
+
+//! Row stride of the CTA's code tile when the output is a workspace edge (16 bytes of skew: the 16-byte
+//! reads of consecutive rows fall in different bank quads).
+template <class T>
+constexpr uint32_t edgeTileStride()
+{
+    return static_cast<uint32_t>(T::kCtaN) + 16u;
+}
+
+//! Workspace-edge epilogue, second half (docs/design.md §2.8): the CTA's output codes are staged in shared
+//! memory at `tileBase` ([kCtaM rows, kCtaN columns], edgeTileStride), and each thread takes (row, reader
+//! group) items of the tile and runs the reader's input-pass step on them (writeRowGroup, the function the
+//! reader's own input pass calls). Columns >= N are zero codes; groups at or past the reader's C_pad are
+//! not written. kCtaN is a multiple of the reader's G, so the tile holds whole groups.
+template <class T, int32_t kGR, bool kSignedR>
+__device__ __forceinline__ void storeEdgeGroups(MixedGemmParams const& p, int64_t ctaRow, int32_t ctaCol,
+    int64_t mOut, uint32_t tileBase)
+{
+    static_assert(T::kCtaN % kGR == 0, "a CTA tile must hold whole reader groups");
+    constexpr int32_t kGroupsPerTile = T::kCtaN / kGR;
+    constexpr uint32_t kStride = edgeTileStride<T>();
+    if (p.max4bit != nullptr)
+        smem::checkGlobal(p.max4bit + p.edgeLayerIndex, sizeof(int32_t));
+    int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.edgeLayerIndex) : 0, p.edge.cPad, kGR);
+    for (int32_t it = static_cast<int32_t>(threadIdx.x); it < T::kCtaM * kGroupsPerTile; it += T::kThreads)
+    {
+        int32_t const rowL = it % T::kCtaM;
+        int32_t const gl = it / T::kCtaM;
+        int64_t const m = ctaRow + rowL;
+        int32_t const c0 = ctaCol + gl * kGR;
+        if (m >= mOut || c0 >= p.edge.cPad)
+            continue;
+        int32_t q[kGR];
+        int32_t magOr = 0;
+#pragma unroll
+        for (int32_t c = 0; c < kGR / 16; ++c)
+        {
+            int32_t w[4];
+            smem::lds128(tileBase + rowL * kStride + gl * kGR + c * 16, w);
+#pragma unroll
+            for (int32_t b = 0; b < 16; ++b)
+            {
+                int32_t const col = c0 + c * 16 + b;
+                int8_t const byte = static_cast<int8_t>((static_cast<uint32_t>(w[b >> 2]) >> (8 * (b & 3))) & 0xFFu);
+                int32_t const code = col < p.outChannels ? activationCodeFromInt8(byte, kSignedR) : 0;
+                q[c * 16 + b] = code;
+                magOr |= magnitudeBits(code, kSignedR);
+            }
+        }
+        writeRowGroup<kGR, kSignedR>(p.edge, m, c0 / kGR, q, magOr, n4);
+    }
 }
 
 //! The CTA tile of outputs [kCtaM x kCtaN] (see the file comment).
@@ -508,14 +561,22 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
 
     // Fused epilogue: y = float(acc) * outScale[n] + bias[rung, n], activation, NCHW store (FP32, FP16
     // or the consumers' INT8 codes, storeValue). The rung comes from g4 (= n4 / G, live through the
-    // loops anyway), not n4, which would stay live for it.
+    // loops anyway), not n4, which would stay live for it. A workspace-edge output stages the codes in the
+    // pipeline's shared memory instead (every warp is past its last read of it: one barrier) and writes the
+    // reader's input-pass image from there (storeEdgeGroups).
+    bool const toEdge = p.outType == kFLEXIQ_INT8_WORKSPACE;
+    uint32_t const edgeTile = L::kStage0;
+    static_assert(T::kCtaM * edgeTileStride<T>() <= L::kStages * L::kStageBytes, "the code tile fits the stages");
+    if (toEdge)
+        smem::barrier();
     float const* const biasRow = biasFor(p, g4 * kG);
 #pragma unroll
     for (int32_t ni = 0; ni < kTN; ++ni)
 #pragma unroll
         for (int32_t j = 0; j < 2; ++j)
         {
-            int32_t const n = ctaCol + warpCol + ni * 8 + tig * 2 + j;
+            int32_t const nTile = warpCol + ni * 8 + tig * 2 + j;
+            int32_t const n = ctaCol + nTile;
             if (n >= p.outChannels)
                 continue;
             smem::checkGlobal(p.outScale + n, sizeof(float));
@@ -527,7 +588,8 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
 #pragma unroll
                 for (int32_t h = 0; h < 2; ++h)
                 {
-                    int64_t const m = ctaRow + warpRow + mi * 16 + gid + 8 * h;
+                    int32_t const rowL = warpRow + mi * 16 + gid + 8 * h;
+                    int64_t const m = ctaRow + rowL;
                     if (m >= mOut)
                         continue;
                     int64_t const idx = ((m / outPixels) * p.outChannels + n) * outPixels + (m % outPixels);
@@ -537,9 +599,24 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                         smem::checkGlobal(p.accOut + idx, sizeof(int32_t));
                         p.accOut[idx] = v;
                     }
-                    storeValue(p, idx, epilogue(v, scale, bias, p.activation, p.alpha, p.beta));
+                    float const y = epilogue(v, scale, bias, p.activation, p.alpha, p.beta);
+                    if (toEdge)
+                        smem::sts8(edgeTile + rowL * edgeTileStride<T>() + nTile,
+                            activationCodeBits(y, p.outputScale, p.outputSigned != 0));
+                    else
+                        storeValue(p, idx, y);
                 }
         }
+    if (toEdge)
+    {
+        smem::barrier();
+        if (p.edgeGroupSize == 32)
+            p.outputSigned != 0 ? storeEdgeGroups<T, 32, true>(p, ctaRow, ctaCol, mOut, edgeTile)
+                                : storeEdgeGroups<T, 32, false>(p, ctaRow, ctaCol, mOut, edgeTile);
+        else
+            p.outputSigned != 0 ? storeEdgeGroups<T, 64, true>(p, ctaRow, ctaCol, mOut, edgeTile)
+                                : storeEdgeGroups<T, 64, false>(p, ctaRow, ctaCol, mOut, edgeTile);
+    }
 }
 
 } // namespace pipe

@@ -95,12 +95,24 @@ bool checkProblem(FlexiqLayerArgs const& a, FlexiqProblem const& p, char* why, s
         return fail(why, n, "batch, height and width must be positive", p.batch);
     if (!a.isConv && (p.height != 1 || p.width != 1))
         return fail(why, n, "a gemm problem has height = width = 1", p.height);
-    if (p.dataType != kFLEXIQ_FP32 && p.dataType != kFLEXIQ_FP16 && p.dataType != kFLEXIQ_INT8)
-        return fail(why, n, "input data type must be FP32 (0), FP16 (1) or INT8 (2)", p.dataType);
-    if (p.outputType != kFLEXIQ_FP32 && p.outputType != kFLEXIQ_FP16 && p.outputType != kFLEXIQ_INT8)
-        return fail(why, n, "output data type must be FP32 (0), FP16 (1) or INT8 (2)", p.outputType);
-    if (p.outputType == kFLEXIQ_INT8 && !(a.outputScale > 0.0f))
+    if (p.dataType < kFLEXIQ_FP32 || p.dataType > kFLEXIQ_INT8_WORKSPACE)
+        return fail(why, n, "input data type must be FP32 (0), FP16 (1), INT8 (2) or a workspace edge (3)", p.dataType);
+    if (p.outputType < kFLEXIQ_FP32 || p.outputType > kFLEXIQ_INT8_WORKSPACE)
+        return fail(why, n, "output data type must be FP32 (0), FP16 (1), INT8 (2) or a workspace edge (3)",
+            p.outputType);
+    if ((p.outputType == kFLEXIQ_INT8 || p.outputType == kFLEXIQ_INT8_WORKSPACE) && !(a.outputScale > 0.0f))
         return fail(why, n, "an INT8 output needs output_scale > 0", 0);
+    if (p.outputType == kFLEXIQ_INT8_WORKSPACE)
+    {
+        if (a.readerGroupSize != 32 && a.readerGroupSize != 64)
+            return fail(why, n, "a workspace-edge output needs reader_group_size 32 or 64", a.readerGroupSize);
+        if (a.readerShiftMode != 0 && a.readerShiftMode != 1)
+            return fail(why, n, "reader_act_shift_mode must be 0 or 1", a.readerShiftMode);
+        if (a.readerLayerIndex < 0)
+            return fail(why, n, "reader_layer_index must be >= 0", a.readerLayerIndex);
+        if (a.readerShiftMode == 1 && a.readerStaticShift == nullptr)
+            return fail(why, n, "a workspace-edge output with static reader shifts needs reader_act_static_shift", 0);
+    }
     int32_t outH = 0;
     int32_t outW = 0;
     outputSize(layerGeometry(a), p.height, p.width, &outH, &outW);

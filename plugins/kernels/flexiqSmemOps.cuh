@@ -48,6 +48,8 @@ uint32_t ldsU16(uint32_t addr);
 void lds64(uint32_t addr, uint32_t& x, uint32_t& y);
 void lds128(uint32_t addr, int32_t (&v)[4]);
 void sts128(uint32_t addr, int32_t const (&v)[4]);
+//! st.shared.u8 of the low byte of v.
+void sts8(uint32_t addr, uint32_t v);
 //! Emulator fault build (FLEXIQ_FAULT_INJECTION): which planted fault the kernel commits (0 none).
 int32_t plantedFault();
 //! Emulation: throws unless [p, p + bytes) lies inside a registered global buffer.
@@ -131,6 +133,11 @@ __device__ __forceinline__ void sts128(uint32_t addr, int32_t const (&v)[4])
 {
     asm volatile("st.shared.v4.s32 [%0], {%1,%2,%3,%4};\n" ::"r"(base() + addr), "r"(v[0]), "r"(v[1]), "r"(v[2]),
                  "r"(v[3]));
+}
+
+__device__ __forceinline__ void sts8(uint32_t addr, uint32_t v)
+{
+    asm volatile("st.shared.u8 [%0], %1;\n" ::"r"(base() + addr), "r"(v));
 }
 
 //! Device: no check (the emulator checks every global access of the same code).

@@ -6,9 +6,11 @@
 #include "flexiqCpuReference.h"
 
 #include "flexiqContract.h"
+#include "flexiqEdgeImage.h"
 #include "flexiqShape.h"
 
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace flexiq
@@ -139,7 +141,100 @@ void cpuEpilogue(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int
             }
 }
 
-bool cpuForward(FlexiqLayerArgs const& a, FlexiqProblem const& pr, int32_t n4, char* why, size_t whyLen)
+namespace
+{
+
+//! p_a of one (row, group) of codes [.., cPad]: the static table's, or the dynamic rule's.
+int32_t groupShift(int32_t const* q, int32_t groupSize, bool isSigned, int32_t shiftMode, int8_t const* staticShift,
+    int32_t g)
+{
+    if (shiftMode == static_cast<int32_t>(ShiftMode::kSTATIC))
+        return staticShift[g];
+    int32_t magOr = 0;
+    for (int32_t i = 0; i < groupSize; ++i)
+        magOr |= magnitudeBits(q[i], isSigned);
+    return shiftFromMagnitude(magOr, isSigned);
+}
+
+} // namespace
+
+void cpuWriteEdgeImage(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, float const* y,
+    CpuEdgeOptions const& edge, int8_t* image)
+{
+    int32_t const gSize = a.readerGroupSize;
+    int32_t const cPad = edgePaddedChannels(a.outChannels, gSize);
+    int32_t const groups = cPad / gSize;
+    int32_t const n4 = clampN4(edge.readerN4, cPad, gSize);
+    bool const isSigned = a.outputSigned != 0;
+    int64_t const rows = static_cast<int64_t>(batch) * outPixels;
+    EdgeImageLayout const l = edgeImageLayout(rows, cPad, gSize);
+    std::vector<int32_t> q(static_cast<size_t>(cPad));
+    for (int64_t row = 0; row < rows; ++row)
+    {
+        int64_t const b = row / outPixels;
+        int64_t const pq = row % outPixels;
+        for (int32_t c = 0; c < cPad; ++c) // channel c of the producer is the reader's permuted channel c
+            q[c] = c < a.outChannels
+                ? quantizeActivation(y[(b * a.outChannels + c) * outPixels + pq], a.outputScale, isSigned)
+                : 0;
+        for (int32_t g = 0; g < groups; ++g)
+        {
+            int32_t const* qg = q.data() + g * gSize;
+            int32_t const shift = groupShift(qg, gSize, isSigned, a.readerShiftMode, a.readerStaticShift, g);
+            image[l.shiftA + row * groups + g] = static_cast<int8_t>(shift);
+            int32_t const factor = 1 << shift;
+            std::memcpy(image + l.factorA + (row * groups + g) * 4, &factor, 4);
+            bool const fourBit = g * gSize < n4;
+            for (int32_t i = 0; i < gSize; ++i)
+            {
+                int64_t const c = static_cast<int64_t>(g) * gSize + i;
+                if (fourBit && edge.int4Format)
+                {
+                    uint8_t& byte = reinterpret_cast<uint8_t&>(image[l.codes4 + (row * cPad + c) / 2]);
+                    uint8_t const nib = static_cast<uint8_t>(extract4(qg[i], shift, isSigned) & 0xF);
+                    byte = (c & 1) ? static_cast<uint8_t>((byte & 0x0F) | (nib << 4)) : static_cast<uint8_t>((byte & 0xF0) | nib);
+                }
+                else
+                {
+                    int32_t const v = fourBit ? effectiveCode(qg[i], shift, isSigned) : qg[i];
+                    image[l.codes8 + row * cPad + c] = static_cast<int8_t>(static_cast<uint8_t>(v & 0xFF));
+                }
+            }
+        }
+    }
+}
+
+void cpuReadEdgeImage(FlexiqLayerArgs const& a, int64_t rows, int8_t const* image, CpuEdgeOptions const& edge,
+    int32_t* codes, int32_t* shifts)
+{
+    int32_t const cPad = a.paddedChannels;
+    int32_t const gSize = a.groupSize;
+    int32_t const groups = cPad / gSize;
+    int32_t const n4 = clampN4(edge.readerN4, cPad, gSize);
+    bool const isSigned = a.actSigned != 0;
+    EdgeImageLayout const l = edgeImageLayout(rows, cPad, gSize);
+    for (int64_t row = 0; row < rows; ++row)
+        for (int32_t g = 0; g < groups; ++g)
+        {
+            int32_t const shift = image[l.shiftA + row * groups + g];
+            shifts[row * groups + g] = shift;
+            bool const fourBit = g * gSize < n4;
+            for (int32_t i = 0; i < gSize; ++i)
+            {
+                int64_t const c = static_cast<int64_t>(g) * gSize + i;
+                int32_t v = 0;
+                if (fourBit && edge.int4Format) // the 4-bit code back as its effective code
+                    v = effectiveWeight(unpackNibble(image + l.codes4, row * cPad + c, isSigned), shift);
+                else
+                    v = isSigned ? static_cast<int32_t>(image[l.codes8 + row * cPad + c])
+                                 : static_cast<int32_t>(static_cast<uint8_t>(image[l.codes8 + row * cPad + c]));
+                codes[row * cPad + c] = v;
+            }
+        }
+}
+
+bool cpuForwardEdge(FlexiqLayerArgs const& a, FlexiqProblem const& pr, int32_t n4, CpuEdgeOptions const& edge,
+    char* why, size_t whyLen)
 {
     if (!checkLayerArgs(a, why, whyLen) || !checkProblem(a, pr, why, whyLen))
         return false;
@@ -152,14 +247,36 @@ bool cpuForward(FlexiqLayerArgs const& a, FlexiqProblem const& pr, int32_t n4, c
     int64_t const rows = static_cast<int64_t>(pr.batch) * pr.height * pr.width;
     std::vector<int32_t> codes(static_cast<size_t>(rows * a.paddedChannels));
     std::vector<int32_t> shifts(static_cast<size_t>(rows * (a.paddedChannels / a.groupSize)));
-    cpuQuantizeInput(a, pr.batch, pr.height, pr.width, pr.dataType, pr.input, codes.data(), shifts.data());
+    if (pr.dataType == kFLEXIQ_INT8_WORKSPACE)
+        cpuReadEdgeImage(a, rows, static_cast<int8_t const*>(pr.input), CpuEdgeOptions{n4, edge.int4Format},
+            codes.data(), shifts.data());
+    else
+        cpuQuantizeInput(a, pr.batch, pr.height, pr.width, pr.dataType, pr.input, codes.data(), shifts.data());
     int32_t const n4c = clampN4(n4, a.paddedChannels, a.groupSize);
     cpuMixedAccumulate(a, pr.batch, pr.height, pr.width, codes.data(), shifts.data(), n4c, pr.accOut);
     int32_t outH = 0;
     int32_t outW = 0;
     outputSize(layerGeometry(a), pr.height, pr.width, &outH, &outW);
-    cpuEpilogue(a, pr.batch, outH * outW, n4c, pr.accOut, pr.outputType, pr.output);
+    if (pr.outputType == kFLEXIQ_INT8_WORKSPACE)
+    {
+        std::vector<float> y(static_cast<size_t>(pr.batch) * a.outChannels * outH * outW);
+        cpuEpilogue(a, pr.batch, outH * outW, n4c, pr.accOut, kFLEXIQ_FP32, y.data());
+        cpuWriteEdgeImage(a, pr.batch, outH * outW, y.data(), edge, static_cast<int8_t*>(pr.output));
+    }
+    else
+        cpuEpilogue(a, pr.batch, outH * outW, n4c, pr.accOut, pr.outputType, pr.output);
     return true;
+}
+
+bool cpuForward(FlexiqLayerArgs const& a, FlexiqProblem const& pr, int32_t n4, char* why, size_t whyLen)
+{
+    if (pr.dataType == kFLEXIQ_INT8_WORKSPACE || pr.outputType == kFLEXIQ_INT8_WORKSPACE)
+    {
+        if (why != nullptr && whyLen > 0)
+            std::snprintf(why, whyLen, "workspace edges need cpuForwardEdge (the reader's n4 and the format)");
+        return false;
+    }
+    return cpuForwardEdge(a, pr, n4, CpuEdgeOptions{0, 0}, why, whyLen);
 }
 
 } // namespace flexiq

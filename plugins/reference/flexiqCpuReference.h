@@ -36,6 +36,30 @@ void cpuMixedAccumulate(FlexiqLayerArgs const& args, int32_t batch, int32_t heig
 void cpuEpilogue(FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, int32_t n4, int32_t const* acc,
     int32_t outputType, void* output);
 
+//! How a workspace edge (docs/design.md §2.8, flexiqEdgeImage.h) is written and read: the reader's n4 (raw
+//! runtime value, clamped here) and the backends' format (1: int4 format, 0: int8 format).
+struct CpuEdgeOptions
+{
+    int32_t readerN4;
+    int32_t int4Format;
+};
+
+//! Producer side of a workspace edge: the image of the reader's input pass from the producer's float32
+//! epilogue values `y` (NCHW [B, N, P, Q]; channel j = the reader's permuted channel j, channels
+//! N..C_pad-1 zero codes). The reader is described by args.reader* and (outputScale, outputSigned).
+void cpuWriteEdgeImage(FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, float const* y,
+    CpuEdgeOptions const& edge, int8_t* image);
+
+//! Reader side: codes [rows, C_pad] and shifts [rows, C_pad/G] that, accumulated by cpuMixedAccumulate at
+//! the same n4, give the same int32 sums as the input pass of the producer's float values (4-bit groups
+//! come back as effective codes, which extract4 maps to the same 4-bit codes).
+void cpuReadEdgeImage(FlexiqLayerArgs const& args, int64_t rows, int8_t const* image, CpuEdgeOptions const& edge,
+    int32_t* codes, int32_t* shifts);
+
+//! cpuForward with workspace edges: input and output types may also be kFLEXIQ_INT8_WORKSPACE.
+bool cpuForwardEdge(FlexiqLayerArgs const& args, FlexiqProblem const& problem, int32_t n4, CpuEdgeOptions const& edge,
+    char* why, size_t whyLen);
+
 //! A whole layer: input pass, accumulation and epilogue. `n4` is the raw runtime value (clamped here,
 //! as every backend does); input and output types are kFLEXIQ_FP32 or kFLEXIQ_INT8. Returns false with
 //! a reason in `why` for invalid arguments.

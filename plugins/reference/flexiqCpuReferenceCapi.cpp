@@ -6,6 +6,7 @@
  */
 #include "flexiqContract.h"
 #include "flexiqCpuReference.h"
+#include "flexiqEdgeImage.h"
 #include "flexiqFragments.h"
 #include "flexiqShape.h"
 
@@ -22,6 +23,24 @@ FLEXIQ_CAPI int32_t flexiqCpuForwardIo(FlexiqLayerArgs const* args, int32_t batc
 {
     FlexiqProblem const problem{batch, height, width, inputType, outputType, input, output, nullptr, acc};
     return flexiq::cpuForward(*args, problem, n4, why, whyLen) ? 0 : 1;
+}
+
+//! flexiqCpuForwardIo where input and output may also be workspace edges (kFLEXIQ_INT8_WORKSPACE,
+//! flexiqEdgeImage.h): `readerN4` is the reader's raw n4 the producer writes the image for, `int4Format`
+//! 1 for the int4 backends' format, 0 for the int8 / reference format (both sides of an edge use one).
+FLEXIQ_CAPI int32_t flexiqCpuForwardEdge(FlexiqLayerArgs const* args, int32_t batch, int32_t height, int32_t width,
+    int32_t inputType, void const* input, int32_t n4, int32_t* acc, int32_t outputType, void* output,
+    int32_t readerN4, int32_t int4Format, char* why, size_t whyLen)
+{
+    FlexiqProblem const problem{batch, height, width, inputType, outputType, input, output, nullptr, acc};
+    return flexiq::cpuForwardEdge(*args, problem, n4, flexiq::CpuEdgeOptions{readerN4, int4Format}, why, whyLen) ? 0
+                                                                                                             : 1;
+}
+
+//! Bytes per reader pixel of a workspace edge (flexiqEdgeImage.h).
+FLEXIQ_CAPI int64_t flexiqCpuEdgeBytesPerRow(int32_t paddedChannels, int32_t groupSize)
+{
+    return flexiq::edgeBytesPerRow(paddedChannels, groupSize);
 }
 
 //! flexiqCpuForwardIo with FP32 input and output (the original entry point).

@@ -22,6 +22,11 @@ Layouts (all little-endian, row-major):
   INT8 tensor of the layer's own activation codes (same layout as the float input, original channel
   order; unsigned codes as their uint8 bit patterns); with ``output_int8`` the output is the consumers'
   codes ``quantize(y, output_scale, output_signed)`` of the float32 epilogue value ``y``.
+* Workspace edges (``input_int8`` / ``output_int8`` = 2, `EdgeKind.WORKSPACE`): an INT8 edge with exactly one
+  reader carries the reader's input-pass image (plugins/kernels/flexiqEdgeImage.h), shape
+  ``[rows dims..., workspace_bytes_per_row(C_pad_r, G_r)]`` (conv ``[B, P, Q, X]``). The producer's output
+  channels (weight rows, ``weight_scale``, bias columns) are stored in the reader's ``pi`` order, and
+  ``reader_*`` describe the reader's input pass; ``R_G_count = ceil(N / reader_group_size)``.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 
 PLUGIN_DOMAIN = "flexiq.trt"
 PLUGIN_NAMESPACE = "flexiq"
-PLUGIN_VERSION = "3"  # 2: `bias` is the per-rung table [G_count + 1, N]; 3: INT8 codes between layers
+PLUGIN_VERSION = "4"  # 2: `bias` is the per-rung table [G_count + 1, N]; 3: INT8 codes between layers; 4: workspace edges
 CONV_OP = "FlexiQConv"
 GEMM_OP = "FlexiQGemm"
 PLUGIN_OPS = (CONV_OP, GEMM_OP)
@@ -76,6 +81,23 @@ class Activation(enum.IntEnum):
     HARD_SIGMOID = 7  # clamp(alpha * y + beta, 0, 1)
     GELU = 8  # 0.5 * y * (1 + erf(y / sqrt(2)))
     TANH = 9
+
+
+class EdgeKind(enum.IntEnum):
+    """Values of `input_int8` / `output_int8`: how a tensor between two FlexiQ layers is carried."""
+
+    FLOAT = 0  # float32/float16 values
+    CODES = 1  # INT8 activation codes of the reader(s), the float tensor's layout (an INT8 edge)
+    WORKSPACE = 2  # the one reader's input-pass image (planes of docs/design.md §2.8, "workspace edges")
+
+
+def workspace_bytes_per_row(padded_channels: int, group_size: int) -> int:
+    """Bytes per reader pixel of a workspace edge: codes8 C_pad, codes4 C_pad/2, factorA 4 G_count, shiftA G_count.
+
+    Mirrors plugins/kernels/flexiqEdgeImage.h (edgeBytesPerRow); the tensor is [rows dims..., this].
+    """
+    groups = padded_channels // group_size
+    return padded_channels + padded_channels // 2 + 5 * groups
 
 
 class ShiftMode(enum.IntEnum):
@@ -128,12 +150,22 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("activation", FieldKind.INT, "1", 0, max(Activation), doc="Activation enum"),
     FieldSpec("activation_alpha", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
     FieldSpec("activation_beta", FieldKind.FLOAT, "1", None, None, doc="see Activation"),
-    FieldSpec("input_int8", FieldKind.INT, "1", 0, 1,
-              doc="1: x is an INT8 tensor of this layer's own activation codes (an INT8 edge)"),
-    FieldSpec("output_int8", FieldKind.INT, "1", 0, 1,
-              doc="1: y is written as INT8 codes of the consumers' quantizer (output_scale, output_signed)"),
+    FieldSpec("input_int8", FieldKind.INT, "1", 0, 2,
+              doc="1: x is an INT8 tensor of this layer's own activation codes (an INT8 edge); "
+                  "2: x is a workspace edge, the image of this layer's input pass its producer wrote"),
+    FieldSpec("output_int8", FieldKind.INT, "1", 0, 2,
+              doc="1: y is written as INT8 codes of the consumers' quantizer (output_scale, output_signed); "
+                  "2: y is written as the workspace edge of the one reader (reader_* fields)"),
     FieldSpec("output_scale", FieldKind.FLOAT, "1", 0.0, None, doc="the consumers' s_a (1.0 when output_int8 = 0)"),
     FieldSpec("output_signed", FieldKind.INT, "1", 0, 1, doc="the consumers' act_signed"),
+    FieldSpec("reader_layer_index", FieldKind.INT, "1", 0, None,
+              doc="output_int8 = 2: the reader's layer_index (its n4); else 0"),
+    FieldSpec("reader_group_size", FieldKind.INT, "1", 32, 64,
+              doc="output_int8 = 2: the reader's G; else 32 (the reader's C_pad is N rounded up to it)"),
+    FieldSpec("reader_act_shift_mode", FieldKind.INT, "1", 0, 1,
+              doc="output_int8 = 2: the reader's act_shift_mode; else 0"),
+    FieldSpec("reader_act_static_shift", FieldKind.TENSOR_INT8, "R_G_count", 0, 4,
+              doc="output_int8 = 2: the reader's act_static_shift; else zeros (R_G_count = ceil(N / reader_group_size))"),
     FieldSpec("kernel_shape", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[R, S]"),
     FieldSpec("strides", FieldKind.INTS, "2", 1, None, conv_only=True, doc="[stride_h, stride_w]"),
     FieldSpec("pads", FieldKind.INTS, "4", 0, None, conv_only=True, doc="[top, left, bottom, right]"),

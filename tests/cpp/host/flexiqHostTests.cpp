@@ -140,10 +140,10 @@ TEST_CASE(creatorIdentity)
     {
         auto& c = creatorFor(isConv);
         CHECK(std::strcmp(c.getPluginName(), isConv ? "FlexiQConv" : "FlexiQGemm") == 0);
-        CHECK(std::strcmp(c.getPluginVersion(), "3") == 0); // 3: INT8 codes between layers
+        CHECK(std::strcmp(c.getPluginVersion(), "4") == 0); // 3: INT8 codes between layers; 4: workspace edges
         CHECK(std::strcmp(c.getPluginNamespace(), "flexiq") == 0);
         PluginFieldCollection const* names = c.getFieldNames();
-        CHECK(names != nullptr && names->nbFields == (isConv ? 25 : 21));
+        CHECK(names != nullptr && names->nbFields == (isConv ? 29 : 25));
         for (int32_t i = 0; names != nullptr && i < names->nbFields; ++i)
             CHECK(std::strcmp(names->fields[i].name, flexiq::kFIELDS[i].name) == 0);
     }
@@ -166,7 +166,7 @@ void checkRoundTrip(bool isConv)
     CHECK(built->getCapabilityInterface(PluginCapabilityType::kBUILD) != nullptr);
     CHECK(built->getCapabilityInterface(PluginCapabilityType::kRUNTIME) != nullptr);
     std::vector<std::string> const first = serializedBytes(*built);
-    CHECK(first.size() == (isConv ? 25u : 21u));
+    CHECK(first.size() == (isConv ? 29u : 25u));
     // Runtime phase: re-create from exactly what getFieldsToSerialize returned.
     PluginFieldCollection const* fc = built->getFieldsToSerialize();
     std::vector<PluginField> const copy(fc->fields, fc->fields + fc->nbFields);
@@ -392,7 +392,7 @@ TEST_CASE(kernelProblemCheckOfInt8Io)
     CHECK(contains(why, "INT8 output needs output_scale > 0"));
     pr.outputType = kFLEXIQ_FP32;
     CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_SUCCESS); // unused when the output is float
-    pr.dataType = 3;
+    pr.dataType = 4; // 3 is a workspace edge (docs/design.md §2.8)
     CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
     CHECK(contains(why, "input data type"));
     pr.dataType = kFLEXIQ_FP32;
@@ -597,8 +597,11 @@ TEST_CASE(rejectsOutOfRangeValues)
         {false, [](TestLayer& t) { t.actShiftMode = 3; }, {"'act_shift_mode' = 3"}, "act_shift_mode"},
         {false, [](TestLayer& t) { t.activation = 10; }, {"'activation' = 10", "[0, 9]"}, "activation"},
         {false, [=](TestLayer& t) { t.alpha = inf; }, {"'activation_alpha' = inf"}, "alpha"},
-        {false, [](TestLayer& t) { t.inputInt8 = 2; }, {"'input_int8' = 2", "[0, 1]"}, "input_int8"},
-        {false, [](TestLayer& t) { t.outputInt8 = -1; }, {"'output_int8' = -1", "[0, 1]"}, "output_int8"},
+        {false, [](TestLayer& t) { t.inputInt8 = 3; }, {"'input_int8' = 3", "[0, 2]"}, "input_int8"},
+        {false, [](TestLayer& t) { t.outputInt8 = -1; }, {"'output_int8' = -1", "[0, 2]"}, "output_int8"},
+        {false, [](TestLayer& t) { t.readerActShiftMode = 2; }, {"'reader_act_shift_mode' = 2", "[0, 1]"},
+            "reader_act_shift_mode"},
+        {false, [](TestLayer& t) { t.readerLayerIndex = -1; }, {"'reader_layer_index' = -1"}, "reader_layer_index"},
         {false, [](TestLayer& t) { t.outputSigned = 3; }, {"'output_signed' = 3", "[0, 1]"}, "output_signed"},
         {false, [](TestLayer& t) { t.outputInt8 = 1; t.outputScale = 0.0F; }, {"'output_scale' = 0", "> 0"},
             "output_scale 0"},

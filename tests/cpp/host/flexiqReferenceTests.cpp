@@ -293,6 +293,154 @@ TEST_CASE(int8EdgeChainEqualsFloatChain)
         }
 }
 
+namespace
+{
+
+//! `t` with its output channels in the order `rows` (a workspace-edge producer, graph_passes/plugin_fields.py).
+TestLayer permuteOutputs(TestLayer t, std::vector<int32_t> const& rows)
+{
+    int64_t const k = t.reductionLength();
+    int32_t const groups = t.paddedChannels() / t.groupSize;
+    TestLayer o = t;
+    for (int32_t j = 0; j < t.outChannels; ++j)
+    {
+        int32_t const r = rows[j];
+        std::copy_n(t.weightInt8.begin() + r * k, k, o.weightInt8.begin() + j * k);
+        std::copy_n(t.weightInt4.begin() + r * k / 2, k / 2, o.weightInt4.begin() + j * k / 2);
+        std::copy_n(t.weightShift.begin() + r * groups, groups, o.weightShift.begin() + j * groups);
+        o.weightScale[j] = t.weightScale[r];
+        for (int32_t g = 0; g <= groups; ++g)
+            o.bias[g * t.outChannels + j] = t.bias[g * t.outChannels + r];
+    }
+    return o;
+}
+
+//! One forward through cpuForwardEdge; the output is the float y or the workspace-edge image (poison-filled).
+Result forwardEdge(FlexiqLayerArgs const& a, Shape s, int32_t inputType, void const* input, int32_t n4,
+    int32_t outputType, flexiq::CpuEdgeOptions edge, int64_t imageBytes)
+{
+    Result r;
+    int64_t const n = outCount(a, s);
+    r.acc.assign(static_cast<size_t>(n), 0);
+    void* out = nullptr;
+    if (outputType == kFLEXIQ_INT8_WORKSPACE)
+    {
+        r.codes.assign(static_cast<size_t>(imageBytes), 0xA5);
+        out = r.codes.data();
+    }
+    else
+    {
+        r.y.assign(static_cast<size_t>(n), -1.0F);
+        out = r.y.data();
+    }
+    FlexiqProblem const pr{s.batch, s.height, s.width, inputType, outputType, input, out, nullptr, r.acc.data()};
+    char why[256] = {0};
+    r.ok = flexiq::cpuForwardEdge(a, pr, n4, edge, why, sizeof(why));
+    CHECK_CTX(r.ok, why);
+    return r;
+}
+
+} // namespace
+
+// (e) Workspace edges (docs/design.md §2.8): P writes C's input-pass image (P's outputs stored in C's pi
+// order, C's G, shift mode and n4), C reads it without an input pass: the same accumulators and outputs as
+// the chain through FP32, bit for bit; P's own accumulators are its original ones in C's channel order.
+TEST_CASE(workspaceEdgeChainEqualsFloatChain)
+{
+    uint32_t seed = 400;
+    for (bool isConv : {false, true})
+        for (int32_t readerG : {32, 64})
+            for (bool readerSigned : {true, false})
+                for (int32_t readerMode : {0, 1})
+                {
+                    Shape const s = shapeOf(isConv);
+                    TestLayer p = makeTestLayer(isConv, 40, 72, true, 3, 0, ++seed); // N = 72: not a multiple of G
+                    TestLayer c = makeTestLayer(isConv, 72, 8, readerSigned, 1, readerMode, ++seed);
+                    c.groupSize = readerG;
+                    c.fill(seed);
+                    std::vector<float> const x = makeInput(inputCount(p, s), p.actScale, true, seed);
+                    RefLayer pFloat(p);
+                    Result const y = forward(pFloat.args, s, kFLEXIQ_FP32, x.data(), 32, kFLEXIQ_FP32);
+                    c.actScale = std::max(maxAbs(y.y), 1e-3F) / (readerSigned ? 100.0F : 200.0F);
+                    RefLayer cFloat(c);
+                    TestLayer pw = permuteOutputs(p, c.permutation);
+                    pw.outputInt8 = 2;
+                    pw.outputScale = c.actScale;
+                    pw.outputSigned = c.actSigned;
+                    pw.readerLayerIndex = 5;
+                    pw.readerGroupSize = readerG;
+                    pw.readerActShiftMode = readerMode;
+                    pw.readerActStaticShift = c.actStaticShift;
+                    RefLayer pWs(pw);
+                    CHECK(pWs.cfg.outputWorkspace() && pWs.cfg.readerPaddedChannels() == c.paddedChannels());
+                    pWs.args.readerStaticShift = pWs.cfg.readerActStaticShift.data();
+                    c.inputInt8 = 2;
+                    RefLayer cWs(c);
+                    CHECK(cWs.cfg.inputWorkspace()
+                        && cWs.cfg.inputEdgeBytesPerRow() == pWs.cfg.outputEdgeBytesPerRow());
+                    int64_t const rows = outCount(pFloat.args, s) / p.outChannels;
+                    int64_t const bytes = rows * pWs.cfg.outputEdgeBytesPerRow();
+                    std::string const ctx = std::string(isConv ? "conv" : "gemm") + " G" + std::to_string(readerG)
+                        + (readerSigned ? " s8" : " u8") + (readerMode ? " static" : " dynamic");
+                    for (int32_t format : {1, 0})
+                        for (int32_t n4 : {0, readerG, 64 + 5, 1000})
+                        {
+                            std::string const at = ctx + " format " + std::to_string(format) + " n4 " + std::to_string(n4);
+                            Result const image = forwardEdge(pWs.args, s, kFLEXIQ_FP32, x.data(), 32,
+                                kFLEXIQ_INT8_WORKSPACE, flexiq::CpuEdgeOptions{n4, format}, bytes);
+                            bool permutedAcc = image.ok;
+                            for (int64_t i = 0; permutedAcc && i < static_cast<int64_t>(y.acc.size()); ++i)
+                            {
+                                int64_t const pix = isConv ? s.height * s.width : 1;
+                                int64_t const b = i / (p.outChannels * pix);
+                                int64_t const j = (i / pix) % p.outChannels;
+                                int64_t const src = (b * p.outChannels + c.permutation[j]) * pix + i % pix;
+                                permutedAcc = image.acc[i] == y.acc[src];
+                            }
+                            CHECK_CTX(permutedAcc, at);
+                            Result const viaFloat = forward(cFloat.args, s, kFLEXIQ_FP32, y.y.data(), n4, kFLEXIQ_FP32);
+                            Result const viaWs = forwardEdge(cWs.args, s, kFLEXIQ_INT8_WORKSPACE, image.codes.data(), n4,
+                                kFLEXIQ_FP32, flexiq::CpuEdgeOptions{0, format}, 0);
+                            CHECK_CTX(viaFloat.ok && viaWs.ok && viaFloat.acc == viaWs.acc, at);
+                            CHECK_CTX(sameBits(viaFloat.y, viaWs.y), at);
+                        }
+                }
+}
+
+// A workspace-edge producer's fields are checked with the field named.
+TEST_CASE(workspaceEdgeFieldsAreValidated)
+{
+    TestLayer t = flexiq::test::makeLayer(false);
+    t.outputInt8 = 2;
+    t.readerActStaticShift.assign(3, 0); // N = 8, reader G 32: one group
+    auto f = t.fields();
+    nvinfer1::PluginFieldCollection fc{static_cast<int32_t>(f.size()), f.data()};
+    std::string msg;
+    try
+    {
+        static_cast<void>(flexiq::parseLayerConfig(false, "ws_node", &fc));
+    }
+    catch (std::exception const& e)
+    {
+        msg = e.what();
+    }
+    CHECK_CTX(msg.find("reader_act_static_shift") != std::string::npos, msg);
+    t.readerActStaticShift.assign(1, 0);
+    t.readerGroupSize = 48;
+    f = t.fields();
+    fc = nvinfer1::PluginFieldCollection{static_cast<int32_t>(f.size()), f.data()};
+    msg.clear();
+    try
+    {
+        static_cast<void>(flexiq::parseLayerConfig(false, "ws_node", &fc));
+    }
+    catch (std::exception const& e)
+    {
+        msg = e.what();
+    }
+    CHECK_CTX(msg.find("reader_group_size") != std::string::npos, msg);
+}
+
 // (d) A -128 input code is clamped to -127 (signed); 0x80 is the unsigned code 128.
 TEST_CASE(int8InputMinus128IsClamped)
 {

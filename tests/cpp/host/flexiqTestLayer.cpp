@@ -77,6 +77,9 @@ void TestLayer::fill(uint32_t seed)
     }
     for (auto& v : bias)
         v = 0.01F * static_cast<float>(rng.range(-100, 100));
+    readerActStaticShift.assign(static_cast<size_t>((outChannels + readerGroupSize - 1) / readerGroupSize), 0);
+    for (auto& v : readerActStaticShift)
+        v = static_cast<int8_t>(rng.range(0, 4));
 }
 
 std::vector<PluginField> TestLayer::fields() const
@@ -104,6 +107,11 @@ std::vector<PluginField> TestLayer::fields() const
         PluginField("output_int8", &outputInt8, PluginFieldType::kINT32, 1),
         PluginField("output_scale", &outputScale, PluginFieldType::kFLOAT32, 1),
         PluginField("output_signed", &outputSigned, PluginFieldType::kINT32, 1),
+        PluginField("reader_layer_index", &readerLayerIndex, PluginFieldType::kINT32, 1),
+        PluginField("reader_group_size", &readerGroupSize, PluginFieldType::kINT32, 1),
+        PluginField("reader_act_shift_mode", &readerActShiftMode, PluginFieldType::kINT32, 1),
+        PluginField("reader_act_static_shift", readerActStaticShift.data(), PluginFieldType::kINT8,
+            len(readerActStaticShift)),
     };
     if (isConv)
     {

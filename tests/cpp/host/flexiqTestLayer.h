@@ -30,6 +30,8 @@ struct TestLayer
     int32_t inputInt8{0}, outputInt8{0};
     float outputScale{1.0F};
     int32_t outputSigned{1};
+    int32_t readerLayerIndex{0}, readerGroupSize{32}, readerActShiftMode{0};
+    std::vector<int8_t> readerActStaticShift; //!< [ceil(N / readerGroupSize)]
     std::array<int32_t, 2> kernelShape{3, 3}, strides{1, 1}, dilations{1, 1};
     std::array<int32_t, 4> pads{1, 1, 1, 1};
     std::vector<int8_t> actStaticShift, weightInt8, weightInt4, weightShift;

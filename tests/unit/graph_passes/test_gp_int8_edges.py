@@ -9,11 +9,12 @@ import onnx
 import pytest
 from _gp_helpers import eligible_of, random_quantized
 from _utils import models as M
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from flexiq_trt.graph_passes.int8_edges import CodeFormat, find_int8_edges
 from flexiq_trt.graph_passes.replace_layers import write_flexiq_model
-from flexiq_trt.plugin_spec import PLUGIN_OPS, ShiftMode
+from flexiq_trt.plugin_spec import GEMM_OP, PLUGIN_OPS, ShiftMode
+from flexiq_trt.quantization import bits
 
 G = 32
 
@@ -132,3 +133,63 @@ def test_real_conversions_keep_the_edge_invariants(real_conversions, model_name:
     outs, ins = _edge_invariants(model)
     if model_name == "fmnist_resnet":  # conv -> relu -> conv inside its residual blocks
         assert outs >= 1 and ins >= outs
+
+
+# ---- workspace edges: one reader of the producer's kind gets its input-pass image ----------------------
+
+
+def test_workspace_edges_mark_single_reader_edges_and_permute_the_producer() -> None:
+    prepared, pairs = _pairs(_chain())
+    edges = find_int8_edges(prepared, pairs, workspace=True)
+    by_name = {e.name: q for e, q in pairs}
+    assert edges["conv0"].reader is not None and edges["conv0"].reader.layer_index == by_name["conv1"].layer_index
+    assert edges["conv1"].reader is not None and edges["conv1"].input_workspace
+    assert edges["conv2"].input_workspace and edges["conv2"].reader is None, "a graph output stays float"
+    assert not edges["conv0"].input_workspace
+
+    model = write_flexiq_model(prepared, pairs, workspace_edges=True)
+    nodes = {n.name: _attrs(n) for n in model.graph.node if n.op_type in PLUGIN_OPS}
+    assert (nodes["conv0"]["output_int8"], nodes["conv1"]["input_int8"], nodes["conv1"]["output_int8"],
+            nodes["conv2"]["input_int8"], nodes["conv2"]["output_int8"]) == (2, 2, 2, 2, 0)
+    for producer, reader in (("conv0", "conv1"), ("conv1", "conv2")):
+        p, q_p, q_r = nodes[producer], by_name[producer], by_name[reader]
+        assert nodes[reader]["input_int8"] == 2
+        assert p["reader_layer_index"] == q_r.layer_index and p["reader_group_size"] == q_r.group_size
+        assert p["reader_act_shift_mode"] == int(q_r.act_shift_mode)
+        np.testing.assert_array_equal(numpy_helper.to_array(p["reader_act_static_shift"]), q_r.act_static_shift)
+        # Output channel j of the producer is the reader's permuted channel pi_r[j].
+        n = q_p.out_channels
+        order = np.asarray(q_r.permutation[:n])
+        w8 = numpy_helper.to_array(p["weight_int8"]).reshape(n, -1)
+        np.testing.assert_array_equal(w8, q_p.weight_int8.reshape(n, -1)[order])
+        np.testing.assert_array_equal(numpy_helper.to_array(p["weight_shift"]), q_p.weight_shift[order])
+        np.testing.assert_array_equal(numpy_helper.to_array(p["weight_scale"]), q_p.weight_scale[order])
+        np.testing.assert_array_equal(numpy_helper.to_array(p["bias"]).reshape(-1, n), q_p.bias_table()[:, order])
+        w4 = numpy_helper.to_array(p["weight_int4"]).reshape(n, -1)
+        np.testing.assert_array_equal(w4, bits.pack_int4(q_p.weight_int4.reshape(n, -1)[order]))
+        assert not np.array_equal(order, np.arange(n)), "the test permutation is not the identity"
+    # The reader keeps its own fields (its weights are already in its pi order).
+    np.testing.assert_array_equal(numpy_helper.to_array(nodes["conv2"]["weight_int8"]).ravel(),
+                                  by_name["conv2"].weight_int8.reshape(-1))
+
+
+def test_workspace_edges_leave_fan_out_and_mixed_kinds_as_codes() -> None:
+    prepared, pairs = _pairs(_chain(fan_out=True), same_scale=True)
+    edges = find_int8_edges(prepared, pairs, workspace=True)
+    assert edges["conv0"].output is not None and edges["conv0"].reader is None, "two readers: codes, not workspace"
+    assert not edges["conv1"].input_workspace and not edges["conv1b"].input_workspace
+    # A gemm reading a conv's output (or the other way) has other rows: never a workspace edge.
+    prepared, pairs = _pairs(_chain())
+    as_gemm = [(e, dataclasses.replace(q, op_type=GEMM_OP, geometry=None) if e.name == "conv1" else q)
+               for e, q in pairs]
+    edges = find_int8_edges(prepared, as_gemm, workspace=True)
+    assert edges["conv0"].output is not None and edges["conv0"].reader is None
+    assert edges["conv1"].reader is None and not edges["conv2"].input_workspace
+
+
+def test_workspace_edges_off_by_default() -> None:
+    prepared, pairs = _pairs(_chain())
+    assert all(e.reader is None and not e.input_workspace for e in find_int8_edges(prepared, pairs).values())
+    nodes = {n.name: _attrs(n) for n in write_flexiq_model(prepared, pairs).graph.node if n.op_type in PLUGIN_OPS}
+    assert max(a["output_int8"] for a in nodes.values()) == 1 and max(a["input_int8"] for a in nodes.values()) == 1
+    assert all(a["reader_group_size"] == 32 and a["reader_layer_index"] == 0 for a in nodes.values())

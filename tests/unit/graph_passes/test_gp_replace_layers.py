@@ -37,7 +37,9 @@ KIND_TYPES = {
 
 
 def _length(formula: str, n: int, k: int, cp: int, gc: int) -> int:
-    return int(eval(formula, {}, {"N": n, "K": k, "C_pad": cp, "G_count": gc}))  # noqa: S307 (spec formulas)
+    r_g_count = -(-n // 32)  # reader_group_size is 32 unless the output is a workspace edge (off here)
+    return int(eval(formula, {}, {"N": n, "K": k, "C_pad": cp, "G_count": gc,  # noqa: S307 (spec formulas)
+                                  "R_G_count": r_g_count}))
 
 
 def _write(model, group_size=32):

@@ -8,6 +8,7 @@ Random layers are built directly from random codes (the tests check arithmetic, 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -37,6 +38,8 @@ class FlexiqLayerArgs(ctypes.Structure):
         ("actShiftMode", _I), ("activation", _I), ("alpha", _F), ("beta", _F), ("layerIndex", _I),
         ("outputScale", _F), ("outputSigned", _I), ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightShift", _P),
         ("outScale", _P), ("bias", _P), ("actStaticShift", _P),
+        ("readerLayerIndex", _I), ("readerGroupSize", _I), ("readerShiftMode", _I), ("readerStaticShift", _P),
+        ("weightShiftT", _P),
     ]
 
 
@@ -50,7 +53,8 @@ class FlexiqProblem(ctypes.Structure):
 
 
 # FlexiqDataType (flexiqLayerArgs.h): element types of a layer's input and output.
-FP32, FP16, INT8 = 0, 1, 2
+FP32, FP16, INT8, WORKSPACE = 0, 1, 2, 3
+EDGE_POISON = np.int8(-91)  # 0xA5: bytes of a workspace edge that no step writes keep it (compared as well)
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -122,6 +126,40 @@ class HostLayer:
         return cls(layer, arrays, args)
 
 
+def edge_bytes_per_row(padded_channels: int, group_size: int) -> int:
+    """plugins/kernels/flexiqEdgeImage.h edgeBytesPerRow (plugin_spec.workspace_bytes_per_row)."""
+    return padded_channels + padded_channels // 2 + 5 * (padded_channels // group_size)
+
+
+def permuted_producer(producer: QuantizedLayer, reader: QuantizedLayer) -> QuantizedLayer:
+    """`producer` with its output channels in the reader's pi order (what plugin_fields.py writes for a
+    workspace edge): weight rows, shifts, scales, bias and its per-rung shifts permuted alike."""
+    rows = np.asarray(reader.permutation[:producer.out_channels], np.int64)
+    gbs = producer.group_bias_shift
+    return dataclasses.replace(
+        producer, weight_int8=producer.weight_int8[rows], weight_int4=producer.weight_int4[rows],
+        weight_shift=producer.weight_shift[rows], weight_scale=producer.weight_scale[rows], bias=producer.bias[rows],
+        group_bias_shift=None if gbs is None else gbs[:, rows])
+
+
+def workspace_host(layer: QuantizedLayer, reader: QuantizedLayer | None = None, io: Int8Io | None = None) -> HostLayer:
+    """HostLayer of one side of a workspace edge: p_w transposed (weightShiftT, as DeviceWeights makes it),
+    and for a producer (`reader` given, `layer` already permuted) the reader's fields and quantizer."""
+    if reader is not None:
+        io = Int8Io(False, True, float(np.float32(reader.act_scale)), bool(reader.act_signed))
+    host = HostLayer.from_layer(layer, io)
+    host.arrays["weightShiftT"] = np.ascontiguousarray(np.asarray(layer.weight_shift, np.int32).T)
+    host.args.weightShiftT = _ptr(host.arrays["weightShiftT"])
+    if reader is not None:
+        host.arrays["readerStaticShift"] = np.ascontiguousarray(
+            np.asarray(reader.act_static_shift, np.int8)[: -(-layer.out_channels // reader.group_size)])
+        host.args.readerStaticShift = _ptr(host.arrays["readerStaticShift"])
+        host.args.readerLayerIndex = reader.layer_index
+        host.args.readerGroupSize = reader.group_size
+        host.args.readerShiftMode = int(reader.act_shift_mode)
+    return host
+
+
 def random_layer(rng: np.random.Generator, *, conv: bool, in_channels: int, out_channels: int,
                  group_size: int = 32, signed: bool = True, shift_mode: ShiftMode = ShiftMode.DYNAMIC,
                  geometry: ConvGeometry | None = None, activation: Activation = Activation.NONE,
@@ -186,6 +224,9 @@ def load_cpu_reference(build_dir: Path) -> ctypes.CDLL | None:
     lib.flexiqCpuForward.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _P, _I, _P, _P,
                                      ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqCpuForward.restype = _I
+    lib.flexiqCpuForwardEdge.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _I, _P, _I, _P, _I, _I,
+                                         ctypes.c_char_p, ctypes.c_size_t]
+    lib.flexiqCpuForwardEdge.restype = _I
     lib.flexiqCpuForwardIo.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, _I, _P, _I, _P, _I, _P,
                                        ctypes.c_char_p, ctypes.c_size_t]
     lib.flexiqCpuForwardIo.restype = _I
@@ -231,6 +272,61 @@ def cpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, n4: int,
                                     _ptr(xc), n4, _ptr(acc), INT8 if output_int8 else FP32, _ptr(out), why, len(why))
     if status != 0:
         raise ValueError(f"flexiqCpuForwardIo rejected layer {layer.name}: {why.value.decode()}")
+    return acc, out
+
+
+def _edge_out(host: HostLayer, batch: int, height: int, width: int, out_edge: bool):
+    layer = host.layer
+    shape = output_shape(layer, batch, height, width)
+    if not out_edge:
+        return shape, np.zeros(shape, np.float32)
+    rows = int(np.prod(shape)) // layer.out_channels
+    c_pad_r = -(-layer.out_channels // host.args.readerGroupSize) * host.args.readerGroupSize
+    return shape, np.full(rows * edge_bytes_per_row(c_pad_r, host.args.readerGroupSize), EDGE_POISON, np.int8)
+
+
+def cpu_forward_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple[int, int], n4: int, *,
+                     in_edge: bool, out_edge: bool, reader_n4: int = 0,
+                     int4_format: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The CPU reference with workspace edges (flexiqCpuForwardEdge): `x` is float32, or with `in_edge` the
+    flat int8 image; `hw` the input's (H, W) (gemm (1, 1)). Returns (accumulators, float32 output or the
+    flat int8 image written for `reader_n4` in the int4 / int8 format)."""
+    batch = x.shape[0] if not in_edge else None
+    height, width = hw
+    layer = host.layer
+    if in_edge:
+        batch = x.size // (height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
+    shape, out = _edge_out(host, batch, height, width, out_edge)
+    acc = np.zeros(shape, np.int32)
+    xc = np.ascontiguousarray(x, np.int8 if in_edge else np.float32)
+    why = ctypes.create_string_buffer(256)
+    status = lib.flexiqCpuForwardEdge(ctypes.byref(host.args), batch, height, width, WORKSPACE if in_edge else FP32,
+                                      _ptr(xc), n4, _ptr(acc), WORKSPACE if out_edge else FP32, _ptr(out),
+                                      reader_n4, int(int4_format), why, len(why))
+    if status != 0:
+        raise ValueError(f"flexiqCpuForwardEdge rejected layer {layer.name}: {why.value.decode()}")
+    return acc, out
+
+
+def emulate_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple[int, int], max4bit: np.ndarray,
+                 backend: str, tile: str = "64x64", *, in_edge: bool, out_edge: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The emulated kernels with workspace edges (as cpu_forward_edge; n4 values come from `max4bit`)."""
+    height, width = hw
+    layer = host.layer
+    batch = x.shape[0] if not in_edge else x.size // (
+        height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
+    shape, out = _edge_out(host, batch, height, width, out_edge)
+    acc = np.zeros(shape, np.int32)
+    xc = np.ascontiguousarray(x, np.int8 if in_edge else np.float32)
+    m4 = np.ascontiguousarray(max4bit, np.int32)
+    why = ctypes.create_string_buffer(512)
+    status = lib.flexiqEmulateForwardEx(EMULATOR_BACKENDS[backend], TILES[tile], WORKSPACE if in_edge else FP32,
+                                        WORKSPACE if out_edge else FP32, ctypes.byref(host.args), batch, height,
+                                        width, _ptr(xc), _ptr(m4), m4.size, _ptr(acc), _ptr(out), why, len(why))
+    if status == 2:
+        raise EmulatorCheckFailed(why.value.decode())
+    if status != 0:
+        raise ValueError(f"flexiqEmulateForwardEx({backend}, {tile}) rejected {layer.name}: {why.value.decode()}")
     return acc, out
 
 

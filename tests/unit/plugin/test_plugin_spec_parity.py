@@ -58,7 +58,7 @@ def test_length_rule_enum_matches_formula() -> None:
     # The C++ code validates with the enum; the parity above checks the text, so enum and text must agree.
     expected = {"1": "ONE", "2": "TWO", "4": "FOUR", "N": "N", "C_pad": "C_PAD", "G_count": "G_COUNT",
                 "N*G_count": "N_G_COUNT", "N*K": "N_K", "N*K/2": "N_K_HALF",
-                "(G_count+1)*N": "RUNGS_N"}
+                "(G_count+1)*N": "RUNGS_N", "R_G_count": "R_G_COUNT"}
     for row in cpp_fields():
         assert expected[row["formula"]] == row["rule"], row["name"]
 

@@ -64,6 +64,7 @@ T __ldg(T const* p)
     return *p;
 }
 
+#include "flexiqEdgeImage.h"
 #include "flexiqFragments.h"
 #include "flexiqInputPass.cuh"
 #include "flexiqMixedGemm.cuh"
@@ -435,6 +436,12 @@ void sts128(uint32_t addr, int32_t const (&v)[4])
     sharedWrite(addr, 16, 16, v, "st.shared.v4.s32");
 }
 
+void sts8(uint32_t addr, uint32_t v)
+{
+    uint8_t const b = static_cast<uint8_t>(v & 0xFFu);
+    sharedWrite(addr, 1, 1, &b, "st.shared.u8");
+}
+
 } // namespace smem
 
 template <bool kSignedA>
@@ -619,7 +626,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         return report(why, whyLen, 1, "unknown backend or tile");
     bool const int4 = backend == 1 || backend == 4;
     bool const isSigned = a.actSigned != 0;
-    auto const elementBytes = [](int32_t type) -> uint64_t { return type == kFLEXIQ_FP16 ? 2 : (type == kFLEXIQ_INT8 ? 1 : 4); };
+    auto const elementBytes = [](int32_t type) -> uint64_t { return type == kFLEXIQ_FP16 ? 2 : (type == kFLEXIQ_FP32 ? 4 : 1); };
     int64_t const rows = static_cast<int64_t>(batch) * height * width;
     int32_t const groups = a.paddedChannels / a.groupSize;
     int64_t const n = a.outChannels;
@@ -628,6 +635,12 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     int32_t outW = 0;
     outputSize(layerGeometry(a), height, width, &outH, &outW);
     int64_t const outCount = static_cast<int64_t>(batch) * n * outH * outW;
+    int64_t const rowsOut = static_cast<int64_t>(batch) * outH * outW;
+    bool const edgeIn = inputType == kFLEXIQ_INT8_WORKSPACE;
+    bool const edgeOut = outputType == kFLEXIQ_INT8_WORKSPACE;
+    if (edgeIn && pipelined && a.weightShiftT == nullptr)
+        return report(why, whyLen, 1, "a workspace-edge input on a pipelined backend needs weightShiftT");
+    int32_t const readerCPad = edgeOut ? edgePaddedChannels(a.outChannels, a.readerGroupSize) : 0;
     // Exactly sized, 16-byte aligned buffers (as the device workspace parts are).
     auto buffer = [](int64_t bytes) { return std::vector<uint64_t>(static_cast<size_t>((bytes + 15) / 16 * 2)); };
     std::vector<uint64_t> codes8 = buffer(rows * a.paddedChannels);
@@ -635,6 +648,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     std::vector<int8_t> shiftA(static_cast<size_t>(rows * groups));
     std::vector<int32_t> factorA(static_cast<size_t>(rows * groups));
     std::vector<int32_t> wShiftT(static_cast<size_t>(groups * n));
+    std::vector<uint64_t> edgeCodes = buffer(edgeOut ? outCount : 0); // first-version kernels: INT8 codes first
 
     gRegions.clear();
     gError.clear();
@@ -645,31 +659,70 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     addRegion(a.outScale, n * 4, "out_scale");
     addRegion(a.bias, (groups + 1) * n * 4, "bias"); // [G_count + 1, N]: one row per bias rung
     addRegion(a.actStaticShift, groups, "act_static_shift");
-    addRegion(input, static_cast<uint64_t>(batch) * a.inChannels * height * width * elementBytes(inputType), "input");
+    addRegion(a.weightShiftT, groups * n * 4, "weight_shift_t");
+    if (edgeOut)
+        addRegion(a.readerStaticShift, readerCPad / a.readerGroupSize, "reader_act_static_shift");
+    addRegion(input,
+        edgeIn ? rows * edgeBytesPerRow(a.paddedChannels, a.groupSize)
+               : static_cast<uint64_t>(batch) * a.inChannels * height * width * elementBytes(inputType),
+        "input");
     addRegion(max4bit, static_cast<uint64_t>(numLayers) * 4, "max4bit");
     addRegion(acc, outCount * 4, "acc");
-    addRegion(output, outCount * elementBytes(outputType), "output");
+    addRegion(output, edgeOut ? rowsOut * edgeBytesPerRow(readerCPad, a.readerGroupSize) : outCount * elementBytes(outputType),
+        "output");
     addRegion(codes8.data(), rows * a.paddedChannels, "codes8");
     addRegion(codes4.data(), rows * a.paddedChannels / 2, "codes4");
     addRegion(factorA.data(), factorA.size() * 4, "factorA");
     addRegion(wShiftT.data(), wShiftT.size() * 4, "wShiftT");
+    addRegion(shiftA.data(), shiftA.size(), "shiftA");
+    addRegion(edgeCodes.data(), edgeOut ? outCount : 0, "edge_codes");
 
+    // The launcher's steps (flexiqLauncher.cpp: flexiqRunnerEnqueue), with the same parameter structs.
     InputPassParams in = makeInputPassParams(a, problem);
-    in.codes8 = reinterpret_cast<int8_t*>(codes8.data());
-    in.codes4 = int4 ? reinterpret_cast<int8_t*>(codes4.data()) : nullptr;
-    in.shiftA = shiftA.data();
     in.writeEffective = int4 ? 0 : 1;
-    in.factorA = backend == 4 ? factorA.data() : nullptr;
-    in.wShiftT = pipelined ? wShiftT.data() : nullptr;
-    if (inputType == kFLEXIQ_FP16)
-        runInputPassTyped<__half>(in, isSigned);
-    else if (inputType == kFLEXIQ_INT8)
-        runInputPassTyped<int8_t>(in, isSigned);
+    if (edgeIn)
+    {
+        EdgeImageLayout const l = edgeImageLayout(rows, a.paddedChannels, a.groupSize);
+        auto* image = static_cast<int8_t*>(const_cast<void*>(input));
+        in.codes8 = image + l.codes8;
+        in.codes4 = int4 ? image + l.codes4 : nullptr;
+        in.shiftA = image + l.shiftA;
+        in.factorA = backend == 4 ? reinterpret_cast<int32_t*>(image + l.factorA) : nullptr;
+        in.wShiftT = nullptr;
+    }
     else
-        runInputPassTyped<float>(in, isSigned);
-    addRegion(shiftA.data(), shiftA.size(), "shiftA"); // legacy kernels read it; after the input pass wrote it
+    {
+        in.codes8 = reinterpret_cast<int8_t*>(codes8.data());
+        in.codes4 = int4 ? reinterpret_cast<int8_t*>(codes4.data()) : nullptr;
+        in.shiftA = shiftA.data();
+        in.factorA = backend == 4 ? factorA.data() : nullptr;
+        in.wShiftT = pipelined && a.weightShiftT == nullptr ? wShiftT.data() : nullptr;
+        if (inputType == kFLEXIQ_FP16)
+            runInputPassTyped<__half>(in, isSigned);
+        else if (inputType == kFLEXIQ_INT8)
+            runInputPassTyped<int8_t>(in, isSigned);
+        else
+            runInputPassTyped<float>(in, isSigned);
+    }
 
-    MixedGemmParams const g = makeMixedGemmParams(a, problem, in);
+    MixedGemmParams g = makeMixedGemmParams(a, problem, in);
+    if (pipelined && a.weightShiftT != nullptr)
+        g.wShiftT = a.weightShiftT;
+    if (edgeOut)
+    {
+        EdgeImageLayout const l = edgeImageLayout(rowsOut, readerCPad, a.readerGroupSize);
+        auto* image = static_cast<int8_t*>(output);
+        g.edge = CodeSink{image + l.codes8, int4 ? image + l.codes4 : nullptr, image + l.shiftA,
+            reinterpret_cast<int32_t*>(image + l.factorA), a.readerShiftMode == 1 ? a.readerStaticShift : nullptr,
+            readerCPad, readerCPad / a.readerGroupSize, int4 ? 0 : 1};
+        g.edgeLayerIndex = a.readerLayerIndex;
+        g.edgeGroupSize = a.readerGroupSize;
+        if (!pipelined)
+        {
+            g.output = edgeCodes.data();
+            g.outType = kFLEXIQ_INT8;
+        }
+    }
     if (pipelined)
     {
         switch (tileConfig)
@@ -679,12 +732,14 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         default: runPipelinedTile<tile::PipeTile64x64>(g, int4, isSigned); break;
         }
     }
-    else if (outputType == kFLEXIQ_FP16)
+    else if (g.outType == kFLEXIQ_FP16)
         runLegacyTyped<__half>(g, int4, isSigned);
-    else if (outputType == kFLEXIQ_INT8)
+    else if (g.outType == kFLEXIQ_INT8)
         runLegacyTyped<int8_t>(g, int4, isSigned);
     else
         runLegacyTyped<float>(g, int4, isSigned);
+    if (edgeOut && !pipelined)
+        runInputPassTyped<int8_t>(edgeInputPass(a, g, rowsOut, outH * outW), a.outputSigned != 0);
     gRegions.clear();
     if (!gError.empty())
         return report(why, whyLen, 2, gError);
