@@ -25,13 +25,15 @@ SIM_ARITHMETIC = ("float-exact", "integer")  # ConvertConfig.sim_arithmetic
 
 
 def write_artifacts(folder: Path, stem: str, prepared: onnx.ModelProto, pairs: list,
-                    table: RatioTable, sim_arithmetic: str = "float-exact", int8_edges: bool = True) -> dict[str, Path]:
+                    table: RatioTable, sim_arithmetic: str = "float-exact", int8_edges: bool = True,
+                    workspace_edges: bool = False) -> dict[str, Path]:
     """Write `<stem>.flexiq.onnx`, `<stem>.flexiq-sim.onnx`, `<stem>.flexiq.json` into `folder`.
 
     `pairs` are (EligibleLayer, QuantizedLayer) with the layers in their final group order.
     `sim_arithmetic`: the simulation's accumulation, float32 over exact chunks (default: the same
     int32 accumulators, faster in ONNX Runtime) or ConvInteger/MatMulInteger (docs/design.md §3).
-    `int8_edges`: FlexiQ layers read only by FlexiQ layers exchange INT8 codes (graph_passes/int8_edges.py).
+    `int8_edges`: FlexiQ layers read only by FlexiQ layers exchange INT8 codes (graph_passes/int8_edges.py);
+    `workspace_edges`: one-reader INT8 edges carry the reader's input-pass image instead (docs/design.md §2.8).
     """
     if sim_arithmetic not in SIM_ARITHMETIC:
         raise ConfigError(f"sim_arithmetic must be one of {SIM_ARITHMETIC}, got {sim_arithmetic!r}")
@@ -39,7 +41,7 @@ def write_artifacts(folder: Path, stem: str, prepared: onnx.ModelProto, pairs: l
     files = {"flexiq_onnx": folder / f"{stem}{FLEXIQ_ONNX_SUFFIX}", "sim_onnx": folder / f"{stem}{SIM_ONNX_SUFFIX}",
              "sidecar": folder / f"{stem}{RATIO_TABLE_SUFFIX}"}
     with stage("write artifacts", _log):
-        onnx.save(write_flexiq_model(prepared, pairs, meta, int8_edges), str(files["flexiq_onnx"]))
+        onnx.save(write_flexiq_model(prepared, pairs, meta, int8_edges, workspace_edges), str(files["flexiq_onnx"]))
         onnx.save(write_simulation_model(prepared, pairs, meta, mode="prefix",
                                          float_exact=sim_arithmetic == "float-exact"), str(files["sim_onnx"]))
         files["sidecar"].write_text(table.to_json())

@@ -85,6 +85,10 @@ class ConvertConfig:
     int8_edges: bool = option(
         True, "in <stem>.flexiq.onnx, a FlexiQ layer read only by FlexiQ layers writes their INT8 codes and "
         "they read codes instead of float (bit-identical, 1 byte per value between them; docs/design.md §2.8)")
+    workspace_edges: bool = option(
+        False, "with --int8-edges, an INT8 edge with one reader of the producer's kind carries the reader's "
+        "input-pass image: the producer's epilogue writes it and the reader runs no input pass (bit-identical; "
+        "plugin version 4, docs/design.md §2.8; not yet executed on a GPU in CI)")
 
     def __post_init__(self) -> None:
         _check_ratios("ladder", self.ladder)

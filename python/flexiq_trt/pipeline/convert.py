@@ -140,7 +140,8 @@ def rewrite(state: ConversionState, tmp: Path) -> None:
 
     pairs = [(rec.eligible, rec.final) for rec in state.selected]
     state.files.update(write_artifacts(tmp, state.stem, state.prepared, pairs, state.table,
-                                       state.config.sim_arithmetic, state.config.int8_edges))
+                                       state.config.sim_arithmetic, state.config.int8_edges,
+                                       state.config.workspace_edges))
 
 
 def report(state: ConversionState, search: SearchConfig, tmp: Path) -> dict | None:

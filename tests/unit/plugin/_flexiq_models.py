@@ -50,6 +50,9 @@ class LayerSpec:
     output_int8: int = 0
     output_scale: float = 1.0
     output_signed: int = 1
+    reader_layer_index: int = 0  # workspace-edge producer fields (output_int8 = 2); defaults when unused
+    reader_group_size: int = 32
+    reader_act_shift_mode: int = 0
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -77,6 +80,8 @@ def random_layer(spec: LayerSpec, seed: int = 0) -> LayerSpec:
         "weight_shift": rng.integers(0, 5, size=(n, g), dtype=np.int8),
         "weight_scale": rng.uniform(1e-3, 2e-2, size=n).astype(np.float32),
         "bias": rng.normal(0, 0.1, size=(g + 1, n)).astype(np.float32),  # [G_count + 1, N]: one row per rung
+        "reader_act_static_shift": np.zeros(padded_channels(n, spec.reader_group_size) // spec.reader_group_size,
+                                            np.int8),
     }
     return spec
 
