@@ -108,8 +108,10 @@ class ModelOptions:
 
     io: str = field(default="fp16", metadata={"help": "layer I/O: fp16/fp32 (float in and out, separate input "
                                                       "pass); int8-edge (INT8 codes in and out with the input pass "
-                                                      "reading 1-byte codes: what is built, docs/design.md §2.8); "
-                                                      "int8 (codes in and out, no input pass: not built)"})
+                                                      "reading 1-byte codes: fan-out edges, docs/design.md §2.8); "
+                                                      "int8 (no input pass: workspace edges, built behind "
+                                                      "--workspace-edges for one-reader edges; the producer "
+                                                      "writes the reader's codes, shifts and 1 << p_a)"})
     group_size: int = field(default=32, metadata={"help": "channels per group G (32 or 64)"})
     launch_us: float = field(default=2.0, metadata={"help": "fixed cost per kernel launch in microseconds "
                                                             "(CUDA-graph replay of back-to-back kernels)"})
@@ -192,6 +194,8 @@ def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, gpu: har
     in_codes = layer.input_rows * code_bytes + (layer.input_rows * (c_pad // g) if n4 else 0)
     weights = layer.out_channels * layer.taps * code_bytes + layer.out_channels * (c_pad // g)
     out = layer.rows * layer.out_channels * opts.io_bytes
+    if opts.io == "int8":  # a workspace edge: the reader's image (codes at this ratio, shiftA, factorA int32)
+        out = layer.rows * (layer.out_channels * code_bytes / c_pad + 5 * math.ceil(layer.out_channels / g))
     gemm_dram_s = (in_codes + weights + out) / (gpu.dram_gb_s * 1e9)
     if gemm_dram_s > compute_s:
         bound = "dram"

@@ -9,9 +9,12 @@
  *
  * Layouts (plugin_spec.py is authoritative):
  *   input    : conv NCHW [B, C_in, H, W]; gemm [M, C_in] (treated as NCHW with B = M, H = W = 1);
- *              FP32/FP16 values, or INT8 activation codes of the layer (FlexiqProblem::dataType)
+ *              FP32/FP16 values, or INT8 activation codes of the layer (FlexiqProblem::dataType), or a
+ *              workspace edge: the image of this layer's input pass (flexiqEdgeImage.h), no input pass runs
  *   output   : conv NCHW [B, N, P, Q];    gemm [M, N]; FP32/FP16, or INT8 codes of the consumers'
- *              quantizer (FlexiqProblem::outputType, FlexiqLayerArgs::outputScale / outputSigned)
+ *              quantizer (FlexiqProblem::outputType, FlexiqLayerArgs::outputScale / outputSigned), or the
+ *              workspace edge of the one reader (FlexiqLayerArgs::reader*; output channel j is the reader's
+ *              permuted channel j: the pipelined kernels write it from the CTA tile in their epilogue)
  *   weights  : int8 [N, K], K = R*S*C_pad in (r, s, c) order, c fastest, c in permutation order
  *              int4 packed [N, K/2], element 2j in the low nibble
  *   n4       : read on the device from max4bit[layerIndex], clamped to [0, C_pad] and rounded
@@ -110,8 +113,10 @@ FlexiqStatus flexiqCanImplementProblem(
 //! Output spatial size of a conv (gemm: 1 x 1).
 void flexiqOutputHW(FlexiqLayerArgs const* args, int32_t height, int32_t width, int32_t* outH, int32_t* outW);
 
-//! Bytes of device workspace flexiqEnqueue needs (quantized codes, shifts). Independent of n4, of
-//! the backend and of the input/output types (INT8 I/O needs no more), so it is safe to size it at build time for the maximum shape.
+//! Bytes of device workspace flexiqEnqueue needs (quantized codes, shifts). Independent of n4 and of the
+//! backend, so it is safe to size it at build time for the maximum shape. INT8 codes need no more; a
+//! workspace-edge input needs no code planes, a workspace-edge output adds B * N * P * Q bytes (the
+//! first-version and reference kernels' INT8 codes before the second launch, flexiqLauncher.cpp).
 size_t flexiqGetWorkspaceSize(FlexiqLayerArgs const* args, FlexiqProblem const* problem);
 
 //! Runs the layer on `stream`: input pass (gather by permutation, quantize, shifts, 4-bit codes)

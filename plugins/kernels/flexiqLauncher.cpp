@@ -34,7 +34,8 @@ size_t alignUp(size_t v)
 
 //! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G] |
 //! factorA int32 [rows, C_pad/G] | wShiftT int32 [C_pad/G, N] | edge codes [B, N, P, Q], each 256-byte
-//! aligned. The same for every backend, so getWorkspaceSize need not know the device. `edge codes` only
+//! aligned. The same for every backend, so getWorkspaceSize need not know the device (no code planes for a
+//! workspace-edge input). `edge codes` only
 //! for a workspace-edge output: the first-version and reference kernels store INT8 codes there and a
 //! second launch (the input pass with the reader's parameters) writes the edge tensor from them.
 struct WorkspaceLayout
@@ -44,7 +45,9 @@ struct WorkspaceLayout
 
 WorkspaceLayout workspaceLayout(FlexiqLayerArgs const& a, FlexiqProblem const& p)
 {
-    size_t const rows = static_cast<size_t>(p.batch) * p.height * p.width;
+    // A workspace-edge input needs no code planes: its producer wrote them into the edge tensor.
+    size_t const rows
+        = p.dataType == kFLEXIQ_INT8_WORKSPACE ? 0 : static_cast<size_t>(p.batch) * p.height * p.width;
     size_t const cPad = static_cast<size_t>(a.paddedChannels);
     size_t const groups = cPad / a.groupSize;
     WorkspaceLayout w{};

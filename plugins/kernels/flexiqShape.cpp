@@ -6,6 +6,7 @@
 #include "flexiqShape.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 namespace flexiq
@@ -120,6 +121,10 @@ bool checkProblem(FlexiqLayerArgs const& a, FlexiqProblem const& p, char* why, s
         return fail(why, n, "input is smaller than the kernel footprint", outH);
     if (p.input == nullptr || p.output == nullptr)
         return fail(why, n, "input/output pointer is null", 0);
+    // A workspace edge's planes are read and written in 16-byte chunks (flexiqEdgeImage.h).
+    if ((p.dataType == kFLEXIQ_INT8_WORKSPACE && (reinterpret_cast<uintptr_t>(p.input) & 15u) != 0)
+        || (p.outputType == kFLEXIQ_INT8_WORKSPACE && (reinterpret_cast<uintptr_t>(p.output) & 15u) != 0))
+        return fail(why, n, "a workspace-edge tensor must be 16-byte aligned", 0);
     return true;
 }
 
