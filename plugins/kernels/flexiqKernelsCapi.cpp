@@ -6,6 +6,7 @@
  * flexiqEnqueue with the requested backend (optionally timed over several iterations) and copies
  * the output and the raw int32 accumulators back, so Python needs no CUDA bindings.
  */
+#include "flexiqEdgeImage.h"
 #include "flexiqKernels.h"
 #include "flexiqShape.h"
 
@@ -116,13 +117,16 @@ namespace
 {
 size_t elementBytes(int32_t type)
 {
-    return type == kFLEXIQ_FP16 ? 2 : (type == kFLEXIQ_INT8 ? 1 : 4);
+    return type == kFLEXIQ_FP16 ? 2 : (type == kFLEXIQ_INT8 || type == kFLEXIQ_INT8_WORKSPACE ? 1 : 4);
 }
 } // namespace
 
 //! Runs one layer (tileConfig: a FlexiqTileConfig, -1 = the runner's choice). `hostArgs` holds HOST
 //! pointers; input and output are NCHW (gemm [M, C]/[M, N]) of `inputType` / `outputType` (a
-//! FlexiqDataType: FP32, FP16 or INT8 codes). `hostAcc` (nullable) receives the int32 accumulators.
+//! FlexiqDataType: FP32, FP16 or INT8 codes), or flat workspace-edge images (kFLEXIQ_INT8_WORKSPACE,
+//! flexiqEdgeImage.h; an output image starts as the bytes `hostOutput` holds, so untouched bytes compare
+//! too). hostArgs->readerStaticShift / weightShiftT are uploaded when set. `hostAcc` (nullable) receives
+//! the int32 accumulators.
 //! With iterations > 1 the enqueue is repeated and the mean time per call (ms, CUDA events) goes to
 //! `msPerCall`. Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
 FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, FlexiqLayerArgs const* hostArgs,
@@ -142,8 +146,19 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, Fl
     flexiq::outputSize(flexiq::layerGeometry(h), height, width, &outH, &outW);
     size_t const inElem = elementBytes(inputType);
     size_t const outElem = elementBytes(outputType);
-    size_t const inCount = static_cast<size_t>(batch) * h.inChannels * height * width;
-    size_t const outCount = static_cast<size_t>(batch) * n * (outH > 0 ? outH : 0) * (outW > 0 ? outW : 0);
+    size_t const rowsIn = static_cast<size_t>(batch) * height * width;
+    size_t const rowsOut = static_cast<size_t>(batch) * (outH > 0 ? outH : 0) * (outW > 0 ? outW : 0);
+    size_t const outCount = rowsOut * n;
+    bool const edgeOut = outputType == kFLEXIQ_INT8_WORKSPACE;
+    if (edgeOut && h.readerGroupSize != 32 && h.readerGroupSize != 64)
+        return report(why, whyLen, kFLEXIQ_ERROR_INVALID_ARGS, "a workspace-edge output needs readerGroupSize 32 or 64");
+    size_t const inBytes = inputType == kFLEXIQ_INT8_WORKSPACE
+        ? rowsIn * static_cast<size_t>(flexiq::edgeBytesPerRow(h.paddedChannels, h.groupSize))
+        : rowsIn * h.inChannels * inElem;
+    int32_t const readerCPad = edgeOut ? flexiq::edgePaddedChannels(h.outChannels, h.readerGroupSize) : 0;
+    size_t const outBytes = edgeOut
+        ? rowsOut * static_cast<size_t>(flexiq::edgeBytesPerRow(readerCPad, h.readerGroupSize))
+        : outCount * outElem;
 
     DeviceBuffers dev;
     cudaError_t e = cudaSuccess;
@@ -155,9 +170,13 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, Fl
     d.outScale = dev.upload<float const>(h.outScale, n * sizeof(float), &e);
     d.bias = dev.upload<float const>(h.bias, (groups + 1) * n * sizeof(float), &e); // [G_count + 1, N] rungs
     d.actStaticShift = dev.upload<int8_t const>(h.actStaticShift, groups, &e);
+    if (h.readerStaticShift != nullptr && edgeOut)
+        d.readerStaticShift = dev.upload<int8_t const>(h.readerStaticShift, readerCPad / h.readerGroupSize, &e);
+    if (h.weightShiftT != nullptr)
+        d.weightShiftT = dev.upload<int32_t const>(h.weightShiftT, groups * n * sizeof(int32_t), &e);
     FlexiqProblem p{batch, height, width, inputType, outputType, nullptr, nullptr, nullptr, nullptr};
-    p.input = dev.upload<void const>(hostInput, inCount * inElem, &e);
-    p.output = dev.upload<void>(nullptr, outCount * outElem, &e);
+    p.input = dev.upload<void const>(hostInput, inBytes, &e);
+    p.output = dev.upload<void>(edgeOut ? hostOutput : nullptr, outBytes, &e);
     p.max4bit = hostMax4bit != nullptr
         ? dev.upload<int32_t const>(hostMax4bit, static_cast<size_t>(numLayers) * sizeof(int32_t), &e) : nullptr;
     p.accOut = hostAcc != nullptr ? dev.upload<int32_t>(nullptr, outCount * sizeof(int32_t), &e) : nullptr;
@@ -197,7 +216,7 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, Fl
     }
     e = cudaDeviceSynchronize();
     if (e == cudaSuccess)
-        e = cudaMemcpy(hostOutput, p.output, outCount * outElem, cudaMemcpyDeviceToHost);
+        e = cudaMemcpy(hostOutput, p.output, outBytes, cudaMemcpyDeviceToHost);
     if (e == cudaSuccess && hostAcc != nullptr)
         e = cudaMemcpy(hostAcc, p.accOut, outCount * sizeof(int32_t), cudaMemcpyDeviceToHost);
     if (e != cudaSuccess)

@@ -484,3 +484,26 @@ def gpu_forward(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, max4bit: np.nd
     if status != 0:
         raise RuntimeError(f"flexiqCapiRunLayerIo({backend}) on {layer.name}: status {status}: {why.value.decode()}")
     return acc, out if output_int8 else out.astype(np.float32), ms.value
+
+
+def gpu_forward_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple[int, int], max4bit: np.ndarray,
+                     backend: str, tile: str | None = None, *, in_edge: bool,
+                     out_edge: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Run a layer on the GPU with workspace edges (flexiqCapiRunLayerIo), as `emulate_edge` does on the CPU."""
+    height, width = hw
+    layer = host.layer
+    batch = x.shape[0] if not in_edge else x.size // (
+        height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
+    shape, out = _edge_out(host, batch, height, width, out_edge)
+    acc = np.zeros(shape, np.int32)
+    xc = np.ascontiguousarray(x, np.int8 if in_edge else np.float32)
+    m4 = np.ascontiguousarray(max4bit, np.int32)
+    ms = _F(0.0)
+    why = ctypes.create_string_buffer(256)
+    status = lib.flexiqCapiRunLayerIo(BACKENDS[backend], TILES[tile] if tile else -1, ctypes.byref(host.args), batch,
+                                      height, width, WORKSPACE if in_edge else FP32, WORKSPACE if out_edge else FP32,
+                                      _ptr(xc), _ptr(m4), m4.size, _ptr(out), _ptr(acc), 1, ctypes.byref(ms), why,
+                                      len(why))
+    if status != 0:
+        raise RuntimeError(f"flexiqCapiRunLayerIo({backend}) on {layer.name}: status {status}: {why.value.decode()}")
+    return acc, out

@@ -10,7 +10,8 @@ The proof without a GPU, in two parts:
     write the CPU reference's image byte for byte (untouched bytes included), with the emulator's bounds and
     race checks; the pipelined reader reading an image (no input pass, weightShiftT from the device weights)
     gives the FP32 chain's results.
-A larger emulator sweep is in the slow tier.
+A larger emulator sweep is in the slow tier. On a machine with a GPU (marker `gpu`), the same checks run the
+real kernels through the kernels' C ABI (compiled here, not executed: no GPU in CI).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from flexiq_kernel_ctypes import (
     cpu_forward_edge,
     edge_bytes_per_row,
     emulate_edge,
+    gpu_forward_edge,
+    load_kernels_capi,
     permuted_producer,
     random_input,
     random_layer,
@@ -223,3 +226,34 @@ def test_pipelined_reader_without_weight_shift_t_is_rejected(emulator, cpu_ref):
         emulate_edge(emulator, host_r, image, (1, 1), np.zeros(2, np.int32), "int4_pipe", in_edge=True,
                      out_edge=False)
     assert EmulatorCheckFailed is not None
+
+
+# ---- GPU (marker gpu: skipped without a device) ------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["int4_pipe", "int8_pipe", "int4", "int8", "reference"])
+@pytest.mark.parametrize("case", EMU_CASES[:3], ids=lambda c: c[0].id())
+def test_gpu_workspace_edge_equals_cpu_image_and_fp32_chain(cpu_ref, case, backend):
+    lib, why = load_kernels_capi()
+    if lib is None:
+        pytest.skip(why)
+    chain, _, tile = case
+    _, producer, reader, x = _layers(chain, chain.cin * 3 + chain.m)
+    _, y, _, _ = _float_chain(cpu_ref, producer, reader, x, 0, 0)
+    reader = _with_reader_scale(reader, y)
+    host_p = workspace_host(permuted_producer(producer, reader), reader)
+    host_r = workspace_host(reader)
+    tile = tile if backend.endswith("_pipe") else None
+    for n4_p, n4_r in [(0, 0), (chain.g_p, 2 * chain.g_r - 1), (10_000, 10_000)]:
+        max4bit = np.array([n4_p, n4_r], np.int32)
+        msg = f"{chain.id()} {backend} n4 producer {n4_p} reader {n4_r}"
+        _, want_image = cpu_forward_edge(cpu_ref, host_p, x, chain.hw, n4_p, in_edge=False, out_edge=True,
+                                         reader_n4=n4_r, int4_format=backend in ("int4", "int4_pipe"))
+        _, image = gpu_forward_edge(lib, host_p, x, chain.hw, max4bit, backend, tile, in_edge=False, out_edge=True)
+        np.testing.assert_array_equal(image, want_image, err_msg="edge image " + msg)
+        _, _, acc_r, out_r = _float_chain(cpu_ref, producer, reader, x, n4_p, n4_r)
+        got_acc_r, got_out_r = gpu_forward_edge(lib, host_r, image, _out_hw(producer, chain.hw), max4bit, backend,
+                                                tile, in_edge=True, out_edge=False)
+        _assert_bits(got_acc_r, acc_r, "reader accumulators " + msg)
+        _assert_bits(got_out_r, out_r, "reader outputs " + msg)
