@@ -110,7 +110,8 @@ void checkAccepted(LayerConfig const& cfg)
     auto const g = static_cast<size_t>(cfg.groupCount());
     if (cfg.permutation.size() != static_cast<size_t>(cfg.paddedChannels()) || cfg.weightInt8.size() != n * k
         || cfg.weightInt4.size() != n * k / 2 || cfg.weightShift.size() != n * g || cfg.weightScale.size() != n
-        || cfg.bias.size() != (g + 1) * n || cfg.actStaticShift.size() != g)
+        || cfg.bias.size() != (g + 1) * n || cfg.actStaticShift.size() != g
+        || cfg.readerActStaticShift.size() != static_cast<size_t>(cfg.readerPaddedChannels() / cfg.readerGroupSize))
     {
         bug("accepted config with inconsistent array sizes", cfg.where());
     }
@@ -144,7 +145,10 @@ bool sameConfig(LayerConfig const& a, LayerConfig const& b)
         && a.kernelShape == b.kernelShape && a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations
         && a.actStaticShift == b.actStaticShift && a.permutation == b.permutation && a.weightInt8 == b.weightInt8
         && a.weightInt4 == b.weightInt4 && a.weightShift == b.weightShift && sameFloats(a.weightScale, b.weightScale)
-        && sameFloats(a.bias, b.bias);
+        && sameFloats(a.bias, b.bias) && a.inputInt8 == b.inputInt8 && a.outputInt8 == b.outputInt8
+        && bits(a.outputScale) == bits(b.outputScale) && a.outputSigned == b.outputSigned
+        && a.readerLayerIndex == b.readerLayerIndex && a.readerGroupSize == b.readerGroupSize
+        && a.readerActShiftMode == b.readerActShiftMode && a.readerActStaticShift == b.readerActStaticShift;
 }
 
 } // namespace
