@@ -507,3 +507,44 @@ def gpu_forward_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple
     if status != 0:
         raise RuntimeError(f"flexiqCapiRunLayerIo({backend}) on {layer.name}: status {status}: {why.value.decode()}")
     return acc, out
+
+
+def host_layer_from_node(node) -> HostLayer:
+    """HostLayer of a FlexiQ plugin node of a written `<stem>.flexiq.onnx`: its fields as the plugin reads them
+    (weights already in the node's layouts), so tests run the C++ reference on exactly what `convert` wrote."""
+    from onnx import helper, numpy_helper
+
+    a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+    arr = {k: np.ascontiguousarray(numpy_helper.to_array(v)) for k, v in a.items() if hasattr(v, "dims")}
+    n, g = int(a["out_channels"]), int(a["group_size"])
+    c_pad = -(-int(a["in_channels"]) // g) * g
+    arrays = {
+        "permutation": arr["permutation"].astype(np.int32), "weightInt8": arr["weight_int8"].reshape(n, -1),
+        "weightInt4": arr["weight_int4"].reshape(n, -1), "weightShift": arr["weight_shift"].reshape(n, -1),
+        "outScale": (np.float32(a["act_scale"]) * arr["weight_scale"].astype(np.float32)).astype(np.float32),
+        "bias": arr["bias"].astype(np.float32), "actStaticShift": arr["act_static_shift"].astype(np.int8),
+        "readerStaticShift": arr["reader_act_static_shift"].astype(np.int8),
+        "weightShiftT": np.ascontiguousarray(arr["weight_shift"].reshape(n, -1).astype(np.int32).T),
+    }
+    conv = node.op_type == CONV_OP
+    ks, st = (a["kernel_shape"], a["strides"]) if conv else ((1, 1), (1, 1))
+    pads, dil = (a["pads"], a["dilations"]) if conv else ((0, 0, 0, 0), (1, 1))
+    args = FlexiqLayerArgs(
+        isConv=int(conv), inChannels=int(a["in_channels"]), paddedChannels=c_pad, outChannels=n, groupSize=g,
+        kernelR=ks[0], kernelS=ks[1], strideH=st[0], strideW=st[1], padTop=pads[0], padLeft=pads[1],
+        padBottom=pads[2], padRight=pads[3], dilationH=dil[0], dilationW=dil[1], actScale=float(a["act_scale"]),
+        actSigned=int(a["act_signed"]), actShiftMode=int(a["act_shift_mode"]), activation=int(a["activation"]),
+        alpha=float(a["activation_alpha"]), beta=float(a["activation_beta"]), layerIndex=int(a["layer_index"]),
+        outputScale=float(a["output_scale"]), outputSigned=int(a["output_signed"]),
+        readerLayerIndex=int(a["reader_layer_index"]), readerGroupSize=int(a["reader_group_size"]),
+        readerShiftMode=int(a["reader_act_shift_mode"]), **{k: _ptr(v) for k, v in arrays.items()})
+    geo = ConvGeometry(tuple(ks), tuple(st), tuple(pads), tuple(dil)) if conv else None
+    # A QuantizedLayer view for shapes only (output_shape, padded_channels); the arrays above are what runs.
+    layer = QuantizedLayer(
+        name=node.name, op_type=node.op_type, layer_index=int(a["layer_index"]), group_size=g,
+        in_channels=int(a["in_channels"]), out_channels=n, permutation=arrays["permutation"],
+        act_scale=float(a["act_scale"]), act_signed=bool(a["act_signed"]), act_shift_mode=ShiftMode(a["act_shift_mode"]),
+        act_static_shift=arrays["actStaticShift"], weight_int8=arrays["weightInt8"], weight_int4=np.zeros(1, np.int8),
+        weight_shift=arrays["weightShift"], weight_scale=arr["weight_scale"], bias=arrays["bias"][:n],
+        geometry=geo)
+    return HostLayer(layer, arrays, args)

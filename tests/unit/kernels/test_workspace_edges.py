@@ -29,6 +29,7 @@ from flexiq_kernel_ctypes import (
     edge_bytes_per_row,
     emulate_edge,
     gpu_forward_edge,
+    host_layer_from_node,
     load_kernels_capi,
     permuted_producer,
     random_input,
@@ -226,6 +227,63 @@ def test_pipelined_reader_without_weight_shift_t_is_rejected(emulator, cpu_ref):
         emulate_edge(emulator, host_r, image, (1, 1), np.zeros(2, np.int32), "int4_pipe", in_edge=True,
                      out_edge=False)
     assert EmulatorCheckFailed is not None
+
+
+# ---- a real conversion: what `convert --workspace-edges` writes runs bit-identically ----------------------
+
+
+def test_real_conversion_workspace_edges_equal_its_int8_edges(cpu_ref, real_conversions, tmp_path):
+    """fmnist ResNet converted with and without workspace edges: for every workspace edge, the producer node
+    as written (rows in the reader's pi order) -> image -> reader gives the reader exactly what the codes-edge
+    conversion's producer -> FP32 -> reader gives (same layers, same quantization: only the edge form differs)."""
+    import onnx
+
+    import flexiq_trt
+    from flexiq_trt.calibration.model_io import input_specs
+    from flexiq_trt.datasets.model_zoo import load_model_path
+    from flexiq_trt.plugin_spec import PLUGIN_OPS
+
+    path = load_model_path("fmnist_resnet")
+    spec = input_specs(path)[0]
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, **{spec.name: np.random.default_rng(0).uniform(0, 1, [16] + [d or 224 for d in spec.shape[1:]])
+                       .astype(np.float32)})  # the session fixture's calibration (tests/conftest.py)
+    cfg = flexiq_trt.ConvertConfig(selector="greedy", report=False, baselines=False, workspace_edges=True)
+    ws = flexiq_trt.convert(path, calib=str(calib), output_dir=tmp_path / "ws", config=cfg)
+    plain = {n.name: n for n in onnx.load(str(real_conversions["fmnist_resnet"]["flexiq_onnx"])).graph.node
+             if n.op_type in PLUGIN_OPS}
+    nodes = {n.name: n for n in onnx.load(str(ws.files["flexiq_onnx"])).graph.node if n.op_type in PLUGIN_OPS}
+    by_output = {n.output[0]: n for n in nodes.values()}
+    readers = {n.input[0]: n for n in nodes.values()}
+    checked = 0
+    rng = np.random.default_rng(3)
+    for name, node in nodes.items():
+        attrs = {a.name: a for a in node.attribute}
+        if attrs["output_int8"].i != 2:
+            continue
+        reader = readers[node.output[0]]
+        assert by_output[node.output[0]] is node and {a.name: a.i for a in reader.attribute}["input_int8"] == 2
+        host_p_ws, host_r = host_layer_from_node(node), host_layer_from_node(reader)
+        host_p = host_layer_from_node(plain[name])  # original channel order, float output
+        assert host_p_ws.args.readerLayerIndex == host_r.args.layerIndex
+        hw = (7, 6)
+        x = (rng.normal(0, 2, (2, host_p.layer.in_channels, *hw)) * host_p.args.actScale).astype(np.float32)
+        if not host_p.args.actSigned:
+            x = np.abs(x)
+        out_hw = host_p.layer.geometry.output_hw(*hw)
+        for n4_p, n4_r in [(0, 0), (host_p.args.groupSize, host_r.args.groupSize), (10_000, 10_000)]:
+            _, y = cpu_forward_edge(cpu_ref, host_p, x, hw, n4_p, in_edge=False, out_edge=False)
+            want_acc, want_out = cpu_forward_edge(cpu_ref, host_r, y, out_hw, n4_r, in_edge=False, out_edge=False)
+            for fmt in (True, False):
+                _, image = cpu_forward_edge(cpu_ref, host_p_ws, x, hw, n4_p, in_edge=False, out_edge=True,
+                                            reader_n4=n4_r, int4_format=fmt)
+                got_acc, got_out = cpu_forward_edge(cpu_ref, host_r, image, out_hw, n4_r, in_edge=True,
+                                                    out_edge=False, int4_format=fmt)
+                msg = f"{name} -> {reader.name} n4 {n4_p}/{n4_r} {'int4' if fmt else 'int8'} format"
+                _assert_bits(got_acc, want_acc, msg)
+                _assert_bits(got_out, want_out, msg)
+        checked += 1
+    assert checked >= 3, "the fmnist ResNet has three conv -> ReLU -> conv workspace edges"
 
 
 # ---- GPU (marker gpu: skipped without a device) ------------------------------------------------------
