@@ -28,6 +28,13 @@ Variants (each starts from the converted model's analytic tables; row 0, the INT
   on the layer inputs of the quantized network at ratio 1, then GPTQ codes and analytic rows
   recomputed (``stats_deg_bias``: only the code sums, i.e. the analytic rows on degraded inputs).
 
+- ``group_rms`` / ``group_p99``: an activation-side lever, outside the bias table: the base channel
+  order that cuts a layer's channels into groups (which channels share a 4-bit shift) sorted by each
+  channel's RMS or 99th percentile of |x| on the calibration data instead of its maximum
+  (`quantization/weights.base_channel_order`, patched for the run). Everything after it is redone
+  (statistics, codes, error scores, the greedy order), so these rows are paired on the crops but
+  not on the order.
+
 Rungs between sampled ratios: the residual measured at each sampled rung k(r) is interpolated
 linearly over k (anchored at 0 for rung 0) and added to the analytic rows, so every ratio is served.
 Layers with fewer than ``--min-rows`` output rows on the calibration set (squeeze-excite FCs and the
@@ -55,12 +62,38 @@ EVAL_RATIOS = (0.0, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 SAMPLED = (0.25, 0.5, 0.75, 1.0)  # the default ladder's non-zero ratios
 
 
-def build_state(name: str, calib_n: int, heldout_n: int, tmp: Path):
-    """A ConversionState up to selection: default QuantConfig (gptq, per-layer G), greedy selector."""
+def channel_keys(st, key: str) -> dict[str, np.ndarray]:
+    """Per layer input: each channel's RMS or 99th percentile of |x| on the calibration data (FP32 model)."""
+    names = list(dict.fromkeys(el.input_name for el in st.eligible))
+    sess = session(with_outputs(st.prepared, names))
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    rng = np.random.default_rng(0)
+    for batch in st.calib_feeds.batches:
+        for n, x in zip(names, sess.run(names, batch), strict=True):
+            axis = 1 if x.ndim == 4 else x.ndim - 1
+            rows = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis]).astype(np.float64)
+            if key == "p99":  # a row sample per batch bounds the memory
+                rows = rows[rng.choice(rows.shape[0], min(rows.shape[0], 8192), replace=False)]
+            parts[n].append(rows)
+    out = {}
+    for n, rows in parts.items():
+        x = np.concatenate(rows)
+        out[n] = np.sqrt(np.mean(x ** 2, axis=0)) if key == "rms" else np.percentile(np.abs(x), 99.0, axis=0)
+    return out
+
+
+def build_state(name: str, calib_n: int, heldout_n: int, tmp: Path, group_key: str = "range"):
+    """A ConversionState up to selection: default QuantConfig (gptq, per-layer G), greedy selector.
+
+    `group_key` other than "range" sorts each layer's channels into groups by that statistic instead
+    of the calibrated maximum (base_channel_order patched for the run).
+    """
+    import flexiq_trt.quantization.stage as quant_stage
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConversionState, ConvertConfig
     from flexiq_trt.pipeline import convert as pc
     from flexiq_trt.quantization.config import QuantConfig
+    from flexiq_trt.quantization.weights import base_channel_order
     from flexiq_trt.select.config import SearchConfig
 
     model, meta = ba.imagenet_meta(name)
@@ -73,7 +106,24 @@ def build_state(name: str, calib_n: int, heldout_n: int, tmp: Path):
                          QuantConfig(), cfg)
     pc.intake(st)
     pc.split_data(st)
-    pc.calibrate_and_quantize(st)
+    if group_key == "range":
+        pc.calibrate_and_quantize(st)
+    else:
+        keys = channel_keys(st, group_key)
+        by_range = {}  # base_channel_order receives the channel ranges: map them to the layer's key
+
+        def order(channel_range: np.ndarray, group_size: int) -> np.ndarray:
+            return base_channel_order(by_range[channel_range.tobytes()], group_size)
+
+        from flexiq_trt.calibration.stage import calibrate_layers
+
+        calibrated = calibrate_layers(st.prepared, st.eligible, st.calib_feeds, st.calib, st.quant.unsigned_activations)
+        by_range.update({cl.channel_range.tobytes(): keys[cl.eligible.input_name] for cl in calibrated})
+        quant_stage.base_channel_order = order
+        try:
+            st.quantized = quant_stage.quantize_layers(st.prepared, calibrated, st.calib_feeds, st.calib, st.quant)
+        finally:
+            quant_stage.base_channel_order = base_channel_order
     pc.select(st, SearchConfig())
     return st
 
@@ -358,7 +408,8 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=64, help="calibration crops")
     ap.add_argument("--heldout", type=int, default=150, help="held-out crops (photos never calibrated on)")
     ap.add_argument("--variants", nargs="+",
-                    default=["local", "fp32_jacobi", "fp32_seq", "stats_deg", "stats_deg_bias", "order_aware"])
+                    default=["local", "fp32_jacobi", "fp32_seq", "stats_deg", "stats_deg_bias", "order_aware",
+                             "group_rms", "group_p99"])
     ap.add_argument("--min-rows", type=int, default=1000,
                     help="layers with fewer calibration output rows keep their analytic rows")
     ap.add_argument("--json", type=Path, default=None)
@@ -383,6 +434,15 @@ def main() -> None:
             results = {"analytic": {"eval": evaluate(st, final, fp32), "cpu_s": 0.0, "wall_s": 0.0}}
             for variant in args.variants:
                 t0, c0 = time.perf_counter(), time.process_time()
+                if variant.startswith("group_"):
+                    sub = Path(d) / variant
+                    sub.mkdir()
+                    other = build_state(name, args.calib, args.heldout, sub, variant.removeprefix("group_"))
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                    results[variant] = {"eval": evaluate(other, [rec.final for rec in other.selected], fp32),
+                                        "cpu_s": cpu, "wall_s": wall}
+                    print(f"  {variant}: whole conversion up to selection {wall:.0f}s wall, {cpu:.0f}s CPU", flush=True)
+                    continue
                 if variant == "order_aware":
                     layers = order_aware_layers(st, final)
                 elif variant.startswith("stats_deg"):
