@@ -26,6 +26,8 @@
  *   kFaultOffByOne   accept weight row n == N (reads one row past the weights)
  *   kFaultNoBarrier  drop the __syncthreads after the wait (readers race the copies)
  *   kFaultNoWait     drop the cp.async.wait_group (readers see copies still in flight)
+ *   kFaultEdgeNoBarrier  workspace-edge epilogue: drop the __syncthreads between staging the code tile
+ *                    and reading it (threads read codes other threads have not written yet)
  */
 #ifndef FLEXIQ_PIPELINED_GEMM_CUH
 #define FLEXIQ_PIPELINED_GEMM_CUH
@@ -55,6 +57,7 @@ enum PlantedFault : int32_t
     kFaultOffByOne = 1,
     kFaultNoBarrier = 2,
     kFaultNoWait = 3,
+    kFaultEdgeNoBarrier = 4,
 };
 
 __device__ __forceinline__ bool planted(PlantedFault f)
@@ -609,7 +612,8 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         }
     if (toEdge)
     {
-        smem::barrier();
+        if (!planted(kFaultEdgeNoBarrier))
+            smem::barrier();
         if (p.edgeGroupSize == 32)
             p.outputSigned != 0 ? storeEdgeGroups<T, 32, true>(p, ctaRow, ctaCol, mOut, edgeTile)
                                 : storeEdgeGroups<T, 32, false>(p, ctaRow, ctaCol, mOut, edgeTile);

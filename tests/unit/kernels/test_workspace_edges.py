@@ -226,7 +226,26 @@ def test_pipelined_reader_without_weight_shift_t_is_rejected(emulator, cpu_ref):
     with pytest.raises(ValueError, match="weightShiftT"):
         emulate_edge(emulator, host_r, image, (1, 1), np.zeros(2, np.int32), "int4_pipe", in_edge=True,
                      out_edge=False)
-    assert EmulatorCheckFailed is not None
+
+
+def test_missing_barrier_in_the_workspace_epilogue_is_caught(tmp_path_factory, cpu_ref):
+    """The fault build drops the barrier between staging the code tile and reading it: the race check fires."""
+    lib = build_emulator(tmp_path_factory.mktemp("emulator_ws_fault") / "libflexiq_cta_emulator_faults.so",
+                         ("FLEXIQ_FAULT_INJECTION",))
+    if lib is None:
+        pytest.skip("the CTA emulator needs g++ (C++20) and the CUDA headers (cuda_runtime_api.h)")
+    chain, backend, tile = EMU_CASES[0]
+    _, producer, reader, x = _layers(chain, 11)
+    host_p = workspace_host(permuted_producer(producer, reader), reader)
+    max4bit = np.array([0, chain.g_r], np.int32)
+    lib.flexiqEmulateSetFault(0)
+    emulate_edge(lib, host_p, x, chain.hw, max4bit, backend, tile, in_edge=False, out_edge=True)  # clean
+    lib.flexiqEmulateSetFault(4)  # pipe::kFaultEdgeNoBarrier
+    try:
+        with pytest.raises(EmulatorCheckFailed, match="race"):
+            emulate_edge(lib, host_p, x, chain.hw, max4bit, backend, tile, in_edge=False, out_edge=True)
+    finally:
+        lib.flexiqEmulateSetFault(0)
 
 
 # ---- a real conversion: what `convert --workspace-edges` writes runs bit-identically ----------------------
