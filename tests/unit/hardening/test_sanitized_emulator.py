@@ -21,7 +21,8 @@ import pytest
 pytestmark = pytest.mark.plugin
 
 REPO = Path(__file__).resolve().parents[3]
-EMULATOR_TESTS = ["tests/unit/kernels/test_warp_emulator.py", "tests/unit/kernels/test_pipelined_emulator.py"]
+EMULATOR_TESTS = ["tests/unit/kernels/test_warp_emulator.py", "tests/unit/kernels/test_pipelined_emulator.py",
+                  "tests/unit/kernels/test_workspace_edges.py"]
 
 
 def _libasan(gxx: str) -> str | None:
