@@ -97,7 +97,7 @@ def make_plan(cfg: CheckConfig) -> list[PlanItem]:
     per_cfg = 0.3 + cfg.iters * 0.002  # setup + capture, then replays of at most ~2 ms each
     timing = len(layers) * (nt * len(RATIOS) * per_cfg + 3 * (0.5 + cfg.iters * 0.002))
     plan.append(PlanItem("timing", f"{len(layers)} layers at batch {cfg.batch} x {nt} backend/I-O pairs "
-                                   f"(FP16 I/O; pipelined also INT8 I/O) x {len(RATIOS)} ratios + int_mm/FP16 "
+                                   f"(FP16 I/O; pipelined also INT8 codes and workspace edges) x {len(RATIOS)} ratios + int_mm/FP16 "
                                    f"baselines, {cfg.iters} graph replays each", timing))
     plan.append(PlanItem("ratio_switch", "H2D copy of the max4bit vector + graph replay, 5 ratios, cost and correctness", 5.0))
     return plan
@@ -180,12 +180,25 @@ def backends() -> list[str]:
     return [b for b in abi.BACKENDS if b not in ("auto", "reference")]
 
 
-FP16_IO, INT8_EDGE = "FP16 I/O", "INT8 I/O"
+FP16_IO, INT8_EDGE, WORKSPACE_EDGE = "FP16 I/O", "INT8 I/O", "workspace I/O"
 
 
 def timed_configs() -> list[tuple[str, str]]:
-    """(backend, I/O) pairs timed per layer: every backend with FP16 I/O, the pipelined ones also with INT8 edges."""
-    return [(b, FP16_IO) for b in backends()] + [(b, INT8_EDGE) for b in backends() if b.endswith("_pipe")]
+    """(backend, I/O) pairs timed per layer: every backend with FP16 I/O; the pipelined ones also with INT8
+    codes in and out, and with workspace edges in and out (no input pass; `convert --workspace-edges`)."""
+    piped = [b for b in backends() if b.endswith("_pipe")]
+    return [(b, FP16_IO) for b in backends()] + [(b, io) for io in (INT8_EDGE, WORKSPACE_EDGE) for b in piped]
+
+
+def _reader_of(cfg: CheckConfig, layer: Layer, producer):
+    """A random next layer of `layer` (C_in = its N, G by the converter's rule) for a workspace edge's producer."""
+    import numpy as np
+    from perfmodel import abi
+
+    from flexiq_trt.plugin_spec import layer_group_size
+    return abi.random_layer(np.random.default_rng(1), conv=layer.conv, in_channels=layer.out_channels,
+                            out_channels=layer.out_channels, group_size=layer_group_size(cfg.group_size,
+                                                                                         layer.out_channels))
 
 
 def layer_g(cfg: CheckConfig, layer: Layer) -> int:
@@ -277,6 +290,10 @@ def run_timing(cfg: CheckConfig, torch, lib, sm, deadline: Deadline) -> list[dic
                 edge = abi.Int8Io(True, True, q.act_scale, q.act_signed)
                 dev = abi.DeviceLayer.create(lib, abi.HostLayer.from_layer(q, edge), x, backend, fp16=False,
                                              int8_in=True, int8_out=True)
+            elif io == WORKSPACE_EDGE:  # a layer inside a chain of workspace edges: no input pass
+                reader = _reader_of(cfg, layer, q)
+                host_w = abi.workspace_host(abi.permuted_producer(q, reader), reader)
+                dev = abi.DeviceLayer.create(lib, host_w, x, backend, fp16=False, edge_in=True, edge_out=True)
             else:
                 dev = abi.DeviceLayer.create(lib, host, x, backend, fp16=True)
             times = []
@@ -379,7 +396,7 @@ def write_markdown(result: dict, path: Path) -> None:
     bad = [r for r in spot if r.get("status") not in ("bit-exact",)]
     lines += [f"**Spot check** (batch 1, vs CPU reference): {len(spot) - len(bad)} of {len(spot)} bit-exact"]
     lines += [f"- {r.get('layer')} {r.get('backend')} {r.get('ratio')}: {r.get('status')}" for r in bad] + [""]
-    lines += ["**Layer latency, ms per call (CUDA-graph replay; FP16 I/O unless the backend says INT8 I/O)**", "",
+    lines += ["**Layer latency, ms per call (CUDA-graph replay; FP16 I/O unless the backend names INT8 or workspace I/O)**", "",
               "| layer | backend | " + " | ".join(f"{int(r * 100)}%" for r in RATIOS)
               + " | 0%/100% | int8 _int_mm | FP16 GEMM | FP16 cuDNN conv |",
               "|---|---|" + "---:|" * (len(RATIOS) + 4)]

@@ -29,13 +29,15 @@ BACKENDS = kc.BACKENDS
 NATIVE_INT4_SMS = kc.NATIVE_INT4_SMS
 HostLayer = kc.HostLayer
 Int8Io = kc.Int8Io
+workspace_host = kc.workspace_host
+permuted_producer = kc.permuted_producer
 random_layer = kc.random_layer
 random_input = kc.random_input
 gpu_forward = kc.gpu_forward
 cpu_forward = kc.cpu_forward
 load_cpu_reference = kc.load_cpu_reference
 output_shape = kc.output_shape
-FP32, FP16, INT8 = kc.FP32, kc.FP16, kc.INT8  # FlexiqDataType
+FP32, FP16, INT8, WORKSPACE = kc.FP32, kc.FP16, kc.INT8, kc.WORKSPACE  # FlexiqDataType
 
 
 def load_kernels() -> tuple[ctypes.CDLL | None, str]:
@@ -69,11 +71,15 @@ class DeviceLayer:
 
     @classmethod
     def create(cls, lib: ctypes.CDLL, host: kc.HostLayer, x: np.ndarray, backend: str, fp16: bool,
-               num_layers: int = 1, int8_in: bool = False, int8_out: bool = False) -> DeviceLayer:
+               num_layers: int = 1, int8_in: bool = False, int8_out: bool = False,
+               edge_in: bool = False, edge_out: bool = False) -> DeviceLayer:
         """Upload the host layer and input; output and workspace allocated on the current device.
 
-        `int8_in` / `int8_out`: INT8 edges (docs/design.md §2.3): the input is uploaded as the layer's
+        `int8_in` / `int8_out`: INT8 edges (docs/design.md §2.8): the input is uploaded as the layer's
         activation codes of `x`; the output holds the codes of host.args.outputScale / outputSigned.
+        `edge_in` / `edge_out`: workspace edges (`host` from `workspace_host`, a producer's with its
+        reader's fields): the input is an all-zero reader image (valid: every code and shift 0) of
+        `x`'s rows, the output the image for the reader.
         """
         import torch
         dev = torch.device("cuda")
@@ -85,15 +91,25 @@ class DeviceLayer:
         batch = x.shape[0]
         h, w = (x.shape[2], x.shape[3]) if layer.is_conv else (1, 1)
         dtype = torch.float16 if fp16 else torch.float32
-        if int8_in:
+        if edge_in:
+            per_row = kc.edge_bytes_per_row(layer.padded_channels, layer.group_size)
+            t["input"] = torch.zeros(batch * h * w * per_row, dtype=torch.int8, device=dev)
+        elif int8_in:
             codes = kc.activation_codes(x, layer.act_scale, layer.act_signed)
             t["input"] = torch.from_numpy(np.ascontiguousarray(codes)).to(dev)
         else:
             t["input"] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev).to(dtype)
-        in_type = INT8 if int8_in else (FP16 if fp16 else FP32)
-        out_type = INT8 if int8_out else (FP16 if fp16 and not int8_in else FP32)
-        out_dtype = {INT8: torch.int8, FP16: torch.float16, FP32: torch.float32}[out_type]
-        t["output"] = torch.empty(output_shape(layer, batch, h, w), dtype=out_dtype, device=dev)
+        in_type = WORKSPACE if edge_in else INT8 if int8_in else (FP16 if fp16 else FP32)
+        out_type = WORKSPACE if edge_out else INT8 if int8_out else (FP16 if fp16 and not (int8_in or edge_in) else FP32)
+        out_shape = output_shape(layer, batch, h, w)
+        if edge_out:
+            rows = int(np.prod(out_shape)) // layer.out_channels
+            g_r = host.args.readerGroupSize
+            t["output"] = torch.empty(rows * kc.edge_bytes_per_row(-(-layer.out_channels // g_r) * g_r, g_r),
+                                      dtype=torch.int8, device=dev)
+        else:
+            out_dtype = {INT8: torch.int8, FP16: torch.float16, FP32: torch.float32}[out_type]
+            t["output"] = torch.empty(out_shape, dtype=out_dtype, device=dev)
         t["max4bit"] = torch.zeros(num_layers, dtype=torch.int32, device=dev)
         problem = kc.FlexiqProblem(batch, h, w, in_type, out_type, t["input"].data_ptr(),
                                    t["output"].data_ptr(), t["max4bit"].data_ptr(), None)
