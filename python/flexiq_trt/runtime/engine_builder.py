@@ -144,6 +144,11 @@ def _build_plan(session: _BuildSession, trt: TensorRT, onnx_path: Path,
                 options: BuildOptions) -> tuple[bytes, int, tuple[int, int]]:
     """Parse, configure and build; returns (serialized plan, L, plugin layers with INT8 (input, output))."""
     _parse(session, onnx_path)
+    int8_io = _plugin_int8_io(session.tm, session.network)
+    if any(int8_io) and not trt.is_rtx:
+        LOG.warning("%s: %d FlexiQ layer(s) hand INT8 codes to the next one (docs/design.md §2.8); that path was "
+                    "verified with TensorRT-RTX's strongly typed builder only. If %s rejects it, convert with "
+                    "--no-int8-edges.", onnx_path.name, int8_io[0], trt.name)
     _builder_config(session, trt, onnx_path, options)
     LOG.info("building for %s", _targets_text(trt, options))
     with capture_fd2() as captured:
@@ -155,7 +160,7 @@ def _build_plan(session: _BuildSession, trt: TensorRT, onnx_path: Path,
         raise FlexiqError(f"{onnx_path}: TensorRT could not build the engine (see the TensorRT log above)")
     data = bytes(plan)
     del plan
-    return data, _runtime_input_length(session.network), _plugin_int8_io(session.tm, session.network)
+    return data, _runtime_input_length(session.network), int8_io
 
 
 def _merge(options: BuildOptions | None, overrides: Mapping[str, object]) -> BuildOptions:
