@@ -72,22 +72,25 @@ int64_t outCount(FlexiqLayerArgs const& a, Shape s)
     return static_cast<int64_t>(s.batch) * a.outChannels * outH * outW;
 }
 
+//! Sizes a Result for `n` outputs: accumulators, and either `codeBytes` poison-filled bytes (an INT8 or
+//! workspace-edge output) or n floats; returns the output pointer the problem writes to.
+void* prepareResult(Result& r, int64_t n, bool bytesOut, int64_t codeBytes)
+{
+    r.acc.assign(static_cast<size_t>(n), 0);
+    if (bytesOut)
+    {
+        r.codes.assign(static_cast<size_t>(codeBytes), 0xA5);
+        return r.codes.data();
+    }
+    r.y.assign(static_cast<size_t>(n), -1.0F);
+    return r.y.data();
+}
+
 Result forward(FlexiqLayerArgs const& a, Shape s, int32_t inputType, void const* input, int32_t n4, int32_t outputType)
 {
     Result r;
     int64_t const n = outCount(a, s);
-    r.acc.assign(static_cast<size_t>(n), 0);
-    void* out = nullptr;
-    if (outputType == kFLEXIQ_INT8)
-    {
-        r.codes.assign(static_cast<size_t>(n), 0xA5);
-        out = r.codes.data();
-    }
-    else
-    {
-        r.y.assign(static_cast<size_t>(n), -1.0F);
-        out = r.y.data();
-    }
+    void* out = prepareResult(r, n, outputType == kFLEXIQ_INT8, n);
     FlexiqProblem const pr{s.batch, s.height, s.width, inputType, outputType, input, out, nullptr, r.acc.data()};
     char why[256] = {0};
     r.ok = flexiq::cpuForward(a, pr, n4, why, sizeof(why));
@@ -321,18 +324,7 @@ Result forwardEdge(FlexiqLayerArgs const& a, Shape s, int32_t inputType, void co
 {
     Result r;
     int64_t const n = outCount(a, s);
-    r.acc.assign(static_cast<size_t>(n), 0);
-    void* out = nullptr;
-    if (outputType == kFLEXIQ_INT8_WORKSPACE)
-    {
-        r.codes.assign(static_cast<size_t>(imageBytes), 0xA5);
-        out = r.codes.data();
-    }
-    else
-    {
-        r.y.assign(static_cast<size_t>(n), -1.0F);
-        out = r.y.data();
-    }
+    void* out = prepareResult(r, n, outputType == kFLEXIQ_INT8_WORKSPACE, imageBytes);
     FlexiqProblem const pr{s.batch, s.height, s.width, inputType, outputType, input, out, nullptr, r.acc.data()};
     char why[256] = {0};
     r.ok = flexiq::cpuForwardEdge(a, pr, n4, edge, why, sizeof(why));
