@@ -285,20 +285,25 @@ def _edge_out(host: HostLayer, batch: int, height: int, width: int, out_edge: bo
     return shape, np.full(rows * edge_bytes_per_row(c_pad_r, host.args.readerGroupSize), EDGE_POISON, np.int8)
 
 
+def _edge_buffers(host: HostLayer, x: np.ndarray, hw: tuple[int, int], in_edge: bool, out_edge: bool):
+    """(batch, H, W, accumulators, output buffer, contiguous input) of a call with workspace edges."""
+    height, width = hw
+    layer = host.layer
+    batch = x.shape[0] if not in_edge else x.size // (
+        height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
+    shape, out = _edge_out(host, batch, height, width, out_edge)
+    return (batch, height, width, np.zeros(shape, np.int32), out,
+            np.ascontiguousarray(x, np.int8 if in_edge else np.float32))
+
+
 def cpu_forward_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple[int, int], n4: int, *,
                      in_edge: bool, out_edge: bool, reader_n4: int = 0,
                      int4_format: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The CPU reference with workspace edges (flexiqCpuForwardEdge): `x` is float32, or with `in_edge` the
     flat int8 image; `hw` the input's (H, W) (gemm (1, 1)). Returns (accumulators, float32 output or the
     flat int8 image written for `reader_n4` in the int4 / int8 format)."""
-    batch = x.shape[0] if not in_edge else None
-    height, width = hw
     layer = host.layer
-    if in_edge:
-        batch = x.size // (height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
-    shape, out = _edge_out(host, batch, height, width, out_edge)
-    acc = np.zeros(shape, np.int32)
-    xc = np.ascontiguousarray(x, np.int8 if in_edge else np.float32)
+    batch, height, width, acc, out, xc = _edge_buffers(host, x, hw, in_edge, out_edge)
     why = ctypes.create_string_buffer(256)
     status = lib.flexiqCpuForwardEdge(ctypes.byref(host.args), batch, height, width, WORKSPACE if in_edge else FP32,
                                       _ptr(xc), n4, _ptr(acc), WORKSPACE if out_edge else FP32, _ptr(out),
@@ -311,13 +316,8 @@ def cpu_forward_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple
 def emulate_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple[int, int], max4bit: np.ndarray,
                  backend: str, tile: str = "64x64", *, in_edge: bool, out_edge: bool) -> tuple[np.ndarray, np.ndarray]:
     """The emulated kernels with workspace edges (as cpu_forward_edge; n4 values come from `max4bit`)."""
-    height, width = hw
     layer = host.layer
-    batch = x.shape[0] if not in_edge else x.size // (
-        height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
-    shape, out = _edge_out(host, batch, height, width, out_edge)
-    acc = np.zeros(shape, np.int32)
-    xc = np.ascontiguousarray(x, np.int8 if in_edge else np.float32)
+    batch, height, width, acc, out, xc = _edge_buffers(host, x, hw, in_edge, out_edge)
     m4 = np.ascontiguousarray(max4bit, np.int32)
     why = ctypes.create_string_buffer(512)
     status = lib.flexiqEmulateForwardEx(EMULATOR_BACKENDS[backend], TILES[tile], WORKSPACE if in_edge else FP32,
@@ -490,13 +490,8 @@ def gpu_forward_edge(lib: ctypes.CDLL, host: HostLayer, x: np.ndarray, hw: tuple
                      backend: str, tile: str | None = None, *, in_edge: bool,
                      out_edge: bool) -> tuple[np.ndarray, np.ndarray]:
     """Run a layer on the GPU with workspace edges (flexiqCapiRunLayerIo), as `emulate_edge` does on the CPU."""
-    height, width = hw
     layer = host.layer
-    batch = x.shape[0] if not in_edge else x.size // (
-        height * width * edge_bytes_per_row(layer.padded_channels, layer.group_size))
-    shape, out = _edge_out(host, batch, height, width, out_edge)
-    acc = np.zeros(shape, np.int32)
-    xc = np.ascontiguousarray(x, np.int8 if in_edge else np.float32)
+    batch, height, width, acc, out, xc = _edge_buffers(host, x, hw, in_edge, out_edge)
     m4 = np.ascontiguousarray(max4bit, np.int32)
     ms = _F(0.0)
     why = ctypes.create_string_buffer(256)
