@@ -44,7 +44,10 @@ def test_every_real_node_is_an_accepted_seed(asan_binary, seeds) -> None:
     out = subprocess.run([str(fuzzer), "-runs=0", *map(str, seeds)], capture_output=True, text=True, timeout=300,
                          env=ENV)
     assert out.returncode == 0, out.stderr[-6000:]
-    assert len(seeds) >= 20 and _stats(out.stderr) == (len(seeds), len(seeds))
+    # libFuzzer runs an input a second time when its mallocs and frees differ (its leak check), so
+    # the count of executions may exceed the seeds; every execution must still be accepted.
+    inputs, accepted = _stats(out.stderr)
+    assert len(seeds) >= 20 and inputs >= len(seeds) and accepted == inputs, (len(seeds), inputs, accepted)
 
 
 def test_found_crashes_stay_fixed(asan_binary) -> None:
