@@ -147,18 +147,13 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 def column_sums(x: np.ndarray, geo) -> tuple[np.ndarray, int]:
     """float64 [taps, C] sums of the im2col columns of a float input (NCHW conv / [..., C] gemm), and the rows."""
+    from flexiq_trt.quantization.group_stats import im2col_column_sums
+
     if geo is None:
-        return x.reshape(-1, x.shape[-1]).sum(axis=0, dtype=np.float64)[None], int(np.prod(x.shape[:-1]))
+        return im2col_column_sums(x, None), int(np.prod(x.shape[:-1]))
     x = np.moveaxis(x, 1, -1)
-    (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = geo.kernel_shape, geo.strides, geo.pads, geo.dilations
     p, q = geo.output_hw(x.shape[1], x.shape[2])
-    padded = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    out = np.empty((r * s, x.shape[-1]))
-    for ri in range(r):
-        for si in range(s):
-            win = padded[:, ri * dh:ri * dh + sh * (p - 1) + 1:sh, si * dw:si * dw + sw * (q - 1) + 1:sw]
-            out[ri * s + si] = win.sum(axis=(0, 1, 2), dtype=np.float64)
-    return out, x.shape[0] * p * q
+    return im2col_column_sums(x, geo), x.shape[0] * p * q
 
 
 def float_pre_mean(el, sums: np.ndarray, rows: int) -> np.ndarray:

@@ -172,23 +172,8 @@ class GroupStatsObserver:
         return shape[0] * p * q
 
     def _column_sums(self, codes: np.ndarray) -> np.ndarray:
-        """float64 [taps, C_pad]: the sum of every im2col column over all output rows (zero padding included).
-
-        Tap (r, s) of output pixel (i, j) reads padded input (i*sh + r*dh, j*sw + s*dw), so its column
-        sum is one strided window of the zero-padded codes: exact, without building im2col.
-        """
-        if self.geo is None:
-            return codes.reshape(-1, codes.shape[-1]).sum(axis=0, dtype=np.float64)[None]
-        (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = (
-            self.geo.kernel_shape, self.geo.strides, self.geo.pads, self.geo.dilations)
-        p, q = self.geo.output_hw(codes.shape[1], codes.shape[2])
-        padded = np.pad(codes, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-        out = np.empty((r * s, codes.shape[-1]))
-        for ri in range(r):
-            for si in range(s):
-                win = padded[:, ri * dh:ri * dh + sh * (p - 1) + 1:sh, si * dw:si * dw + sw * (q - 1) + 1:sw]
-                out[ri * s + si] = win.sum(axis=(0, 1, 2), dtype=np.float64)
-        return out
+        """float64 [taps, C_pad]: the sum of every im2col column over all output rows (zero padding included)."""
+        return im2col_column_sums(codes, self.geo)
 
     def _row_indices(self, xp: np.ndarray) -> np.ndarray:
         """Which output rows (pixels / tokens) this batch contributes: all, or `max_rows` sampled."""
@@ -218,3 +203,24 @@ class GroupStatsObserver:
     def result(self) -> GroupStats:
         """The accumulated statistics."""
         return self.stats
+
+
+def im2col_column_sums(x: np.ndarray, geo) -> np.ndarray:
+    """float64 [taps, C]: the sum of every im2col column of `x` over all output rows, zero padding included.
+
+    `x` is channels-last: [B, H, W, C] for a conv (`geo` its ConvGeometry), [..., C] for a Gemm/MatMul
+    (`geo` None, one tap). Tap (r, s) of output pixel (i, j) reads padded input (i*sh + r*dh,
+    j*sw + s*dw), so its column sum is one strided window of the zero-padded input: exact, without
+    building im2col.
+    """
+    if geo is None:
+        return x.reshape(-1, x.shape[-1]).sum(axis=0, dtype=np.float64)[None]
+    (r, s), (sh, sw), (pt, pl, pb, pr), (dh, dw) = geo.kernel_shape, geo.strides, geo.pads, geo.dilations
+    p, q = geo.output_hw(x.shape[1], x.shape[2])
+    padded = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    out = np.empty((r * s, x.shape[-1]))
+    for ri in range(r):
+        for si in range(s):
+            win = padded[:, ri * dh:ri * dh + sh * (p - 1) + 1:sh, si * dw:si * dw + sw * (q - 1) + 1:sw]
+            out[ri * s + si] = win.sum(axis=(0, 1, 2), dtype=np.float64)
+    return out
