@@ -10,6 +10,7 @@ from flexiq_trt.plugin_spec import AUTO_GROUP_SIZE, SUPPORTED_GROUP_SIZES, layer
 
 WEIGHT_ROUNDING = ("gptq", "recon", "plain", "naive")
 ACT_SHIFTS = ("dynamic", "static", "naive")
+CHANNEL_GROUPING = ("max", "rms", "p99")  # CalibratedLayer.channel_range / channel_rms / channel_p99
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class QuantConfig:
         "round), naive (top bits, p=4)", choices=WEIGHT_ROUNDING)
     act_shift: str = option(
         "dynamic", "activation shifts: dynamic per row (default), static per group, naive (p=4)", choices=ACT_SHIFTS)
+    channel_grouping: str = option(
+        "max", "per-channel statistic of the calibrated |x| that sorts each layer's input channels into "
+        "G-channel groups sharing a 4-bit shift: max (default), rms or p99 (99th percentile; "
+        "docs/accuracy.md, \"Channel grouping by a typical magnitude\")", choices=CHANNEL_GROUPING)
     unsigned_activations: bool = option(True, "use u8/u4 codes for inputs that are provably non-negative")
     gptq_damp: float = option(0.01, "GPTQ diagonal damping (fraction of mean diag)")
     recon_sweeps: int = option(
@@ -48,6 +53,8 @@ class QuantConfig:
             raise ConfigError(f"weight_rounding must be one of {WEIGHT_ROUNDING}, got {self.weight_rounding!r}")
         if self.act_shift not in ACT_SHIFTS:
             raise ConfigError(f"act_shift must be one of {ACT_SHIFTS}, got {self.act_shift!r}")
+        if self.channel_grouping not in CHANNEL_GROUPING:
+            raise ConfigError(f"channel_grouping must be one of {CHANNEL_GROUPING}, got {self.channel_grouping!r}")
         if self.recon_sweeps < 0:
             raise ConfigError(f"recon_sweeps must be >= 0, got {self.recon_sweeps}")
         if not 0 <= self.recon_act_share <= 1:

@@ -1,8 +1,9 @@
 """The quantization stage (pass 2 + quantize): per-group statistics, then every layer in base order.
 
 Pass 2 over the calibration set gathers what weight rounding and error scores need (Hessian
-blocks, activation extraction errors) in each layer's base channel order — the order by
-calibrated range that cuts the channels into groups; selection later only reorders whole groups.
+blocks, activation extraction errors) in each layer's base channel order — the order by a
+calibrated per-channel magnitude (`QuantConfig.channel_grouping`) that cuts the channels into
+groups; selection later only reorders whole groups.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from flexiq_trt.calibration.calibrator import Calibrator
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.feeds import FeedSet, FeedSetReader
 from flexiq_trt.calibration.stage import CalibratedLayer
+from flexiq_trt.errors import ConfigError
 from flexiq_trt.intake.eligibility import EligibleLayer
 from flexiq_trt.log import get_logger, progress, stage
-from flexiq_trt.quantization.config import QuantConfig
+from flexiq_trt.quantization.config import CHANNEL_GROUPING, QuantConfig
 from flexiq_trt.quantization.group_stats import GroupStats, GroupStatsObserver
 from flexiq_trt.quantization.layer import QuantizedLayer
 from flexiq_trt.quantization.quantize_layer import LayerQuantResult, LayerSource, quantize_layer
@@ -58,6 +60,23 @@ def layer_source(cl: CalibratedLayer) -> LayerSource:
         unsigned_input=cl.unsigned)
 
 
+def grouping_magnitude(cl: CalibratedLayer, grouping: str) -> np.ndarray:
+    """The calibrated per-channel statistic that `QuantConfig.channel_grouping` sorts the channels by."""
+    if grouping == "max":
+        return cl.channel_range
+    if grouping == "rms":
+        return cl.channel_rms
+    if grouping == "p99":
+        return cl.channel_p99
+    raise ConfigError(f"layer '{cl.name}': channel_grouping must be one of {CHANNEL_GROUPING}, got {grouping!r}")
+
+
+def base_orders(calibrated: list[CalibratedLayer], quant: QuantConfig) -> list[np.ndarray]:
+    """Every layer's base channel order under the configured grouping statistic and its G."""
+    return [base_channel_order(grouping_magnitude(cl, quant.channel_grouping),
+                               quant.group_size_for(cl.eligible.in_channels)) for cl in calibrated]
+
+
 def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer], orders: list[np.ndarray],
                        feeds: FeedSet, calib: CalibConfig, quant: QuantConfig) -> list[GroupStats]:
     """Pass 2: per-group Hessian blocks and activation 4-bit errors for every layer (in base order)."""
@@ -79,7 +98,7 @@ def gather_group_stats(model: onnx.ModelProto, calibrated: list[CalibratedLayer]
 def quantize_layers(model: onnx.ModelProto, calibrated: list[CalibratedLayer], feeds: FeedSet,
                     calib: CalibConfig, quant: QuantConfig) -> list[QuantizedRecord]:
     """Every layer quantized in base order (layer_index = position in `calibrated`)."""
-    orders = [base_channel_order(cl.channel_range, quant.group_size_for(cl.eligible.in_channels)) for cl in calibrated]
+    orders = base_orders(calibrated, quant)
     stats = gather_group_stats(model, calibrated, orders, feeds, calib, quant)
     parts = list(zip(calibrated, orders, stats, strict=True))
     with stage(f"quantize {len(parts)} layers ({quant.weight_rounding} 4-bit weights)", _log):

@@ -25,16 +25,17 @@ def pad_and_permute(w_cl: np.ndarray, permutation: np.ndarray) -> np.ndarray:
     return np.take(np.pad(w_cl, widths), permutation, axis=-1)
 
 
-def base_channel_order(channel_range: np.ndarray, group_size: int) -> np.ndarray:
-    """Real channels sorted by activation value range (smallest first), zero padding last.
+def base_channel_order(channel_magnitude: np.ndarray, group_size: int) -> np.ndarray:
+    """Real channels sorted by a per-channel activation magnitude (smallest first), zero padding last.
 
-    Channels with small ranges leave the high bits of their 8-bit codes unused, so grouping them
-    together lets a group's shared shift stay small (docs/design.md §1). Ties keep channel index order so
-    the result is deterministic.
+    `channel_magnitude` is the calibrated statistic `QuantConfig.channel_grouping` names (the maximum,
+    RMS or 99th percentile of |x|). Channels with small magnitudes leave the high bits of their 8-bit
+    codes unused, so grouping them together lets a group's shared shift stay small (docs/design.md §1).
+    Ties keep channel index order so the result is deterministic.
     """
-    c_in = channel_range.shape[0]
+    c_in = channel_magnitude.shape[0]
     c_pad = -(-c_in // group_size) * group_size
-    order = np.argsort(channel_range, kind="stable").astype(np.int32)
+    order = np.argsort(channel_magnitude, kind="stable").astype(np.int32)
     return np.concatenate([order, np.arange(c_in, c_pad, dtype=np.int32)])
 
 
