@@ -21,6 +21,19 @@ prints per run the ratio table's granularity from the written ``<stem>.flexiq.js
 layers, the sum of padded input channels (C_pad = ceil(C/G)*G) against the real ones and the MACs
 the padding adds, the number of 4-bit steps in the global order, and how many distinct n4 vectors
 the ladder rungs give (docs/accuracy.md, "Group size: G = 32 versus G = 64").
+
+``--channel-grouping max rms p99 --seeds 1 2 3`` converts once per grouping statistic
+(``QuantConfig.channel_grouping``) and calibration draw: the seed picks the calibration crops (the
+same photos, other random squares and order; the held-out crops stay fixed), so each seed pairs the
+statistics on the same calibration and held-out crops. It prints, per grouping, top-1 agreement and
+mean KL(FP32 || quantized) per ratio as mean ± sample standard deviation over the seeds, and the
+per-seed paired difference against the first grouping (docs/accuracy.md, "Channel grouping by a
+typical magnitude"). The converter's default pipeline is ``--rounding gptq --group-size 0
+--selector greedy``:
+
+    python benchmarks/bench_accuracy.py --models pplcnet efficientnet_lite0 --rounding gptq --group-size 0 \\
+        --selector greedy --no-baselines --heldout 200 --channel-grouping max rms p99 --seeds 1 2 3 \\
+        --ratios 0 0.25 0.375 0.5 0.625 0.75 0.875 1 --json grouping.json
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -40,6 +54,24 @@ from flexiq_trt.datasets import orientation
 from flexiq_trt.datasets.model_zoo import cache_dir
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class RunSpec(NamedTuple):
+    """What one conversion of a sweep varies: calibration count and draw, group size, grouping statistic.
+
+    (A NamedTuple, not a dataclass: the tests load this script with importlib, outside sys.modules.)
+    """
+
+    calib: int
+    group_size: int
+    grouping: str = "max"  # QuantConfig.channel_grouping
+    seed: int = 1  # calibration crop draw (crops(..., seed))
+    ratios: tuple[float, ...] = RATIOS
+
+    @property
+    def tag(self) -> str:
+        """A file-name-safe label of the run."""
+        return f"c{self.calib}g{self.group_size}{self.grouping}s{self.seed}"
 
 
 def imagenet_meta(name: str) -> tuple[Path, dict]:
@@ -102,7 +134,8 @@ def top1(model: Path, feeds: dict[str, np.ndarray], batch: int = 25) -> np.ndarr
     return np.concatenate(out).reshape(n, -1).argmax(axis=1)
 
 
-def per_crop_agreement(model: Path, out_dir: Path, name: str, heldout: np.ndarray) -> dict[float, list[bool]]:
+def per_crop_agreement(model: Path, out_dir: Path, name: str, heldout: np.ndarray,
+                       ratios: tuple[float, ...] = RATIOS) -> dict[float, list[bool]]:
     """Per held-out crop: does the simulation agree with FP32 on top-1, at each ratio (for paired tests)."""
     from flexiq_trt.plugin_spec import RUNTIME_INPUT
     from flexiq_trt.ratios import RatioTable
@@ -111,7 +144,7 @@ def per_crop_agreement(model: Path, out_dir: Path, name: str, heldout: np.ndarra
     table = RatioTable.from_json(sidecar.read_text(), str(sidecar))
     sim = next(out_dir.glob("*.flexiq-sim.onnx"))
     ref = top1(model, {name: heldout})
-    return {r: (top1(sim, {name: heldout, RUNTIME_INPUT: table.vector(r)}) == ref).tolist() for r in RATIOS}
+    return {r: (top1(sim, {name: heldout, RUNTIME_INPUT: table.vector(r)}) == ref).tolist() for r in ratios}
 
 
 def mcnemar_p(b: int, c: int) -> float:
@@ -130,7 +163,7 @@ def paired_table(runs: list[dict]) -> str:
     lines = [f"| ratio | G={g0} | G | that G | diff (points) | only G={g0} agrees | only that G agrees | McNemar p |",
              "|---|---|---|---|---|---|---|---|"]
     for other in runs[1:]:
-        for r in RATIOS:
+        for r in base.get("ratios", RATIOS):
             a, o = np.array(base["per_crop"][str(r)]), np.array(other["per_crop"][str(r)])
             b, c = int((a & ~o).sum()), int((~a & o).sum())
             lines.append(f"| {r:.0%} | {100 * a.mean():.1f} | {other['group_size']} | {100 * o.mean():.1f} | "
@@ -138,36 +171,101 @@ def paired_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_one(model: Path, meta: dict, calib_n: int, heldout: np.ndarray, args: argparse.Namespace, tmp: Path,
-            group_size: int) -> dict:
-    """One conversion at one group size; returns its report rows, ratio-table figures and timings."""
+def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespace, tmp: Path,
+            spec: RunSpec) -> dict:
+    """One conversion; returns its report rows, per-crop agreement, ratio-table figures and timings."""
     import flexiq_trt
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConvertConfig
     from flexiq_trt.quantization.config import QuantConfig
 
     name = meta["input_name"]
-    calib_path, eval_path = tmp / f"calib{calib_n}.npz", tmp / "eval.npz"
-    np.savez(calib_path, **{name: crops("calibration", calib_n, meta, seed=1)})
+    calib_path, eval_path = tmp / f"calib{spec.calib}s{spec.seed}.npz", tmp / "eval.npz"
+    np.savez(calib_path, **{name: crops("calibration", spec.calib, meta, seed=spec.seed)})
     np.savez(eval_path, **{name: heldout})
-    cfg = ConvertConfig(output_dir=str(tmp / f"out{calib_n}g{group_size}"), selector=args.selector,
-                        eval_data=str(eval_path), ort_baseline=False, report_ratios=RATIOS,
+    cfg = ConvertConfig(output_dir=str(tmp / f"out{spec.tag}"), selector=args.selector,
+                        eval_data=str(eval_path), ort_baseline=False, report_ratios=spec.ratios,
                         baselines=not args.no_baselines)
-    quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=group_size)
+    quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=spec.group_size,
+                    channel_grouping=spec.grouping)
     t0, c0 = time.perf_counter(), time.process_time()
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
                                 calib_config=CalibConfig(batch_size=16, max_samples=None))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     sidecar = next(Path(cfg.output_dir).glob("*.flexiq.json"))
-    per_crop = per_crop_agreement(model, Path(cfg.output_dir), name, heldout)
+    per_crop = per_crop_agreement(model, Path(cfg.output_dir), name, heldout, spec.ratios)
     for row in result.report["rows"]:  # the ORT run of the written simulation must match the report
         if row["variant"] == "flexiq" and row.get("top1_agreement") is not None:
             got = float(np.mean(per_crop[row["ratio"]]))
             if abs(got - row["top1_agreement"]) > 1e-9:
                 raise SystemExit(f"{sidecar}: simulation top-1 agreement {got} at ratio {row['ratio']} "
                                  f"differs from the report's {row['top1_agreement']}")
-    return {"per_crop": {str(k): v for k, v in per_crop.items()}, "calib": calib_n, "group_size": group_size, "rows": result.report["rows"], "timings": result.timings,
-            "wall_s": wall, "cpu_s": cpu, "table": table_stats(sidecar)}
+    return {"per_crop": {str(k): v for k, v in per_crop.items()}, "calib": spec.calib, "group_size": spec.group_size,
+            "grouping": spec.grouping, "seed": spec.seed, "ratios": list(spec.ratios), "rows": result.report["rows"],
+            "timings": result.timings, "wall_s": wall, "cpu_s": cpu, "table": table_stats(sidecar)}
+
+
+def flexiq_metric(run: dict, metric: str) -> dict[float, float]:
+    """The `flexiq` variant's report value of `metric` at each ratio of a run."""
+    return {r["ratio"]: r[metric] for r in run["rows"] if r["variant"] == "flexiq" and r.get(metric) is not None}
+
+
+def grouping_summary(runs: list[dict]) -> dict:
+    """Per grouping, metric and ratio: the per-seed values, their mean and sample SD, and the per-seed
+    paired difference against the first grouping (same calibration and held-out crops)."""
+    groupings = list(dict.fromkeys(r["grouping"] for r in runs))
+    base = groupings[0]
+    by_seed = {(r["grouping"], r["seed"]): r for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
+    out: dict = {"groupings": groupings, "seeds": seeds, "ratios": runs[0]["ratios"], "cells": {}}
+    for g in groupings:
+        for metric in ("top1_agreement", "kl"):
+            for ratio in runs[0]["ratios"]:
+                vals = [flexiq_metric(by_seed[(g, s)], metric).get(ratio) for s in seeds if (g, s) in by_seed]
+                refs = [flexiq_metric(by_seed[(base, s)], metric).get(ratio) for s in seeds
+                        if (g, s) in by_seed and (base, s) in by_seed]
+                diffs = [v - b for v, b in zip(vals, refs, strict=True) if v is not None and b is not None]
+                vals = [v for v in vals if v is not None]
+                out["cells"][f"{g}|{metric}|{ratio}"] = {
+                    "values": vals, "mean": float(np.mean(vals)) if vals else None,
+                    "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                    "diff_values": diffs, "diff_mean": float(np.mean(diffs)) if diffs else None,
+                    "diff_sd": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None}
+    return out
+
+
+def summary_tables(summary: dict) -> str:
+    """Markdown: mean ± SD over seeds per grouping and ratio, then the paired differences vs the first."""
+    ratios, seeds, base = summary["ratios"], summary["seeds"], summary["groupings"][0]
+    head = "| metric | grouping | " + " | ".join(
+        f"{r:.0%}" if round(100 * r, 6) % 1 == 0 else f"{r:.1%}" for r in ratios) + " |"
+    rule = "|---|---|" + "---|" * len(ratios)
+    scale = {"top1_agreement": (100.0, 1), "kl": (1.0, 3)}
+
+    def cell(c: dict, key: str, metric: str, signed: bool = False) -> str:
+        mean, sd = c[key + "mean"], c[key + "sd"]
+        if mean is None:
+            return "-"
+        k, d = scale[metric]
+        text = f"{k * mean:+.{d}f}" if signed else f"{k * mean:.{d}f}"
+        return text + (f" ±{k * sd:.{d}f}" if sd is not None else "")
+
+    lines = [f"mean ± sample SD over {len(seeds)} calibration draw(s) (seeds {seeds}); top-1 agreement in %", "",
+             head, rule]
+    for metric in ("top1_agreement", "kl"):
+        for g in summary["groupings"]:
+            cells = [summary["cells"][f"{g}|{metric}|{r}"] for r in ratios]
+            lines.append(f"| {metric} | {g} | " + " | ".join(cell(c, "", metric) for c in cells) + " |")
+    lines += ["", f"paired per seed: grouping minus {base}, mean ± SD over seeds, (number of seeds lower / higher)", "",
+              head, rule]
+    for metric in ("top1_agreement", "kl"):
+        for g in summary["groupings"][1:]:
+            cells = [summary["cells"][f"{g}|{metric}|{r}"] for r in ratios]
+            lines.append(f"| {metric} | {g} | " + " | ".join(
+                cell(c, "diff_", metric, signed=True)
+                + f" ({sum(d < 0 for d in c['diff_values'])}/{sum(d > 0 for d in c['diff_values'])})"
+                for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def recon_cost(model: Path, meta: dict, args: argparse.Namespace, tmp: Path) -> dict:
@@ -196,17 +294,20 @@ def recon_cost(model: Path, meta: dict, args: argparse.Namespace, tmp: Path) -> 
 
 
 def table(model: str, runs: list[dict]) -> str:
-    """Markdown: one row per (calibration count, variant), top-1 agreement (%) per ratio."""
-    by_g = len({run.get("group_size") for run in runs}) > 1  # a G column only when the runs differ in G
-    lines = [f"### {model}", "", "| calib | " + ("G | " if by_g else "") + "variant | "
-             + " | ".join(f"{r:.0%}" for r in RATIOS) + " |", "|---|---|" + ("---|" if by_g else "") + "---|" * len(RATIOS)]
+    """Markdown: one row per (run, variant), top-1 agreement (%) per ratio; G, seed and grouping
+    columns only where the runs differ in them."""
+    extra = [key for key in ("seed", "grouping", "group_size") if len({run.get(key) for run in runs}) > 1]
+    names = {"seed": "seed", "grouping": "grouping", "group_size": "G"}
+    ratios = runs[0].get("ratios", RATIOS)
+    lines = [f"### {model}", "", "| calib | " + "".join(f"{names[k]} | " for k in extra) + "variant | "
+             + " | ".join(f"{r:.0%}" if round(100 * r, 6) % 1 == 0 else f"{r:.1%}" for r in ratios) + " |",
+             "|---|---|" + "---|" * len(extra) + "---|" * len(ratios)]
     for run in runs:
         variants = list(dict.fromkeys(r["variant"] for r in run["rows"]))
         for v in variants:
             cells = {r["ratio"]: r.get("top1_agreement") for r in run["rows"] if r["variant"] == v}
-            g = f"{run['group_size']} | " if by_g else ""
-            lines.append(f"| {run['calib']} | {g}{v} | " + " | ".join(
-                "-" if cells.get(r) is None else f"{100 * cells[r]:.1f}" for r in RATIOS) + " |")
+            lines.append(f"| {run['calib']} | " + "".join(f"{run[k]} | " for k in extra) + f"{v} | " + " | ".join(
+                "-" if cells.get(r) is None else f"{100 * cells[r]:.1f}" for r in ratios) + " |")
     return "\n".join(lines)
 
 
@@ -221,6 +322,13 @@ def main() -> None:
     ap.add_argument("--group-size", nargs="+", type=int, default=[32], choices=(0, 32, 64),
                     help="QuantConfig.group_size G (0 = per layer, the converter default); several values "
                     "convert once per G on the same crops")
+    ap.add_argument("--channel-grouping", nargs="+", default=["max"], choices=("max", "rms", "p99"),
+                    help="QuantConfig.channel_grouping; several values convert once per statistic (and seed) on "
+                    "the same crops, the first being the paired reference")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1],
+                    help="calibration crop draws (crops(..., seed)); the held-out crops stay fixed")
+    ap.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS),
+                    help="ratios to evaluate (report_ratios; any ratio in [0, 1] is served)")
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip the naive/plain report variants (ConvertConfig.baselines=False) to save time")
     ap.add_argument("--cost", action="store_true", help="also time the quantization stage with/without recon")
@@ -235,14 +343,26 @@ def main() -> None:
         model, meta = imagenet_meta(model_name)
         heldout = crops("heldout", args.heldout, meta, seed=2)
         with tempfile.TemporaryDirectory() as d:
-            runs = [run_one(model, meta, n, heldout, args, Path(d), g)
-                    for n in args.calib_counts for g in args.group_size]
+            specs = [RunSpec(n, g, grouping, seed, tuple(args.ratios)) for n in args.calib_counts
+                     for g in args.group_size for seed in args.seeds for grouping in args.channel_grouping]
+            runs = []
+            for spec in specs:
+                runs.append(run_one(model, meta, heldout, args, Path(d), spec))
+                print(f"{model_name} {spec.tag}: {runs[-1]['wall_s']:.0f}s wall / {runs[-1]['cpu_s']:.0f}s CPU", flush=True)
             cost = recon_cost(model, meta, args, Path(d)) if args.cost else None
         results[model_name] = {"heldout": int(heldout.shape[0]), "runs": runs, "quantize_seconds": cost}
         print(table(model_name, runs))
+        if len(args.channel_grouping) > 1 or len(args.seeds) > 1:
+            results[model_name]["grouping_summary"] = {}
+            for n in args.calib_counts:
+                for g in args.group_size:
+                    summary = grouping_summary([r for r in runs if r["calib"] == n and r["group_size"] == g])
+                    results[model_name]["grouping_summary"][f"calib{n}_g{g}"] = summary
+                    print(f"\n{model_name}, {n} calibration crops, G={g}, {heldout.shape[0]} held-out crops:")
+                    print(summary_tables(summary))
         print(f"held-out crops: {heldout.shape[0]}; conversion wall / CPU time: "
-              + ", ".join(f"{r['calib']} calib G={r['group_size']}: {r['wall_s']:.0f}s / {r['cpu_s']:.0f}s"
-                          for r in runs))
+              + ", ".join(f"{r['calib']} calib G={r['group_size']} {r['grouping']} seed {r['seed']}: "
+                          f"{r['wall_s']:.0f}s / {r['cpu_s']:.0f}s" for r in runs))
         for r in runs:
             t = r["table"]
             print(f"G={t['group_size']}: {t['layers']} layers, {t['eligible_macs'] / 1e6:.1f} M eligible MACs, channels {t['channels']} -> padded "
@@ -252,7 +372,8 @@ def main() -> None:
                   f"{t['all_or_nothing_layers']} single-group layers")
         for n in args.calib_counts if len(args.group_size) > 1 else ():
             print(f"\npaired, flexiq variant, {n} calibration crops, {heldout.shape[0]} held-out crops:")
-            print(paired_table([r for r in runs if r["calib"] == n]))
+            print(paired_table([r for r in runs if r["calib"] == n and r["grouping"] == args.channel_grouping[0]
+                                and r["seed"] == args.seeds[0]]))
         if cost:
             print(f"quantization stage: gptq {cost['gptq']:.1f}s, recon {cost['recon']:.1f}s "
                   f"(+{cost['recon'] - cost['gptq']:.1f}s)")
