@@ -16,6 +16,7 @@ from pathlib import Path
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.conversion import ConversionState, ConvertConfig
 from flexiq_trt.errors import ConfigError, UnsupportedModelError
+from flexiq_trt.finetune.config import FinetuneConfig
 from flexiq_trt.log import get_logger, stage
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.ratios import RatioTable
@@ -124,6 +125,26 @@ def select(state: ConversionState, search: SearchConfig) -> None:
         "selection": [e for e in state.order.log if e.get("event") in ("screening", "ratio_result")]})
 
 
+BEFORE_FINETUNE = "before_finetune"  # report variant: the same conversion without the finetune
+
+
+def finetune(state: ConversionState, config: FinetuneConfig) -> list | None:
+    """With --finetune: distil the layers' float weights and re-quantize them in the same order.
+
+    Returns the layers as they were before (the report's `before_finetune` variant), None when off.
+    """
+    from flexiq_trt.finetune.stage import finetune_layers
+
+    if not config.enabled:
+        return None
+    before = [rec.final for rec in state.selected]
+    result = finetune_layers(state.prepared, state.selected, state.problem, state.order, state.table,
+                             state.calib_feeds, state.quant, config)
+    state.quantized, state.selected = result.records, result.selected
+    state.table.extra["finetune"] = result.summary
+    return before
+
+
 def baseline_variants(state: ConversionState) -> None:
     """The report's naive/plain baselines, quantized on the same statistics and put in the same order."""
     from flexiq_trt.quantization.stage import baseline_variants as quantize_baselines
@@ -161,7 +182,8 @@ def report(state: ConversionState, search: SearchConfig, tmp: Path) -> dict | No
 
 
 def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant: QuantConfig | None = None,
-                search: SearchConfig | None = None, cfg: ConvertConfig | None = None) -> ConvertResult:
+                search: SearchConfig | None = None, cfg: ConvertConfig | None = None,
+                finetune_config: FinetuneConfig | None = None) -> ConvertResult:
     """The whole pipeline; see the module docstring."""
     state = ConversionState(Path(model_path), calib or CalibConfig(), quant or QuantConfig(), cfg or ConvertConfig())
     search = search or SearchConfig()
@@ -180,7 +202,12 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
         clock.lap("calibrate+quantize")
         select(state, search)
         clock.lap("select")
+        before = finetune(state, finetune_config or FinetuneConfig())
+        if before is not None:
+            clock.lap("finetune")
         baseline_variants(state)
+        if before is not None and state.config.report:
+            state.variants[BEFORE_FINETUNE] = before
         rewrite(state, tmp)
         clock.lap("rewrite")
         result = report(state, search, tmp)

@@ -14,7 +14,7 @@ PACKAGE = REPO / "python" / "flexiq_trt"
 SOURCES = sorted([*PACKAGE.rglob("*.py"), *(REPO / "graph_passes").rglob("*.py")])
 
 # Pipeline order: a stage may import the stages before it, never the ones after it.
-STAGE_ORDER = ("intake", "calibration", "quantization", "select", "report", "pipeline")
+STAGE_ORDER = ("intake", "calibration", "quantization", "select", "finetune", "report", "pipeline")
 # Modules inside a stage package that every stage may use: the contract's layer types (ConvGeometry,
 # QuantizedLayer, also used by the graph passes) and the description of a model's inputs.
 FOUNDATION = ("flexiq_trt.quantization.layer", "flexiq_trt.calibration.model_io")

@@ -1,0 +1,61 @@
+"""Distillation finetuning options (`convert --finetune`; one frozen dataclass, the CLI's flags come from it).
+
+Off by default: it needs the optional PyTorch extra (`pip install 'flexiq_trt[finetune]'`, a pinned
+CPU build) and minutes of CPU, and it changes the float weights the INT8 model is quantized from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flexiq_trt.errors import ConfigError
+from flexiq_trt.options import option
+
+TORCH_EXTRA = "pip install 'flexiq_trt[finetune]' (torch==2.13.0, CPU)"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Distillation finetuning of the FlexiQ layers' float weights after channel selection."""
+
+    enabled: bool = option(
+        False, "after selection, finetune the FlexiQ layers' float weights and biases by distillation to the "
+        "FP32 model (an INT8 pass and a pass at a ladder ratio per step, on augmented calibration inputs), "
+        "then quantize them again in the same order; needs the finetune extra (docs/accuracy.md, "
+        "\"Distillation finetuning (`--finetune`)\")", flags=("--finetune",))
+    seconds: float = option(120.0, "time budget of the training loop in seconds (wall clock)")
+    max_steps: int = option(0, "stop after this many steps even within the time budget (0 = no limit)")
+    batch_size: int = option(16, "calibration samples per step")
+    lr: float = option(
+        0.01, "Adam learning rate in int8 weight steps: a weight moves by about lr times its row's INT8 "
+        "step per update (biases in units of 32 output steps)")
+    ratio_pass: bool = option(
+        True, "besides the INT8 pass, one pass per step at a ratio drawn from the ladder's non-zero ratios "
+        "(FlexiQ's dual forward); off: INT8 pass only")
+    augment: bool = option(
+        True, "random horizontal flips and shifted crops of image inputs (4-D float), against overfitting "
+        "a small calibration set")
+    seed: int = option(0, "seed of the batch order, the augmentation and the sampled ratios")
+    threads: int = option(
+        1, "PyTorch intra-op threads while finetuning (0 = PyTorch's default); 1 because on a shared 2-core "
+        "machine two threads made the fmnist steps 3-13x slower (OpenMP threads spinning against other load)")
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ConfigError(f"finetune seconds must be > 0, got {self.seconds}")
+        if self.max_steps < 0:
+            raise ConfigError(f"finetune max_steps must be >= 0 (0 = no limit), got {self.max_steps}")
+        if self.batch_size < 1:
+            raise ConfigError(f"finetune batch_size must be >= 1, got {self.batch_size}")
+        if self.threads < 0:
+            raise ConfigError(f"finetune threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"finetune lr must be in (0, 1) int8 weight steps, got {self.lr}")
+
+
+def require_torch() -> None:
+    """Raise ConfigError naming the extra when PyTorch is not importable (finetuning needs it)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"--finetune needs PyTorch, which is not installed: {TORCH_EXTRA}") from e

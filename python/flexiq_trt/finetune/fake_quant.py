@@ -1,0 +1,189 @@
+"""One FlexiQ layer in float with straight-through rounding: the numeric contract as a trainable module.
+
+Forward = docs/design.md §2 in float: the input's 8-bit codes at the calibrated scale (§2.3), in the
+layer's π order (§2.4), the first `n4` channels as effective 4-bit codes with the dynamic per-row
+(or static per-group) shift (§2.5, §2.7); weight codes w8 from the trainable float weight with the
+per-row scale recomputed from it (what the re-quantization does), the first `n4` channels as plain-rule
+`w4 << p_w` (§2.6, smallest shift); the epilogue with the bias rung of `n4` (§2.8), the rung's shift
+recomputed from the current codes and the calibration's mean code columns as `bias_rungs.py` does.
+Rounding and the 4-bit extraction pass gradients straight through (identity inside the clamp).
+
+Computed in the input's dtype: in float64 the accumulator is exact and equals
+`quantization.reference`'s int32 for a layer stored with plain rounding (tests check it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from flexiq_trt.plugin_spec import Activation, ShiftMode, clamp_n4
+from flexiq_trt.quantization.layer import QuantizedLayer
+
+BIAS_UNIT = 32.0  # a bias parameter step is this many output steps (s_a · s_w) — one weight code on a typical input
+
+
+def _bitlen(m: torch.Tensor) -> torch.Tensor:
+    """Bit length of non-negative integer values (exact: counts powers of two at or below m)."""
+    return sum((m >= float(1 << k)).to(m.dtype) for k in range(9))
+
+
+def shifts(codes: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The smallest shift at which every truncated code of the last axis fits 4 bits (bits.group_shift)."""
+    mag = torch.where(codes < 0, -codes - 1, codes) if signed else codes
+    return torch.clamp(_bitlen(mag.amax(dim=-1)) - (3 if signed else 4), 0, 4)
+
+
+def effective4(codes: torch.Tensor, p: torch.Tensor, signed: bool) -> torch.Tensor:
+    """`extract4(q, p) << p` in float: round half up at shift p, clamp to 4 bits (bits.effective_codes)."""
+    step = torch.pow(2.0, p.to(codes.dtype))
+    half = torch.where(p > 0, step / 2, torch.zeros_like(step))
+    lo, hi = (-8.0, 7.0) if signed else (0.0, 15.0)
+    return torch.clamp(torch.floor((codes + half) / step), lo, hi) * step
+
+
+def round_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """clamp(round_half_even(x)) forward; gradient 1 inside [lo, hi], 0 outside."""
+    c = torch.clamp(x, lo, hi)
+    return c + (torch.round(c) - c).detach()
+
+
+def activation(y: torch.Tensor, act: Activation, alpha: float, beta: float) -> torch.Tensor:
+    """The fused epilogue activation (reference.apply_activation)."""
+    if act == Activation.NONE:
+        return y
+    table = {
+        Activation.RELU: lambda: torch.relu(y),
+        Activation.CLIP: lambda: torch.clamp(y, alpha, beta),
+        Activation.HARD_SWISH: lambda: y * torch.clamp(y / 6 + 0.5, 0, 1),
+        Activation.SILU: lambda: y * torch.sigmoid(y),
+        Activation.SIGMOID: lambda: torch.sigmoid(y),
+        Activation.LEAKY_RELU: lambda: torch.where(y >= 0, y, alpha * y),
+        Activation.HARD_SIGMOID: lambda: torch.clamp(alpha * y + beta, 0, 1),
+        Activation.GELU: lambda: F.gelu(y),
+        Activation.TANH: lambda: torch.tanh(y),
+    }
+    return table[act]()
+
+
+class FakeQuantLayer(torch.nn.Module):
+    """A FlexiQ layer whose float weight and bias train through the contract's rounding (module docstring).
+
+    `layer` gives everything fixed: π (final order), G, the activation scale, signedness and shift
+    mode, the geometry and the activation. `weight` / `bias` are the float values to train
+    (canonical: [N, C, R, S] or [N, K]). `code_means` (float64 [taps, C_pad] each, π order: mean 8-bit
+    and effective 4-bit im2col columns on the calibration data) turn on the bias rungs; None = every
+    rung uses the bias. `n4` is set by the caller before each forward.
+    """
+
+    def __init__(self, layer: QuantizedLayer, weight: np.ndarray, bias: np.ndarray,
+                 code_means: tuple[np.ndarray, np.ndarray] | None) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n4 = 0
+        w = torch.from_numpy(np.asarray(weight, dtype=np.float32).copy())
+        absmax = w.reshape(w.shape[0], -1).abs().amax(dim=1)
+        self.register_buffer("weight0", w)
+        self.register_buffer("scale0", torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax)))
+        self.register_buffer("bias0", torch.from_numpy(np.asarray(bias, dtype=np.float32).copy()))
+        self.register_buffer("perm", torch.from_numpy(layer.permutation.astype(np.int64)))
+        # Changes in units of each row's initial INT8 step, zero at the start: the untrained module is
+        # exactly the given float layer, and Adam's step size means the same on every layer.
+        self.weight_steps = torch.nn.Parameter(torch.zeros_like(w))
+        self.bias_steps = torch.nn.Parameter(torch.zeros_like(self.bias0))
+        self.code_means = None if code_means is None else tuple(torch.from_numpy(m.copy()) for m in code_means)
+
+    @staticmethod
+    def _rows(v: torch.Tensor, ndim: int) -> torch.Tensor:
+        return v.reshape((-1,) + (1,) * (ndim - 1))
+
+    def float_weight(self) -> torch.Tensor:
+        """The current float weight, canonical layout."""
+        return self.weight0 + self.weight_steps * self._rows(self.scale0, self.weight0.dim())
+
+    def float_bias(self) -> torch.Tensor:
+        """The current float bias (row 0 of the bias table)."""
+        return self.bias0 + self.bias_steps * (BIAS_UNIT * self.layer.act_scale) * self.scale0
+
+    def _channels_last(self, w: torch.Tensor) -> torch.Tensor:
+        """Canonical weight -> [N, R, S, C_pad] (conv) or [N, C_pad], zero padded, in π order."""
+        cl = w.permute(0, 2, 3, 1) if w.dim() == 4 else w
+        pad = self.layer.padded_channels - self.layer.in_channels
+        return torch.index_select(F.pad(cl, (0, pad)), -1, self.perm)
+
+    def _scale(self) -> torch.Tensor:
+        """s_w of the current weight, float32 [N] (weights.weight_scales: absmax / 127, 1 for a zero row)."""
+        absmax = self.float_weight().detach().reshape(self.scale0.shape[0], -1).abs().amax(dim=1)
+        return torch.where(absmax > 0, absmax / 127, torch.ones_like(absmax))
+
+    def _weight_codes(self, dtype: torch.dtype, n4: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mixed weight codes with STE, w8 codes, effective w4 codes of the 4-bit prefix), [N, ..., C_pad].
+
+        Codes are formed in float32 (the division every backend does) and then cast to `dtype`.
+        """
+        w = self.float_weight()
+        w8 = round_ste(self._channels_last(w / self._rows(self._scale(), w.dim())), -127, 127).to(dtype)
+        if n4 == 0:
+            return w8, w8.detach(), w8.detach()[..., :0]
+        g, q = self.layer.group_size, w8.detach()[..., :n4]
+        n = q.shape[0]
+        blocks = q.reshape(n, -1, n4 // g, g).transpose(1, 2).reshape(n, n4 // g, -1)  # [N, groups, taps*G]
+        p = shifts(blocks, True)[..., None]
+        eff = effective4(blocks, p, True).reshape(n, n4 // g, -1, g).transpose(1, 2).reshape(q.shape)
+        mixed = torch.cat([w8[..., :n4] + (eff - q), w8[..., n4:]], dim=-1)
+        return mixed, w8.detach(), eff
+
+    def _act_codes(self, x: torch.Tensor, n4: int) -> torch.Tensor:
+        """Channels-last input [..., C_in] -> mixed effective codes [..., C_pad] in π order (STE)."""
+        lay = self.layer
+        x = torch.index_select(F.pad(x, (0, lay.padded_channels - lay.in_channels)), -1, self.perm)
+        lo, hi = (-127.0, 127.0) if lay.act_signed else (0.0, 255.0)
+        q = round_ste(x.float() / torch.tensor(lay.act_scale, dtype=torch.float32), lo, hi).to(x.dtype)
+        if n4 == 0:
+            return q
+        g, head = lay.group_size, q.detach()[..., :n4]
+        grouped = head.reshape(head.shape[:-1] + (n4 // g, g))
+        if lay.act_shift_mode == ShiftMode.DYNAMIC:
+            p = shifts(grouped, lay.act_signed)[..., None]
+        else:
+            p = torch.from_numpy(lay.act_static_shift[: n4 // g].astype(np.int64))[:, None]
+        eff = effective4(grouped, p, lay.act_signed).reshape(head.shape)
+        return torch.cat([q[..., :n4] + (eff - head), q[..., n4:]], dim=-1)
+
+    def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """(the accumulator in float, the clamped n4): acc NCHW for a conv, [..., N] for a Gemm."""
+        lay = self.layer
+        n4 = clamp_n4(int(self.n4), lay.padded_channels, lay.group_size)
+        w_mixed = self._weight_codes(x.dtype, n4)[0]
+        if not lay.is_conv:
+            return torch.matmul(self._act_codes(x, n4), w_mixed.t()), n4
+        codes = self._act_codes(x.permute(0, 2, 3, 1), n4).permute(0, 3, 1, 2)
+        geo = lay.geometry
+        t, left, b, r = geo.pads
+        codes = F.pad(codes, (left, r, t, b))
+        return F.conv2d(codes, w_mixed.permute(0, 3, 1, 2), None, geo.strides, 0, geo.dilations), n4
+
+    def out_scale(self) -> torch.Tensor:
+        """float32 s_a · s_w[n], rounded once in float32 (QuantizedLayer.out_scale)."""
+        return torch.tensor(self.layer.act_scale, dtype=torch.float32) * self._scale()
+
+    def bias_row(self, n4: int, dtype: torch.dtype) -> torch.Tensor:
+        """The bias of rung n4 / G: the bias minus the mean output shift of the 4-bit groups (bias_rungs.py)."""
+        bias = self.float_bias().to(dtype)
+        if self.code_means is None or n4 == 0:
+            return bias
+        _, w8, w4 = self._weight_codes(dtype, n4)
+        g, n = self.layer.group_size, w8.shape[0]
+        m8, m4 = (m[:, :n4].to(dtype) for m in self.code_means)  # [taps, n4]
+        e = (w4.reshape(n, -1, n4) * m4).sum(dim=1) - (w8[..., :n4].reshape(n, -1, n4) * m8).sum(dim=1)
+        shift = e.reshape(n, n4 // g, g).sum(dim=2).sum(dim=1)
+        return bias - shift * self.out_scale().to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's float output at `self.n4` (docs/design.md §2.8 epilogue with the fused activation)."""
+        acc, n4 = self.accumulate(x)
+        lay = self.layer
+        shape = (1, -1, 1, 1) if lay.is_conv else (-1,)
+        y = acc * self.out_scale().to(x.dtype).reshape(shape) + self.bias_row(n4, x.dtype).reshape(shape)
+        return activation(y, lay.activation, lay.activation_alpha, lay.activation_beta)
