@@ -177,6 +177,7 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
     import flexiq_trt
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConvertConfig
+    from flexiq_trt.finetune.config import FinetuneConfig
     from flexiq_trt.quantization.config import QuantConfig
 
     name = meta["input_name"]
@@ -189,8 +190,9 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
     quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=spec.group_size,
                     channel_grouping=spec.grouping)
     t0, c0 = time.perf_counter(), time.process_time()
+    finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr) if args.finetune else None
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
-                                calib_config=CalibConfig(batch_size=16, max_samples=None))
+                                calib_config=CalibConfig(batch_size=16, max_samples=None), finetune=finetune)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     sidecar = next(Path(cfg.output_dir).glob("*.flexiq.json"))
     per_crop = per_crop_agreement(model, Path(cfg.output_dir), name, heldout, spec.ratios)
@@ -202,7 +204,8 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
                                  f"differs from the report's {row['top1_agreement']}")
     return {"per_crop": {str(k): v for k, v in per_crop.items()}, "calib": spec.calib, "group_size": spec.group_size,
             "grouping": spec.grouping, "seed": spec.seed, "ratios": list(spec.ratios), "rows": result.report["rows"],
-            "timings": result.timings, "wall_s": wall, "cpu_s": cpu, "table": table_stats(sidecar)}
+            "timings": result.timings, "wall_s": wall, "cpu_s": cpu, "table": table_stats(sidecar),
+            "finetune": result.table.extra.get("finetune")}
 
 
 def flexiq_metric(run: dict, metric: str) -> dict[float, float]:
@@ -332,6 +335,10 @@ def main() -> None:
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip the naive/plain report variants (ConvertConfig.baselines=False) to save time")
     ap.add_argument("--cost", action="store_true", help="also time the quantization stage with/without recon")
+    ap.add_argument("--finetune", type=float, default=0.0, metavar="SECONDS",
+                    help="convert with --finetune and this training budget (the report adds a before_finetune "
+                    "column); 0 = off")
+    ap.add_argument("--finetune-lr", type=float, default=0.01, help="FinetuneConfig.lr with --finetune")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("-v", "--verbose", action="count", default=0, help="log verbosity (default INFO: stage timings; -v DEBUG)")
     args = ap.parse_args()
@@ -364,6 +371,10 @@ def main() -> None:
               + ", ".join(f"{r['calib']} calib G={r['group_size']} {r['grouping']} seed {r['seed']}: "
                           f"{r['wall_s']:.0f}s / {r['cpu_s']:.0f}s" for r in runs))
         for r in runs:
+            if r.get("finetune"):
+                f = r["finetune"]
+                print(f"finetune: {f['steps']} steps in {f['train_seconds']:.0f}s (budget {f['budget_seconds']:.0f}s), "
+                      f"stage {f['seconds']:.0f}s wall / {f['cpu_seconds']:.0f}s CPU")
             t = r["table"]
             print(f"G={t['group_size']}: {t['layers']} layers, {t['eligible_macs'] / 1e6:.1f} M eligible MACs, channels {t['channels']} -> padded "
                   f"{t['padded_channels']} (+{t['padding_channels_pct']:.1f}% channels, "
