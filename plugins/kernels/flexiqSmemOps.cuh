@@ -28,6 +28,17 @@ namespace smem
 void cpAsync16(uint32_t dst, void const* src, int32_t srcBytes);
 //! 4-byte global -> shared copy, .ca; bytes past `srcBytes` (0 or 4) are zero-filled.
 void cpAsync4(uint32_t dst, void const* src, int32_t srcBytes);
+//! cpAsync16 / cpAsync4 that only a thread with `pred` performs (a predicated instruction on the device).
+inline void cpAsync16If(bool pred, uint32_t dst, void const* src, int32_t srcBytes)
+{
+    if (pred)
+        cpAsync16(dst, src, srcBytes);
+}
+inline void cpAsync4If(bool pred, uint32_t dst, void const* src, int32_t srcBytes)
+{
+    if (pred)
+        cpAsync4(dst, src, srcBytes);
+}
 //! Closes this thread's current group of cp.async copies.
 void cpAsyncCommit();
 //! Waits until at most `pending` of this thread's committed groups are still in flight.
@@ -71,6 +82,22 @@ __device__ __forceinline__ void cpAsync16(uint32_t dst, void const* src, int32_t
 __device__ __forceinline__ void cpAsync4(uint32_t dst, void const* src, int32_t srcBytes)
 {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(base() + dst), "l"(src), "r"(srcBytes));
+}
+
+//! cp.async under a guard predicate: every thread issues the instruction, only those with `pred` copy
+//! (no branch, so a copy job with fewer copies than threads keeps the loop body one path).
+__device__ __forceinline__ void cpAsync16If(bool pred, uint32_t dst, void const* src, int32_t srcBytes)
+{
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %0, 0;\n @p cp.async.cg.shared.global [%1], [%2], 16, %3;\n}\n" ::"r"(
+                     static_cast<int32_t>(pred)),
+        "r"(base() + dst), "l"(src), "r"(srcBytes));
+}
+
+__device__ __forceinline__ void cpAsync4If(bool pred, uint32_t dst, void const* src, int32_t srcBytes)
+{
+    asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %0, 0;\n @p cp.async.ca.shared.global [%1], [%2], 4, %3;\n}\n" ::"r"(
+                     static_cast<int32_t>(pred)),
+        "r"(base() + dst), "l"(src), "r"(srcBytes));
 }
 
 __device__ __forceinline__ void cpAsyncCommit()

@@ -86,19 +86,21 @@ constexpr int32_t pipeStages(int32_t groupSize)
     return groupSize == 32 ? 4 : 3;
 }
 
-//! Shared memory of one CTA: row table, then kStages x {A codes, B codes, A row factors, B col shifts}.
+//! Shared memory of one CTA: kStages x {A codes, B codes, A row factors, B col shifts}. (Each thread keeps
+//! its A row's pixel in registers: no row table.) Every stage starts at a multiple of 128 bytes, which the
+//! copies' XOR-stepped chunk addresses rely on.
 template <class T, int32_t kG>
 struct PipeSmem
 {
     static constexpr int32_t kStages = pipeStages(kG);
-    static constexpr uint32_t kRowInfo = 0;                           //!< int4 per CTA row
-    static constexpr uint32_t kStage0 = T::kCtaM * 16;
+    static constexpr uint32_t kStage0 = 0;
     static constexpr uint32_t kA = 0;                                 //!< [kCtaM, G] bytes (4-bit: half)
     static constexpr uint32_t kB = T::kCtaM * kG;                     //!< [kCtaN, G] bytes (4-bit: half)
     static constexpr uint32_t kRowF = kB + T::kCtaN * kG;             //!< int32 [kCtaM] 1 << p_a
     static constexpr uint32_t kColS = kRowF + T::kCtaM * 4;           //!< int32 [kCtaN] p_w
     static constexpr uint32_t kStageBytes = kColS + T::kCtaN * 4;
     static constexpr uint32_t kTotal = kStage0 + kStages * kStageBytes;
+    static_assert(kStageBytes % 128 == 0 && kB % 128 == 0, "stages and the B tile start on 128-byte lines");
 
     FLEXIQ_HD static uint32_t stage(int32_t s)
     {
