@@ -162,6 +162,13 @@ __device__ __forceinline__ void storeEdgeGroups(MixedGemmParams const& p, int64_
     }
 }
 
+//! Slot of CTA row `row`'s factor 1 << p_a in a stage: rows r and r + 8 of each 16-row block side by side,
+//! so the two factors an m16 fragment's thread needs (rows gid and gid + 8) are one 8-byte load.
+FLEXIQ_HD constexpr int32_t rowFactorSlot(int32_t row)
+{
+    return (row & ~15) | ((row & 7) << 1) | ((row >> 3) & 1);
+}
+
 //! The CTA tile of outputs [kCtaM x kCtaN] (see the file comment).
 template <class T, int32_t kG, bool kInt4Path, bool kSigned>
 __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
@@ -279,15 +286,21 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         constexpr int32_t kBPer = kBHalf ? 1 : kBChunks / kTprB;
         uint32_t const st = L::stage(cpStage);
         cpStage = cpStage + 1 == kStages ? 0 : cpStage + 1;
+        // Addresses: a per-thread base fixed for the kernel (row, chunk share; kept out of the loop) advanced
+        // by a per-tile index times a constant, one 32 x 32 -> 64-bit multiply-add (smem::advanceBytes). The
+        // index of the A row's (pixel, group) pair, pg = pix * groups + g, addresses its codes (pg * G or
+        // pg * G / 2 bytes: C_pad = groups * G) and its factor (pg * 4); the weights' (tap, group) index
+        // tg = tap * groups + g, the same for every thread, addresses the B row's K-tile. Both fit int32
+        // (checkProblem bounds input pixels x groups).
         // A: the row's input pixel at tap (r, s), or zero fill (src-size 0, source pixel 0: in bounds).
         int32_t const rDil = c.r * p.dilationH;
         int32_t const sDil = c.s * p.dilationW;
         bool const inside = static_cast<uint32_t>(ih0 + rDil) < static_cast<uint32_t>(p.height)
             && static_cast<uint32_t>(iw0 + sDil) < static_cast<uint32_t>(p.width);
-        int64_t const pix = inside ? pix0 + rDil * p.width + sDil : 0;
+        int32_t const pix = inside ? pix0 + (rDil * p.width + sDil) : 0;
+        int32_t const pg = pix * p.groups + c.g;
         int32_t const chA = kAHalf ? 0 : qA * kAPer;
-        int8_t const* aSrc = kA4 ? p.codes4 + pix * (p.cPad / 2) + c.g * (kG / 2) + chA * 16
-                                 : p.codes8 + pix * p.cPad + c.g * kG + chA * 16;
+        int8_t const* aSrc = smem::advanceBytes((kA4 ? p.codes4 : p.codes8) + chA * 16, pg, kA4 ? kG / 2 : kG);
         // the kAPer chunks of a thread start at a multiple of kAPer (<= 4) of one 128-byte line: their
         // swizzled positions are the first one's XOR j (smem::swizzledChunk)
         uint32_t const aDst = st + L::kA + smem::swizzledChunk(rowA, chA, kAChunks) * 16;
@@ -296,12 +309,13 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             smem::cpAsync16If(!kAHalf || qA == 0, aDst ^ static_cast<uint32_t>(j * 16), aSrc + j * 16,
                 inside ? 16 : 0);
         if constexpr (kA4)
-            smem::cpAsync4If(kTprA == 1 || qA == 0, st + L::kRowF + rowA * 4, p.factorA + pix * p.groups + c.g,
-                inside ? 4 : 0);
+            smem::cpAsync4If(kTprA == 1 || qA == 0, st + L::kRowF + rowFactorSlot(rowA) * 4,
+                smem::advanceBytes(p.factorA, pg, 4), inside ? 4 : 0);
         // B: [kCtaN rows (n), kBChunks] 16-byte chunks of w8, or of the packed w4 for a 4-bit group.
-        int64_t const kOff = static_cast<int64_t>(c.r * p.s + c.s) * p.cPad + c.g * kG;
         int32_t const chB = kBHalf ? 0 : qB * kBPer;
-        int8_t const* bSrc = kFour ? p.w4 + (nSel * p.kLen + kOff) / 2 + chB * 16 : p.w8 + nSel * p.kLen + kOff + chB * 16;
+        int8_t const* bRow = kFour ? p.w4 + nSel * (p.kLen / 2) + chB * 16 : p.w8 + nSel * p.kLen + chB * 16;
+        int32_t const tg = (c.r * p.s + c.s) * p.groups + c.g;
+        int8_t const* bSrc = smem::advanceBytes(bRow, tg, kFour ? kG / 2 : kG);
         uint32_t const bDst = st + L::kB + smem::swizzledChunk(rowB, chB, kBChunks) * 16;
 #pragma unroll
         for (int32_t j = 0; j < kBPer; ++j)
@@ -309,7 +323,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                 nValid ? 16 : 0);
         if constexpr (kFour)
             smem::cpAsync4If(kTprB == 1 || qB == 1, st + L::kColS + rowB * 4,
-                p.wShiftT + static_cast<int64_t>(c.g) * p.outChannels + nSel, nValid ? 4 : 0);
+                smem::advanceBytes(p.wShiftT + nSel, c.g, 4 * p.outChannels), nValid ? 4 : 0);
     };
     using Four = std::integral_constant<bool, true>;
     using Eight = std::integral_constant<bool, false>;
@@ -397,6 +411,13 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
 
     // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += (part << p_w[n]) * (1 << p_a[row]).
     auto compute4 = [&](uint32_t st) {
+        // 1 << p_a of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
+        auto rowFactors = [&](int32_t rowC, int32_t (&f)[2]) {
+            uint32_t x, y;
+            smem::lds64(st + L::kRowF + rowFactorSlot(rowC) * 4, x, y);
+            f[0] = static_cast<int32_t>(x);
+            f[1] = static_cast<int32_t>(y);
+        };
         // p_w of the C columns tig * 2, tig * 2 + 1 of n-tile ni
         auto colShifts = [&](int32_t ni, uint32_t (&cs)[2]) {
             smem::lds64(st + L::kColS + (warpCol + ni * 8 + tig * 2) * 4, cs[0], cs[1]);
@@ -431,8 +452,8 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                 {
                     uint32_t const a[2] = {r[2 * h], r[2 * h + 1]};
                     int32_t const rowC = warpRow + (mi + h) * 16 + gid;
-                    int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
-                        static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
+                    int32_t f[2];
+                    rowFactors(rowC, f);
 #pragma unroll
                     for (int32_t ni = 0; ni < kTN; ++ni)
                     {
@@ -461,8 +482,8 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                 uint32_t a[4];
                 loadA16x2(st, warpRow + mi * 16, 0, kChunks4, a);
                 int32_t const rowC = warpRow + mi * 16 + gid;
-                int32_t const f[2] = {static_cast<int32_t>(smem::lds32(st + L::kRowF + rowC * 4)),
-                    static_cast<int32_t>(smem::lds32(st + L::kRowF + (rowC + 8) * 4))};
+                int32_t f[2];
+                rowFactors(rowC, f);
 #pragma unroll
                 for (int32_t ni = 0; ni < kTN; ++ni)
                 {

@@ -121,6 +121,12 @@ bool checkProblem(FlexiqLayerArgs const& a, FlexiqProblem const& p, char* why, s
         return fail(why, n, "input is smaller than the kernel footprint", outH);
     if (p.input == nullptr || p.output == nullptr)
         return fail(why, n, "input/output pointer is null", 0);
+    // The pipelined kernels index (input pixel, channel group) pairs in int32 (flexiqPipelinedGemm.cuh);
+    // the limit is 2^31 / G x the padded channels bytes of codes, far past any device's memory.
+    int64_t const pixelGroups
+        = static_cast<int64_t>(p.batch) * p.height * p.width * (a.paddedChannels / a.groupSize);
+    if (pixelGroups > INT32_MAX)
+        return fail(why, n, "input pixels x channel groups must fit int32", pixelGroups);
     // A workspace edge's planes are read and written in 16-byte chunks (flexiqEdgeImage.h).
     if ((p.dataType == kFLEXIQ_INT8_WORKSPACE && (reinterpret_cast<uintptr_t>(p.input) & 15u) != 0)
         || (p.outputType == kFLEXIQ_INT8_WORKSPACE && (reinterpret_cast<uintptr_t>(p.output) & 15u) != 0))

@@ -172,6 +172,20 @@ __device__ __forceinline__ void checkGlobal(void const* /*p*/, uint64_t /*bytes*
 
 #endif // FLEXIQ_WARP_EMULATION
 
+//! `base` advanced by a * b bytes with one 32 x 32 -> 64-bit multiply-add (IMAD.WIDE on the device; nvcc does
+//! not always find it when `a` is a select). The copy addresses of the pipelined GEMM are formed this way.
+template <class P>
+FLEXIQ_HD P const* advanceBytes(P const* base, int32_t a, int32_t b)
+{
+#if defined(__CUDA_ARCH__)
+    uint64_t r;
+    asm("mad.wide.s32 %0, %1, %2, %3;\n" : "=l"(r) : "r"(a), "r"(b), "l"(reinterpret_cast<uint64_t>(base)));
+    return reinterpret_cast<P const*>(r);
+#else
+    return reinterpret_cast<P const*>(reinterpret_cast<char const*>(base) + static_cast<int64_t>(a) * b);
+#endif
+}
+
 //! XOR-swizzled 16-byte chunk of a tile stored as rows of `rowChunks` chunks (1, 2 or 4):
 //! chunks are numbered row-major, every 8 consecutive chunks form one 128-byte line, and chunk j
 //! of line L sits at position j ^ (L mod 8). The 8 row addresses of one ldmatrix matrix (8 rows,
