@@ -132,9 +132,18 @@ def _is_8bit(kind: str) -> bool:
 
 
 def _pick(steps: list[sass.StepPath], policy: str) -> sass.StepPath | None:
-    cands = [s for s in steps if s.policy == policy]
-    # the tightest loop (fewest instructions per MMA) is the main loop; prologue copies of it lose
-    return min(cands, key=lambda s: len(s.instrs) / max(1, len(s.mmas))) if cands else None
+    """The main loop's step under `policy`. The main loop is chosen on the longest paths, whatever the policy:
+    the tightest loop (fewest instructions per MMA) is the main loop, prologue copies of it and phase
+    tails (which issue the next phase's copies, or none on their shortest path) lose. `shortest` then
+    prices that same loop's shortest path, not a tail loop's."""
+    longest = [s for s in steps if s.policy == "longest"]
+    if not longest:
+        return None
+    main = min(longest, key=lambda s: len(s.instrs) / max(1, len(s.mmas)))
+    if policy == "longest":
+        return main
+    return next((s for s in steps if s.policy == policy and (s.loop_header, s.kind) == (main.loop_header, main.kind)),
+                main)
 
 
 def _score(name: str, signed: bool, fp16: bool) -> int:

@@ -2,7 +2,8 @@
 
 Per K-step of one warp (one main-loop iteration, from `sass.StepPath`), each resource of the SM
 sub-partition it runs on is charged (docs/performance.md has the derivation):
-  issue   1 cycle per instruction (one warp instruction per clock per sub-partition)
+  issue   1 cycle per instruction (one warp instruction per clock per sub-partition); an instruction
+          guarded by @!PT (never executes: ptxas's padding) costs its issue slot and nothing else
   tensor  MACs of each IMMA / (dense MAC/clk/SM / 4)          [hardware.ARCHS]
   alu     integer/logic/move instructions x 32 / (int ops/clk/SM / 4)
   fma     IMAD-class x 32 / (int ops/clk/SM / 4), FP32 FMA x 32 / (FP32 FMA/clk/SM / 4)
@@ -84,6 +85,8 @@ def step_cost(step: sass.StepPath, arch: hardware.ArchRates) -> StepCost:
     cvt_cycles = 32 / (arch.conversions_per_clk_sm / 4)
     tensor = alu = fma = cvt = lsu = 0.0
     for ins in step.instrs:
+        if ins.pred == "!PT":  # never executes (ptxas pads with `@!PT LDS RZ, [RZ]`): an issue slot only
+            continue
         if ins.mma_kind:
             tensor += arch.tensor_cycles(ins.mma_macs, ins.mma_int4)
         elif ins.op in ALU_OPS:

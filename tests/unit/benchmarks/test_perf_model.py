@@ -54,6 +54,50 @@ def test_step_cost_arithmetic_known_answer():
     assert a100.tensor == 16 and a100.bound() == "lsu"  # A100: twice the int8 rate; 4 x 5 LSU > 16
 
 
+# A main loop (a copy block its shortest path skips) and a phase-tail loop whose optional copy block is
+# longer: by instructions per MMA the main loop is the tighter on the longest paths, the tail on the shortest.
+SASS_TWO_LOOPS = """
+        Function : _ZN6flexiq19flexiqInt8MmaKernelILb1EfEEvNS_15MixedGemmParamsE
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   IADD3 R2, R2, 0x20, RZ ;
+        /*0020*/              @!P0 BRA 0x50 ;
+        /*0030*/                   LDGSTS.E.BYPASS.128 [R3], [R4.64] ;
+        /*0040*/                   IADD3 R4, R4, 0x10, RZ ;
+        /*0050*/                   IMMA.16832.S8.S8 R16, R8.ROW, R12.COL, R16 ;
+        /*0060*/                   IMMA.16832.S8.S8 R20, R8.ROW, R14.COL, R20 ;
+        /*0070*/                   ISETP.GE.AND P1, PT, R2, R0, PT ;
+        /*0080*/              @!P1 BRA 0x10 ;
+        /*0090*/                   IADD3 R2, R2, 0x1, RZ ;
+        /*00a0*/               @P2 BRA 0xf0 ;
+        /*00b0*/                   LDGSTS.E.BYPASS.128 [R3], [R4.64] ;
+        /*00c0*/                   LDGSTS.E.BYPASS.128 [R3+0x10], [R4.64+0x10] ;
+        /*00d0*/                   LDGSTS.E.BYPASS.128 [R3+0x20], [R4.64+0x20] ;
+        /*00e0*/                   IADD3 R4, R4, 0x30, RZ ;
+        /*00f0*/                   IMMA.16832.S8.S8 R16, R8.ROW, R12.COL, R16 ;
+        /*0100*/                   IMMA.16832.S8.S8 R20, R8.ROW, R14.COL, R20 ;
+        /*0110*/                   ISETP.GE.AND P1, PT, R2, R0, PT ;
+        /*0120*/              @!P1 BRA 0x90 ;
+        /*0130*/                   EXIT ;
+"""
+
+
+def test_shortest_policy_prices_the_main_loop_not_a_tail():
+    name, instrs = next(iter(sass.parse_functions(SASS_TWO_LOOPS).items()))
+    steps = sass.step_paths(name, instrs)
+    longest, shortest = kernels._pick(steps, "longest"), kernels._pick(steps, "shortest")
+    assert longest.loop_header == shortest.loop_header == 0x10  # main loop: 8 instructions per 2 MMAs vs 9
+    assert len(longest.instrs) == 8 and len(shortest.instrs) == 6  # the tail's shortest path (5) is not used
+
+
+def test_never_executed_padding_costs_only_its_issue_slot():
+    name, instrs = next(iter(sass.parse_functions(SASS_LOOP.replace(
+        "LDS R12, [R3] ;", "LDS R12, [R3] ;\n        /*0065*/              @!PT LDS RZ, [RZ] ;")).items()))
+    padded = next(s for s in sass.step_paths(name, instrs) if s.policy == "longest")
+    cost, plain = (model.step_cost(st, hardware.ARCHS["sm_86"]) for st in (padded, _steps("longest")))
+    assert padded.instrs[-5].pred == "!PT" and cost.issue == plain.issue + 1
+    assert (cost.lsu, cost.alu, cost.fma) == (plain.lsu, plain.alu, plain.fma)
+
+
 def test_sm_cycles_bounds():
     cost = model.StepCost(issue=10, tensor=32, alu=6, fma=2, cvt=0, lsu=5, latency=200, macs=8192)
     # 8 warps (2 per sub-partition), 100 steps: tensor 2 x 32 x 100 = 6400 vs latency (200 + 10) x 100
