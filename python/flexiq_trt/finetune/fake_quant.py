@@ -56,7 +56,7 @@ def activation(y: torch.Tensor, act: Activation, alpha: float, beta: float) -> t
     table = {
         Activation.RELU: lambda: torch.relu(y),
         Activation.CLIP: lambda: torch.clamp(y, alpha, beta),
-        Activation.HARD_SWISH: lambda: y * torch.clamp(y / 6 + 0.5, 0, 1),
+        Activation.HARD_SWISH: lambda: F.hardswish(y),
         Activation.SILU: lambda: y * torch.sigmoid(y),
         Activation.SIGMOID: lambda: torch.sigmoid(y),
         Activation.LEAKY_RELU: lambda: torch.where(y >= 0, y, alpha * y),
@@ -134,22 +134,30 @@ class FakeQuantLayer(torch.nn.Module):
         mixed = torch.cat([w8[..., :n4] + (eff - q), w8[..., n4:]], dim=-1)
         return mixed, w8.detach(), eff
 
-    def _act_codes(self, x: torch.Tensor, n4: int) -> torch.Tensor:
-        """Channels-last input [..., C_in] -> mixed effective codes [..., C_pad] in π order (STE)."""
+    def _act_codes(self, x: torch.Tensor, n4: int, axis: int) -> torch.Tensor:
+        """Input with channels on `axis` -> mixed effective codes, C_pad channels in π order (STE).
+
+        Convs keep NCHW (axis 1): gathering whole channel planes is a copy, where a gather along a
+        channels-last axis was the slowest op of a step.
+        """
         lay = self.layer
-        x = torch.index_select(F.pad(x, (0, lay.padded_channels - lay.in_channels)), -1, self.perm)
+        axis = axis % x.dim()
+        if lay.padded_channels > lay.in_channels:
+            x = F.pad(x, [0, 0] * (x.dim() - 1 - axis) + [0, lay.padded_channels - lay.in_channels])
+        x = torch.index_select(x, axis, self.perm)
         lo, hi = (-127.0, 127.0) if lay.act_signed else (0.0, 255.0)
         q = round_ste(x.float() / torch.tensor(lay.act_scale, dtype=torch.float32), lo, hi).to(x.dtype)
         if n4 == 0:
             return q
-        g, head = lay.group_size, q.detach()[..., :n4]
-        grouped = head.reshape(head.shape[:-1] + (n4 // g, g))
+        g, head = lay.group_size, q.detach().narrow(axis, 0, n4)
+        grouped = head.reshape(head.shape[:axis] + (n4 // g, g) + head.shape[axis + 1:])
         if lay.act_shift_mode == ShiftMode.DYNAMIC:
-            p = shifts(grouped, lay.act_signed)[..., None]
+            p = shifts(grouped.movedim(axis + 1, -1), lay.act_signed).unsqueeze(axis + 1)
         else:
-            p = torch.from_numpy(lay.act_static_shift[: n4 // g].astype(np.int64))[:, None]
+            p = torch.from_numpy(lay.act_static_shift[: n4 // g].astype(np.int64))
+            p = p.reshape((n4 // g, 1) + (1,) * (grouped.dim() - axis - 2))
         eff = effective4(grouped, p, lay.act_signed).reshape(head.shape)
-        return torch.cat([q[..., :n4] + (eff - head), q[..., n4:]], dim=-1)
+        return torch.cat([q.narrow(axis, 0, n4) + (eff - head), q.narrow(axis, n4, q.shape[axis] - n4)], dim=axis)
 
     def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         """(the accumulator in float, the clamped n4): acc NCHW for a conv, [..., N] for a Gemm."""
@@ -157,8 +165,8 @@ class FakeQuantLayer(torch.nn.Module):
         n4 = clamp_n4(int(self.n4), lay.padded_channels, lay.group_size)
         w_mixed = self._weight_codes(x.dtype, n4)[0]
         if not lay.is_conv:
-            return torch.matmul(self._act_codes(x, n4), w_mixed.t()), n4
-        codes = self._act_codes(x.permute(0, 2, 3, 1), n4).permute(0, 3, 1, 2)
+            return torch.matmul(self._act_codes(x, n4, -1), w_mixed.t()), n4
+        codes = self._act_codes(x, n4, 1)
         geo = lay.geometry
         t, left, b, r = geo.pads
         codes = F.pad(codes, (left, r, t, b))

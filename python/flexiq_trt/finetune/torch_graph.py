@@ -77,11 +77,6 @@ def _clip(node, args, a):
     return torch.clamp(args[0], lo, hi)
 
 
-def _hard_swish(node, args, a):
-    x = args[0]
-    return x * torch.clamp(x / 6 + 0.5, 0, 1)
-
-
 def _pool(node, args, a, kind: str):
     x = args[0]
     k = tuple(a["kernel_shape"])
@@ -196,7 +191,7 @@ OPS: dict[str, Op] = {
     "Relu": lambda n, x, a: torch.relu(x[0]), "Clip": _clip,
     "Sigmoid": lambda n, x, a: torch.sigmoid(x[0]), "Tanh": lambda n, x, a: torch.tanh(x[0]),
     "HardSigmoid": lambda n, x, a: torch.clamp(a.get("alpha", 0.2) * x[0] + a.get("beta", 0.5), 0, 1),
-    "HardSwish": _hard_swish,
+    "HardSwish": lambda n, x, a: F.hardswish(x[0]),
     "LeakyRelu": lambda n, x, a: F.leaky_relu(x[0], a.get("alpha", 0.01)),
     "GlobalAveragePool": lambda n, x, a: x[0].mean(dim=tuple(range(2, x[0].dim())), keepdim=True),
     "GlobalMaxPool": lambda n, x, a: x[0].amax(dim=tuple(range(2, x[0].dim())), keepdim=True),

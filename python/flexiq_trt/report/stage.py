@@ -82,6 +82,7 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
         "baselines": baselines, "rows": rows, "search_log": trim_search_log(state.order.log), "warnings": warnings,
         "artifact_check": artifact_check,
         "artifacts": {k: Path(v).name for k, v in state.files.items()},
+        "finetune": table.extra.get("finetune"),  # None unless --finetune (finetune/stage.py)
     }
     state.files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
     return report

@@ -86,6 +86,19 @@ def _int8_edge_line(report: dict) -> list[str]:
             f"{edges['inputs']} layer(s) read (docs/design.md §2.8)"]
 
 
+def _finetune_line(report: dict) -> list[str]:
+    """What the distillation finetune did (absent without --finetune)."""
+    f = report.get("finetune")
+    if not f:
+        return []
+    before, after = f["loss_before"], f["loss_after"]
+    losses = ", ".join(f"{float(r):.2f}: {before[r]:.4g} → {after[r]:.4g}" for r in before)
+    return [f"- distillation finetuning: {f['steps']} steps in {f['train_seconds']:.0f} s (budget "
+            f"{f['budget_seconds']:.0f} s; the stage {f['seconds']:.0f} s wall, {f['cpu_seconds']:.0f} s CPU) on "
+            f"{f['calibration_samples']} calibration samples; distillation loss on {f['loss_samples']} of them "
+            f"(fake-quant, plain 4-bit weights) per ratio, before → after: {losses}"]
+
+
 def group_size_text(report: dict) -> str:
     """The group size for the summary: 32, 64, or (group_size 0) the per-layer mix with layer counts."""
     if report["group_size"]:
@@ -105,6 +118,7 @@ def to_markdown(report: dict) -> str:
         f"- eligible layers: {report['layers']['eligible']} (skipped: {len(report['layers']['skipped'])}), "
         f"group size {group_size_text(report)}, selector `{report['selector']}`",
         *_int8_edge_line(report),
+        *_finetune_line(report),
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
         f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})",
@@ -128,7 +142,10 @@ def to_markdown(report: dict) -> str:
               "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
               "instead of error-compensating rounding."
               + (" `no_bias_corr` is the configured conversion without the ratio-aware bias correction (one "
-                 "bias at every ratio)." if "no_bias_corr" in variants else ""), ""]
+                 "bias at every ratio)." if "no_bias_corr" in variants else "")
+              + (" With `--finetune` every column except `before_finetune` is quantized from the finetuned float "
+                 "weights; `before_finetune` is the configured conversion before finetuning (same order)."
+                 if "before_finetune" in variants else ""), ""]
     for metric in shown_metrics(rows):
         lines += _difference_section(rows, metric, variants, ratios)
     lines += ["![accuracy vs ratio](report.png)", ""]

@@ -1,0 +1,63 @@
+"""`--finetune` options: validation, the CLI flags generated from FinetuneConfig, the missing-extra error.
+
+These run without PyTorch (the package must import and convert without the finetune extra).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from flexiq_trt.errors import ConfigError
+from flexiq_trt.finetune.config import TORCH_EXTRA, FinetuneConfig, require_torch
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("seconds", 0.0, "seconds must be > 0"),
+    ("seconds", -5.0, "seconds must be > 0"),
+    ("max_steps", -1, "max_steps must be >= 0"),
+    ("batch_size", 0, "batch_size must be >= 1"),
+    ("lr", 0.0, "lr must be in (0, 1)"),
+    ("lr", 1.5, "lr must be in (0, 1)"),
+    ("threads", -1, "threads must be >= 0"),
+])
+def test_out_of_range_options_name_the_field(field, value, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        FinetuneConfig(**{field: value})
+
+
+def test_off_by_default():
+    assert FinetuneConfig().enabled is False
+
+
+def test_cli_flags_come_from_the_dataclass():
+    from flexiq_trt.cli.arg_groups import dataclass_from_args
+    from flexiq_trt.cli.main import build_parser
+
+    args = build_parser().parse_args(["convert", "m.onnx", "--calib", "c.npz", "--finetune", "--finetune-seconds", "30",
+                                      "--finetune-lr", "0.005", "--no-finetune-ratio-pass"])
+    cfg = dataclass_from_args(FinetuneConfig, args, prefix="finetune")
+    assert (cfg.enabled, cfg.seconds, cfg.lr, cfg.ratio_pass) == (True, 30.0, 0.005, False)
+    plain = dataclass_from_args(FinetuneConfig, build_parser().parse_args(["convert", "m.onnx"]), prefix="finetune")
+    assert plain == FinetuneConfig()
+
+
+def test_missing_torch_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    with pytest.raises(ConfigError, match="needs PyTorch") as err:
+        require_torch()
+    assert TORCH_EXTRA in str(err.value)
+
+
+def test_convert_fails_before_calibration_without_torch(monkeypatch, tmp_path):
+    """The API checks the extra first: no model is read, nothing is written."""
+    import flexiq_trt
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read")
+    with pytest.raises(ConfigError, match="needs PyTorch"):
+        flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "out",
+                           finetune=FinetuneConfig(enabled=True))
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,123 @@
+"""A short real finetune on the shipped Fashion-MNIST ResNet (128 training images, 60 steps).
+
+What must hold: the distillation loss on the training images goes down at the sampled ratios, the
+global order and every layer's π are kept (the ratio table stays valid), the re-quantized layers
+are valid and the 0% (INT8) model still agrees with FP32; and `convert --finetune` end to end
+writes a report whose artifact check passed, with the `before_finetune` column and the finetune's
+own line, while a conversion without it carries no trace of it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the finetune extra (torch) is not installed")
+
+import flexiq_trt  # noqa: E402
+from flexiq_trt.calibration.config import CalibConfig  # noqa: E402
+from flexiq_trt.conversion import ConversionState, ConvertConfig  # noqa: E402
+from flexiq_trt.errors import FlexiqError  # noqa: E402
+from flexiq_trt.finetune.config import FinetuneConfig  # noqa: E402
+from flexiq_trt.quantization.config import QuantConfig  # noqa: E402
+from flexiq_trt.select.config import SearchConfig  # noqa: E402
+
+STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(model, calibration .npz with 128 training images, evaluation .npz with 256 labelled test images)."""
+    from flexiq_trt.datasets import fashion_mnist
+    from flexiq_trt.datasets.model_zoo import load_model_path
+
+    try:
+        model = load_model_path("fmnist_resnet")
+        train, test = fashion_mnist.load("train", limit=128), fashion_mnist.load("test", limit=256)
+    except FlexiqError as e:
+        pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
+    tmp = tmp_path_factory.mktemp("fmnist_finetune")
+    np.savez(tmp / "calib.npz", input=train.images)
+    np.savez(tmp / "eval.npz", input=test.images, labels=test.labels)
+    return Path(model), tmp / "calib.npz", tmp / "eval.npz"
+
+
+@pytest.fixture(scope="module")
+def finetuned(data):
+    """The pipeline up to selection, then `finetune_layers`: (state before, result)."""
+    from flexiq_trt.finetune.stage import finetune_layers
+    from flexiq_trt.pipeline import convert as pipeline
+
+    model, calib, heldout = data
+    state = ConversionState(model, CalibConfig(data=str(calib), batch_size=64), QuantConfig(),
+                            ConvertConfig(selector="greedy", eval_data=str(heldout)))
+    pipeline.intake(state)
+    pipeline.split_data(state)
+    pipeline.calibrate_and_quantize(state)
+    pipeline.select(state, SearchConfig())
+    config = FinetuneConfig(enabled=True, seconds=600, max_steps=STEPS)
+    result = finetune_layers(state.prepared, state.selected, state.problem, state.order, state.table,
+                             state.calib_feeds, state.quant, config)
+    return state, result
+
+
+def test_loss_on_the_training_images_goes_down(finetuned):
+    _, result = finetuned
+    s = result.summary
+    assert s["steps"] == STEPS and s["loss_samples"] == 64
+    sampled = [r for r in s["loss_before"] if float(r) > 0]
+    assert s["loss_after"]["1.0000"] < 0.9 * s["loss_before"]["1.0000"]
+    assert np.mean([s["loss_after"][r] for r in sampled]) < 0.9 * np.mean([s["loss_before"][r] for r in sampled])
+
+
+def test_order_kept_and_layers_requantized(finetuned):
+    state, result = finetuned
+    moved = 0.0
+    for old, new in zip(state.selected, result.selected, strict=True):
+        new.final.validate()
+        np.testing.assert_array_equal(new.final.permutation, old.final.permutation)
+        np.testing.assert_array_equal(new.quantized.base_order, old.quantized.base_order)
+        moved = max(moved, float(np.abs(new.quantized.source.weight - old.quantized.source.weight).max()))
+    assert moved > 0, "the finetune changed no weight"
+
+
+def test_int8_model_still_agrees_with_fp32(finetuned):
+    from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
+    from flexiq_trt.report.evaluate import evaluate_variants, run_outputs, session
+
+    state, result = finetuned
+    sim = write_simulation_model(state.prepared, [(rec.eligible, rec.final) for rec in result.selected], {},
+                                 float_exact=True)
+    fp32 = run_outputs(session(state.original), state.eval_feeds)
+    rows = evaluate_variants(fp32, {"finetuned": sim}, state.table, (0.0, 1.0), state.eval_feeds)
+    assert rows[0]["top1_agreement"] >= 0.97, rows[0]  # 256 test images; 0.996 before finetuning
+    assert rows[1]["top1_agreement"] >= 0.9, rows[1]
+
+
+def test_convert_with_and_without_finetune(data, tmp_path):
+    model, calib, heldout = data
+    cfg = ConvertConfig(selector="greedy", eval_data=str(heldout), baselines=False, ort_baseline=False,
+                        measure_sensitivity=False, report_ratios=(0.0, 1.0))
+    tuned = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "tuned", config=cfg,
+                               calib_config=CalibConfig(batch_size=64),
+                               finetune=FinetuneConfig(enabled=True, seconds=300, max_steps=3))
+    report = tuned.report
+    assert report["artifact_check"]["identical"]
+    assert report["finetune"]["steps"] == 3
+    assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_finetune"}
+    assert "distillation finetuning: 3 steps" in (tmp_path / "tuned/report.md").read_text()
+    assert json.loads(tuned.files["sidecar"].read_text())["extra"]["finetune"]["steps"] == 3
+    assert "finetune" in tuned.timings
+
+    plain = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "plain", config=cfg,
+                               calib_config=CalibConfig(batch_size=64))
+    assert plain.report["finetune"] is None
+    assert {r["variant"] for r in plain.report["rows"]} == {"flexiq"}
+    assert "finetune" not in json.loads(plain.files["sidecar"].read_text())["extra"]
+    assert "finetune" not in plain.timings
+    # without finetuning the conversion is the one the finetuned run started from (same layers, same order)
+    before = {r["ratio"]: r["top1_agreement"] for r in report["rows"] if r["variant"] == "before_finetune"}
+    assert before == {r["ratio"]: r["top1_agreement"] for r in plain.report["rows"]}
