@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from flexiq_trt.errors import ConfigError
 from flexiq_trt.options import option
 
+TRAIN_MODES = ("four_bit", "shared")
 TORCH_EXTRA = "pip install 'flexiq_trt[finetune]' (torch==2.13.0, CPU)"
 
 
@@ -23,6 +24,11 @@ class FinetuneConfig:
         "FP32 model (an INT8 pass and a pass at a ladder ratio per step, on augmented calibration inputs), "
         "then quantize them again in the same order; needs the finetune extra (docs/accuracy.md, "
         "\"Distillation finetuning (`--finetune`)\")", flags=("--finetune",))
+    train: str = option(
+        "four_bit", "what trains: four_bit = the float weights the stored 4-bit codes are rounded from and each "
+        "group's bias step, the INT8 model stays bit-identical (one pass per step at a ladder ratio); shared = "
+        "the layers' float weights and biases, INT8 codes included (an INT8 pass and a ratio pass per step)",
+        choices=TRAIN_MODES)
     seconds: float = option(120.0, "time budget of the training loop in seconds (wall clock)")
     max_steps: int = option(0, "stop after this many steps even within the time budget (0 = no limit)")
     batch_size: int = option(16, "calibration samples per step")
@@ -30,8 +36,8 @@ class FinetuneConfig:
         0.01, "Adam learning rate in int8 weight steps: a weight moves by about lr times its row's INT8 "
         "step per update (biases in units of 32 output steps)")
     ratio_pass: bool = option(
-        True, "besides the INT8 pass, one pass per step at a ratio drawn from the ladder's non-zero ratios "
-        "(FlexiQ's dual forward); off: INT8 pass only")
+        True, "with --finetune-train shared: besides the INT8 pass, one pass per step at a ratio drawn from the "
+        "ladder's non-zero ratios (FlexiQ's dual forward); off: INT8 pass only")
     augment: bool = option(
         True, "random horizontal flips and shifted crops of image inputs (4-D float), against overfitting "
         "a small calibration set")
@@ -41,6 +47,8 @@ class FinetuneConfig:
         "machine two threads made the fmnist steps 3-13x slower (OpenMP threads spinning against other load)")
 
     def __post_init__(self) -> None:
+        if self.train not in TRAIN_MODES:
+            raise ConfigError(f"finetune train must be one of {TRAIN_MODES}, got {self.train!r}")
         if not self.seconds > 0:
             raise ConfigError(f"finetune seconds must be > 0, got {self.seconds}")
         if self.max_steps < 0:

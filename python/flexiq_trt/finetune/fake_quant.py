@@ -68,19 +68,24 @@ def activation(y: torch.Tensor, act: Activation, alpha: float, beta: float) -> t
 
 
 class FakeQuantLayer(torch.nn.Module):
-    """A FlexiQ layer whose float weight and bias train through the contract's rounding (module docstring).
+    """A FlexiQ layer whose float weights and biases train through the contract's rounding (module docstring).
 
     `layer` gives everything fixed: π (final order), G, the activation scale, signedness and shift
-    mode, the geometry and the activation. `weight` / `bias` are the float values to train
-    (canonical: [N, C, R, S] or [N, K]). `code_means` (float64 [taps, C_pad] each, π order: mean 8-bit
-    and effective 4-bit im2col columns on the calibration data) turn on the bias rungs; None = every
-    rung uses the bias. `n4` is set by the caller before each forward.
+    mode, the geometry and the activation. `weight` / `bias` are the float layer (canonical: [N, C, R, S]
+    or [N, K]). `code_means` (float64 [taps, C_pad] each, π order: mean 8-bit and effective 4-bit
+    im2col columns on the calibration data) turn on the analytic bias rungs; None = every rung uses
+    the bias. `n4` is set by the caller before each forward.
+
+    `four_bit_only`: the INT8 weights and bias stay fixed and what trains is the float weight the
+    4-bit codes are rounded from (the contract stores w4 apart from w8, docs/design.md §2.6) and a
+    learned correction of each group's bias step (the rungs, §2.8); else the float weight and bias
+    themselves train, and with them the INT8 model.
     """
 
     def __init__(self, layer: QuantizedLayer, weight: np.ndarray, bias: np.ndarray,
-                 code_means: tuple[np.ndarray, np.ndarray] | None) -> None:
+                 code_means: tuple[np.ndarray, np.ndarray] | None, four_bit_only: bool = False) -> None:
         super().__init__()
-        self.layer = layer
+        self.layer, self.four_bit_only = layer, four_bit_only
         self.n4 = 0
         w = torch.from_numpy(np.asarray(weight, dtype=np.float32).copy())
         absmax = w.reshape(w.shape[0], -1).abs().amax(dim=1)
@@ -91,20 +96,34 @@ class FakeQuantLayer(torch.nn.Module):
         # Changes in units of each row's initial INT8 step, zero at the start: the untrained module is
         # exactly the given float layer, and Adam's step size means the same on every layer.
         self.weight_steps = torch.nn.Parameter(torch.zeros_like(w))
-        self.bias_steps = torch.nn.Parameter(torch.zeros_like(self.bias0))
+        if four_bit_only:  # per (group in π order, output channel): added to the group's bias step
+            self.rung_steps = torch.nn.Parameter(torch.zeros(layer.group_count, w.shape[0]))
+        else:
+            self.bias_steps = torch.nn.Parameter(torch.zeros_like(self.bias0))
         self.code_means = None if code_means is None else tuple(torch.from_numpy(m.copy()) for m in code_means)
 
     @staticmethod
     def _rows(v: torch.Tensor, ndim: int) -> torch.Tensor:
         return v.reshape((-1,) + (1,) * (ndim - 1))
 
-    def float_weight(self) -> torch.Tensor:
-        """The current float weight, canonical layout."""
+    def float_weight4(self) -> torch.Tensor:
+        """The float weight the 4-bit codes are rounded from, canonical layout."""
         return self.weight0 + self.weight_steps * self._rows(self.scale0, self.weight0.dim())
+
+    def float_weight(self) -> torch.Tensor:
+        """The float weight of the INT8 codes (fixed with `four_bit_only`), canonical layout."""
+        return self.weight0 if self.four_bit_only else self.float_weight4()
+
+    def _bias_unit(self) -> torch.Tensor:
+        return (BIAS_UNIT * self.layer.act_scale) * self.scale0
 
     def float_bias(self) -> torch.Tensor:
         """The current float bias (row 0 of the bias table)."""
-        return self.bias0 + self.bias_steps * (BIAS_UNIT * self.layer.act_scale) * self.scale0
+        return self.bias0 if self.four_bit_only else self.bias0 + self.bias_steps * self._bias_unit()
+
+    def rung_shift(self) -> torch.Tensor | None:
+        """The learned part of each group's bias step [G_count, N] (π order), None unless `four_bit_only`."""
+        return self.rung_steps * self._bias_unit() if self.four_bit_only else None
 
     def _channels_last(self, w: torch.Tensor) -> torch.Tensor:
         """Canonical weight -> [N, R, S, C_pad] (conv) or [N, C_pad], zero padded, in π order."""
@@ -120,19 +139,22 @@ class FakeQuantLayer(torch.nn.Module):
     def _weight_codes(self, dtype: torch.dtype, n4: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mixed weight codes with STE, w8 codes, effective w4 codes of the 4-bit prefix), [N, ..., C_pad].
 
-        Codes are formed in float32 (the division every backend does) and then cast to `dtype`.
+        Codes are formed in float32 (the division every backend does) and then cast to `dtype`; the
+        4-bit ones by the plain rule (smallest shift, §2.6) from the 8-bit codes of `float_weight4`.
         """
-        w = self.float_weight()
-        w8 = round_ste(self._channels_last(w / self._rows(self._scale(), w.dim())), -127, 127).to(dtype)
+        w, scale = self.float_weight(), self._rows(self._scale(), self.weight0.dim())
+        w8 = round_ste(self._channels_last(w / scale), -127, 127)
         if n4 == 0:
-            return w8, w8.detach(), w8.detach()[..., :0]
-        g, q = self.layer.group_size, w8.detach()[..., :n4]
+            return w8.to(dtype), w8.detach().to(dtype), w8.detach()[..., :0].to(dtype)
+        head = round_ste(self._channels_last(self.float_weight4() / scale)[..., :n4], -127, 127) \
+            if self.four_bit_only else w8[..., :n4]
+        g, q = self.layer.group_size, head.detach()
         n = q.shape[0]
         blocks = q.reshape(n, -1, n4 // g, g).transpose(1, 2).reshape(n, n4 // g, -1)  # [N, groups, taps*G]
         p = shifts(blocks, True)[..., None]
         eff = effective4(blocks, p, True).reshape(n, n4 // g, -1, g).transpose(1, 2).reshape(q.shape)
-        mixed = torch.cat([w8[..., :n4] + (eff - q), w8[..., n4:]], dim=-1)
-        return mixed, w8.detach(), eff
+        mixed = torch.cat([head + (eff - q), w8[..., n4:]], dim=-1)
+        return mixed.to(dtype), w8.detach().to(dtype), eff.to(dtype)
 
     def _act_codes(self, x: torch.Tensor, n4: int, axis: int) -> torch.Tensor:
         """Input with channels on `axis` -> mixed effective codes, C_pad channels in π order (STE).
@@ -179,7 +201,12 @@ class FakeQuantLayer(torch.nn.Module):
     def bias_row(self, n4: int, dtype: torch.dtype) -> torch.Tensor:
         """The bias of rung n4 / G: the bias minus the mean output shift of the 4-bit groups (bias_rungs.py)."""
         bias = self.float_bias().to(dtype)
-        if self.code_means is None or n4 == 0:
+        if n4 == 0:
+            return bias
+        learned = self.rung_shift()
+        if learned is not None:
+            bias = bias - learned[: n4 // self.layer.group_size].sum(dim=0).to(dtype)
+        if self.code_means is None:
             return bias
         _, w8, w4 = self._weight_codes(dtype, n4)
         g, n = self.layer.group_size, w8.shape[0]

@@ -45,6 +45,14 @@ class FinetuneResult:
     summary: dict  # steps, seconds, losses before/after per ladder ratio (for the report and the ratio table)
 
 
+def base_positions(rec: SelectedRecord) -> np.ndarray:
+    """The base-order position of each channel of the layer's final π order (int [C_pad])."""
+    base = rec.quantized.base_order
+    position = np.empty_like(base)
+    position[base] = np.arange(base.shape[0], dtype=base.dtype)
+    return position[rec.final.permutation]
+
+
 def code_means(rec: SelectedRecord) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean 8-bit and effective 4-bit im2col columns [taps, C_pad] in the layer's final π order, or None.
 
@@ -55,10 +63,7 @@ def code_means(rec: SelectedRecord) -> tuple[np.ndarray, np.ndarray] | None:
     if final.group_bias_shift is None or stats.code_sums is None:
         return None
     m8, m4_dyn, m4_static = stats.code_sums.means()
-    base = rec.quantized.base_order
-    position = np.empty_like(base)
-    position[base] = np.arange(base.shape[0], dtype=base.dtype)
-    cols = position[final.permutation]  # final channel j sits at base position cols[j]
+    cols = base_positions(rec)
     if final.act_shift_mode == ShiftMode.DYNAMIC:
         m4 = m4_dyn[:, cols]
     else:
@@ -68,7 +73,7 @@ def code_means(rec: SelectedRecord) -> tuple[np.ndarray, np.ndarray] | None:
     return np.ascontiguousarray(m8[:, cols]), np.ascontiguousarray(m4)
 
 
-def _student(prepared: onnx.ModelProto, selected: list[SelectedRecord]):
+def _student(prepared: onnx.ModelProto, selected: list[SelectedRecord], four_bit_only: bool):
     """(teacher, student, fake-quant layers) over the prepared graph."""
     from flexiq_trt.finetune.fake_quant import FakeQuantLayer
     from flexiq_trt.finetune.torch_graph import Replacement, TorchGraph
@@ -76,7 +81,7 @@ def _student(prepared: onnx.ModelProto, selected: list[SelectedRecord]):
     layers, repl = [], []
     for rec in selected:
         src = rec.quantized.source
-        mod = FakeQuantLayer(rec.final, src.weight, src.bias, code_means(rec))
+        mod = FakeQuantLayer(rec.final, src.weight, src.bias, code_means(rec), four_bit_only)
         layers.append(mod)
         el = rec.eligible
         repl.append(Replacement(el.input_name, el.output_name, tuple(el.replaced_nodes), mod))
@@ -180,16 +185,19 @@ def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: Fine
     opt = torch.optim.Adam(params, lr=config.lr)
     rng = np.random.default_rng(config.seed + 1)
     sampled = [r for r in ratios if r > 0] or [0.0]
+    four_bit = config.train == "four_bit"  # the INT8 pass has nothing to train then: skipped
     start, last_log, steps = time.perf_counter(), time.perf_counter(), 0
     recent: list[tuple[float, float]] = []
     while time.perf_counter() - start < config.seconds and (config.max_steps == 0 or steps < config.max_steps):
         feed = runner.tensors(batches.next())
         target = runner.target(feed)
         opt.zero_grad(set_to_none=True)
-        loss8 = runner.loss(feed, target, 0.0)
-        loss8.backward()
+        loss8 = torch.zeros(())
+        if not four_bit:
+            loss8 = runner.loss(feed, target, 0.0)
+            loss8.backward()
         lossr = torch.zeros(())
-        if config.ratio_pass:
+        if config.ratio_pass or four_bit:
             lossr = runner.loss(feed, target, float(rng.choice(sampled)))
             lossr.backward()
         opt.step()
@@ -201,6 +209,29 @@ def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: Fine
             _log.info("finetune: step %d, %.0f / %.0f s, loss INT8 %.4f, sampled ratio %.4f (mean of last %d steps)",
                       steps, last_log - start, config.seconds, m8, mr, len(recent))
     return {"steps": steps, "train_seconds": time.perf_counter() - start}
+
+
+def _requantize(index: int, rec: SelectedRecord, mod, quant: QuantConfig) -> QuantizedRecord:
+    """The layer quantized again from the module's float values (base order), learned rung steps added."""
+    import torch
+
+    q = rec.quantized
+    with torch.no_grad():
+        if mod.four_bit_only:
+            src = replace(q.source, weight4=mod.float_weight4().numpy().astype(np.float32))
+        else:
+            src = replace(q.source, weight=mod.float_weight().numpy().astype(np.float32),
+                          bias=mod.float_bias().numpy().astype(np.float32))
+        learned = mod.rung_shift()
+    result = quantize_layer(src, index, q.base_order, q.layer.act_scale, q.stats, quant)
+    if learned is not None:
+        layer, g = result.layer, result.layer.group_size
+        rank = base_positions(rec)[::g] // g  # base group of each final (π) group
+        steps = np.zeros((layer.group_count, layer.out_channels))
+        steps[rank] = learned.numpy().astype(np.float64)
+        total = steps if layer.group_bias_shift is None else layer.group_bias_shift + steps
+        result = replace(result, layer=replace(layer, group_bias_shift=total))
+    return replace(q, source=src, result=result)
 
 
 def finetune_layers(prepared: onnx.ModelProto, selected: list[SelectedRecord], problem: SelectionProblem,
@@ -231,28 +262,22 @@ def _finetune(prepared: onnx.ModelProto, selected: list[SelectedRecord], problem
     with stage(f"finetune ({len(selected)} layers, {config.seconds:.0f} s budget, {feeds.samples} calibration "
                "samples)", _log):
         torch.manual_seed(config.seed)
-        teacher, student, layers = _student(prepared, selected)
+        teacher, student, layers = _student(prepared, selected, config.train == "four_bit")
         runner, batches = _Runner(teacher, student, layers, table), _Batches(feeds, config)
         ratios = sorted({0.0, *table.ladder})
         fixed = batches.fixed(min(EVAL_SAMPLES, batches.count))
         before = runner.losses(fixed, ratios, config.batch_size)
         trained = _train(runner, batches, ratios, config)
         after = runner.losses(fixed, ratios, config.batch_size)
-        records = []
-        for i, (rec, mod) in enumerate(zip(selected, layers, strict=True)):
-            q = rec.quantized
-            with torch.no_grad():
-                src = replace(q.source, weight=mod.float_weight().numpy().astype(np.float32),
-                              bias=mod.float_bias().numpy().astype(np.float32))
-            result = quantize_layer(src, i, q.base_order, q.calibrated.act_scale, q.stats, quant)
-            records.append(replace(q, source=src, result=result))
+        records = [_requantize(i, rec, mod, quant) for i, (rec, mod) in enumerate(zip(selected, layers, strict=True))]
         new_selected, new_table = finalize(records, problem, order)
         if new_table.order != table.order:
             from flexiq_trt.errors import FlexiqInternalError
 
             raise FlexiqInternalError("finetune: re-quantization changed the global order")
     summary = {**trained, "budget_seconds": config.seconds, "threads": torch.get_num_threads(), "batch_size": config.batch_size, "lr": config.lr,
-               "ratio_pass": config.ratio_pass, "augment": config.augment,
+               "train": config.train, "ratio_pass": config.ratio_pass or config.train == "four_bit",
+               "int8_pass": config.train == "shared", "augment": config.augment,
                "calibration_samples": batches.count, "loss_samples": int(next(iter(fixed.values())).shape[0]),
                "loss_before": before, "loss_after": after, "stored_rounding": quant.weight_rounding}
     _log.info("finetune: %d steps in %.0f s; distillation loss on %d calibration samples (fake-quant, plain w4) "

@@ -32,6 +32,9 @@ class LayerSource:
     activation_alpha: float
     activation_beta: float
     unsigned_input: bool
+    # What the stored 4-bit codes approximate, in the INT8 weight's units (s_w of `weight`); None = `weight`.
+    # Set by the distillation finetune, which trains the 4-bit path apart from the INT8 one (finetune/).
+    weight4: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,14 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
                                   f"{stats.hessian.shape[0]} groups give no supported group size")
     s_w = weight_scales(src.weight)
     w_cl = pad_and_permute(to_channels_last(src.weight), base_order).astype(np.float64)
-    target = w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1))
     w8 = int8_codes(w_cl, s_w).astype(np.int32)
     gc = base_order.shape[0] // g
-    t_blocks, w8_blocks = _group_blocks(target, gc, g), _group_blocks(w8, gc, g)
+    w8_blocks = _group_blocks(w8, gc, g)
+    w4_cl = w_cl if src.weight4 is None else pad_and_permute(to_channels_last(src.weight4), base_order).astype(np.float64)
+    target = w4_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1))
+    t_blocks = _group_blocks(target, gc, g)
+    # plain and naive rounding start from the 8-bit codes of what the 4-bit codes approximate
+    w8t_blocks = w8_blocks if src.weight4 is None else _group_blocks(int8_codes(w4_cl, s_w).astype(np.int32), gc, g)
     hess = stats.mean_hessian()
     cross, hess_q = stats.mean_cross(), stats.mean_hessian_q()
     recon = config.weight_rounding == "recon" and cross is not None and config.act_shift == "dynamic"
@@ -89,9 +96,9 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     energy = 0.0
     for gi in range(gc):
         h = hess[gi]
-        plain = gptq.plain_rounding(w8_blocks[gi])
+        plain = gptq.plain_rounding(w8t_blocks[gi])
         if config.weight_rounding == "naive":
-            chosen = gptq.naive_rounding(w8_blocks[gi])
+            chosen = gptq.naive_rounding(w8t_blocks[gi])
         elif config.weight_rounding == "plain":
             chosen = plain
         else:

@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the finetune extra (torch) is not installed")
 
 from flexiq_trt.finetune.fake_quant import FakeQuantLayer  # noqa: E402
-from flexiq_trt.finetune.stage import code_means  # noqa: E402
+from flexiq_trt.finetune.stage import _requantize, code_means  # noqa: E402
 from flexiq_trt.plugin_spec import Activation  # noqa: E402
 from flexiq_trt.quantization import reference  # noqa: E402
 from flexiq_trt.quantization.config import QuantConfig  # noqa: E402
@@ -26,6 +26,7 @@ from flexiq_trt.quantization.stage import QuantizedRecord  # noqa: E402
 from flexiq_trt.quantization.weights import base_channel_order  # noqa: E402
 from flexiq_trt.select.stage import SelectedRecord  # noqa: E402
 
+RANK = [1, 0, 2]  # the selected group order: the padded group stays last (docs/design.md §2.4)
 GEOMETRIES = {
     "gemm": None,
     "conv1x1": ConvGeometry((1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),
@@ -54,19 +55,13 @@ def selected_layer(kind: str, signed: bool, act_shift: str, seed: int = 0):
     stats = obs.result()
     config = QuantConfig(weight_rounding="plain", act_shift=act_shift)
     result = quantize_layer(src, 0, order, s_a, stats, config)
-    final = reorder_groups(result.layer, [1, 0, 2])  # the padded group stays last (docs/design.md §2.4)
+    final = reorder_groups(result.layer, RANK)
     rec = SelectedRecord(QuantizedRecord(None, src, order, stats, result), final)
     return rec, x
 
 
-@pytest.mark.parametrize("kind", sorted(GEOMETRIES))
-@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
-@pytest.mark.parametrize("act_shift", ["dynamic", "static"])
-def test_fake_quant_equals_the_reference(kind, signed, act_shift):
-    rec, x = selected_layer(kind, signed, act_shift)
-    layer, src = rec.final, rec.quantized.source
-    assert layer.group_bias_shift is not None
-    mod = FakeQuantLayer(layer, src.weight, src.bias, code_means(rec)).double()
+def assert_same_layer(mod: FakeQuantLayer, layer, x: np.ndarray) -> None:
+    """The module's float64 accumulator equals the reference's int32 one at several n4; outputs close."""
     xt = torch.from_numpy(x.astype(np.float64))
     for n4 in (0, G, 2 * G, 3 * G, 50):  # 50 rounds down to one group (docs/design.md §2.4)
         acc_ref, y_ref = reference.layer_forward(layer, x, n4)
@@ -77,6 +72,17 @@ def test_fake_quant_equals_the_reference(kind, signed, act_shift):
         np.testing.assert_array_equal(acc.numpy(), acc_ref.astype(np.float64), err_msg=f"n4 {n4}")
         tol = 1e-5 * float(np.abs(y_ref).max())
         np.testing.assert_allclose(y, y_ref, rtol=0, atol=tol, err_msg=f"n4 {n4}")
+
+
+@pytest.mark.parametrize("kind", sorted(GEOMETRIES))
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+@pytest.mark.parametrize("act_shift", ["dynamic", "static"])
+def test_fake_quant_equals_the_reference(kind, signed, act_shift):
+    rec, x = selected_layer(kind, signed, act_shift)
+    layer, src = rec.final, rec.quantized.source
+    assert layer.group_bias_shift is not None
+    mod = FakeQuantLayer(layer, src.weight, src.bias, code_means(rec))  # float32 codes, float64 sums
+    assert_same_layer(mod, layer, x)
     # the rungs really differ, so the bias check above is not vacuous
     assert np.abs(layer.bias_row(2 * G) - layer.bias_row(0)).max() > 1e-4
 
@@ -98,3 +104,25 @@ def test_untrained_module_is_the_float_layer():
     mod = FakeQuantLayer(rec.final, src.weight, src.bias, code_means(rec))
     np.testing.assert_array_equal(mod.float_weight().detach().numpy(), src.weight)
     np.testing.assert_array_equal(mod.float_bias().detach().numpy(), src.bias)
+
+
+@pytest.mark.parametrize("kind", ["gemm", "conv3x3_s2_pad_dil"])
+@pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
+def test_four_bit_training_is_stored_exactly_with_plain_rounding(kind, signed):
+    """Train the 4-bit target and the rung steps (here: set at random), re-quantize with plain rounding:
+    the stored layer is what the module computed, at every n4, and its INT8 model is unchanged."""
+    rec, x = selected_layer(kind, signed, "dynamic")
+    src = rec.quantized.source
+    mod = FakeQuantLayer(rec.final, src.weight, src.bias, code_means(rec), four_bit_only=True)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        mod.weight_steps.copy_(3 * torch.randn(mod.weight_steps.shape, generator=gen))
+        mod.rung_steps.copy_(torch.randn(mod.rung_steps.shape, generator=gen))
+    stored = _requantize(0, rec, mod, QuantConfig(weight_rounding="plain")).result.layer
+    final = reorder_groups(stored, RANK)
+    assert_same_layer(mod, final, x)
+    before = rec.final
+    np.testing.assert_array_equal(final.weight_int8, before.weight_int8)
+    np.testing.assert_array_equal(reference.layer_forward(final, x, 0)[1], reference.layer_forward(before, x, 0)[1])
+    assert np.abs(final.weight_int4.astype(int) - before.weight_int4).sum() > 0
+    assert np.abs(final.bias_row(2 * G) - before.bias_row(2 * G)).max() > 1e-4
