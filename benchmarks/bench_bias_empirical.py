@@ -31,7 +31,8 @@ Variants (each starts from the converted model's analytic tables; row 0, the INT
 - ``group_rms`` / ``group_p99``: an activation-side lever, outside the bias table: the base channel
   order that cuts a layer's channels into groups (which channels share a 4-bit shift) sorted by each
   channel's RMS or 99th percentile of |x| on the calibration data instead of its maximum
-  (`quantization/weights.base_channel_order`, patched for the run). Everything after it is redone
+  (`QuantConfig.channel_grouping`, gathered in calibration pass 1; the `analytic` row groups by the
+  maximum whatever the default). Everything after it is redone
   (statistics, codes, error scores, the greedy order), so these rows are paired on the crops but
   not on the order.
 
@@ -62,38 +63,16 @@ EVAL_RATIOS = (0.0, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 SAMPLED = (0.25, 0.5, 0.75, 1.0)  # the default ladder's non-zero ratios
 
 
-def channel_keys(st, key: str) -> dict[str, np.ndarray]:
-    """Per layer input: each channel's RMS or 99th percentile of |x| on the calibration data (FP32 model)."""
-    names = list(dict.fromkeys(el.input_name for el in st.eligible))
-    sess = session(with_outputs(st.prepared, names))
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    rng = np.random.default_rng(0)
-    for batch in st.calib_feeds.batches:
-        for n, x in zip(names, sess.run(names, batch), strict=True):
-            axis = 1 if x.ndim == 4 else x.ndim - 1
-            rows = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis]).astype(np.float64)
-            if key == "p99":  # a row sample per batch bounds the memory
-                rows = rows[rng.choice(rows.shape[0], min(rows.shape[0], 8192), replace=False)]
-            parts[n].append(rows)
-    out = {}
-    for n, rows in parts.items():
-        x = np.concatenate(rows)
-        out[n] = np.sqrt(np.mean(x ** 2, axis=0)) if key == "rms" else np.percentile(np.abs(x), 99.0, axis=0)
-    return out
-
-
 def build_state(name: str, calib_n: int, heldout_n: int, tmp: Path, group_key: str = "range"):
     """A ConversionState up to selection: default QuantConfig (gptq, per-layer G), greedy selector.
 
-    `group_key` other than "range" sorts each layer's channels into groups by that statistic instead
-    of the calibrated maximum (base_channel_order patched for the run).
+    `group_key` "range" groups each layer's channels by their calibrated maximum; "rms" or "p99" by
+    that statistic (`QuantConfig.channel_grouping`).
     """
-    import flexiq_trt.quantization.stage as quant_stage
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConversionState, ConvertConfig
     from flexiq_trt.pipeline import convert as pc
     from flexiq_trt.quantization.config import QuantConfig
-    from flexiq_trt.quantization.weights import base_channel_order
     from flexiq_trt.select.config import SearchConfig
 
     model, meta = ba.imagenet_meta(name)
@@ -102,28 +81,12 @@ def build_state(name: str, calib_n: int, heldout_n: int, tmp: Path, group_key: s
     np.savez(tmp / "eval.npz", **{iname: ba.crops("heldout", heldout_n, meta, seed=2)})
     cfg = ConvertConfig(output_dir=str(tmp / "out"), selector="greedy", eval_data=str(tmp / "eval.npz"),
                         ort_baseline=False)
+    quant = QuantConfig(channel_grouping="max" if group_key == "range" else group_key)
     st = ConversionState(Path(model), CalibConfig(data=str(tmp / "calib.npz"), batch_size=16, max_samples=None),
-                         QuantConfig(), cfg)
+                         quant, cfg)
     pc.intake(st)
     pc.split_data(st)
-    if group_key == "range":
-        pc.calibrate_and_quantize(st)
-    else:
-        keys = channel_keys(st, group_key)
-        by_range = {}  # base_channel_order receives the channel ranges: map them to the layer's key
-
-        def order(channel_range: np.ndarray, group_size: int) -> np.ndarray:
-            return base_channel_order(by_range[channel_range.tobytes()], group_size)
-
-        from flexiq_trt.calibration.stage import calibrate_layers
-
-        calibrated = calibrate_layers(st.prepared, st.eligible, st.calib_feeds, st.calib, st.quant.unsigned_activations)
-        by_range.update({cl.channel_range.tobytes(): keys[cl.eligible.input_name] for cl in calibrated})
-        quant_stage.base_channel_order = order
-        try:
-            st.quantized = quant_stage.quantize_layers(st.prepared, calibrated, st.calib_feeds, st.calib, st.quant)
-        finally:
-            quant_stage.base_channel_order = base_channel_order
+    pc.calibrate_and_quantize(st)
     pc.select(st, SearchConfig())
     return st
 
