@@ -17,6 +17,7 @@
 #include "flexiqTestLayer.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -399,6 +400,11 @@ TEST_CASE(kernelProblemCheckOfInt8Io)
     pr.outputType = -1;
     CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
     CHECK(contains(why, "output data type"));
+    pr.outputType = kFLEXIQ_FP32;
+    pr.batch = INT32_MAX / (args.paddedChannels / args.groupSize) + 1; // the pipelined kernels' int32 (pixel, group)
+    CHECK(flexiqCanImplementProblem(&args, &pr, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
+    CHECK(contains(why, "input pixels x channel groups must fit int32"));
+    pr.batch = 1;
     args.outputScale = std::numeric_limits<float>::infinity();
     CHECK(flexiqCanImplement(&args, why, sizeof(why)) == kFLEXIQ_ERROR_INVALID_ARGS);
     CHECK(contains(why, "output_scale must be finite"));
