@@ -12,6 +12,7 @@ from flexiq_trt.errors import ConfigError
 from flexiq_trt.options import option
 
 TRAIN_MODES = ("four_bit", "shared")
+ROUNDINGS = ("plain", "configured")
 TORCH_EXTRA = "pip install 'flexiq_trt[finetune]' (torch==2.13.0, CPU)"
 
 
@@ -25,10 +26,14 @@ class FinetuneConfig:
         "then quantize them again in the same order; needs the finetune extra (docs/accuracy.md, "
         "\"Distillation finetuning (`--finetune`)\")", flags=("--finetune",))
     train: str = option(
-        "four_bit", "what trains: four_bit = the float weights the stored 4-bit codes are rounded from and each "
-        "group's bias step, the INT8 model stays bit-identical (one pass per step at a ladder ratio); shared = "
+        "four_bit", "what trains: four_bit = the float weights the stored 4-bit codes are rounded from (the bias "
+        "rungs follow), the INT8 model stays bit-identical (one pass per step at a ladder ratio); shared = "
         "the layers' float weights and biases, INT8 codes included (an INT8 pass and a ratio pass per step)",
         choices=TRAIN_MODES)
+    rounding: str = option(
+        "plain", "4-bit codes stored after finetuning: plain (smallest shift, the codes the training saw) or "
+        "configured (--weight-rounding, e.g. GPTQ towards the finetuned weights); the report shows the other one "
+        "as finetuned_<rounding>", choices=ROUNDINGS)
     seconds: float = option(120.0, "time budget of the training loop in seconds (wall clock)")
     max_steps: int = option(0, "stop after this many steps even within the time budget (0 = no limit)")
     batch_size: int = option(16, "calibration samples per step")
@@ -49,6 +54,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.train not in TRAIN_MODES:
             raise ConfigError(f"finetune train must be one of {TRAIN_MODES}, got {self.train!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ConfigError(f"finetune rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
         if not self.seconds > 0:
             raise ConfigError(f"finetune seconds must be > 0, got {self.seconds}")
         if self.max_steps < 0:

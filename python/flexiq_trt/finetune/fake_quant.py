@@ -77,9 +77,9 @@ class FakeQuantLayer(torch.nn.Module):
     the bias. `n4` is set by the caller before each forward.
 
     `four_bit_only`: the INT8 weights and bias stay fixed and what trains is the float weight the
-    4-bit codes are rounded from (the contract stores w4 apart from w8, docs/design.md §2.6) and a
-    learned correction of each group's bias step (the rungs, §2.8); else the float weight and bias
-    themselves train, and with them the INT8 model.
+    4-bit codes are rounded from (the contract stores w4 apart from w8, docs/design.md §2.6); the bias
+    rungs follow the codes (§2.8). Else the float weight and bias themselves train, and with them
+    the INT8 model.
     """
 
     def __init__(self, layer: QuantizedLayer, weight: np.ndarray, bias: np.ndarray,
@@ -96,9 +96,7 @@ class FakeQuantLayer(torch.nn.Module):
         # Changes in units of each row's initial INT8 step, zero at the start: the untrained module is
         # exactly the given float layer, and Adam's step size means the same on every layer.
         self.weight_steps = torch.nn.Parameter(torch.zeros_like(w))
-        if four_bit_only:  # per (group in π order, output channel): added to the group's bias step
-            self.rung_steps = torch.nn.Parameter(torch.zeros(layer.group_count, w.shape[0]))
-        else:
+        if not four_bit_only:
             self.bias_steps = torch.nn.Parameter(torch.zeros_like(self.bias0))
         self.code_means = None if code_means is None else tuple(torch.from_numpy(m.copy()) for m in code_means)
 
@@ -114,16 +112,11 @@ class FakeQuantLayer(torch.nn.Module):
         """The float weight of the INT8 codes (fixed with `four_bit_only`), canonical layout."""
         return self.weight0 if self.four_bit_only else self.float_weight4()
 
-    def _bias_unit(self) -> torch.Tensor:
-        return (BIAS_UNIT * self.layer.act_scale) * self.scale0
-
     def float_bias(self) -> torch.Tensor:
         """The current float bias (row 0 of the bias table)."""
-        return self.bias0 if self.four_bit_only else self.bias0 + self.bias_steps * self._bias_unit()
-
-    def rung_shift(self) -> torch.Tensor | None:
-        """The learned part of each group's bias step [G_count, N] (π order), None unless `four_bit_only`."""
-        return self.rung_steps * self._bias_unit() if self.four_bit_only else None
+        if self.four_bit_only:
+            return self.bias0
+        return self.bias0 + self.bias_steps * (BIAS_UNIT * self.layer.act_scale) * self.scale0
 
     def _channels_last(self, w: torch.Tensor) -> torch.Tensor:
         """Canonical weight -> [N, R, S, C_pad] (conv) or [N, C_pad], zero padded, in π order."""
@@ -201,12 +194,7 @@ class FakeQuantLayer(torch.nn.Module):
     def bias_row(self, n4: int, dtype: torch.dtype) -> torch.Tensor:
         """The bias of rung n4 / G: the bias minus the mean output shift of the 4-bit groups (bias_rungs.py)."""
         bias = self.float_bias().to(dtype)
-        if n4 == 0:
-            return bias
-        learned = self.rung_shift()
-        if learned is not None:
-            bias = bias - learned[: n4 // self.layer.group_size].sum(dim=0).to(dtype)
-        if self.code_means is None:
+        if self.code_means is None or n4 == 0:
             return bias
         _, w8, w4 = self._weight_codes(dtype, n4)
         g, n = self.layer.group_size, w8.shape[0]

@@ -8,7 +8,9 @@ draws a batch of (augmented) calibration inputs and runs FlexiQ's dual forward: 
 softmax for classifiers, else MSE relative to the FP32 output's energy); Adam moves the layers'
 float weights and biases until the time budget is spent. Then every layer is quantized again by the
 quantization stage from its finetuned float weights, with the same calibration scales, statistics,
-base order and the SAME global order, so the ratio table stays valid.
+base order and the SAME global order, so the ratio table stays valid; by default with plain 4-bit
+rounding, the codes the training saw (GPTQ codes of the finetuned weights were measured worse,
+docs/accuracy.md, "Distillation finetuning (`--finetune`)").
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class FinetuneResult:
     records: list[QuantizedRecord]
     selected: list[SelectedRecord]
     summary: dict  # steps, seconds, losses before/after per ladder ratio (for the report and the ratio table)
+    # the same finetuned layers stored with the other rounding (FinetuneConfig.rounding), base order: a report
+    # variant, so each run shows plain against the configured rounding; None when both are the same
+    other: tuple[str, list[QuantizedRecord]] | None = None
 
 
 def base_positions(rec: SelectedRecord) -> np.ndarray:
@@ -162,6 +167,10 @@ class _Runner:
         self.set_ratio(ratio)
         return distillation_loss(target, self.student.logits(feed))
 
+    def weighted_loss(self, feed: dict, target, ratio: float, scale: dict[str, float]):
+        """The loss at `ratio` over its value before training: every ratio weighs alike, not the 100% one most."""
+        return self.loss(feed, target, ratio) / max(scale.get(f"{ratio:.4f}", 1.0), 1e-12)
+
     def losses(self, feed: dict[str, np.ndarray], ratios: list[float], batch: int) -> dict[str, float]:
         """Mean distillation loss per ratio on `feed` (no gradient), batch by batch."""
         import torch
@@ -177,7 +186,8 @@ class _Runner:
         return out
 
 
-def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: FinetuneConfig) -> dict:
+def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: FinetuneConfig,
+           scale: dict[str, float]) -> dict:
     """The training loop under the time budget; returns steps, seconds and the mean losses of the last steps."""
     import torch
 
@@ -194,11 +204,11 @@ def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: Fine
         opt.zero_grad(set_to_none=True)
         loss8 = torch.zeros(())
         if not four_bit:
-            loss8 = runner.loss(feed, target, 0.0)
+            loss8 = runner.weighted_loss(feed, target, 0.0, scale)
             loss8.backward()
         lossr = torch.zeros(())
         if config.ratio_pass or four_bit:
-            lossr = runner.loss(feed, target, float(rng.choice(sampled)))
+            lossr = runner.weighted_loss(feed, target, float(rng.choice(sampled)), scale)
             lossr.backward()
         opt.step()
         steps += 1
@@ -206,13 +216,14 @@ def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: Fine
         if time.perf_counter() - last_log >= LOG_EVERY_S:
             last_log = time.perf_counter()
             m8, mr = np.mean(recent, axis=0)
-            _log.info("finetune: step %d, %.0f / %.0f s, loss INT8 %.4f, sampled ratio %.4f (mean of last %d steps)",
+            _log.info("finetune: step %d, %.0f / %.0f s, loss over its initial value: INT8 %.3f, sampled ratio %.3f "
+                      "(mean of last %d steps)",
                       steps, last_log - start, config.seconds, m8, mr, len(recent))
     return {"steps": steps, "train_seconds": time.perf_counter() - start}
 
 
 def _requantize(index: int, rec: SelectedRecord, mod, quant: QuantConfig) -> QuantizedRecord:
-    """The layer quantized again from the module's float values (base order), learned rung steps added."""
+    """The layer quantized again (base order) from the module's float values; bias rungs follow the new codes."""
     import torch
 
     q = rec.quantized
@@ -222,16 +233,7 @@ def _requantize(index: int, rec: SelectedRecord, mod, quant: QuantConfig) -> Qua
         else:
             src = replace(q.source, weight=mod.float_weight().numpy().astype(np.float32),
                           bias=mod.float_bias().numpy().astype(np.float32))
-        learned = mod.rung_shift()
-    result = quantize_layer(src, index, q.base_order, q.layer.act_scale, q.stats, quant)
-    if learned is not None:
-        layer, g = result.layer, result.layer.group_size
-        rank = base_positions(rec)[::g] // g  # base group of each final (π) group
-        steps = np.zeros((layer.group_count, layer.out_channels))
-        steps[rank] = learned.numpy().astype(np.float64)
-        total = steps if layer.group_bias_shift is None else layer.group_bias_shift + steps
-        result = replace(result, layer=replace(layer, group_bias_shift=total))
-    return replace(q, source=src, result=result)
+    return replace(q, source=src, result=quantize_layer(src, index, q.base_order, q.layer.act_scale, q.stats, quant))
 
 
 def finetune_layers(prepared: onnx.ModelProto, selected: list[SelectedRecord], problem: SelectionProblem,
@@ -267,9 +269,14 @@ def _finetune(prepared: onnx.ModelProto, selected: list[SelectedRecord], problem
         ratios = sorted({0.0, *table.ladder})
         fixed = batches.fixed(min(EVAL_SAMPLES, batches.count))
         before = runner.losses(fixed, ratios, config.batch_size)
-        trained = _train(runner, batches, ratios, config)
+        trained = _train(runner, batches, ratios, config, before)
         after = runner.losses(fixed, ratios, config.batch_size)
-        records = [_requantize(i, rec, mod, quant) for i, (rec, mod) in enumerate(zip(selected, layers, strict=True))]
+        plain = replace(quant, weight_rounding="plain")
+        stored, other = (plain, quant) if config.rounding == "plain" else (quant, plain)
+        pairs = list(enumerate(zip(selected, layers, strict=True)))
+        records = [_requantize(i, rec, mod, stored) for i, (rec, mod) in pairs]
+        alternative = None if other.weight_rounding == stored.weight_rounding else (
+            other.weight_rounding, [_requantize(i, rec, mod, other) for i, (rec, mod) in pairs])
         new_selected, new_table = finalize(records, problem, order)
         if new_table.order != table.order:
             from flexiq_trt.errors import FlexiqInternalError
@@ -279,8 +286,8 @@ def _finetune(prepared: onnx.ModelProto, selected: list[SelectedRecord], problem
                "train": config.train, "ratio_pass": config.ratio_pass or config.train == "four_bit",
                "int8_pass": config.train == "shared", "augment": config.augment,
                "calibration_samples": batches.count, "loss_samples": int(next(iter(fixed.values())).shape[0]),
-               "loss_before": before, "loss_after": after, "stored_rounding": quant.weight_rounding}
+               "loss_before": before, "loss_after": after, "stored_rounding": stored.weight_rounding}
     _log.info("finetune: %d steps in %.0f s; distillation loss on %d calibration samples (fake-quant, plain w4) "
               "before -> after: %s", trained["steps"], trained["train_seconds"], summary["loss_samples"],
               ", ".join(f"{r}: {before[r]:.4f} -> {after[r]:.4f}" for r in before))
-    return FinetuneResult(records, new_selected, summary)
+    return FinetuneResult(records, new_selected, summary, alternative)

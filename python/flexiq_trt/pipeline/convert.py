@@ -128,21 +128,26 @@ def select(state: ConversionState, search: SearchConfig) -> None:
 BEFORE_FINETUNE = "before_finetune"  # report variant: the same conversion without the finetune
 
 
-def finetune(state: ConversionState, config: FinetuneConfig) -> list | None:
+def finetune(state: ConversionState, config: FinetuneConfig) -> dict[str, list] | None:
     """With --finetune: distil the layers' float weights and re-quantize them in the same order.
 
-    Returns the layers as they were before (the report's `before_finetune` variant), None when off.
+    Returns report variants (final order): the layers as they were before and the finetuned layers
+    stored with the other 4-bit rounding (`finetuned_<rounding>`); None when off.
     """
     from flexiq_trt.finetune.stage import finetune_layers
+    from flexiq_trt.select.stage import apply_order
 
     if not config.enabled:
         return None
-    before = [rec.final for rec in state.selected]
+    extra = {BEFORE_FINETUNE: [rec.final for rec in state.selected]}
     result = finetune_layers(state.prepared, state.selected, state.problem, state.order, state.table,
                              state.calib_feeds, state.quant, config)
     state.quantized, state.selected = result.records, result.selected
     state.table.extra["finetune"] = result.summary
-    return before
+    if result.other is not None:
+        name, records = result.other
+        extra[f"finetuned_{name}"] = apply_order([rec.result for rec in records], state.problem, state.order)
+    return extra
 
 
 def baseline_variants(state: ConversionState) -> None:
@@ -202,12 +207,12 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
         clock.lap("calibrate+quantize")
         select(state, search)
         clock.lap("select")
-        before = finetune(state, finetune_config or FinetuneConfig())
-        if before is not None:
+        baseline_variants(state)  # the baselines are those of the conversion before any finetuning
+        tuned = finetune(state, finetune_config or FinetuneConfig())
+        if tuned is not None:
             clock.lap("finetune")
-        baseline_variants(state)
-        if before is not None and state.config.report:
-            state.variants[BEFORE_FINETUNE] = before
+        if tuned is not None and state.config.report:
+            state.variants.update(tuned)
         rewrite(state, tmp)
         clock.lap("rewrite")
         result = report(state, search, tmp)

@@ -143,8 +143,9 @@ def to_markdown(report: dict) -> str:
               "instead of error-compensating rounding."
               + (" `no_bias_corr` is the configured conversion without the ratio-aware bias correction (one "
                  "bias at every ratio)." if "no_bias_corr" in variants else "")
-              + (" With `--finetune` every column except `before_finetune` is quantized from the finetuned float "
-                 "weights; `before_finetune` is the configured conversion before finetuning (same order)."
+              + (" With `--finetune`, `flexiq` is the finetuned conversion (the artifact), `before_finetune` the "
+                 "configured conversion before finetuning (same order), `finetuned_<rounding>` the finetuned layers "
+                 "stored with the other 4-bit rounding; the baselines are those of the conversion before finetuning."
                  if "before_finetune" in variants else ""), ""]
     for metric in shown_metrics(rows):
         lines += _difference_section(rows, metric, variants, ratios)

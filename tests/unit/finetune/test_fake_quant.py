@@ -109,15 +109,14 @@ def test_untrained_module_is_the_float_layer():
 @pytest.mark.parametrize("kind", ["gemm", "conv3x3_s2_pad_dil"])
 @pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
 def test_four_bit_training_is_stored_exactly_with_plain_rounding(kind, signed):
-    """Train the 4-bit target and the rung steps (here: set at random), re-quantize with plain rounding:
-    the stored layer is what the module computed, at every n4, and its INT8 model is unchanged."""
+    """Train the 4-bit target (here: moved at random), re-quantize with plain rounding: the stored layer is
+    what the module computed at every n4 (bias rungs included), and its INT8 model is unchanged."""
     rec, x = selected_layer(kind, signed, "dynamic")
     src = rec.quantized.source
     mod = FakeQuantLayer(rec.final, src.weight, src.bias, code_means(rec), four_bit_only=True)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         mod.weight_steps.copy_(3 * torch.randn(mod.weight_steps.shape, generator=gen))
-        mod.rung_steps.copy_(torch.randn(mod.rung_steps.shape, generator=gen))
     stored = _requantize(0, rec, mod, QuantConfig(weight_rounding="plain")).result.layer
     final = reorder_groups(stored, RANK)
     assert_same_layer(mod, final, x)
