@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine (no GPU needed): Debian packages for the C++ example and the
-# hardening runs, a virtual environment with flexiq_trt and its test/engine-build extras, the offline
+# hardening runs, a virtual environment with flexiq_trt and its test/engine-build/finetune extras, the offline
 # test material, and the compiled plugin/kernel libraries with the sanitizer tree (docs/cpp.md).
 # Idempotent: re-running it only refreshes what is missing.
 set -euo pipefail
@@ -49,7 +49,7 @@ fi
 source .venv/bin/activate
 echo "== flexiq_trt setup: python packages"
 pip install -q --upgrade pip setuptools wheel
-pip install -q -e ".[rtx,test]"
+pip install -q -e ".[rtx,test,finetune]"
 echo "== flexiq_trt setup: TensorRT-RTX parser fix (docs/design.md §6)"
 python -c "from flexiq_trt.runtime.plugin_loader import ensure_rtx_parser_symlink as f; print(f())"
 echo "== flexiq_trt setup: test material"
