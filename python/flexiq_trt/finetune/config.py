@@ -49,7 +49,7 @@ class FinetuneConfig:
     seed: int = option(0, "seed of the batch order, the augmentation and the sampled ratios")
     threads: int = option(
         1, "PyTorch intra-op threads while finetuning (0 = PyTorch's default); 1 because on a shared 2-core "
-        "machine two threads made the fmnist steps 3-13x slower (OpenMP threads spinning against other load)")
+        "machine two threads made the fmnist steps 4-13x slower (OpenMP threads spinning against other load)")
 
     def __post_init__(self) -> None:
         if self.train not in TRAIN_MODES:
