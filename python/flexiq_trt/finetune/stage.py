@@ -3,14 +3,17 @@
 Runs after selection, which fixed every layer's π and, per ratio, its n4 (the ratio table). The
 student is the prepared FP32 graph with each FlexiQ layer replaced by a `FakeQuantLayer` (the
 contract in float, straight-through rounding); the teacher is the same graph in FP32. Each step
-draws a batch of (augmented) calibration inputs and runs FlexiQ's dual forward: an INT8 pass
-(n4 = 0) and a pass at a ratio drawn from the ladder, each distilled to the FP32 output (KL of the
-softmax for classifiers, else MSE relative to the FP32 output's energy); Adam moves the layers'
-float weights and biases until the time budget is spent. Then every layer is quantized again by the
-quantization stage from its finetuned float weights, with the same calibration scales, statistics,
-base order and the SAME global order, so the ratio table stays valid; by default with plain 4-bit
-rounding, the codes the training saw (GPTQ codes of the finetuned weights were measured worse,
-docs/accuracy.md, "Distillation finetuning (`--finetune`)").
+draws a batch of (augmented) calibration inputs and distils the student to the FP32 output (KL of
+the softmax for classifiers, else MSE relative to the FP32 output's energy), each ratio's loss over
+its value before training. By default (`train = "four_bit"`) only the float weights the 4-bit codes
+are rounded from train, so the INT8 model cannot change and each step runs one pass at a ratio
+drawn from the ladder; with `"shared"` the float weights and biases train, with FlexiQ's dual
+forward: an INT8 pass (n4 = 0) and a ratio pass. Adam runs until the time budget is spent. Then
+every layer is quantized again by the quantization stage from its finetuned float weights, with the
+same calibration scales, statistics, base order and the SAME global order, so the ratio table stays
+valid; by default with plain 4-bit rounding, the codes the training saw (GPTQ codes of the
+finetuned weights had the higher KL in most cells, docs/accuracy.md, "Distillation finetuning
+(`--finetune`)").
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ class _Runner:
 
 def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: FinetuneConfig,
            scale: dict[str, float]) -> dict:
-    """The training loop under the time budget; returns steps, seconds and the mean losses of the last steps."""
+    """The training loop under the time budget (and the step limit); returns the steps and seconds it ran."""
     import torch
 
     params = [p for mod in runner.layers for p in mod.parameters()]
