@@ -17,10 +17,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the finetune extra (torch) is not installed")
 
+from _utils.fmnist import fmnist_material  # noqa: E402
+
 import flexiq_trt  # noqa: E402
 from flexiq_trt.calibration.config import CalibConfig  # noqa: E402
 from flexiq_trt.conversion import ConversionState, ConvertConfig  # noqa: E402
-from flexiq_trt.errors import FlexiqError  # noqa: E402
 from flexiq_trt.finetune.config import FinetuneConfig  # noqa: E402
 from flexiq_trt.quantization.config import QuantConfig  # noqa: E402
 from flexiq_trt.select.config import SearchConfig  # noqa: E402
@@ -31,18 +32,7 @@ STEPS = 60
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> tuple[Path, Path, Path]:
     """(model, calibration .npz with 128 training images, evaluation .npz with 256 labelled test images)."""
-    from flexiq_trt.datasets import fashion_mnist
-    from flexiq_trt.datasets.model_zoo import load_model_path
-
-    try:
-        model = load_model_path("fmnist_resnet")
-        train, test = fashion_mnist.load("train", limit=128), fashion_mnist.load("test", limit=256)
-    except FlexiqError as e:
-        pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
-    tmp = tmp_path_factory.mktemp("fmnist_finetune")
-    np.savez(tmp / "calib.npz", input=train.images)
-    np.savez(tmp / "eval.npz", input=test.images, labels=test.labels)
-    return Path(model), tmp / "calib.npz", tmp / "eval.npz"
+    return fmnist_material(tmp_path_factory.mktemp("fmnist_finetune"), calib=128, evaluate=256)
 
 
 @pytest.fixture(scope="module")

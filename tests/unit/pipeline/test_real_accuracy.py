@@ -8,30 +8,20 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
+from _utils.fmnist import fmnist_material
 
 import flexiq_trt
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.conversion import ConvertConfig
-from flexiq_trt.errors import FlexiqError
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from flexiq_trt.datasets import fashion_mnist
-    from flexiq_trt.datasets.model_zoo import load_model_path
-
-    try:
-        model = load_model_path("fmnist_resnet")
-        train, test = fashion_mnist.load("train", limit=256), fashion_mnist.load("test", limit=2000)
-    except FlexiqError as e:
-        pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
     tmp = tmp_path_factory.mktemp("fmnist")
-    np.savez(tmp / "calib.npz", input=train.images)
-    np.savez(tmp / "eval.npz", input=test.images, labels=test.labels)
-    cfg = ConvertConfig(selector="greedy", eval_data=str(tmp / "eval.npz"), ort_baseline=True)
-    flexiq_trt.convert(model, calib=str(tmp / "calib.npz"), output_dir=tmp / "out",
+    model, calib, evaluate = fmnist_material(tmp, calib=256, evaluate=2000)
+    cfg = ConvertConfig(selector="greedy", eval_data=str(evaluate), ort_baseline=True)
+    flexiq_trt.convert(model, calib=str(calib), output_dir=tmp / "out",
                        calib_config=CalibConfig(batch_size=64), config=cfg)
     return json.loads((tmp / "out/report.json").read_text())
 

@@ -1,0 +1,28 @@
+"""The shipped Fashion-MNIST ResNet and its data as .npz files, for tests that run a real conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flexiq_trt.errors import FlexiqError
+
+
+def fmnist_material(tmp: Path, calib: int, evaluate: int) -> tuple[Path, Path, Path]:
+    """(model, calibration .npz of `calib` training images, labelled evaluation .npz of `evaluate` test images).
+
+    Skips the calling test with the install command when the model or the dataset is missing.
+    """
+    from flexiq_trt.datasets import fashion_mnist
+    from flexiq_trt.datasets.model_zoo import load_model_path
+
+    try:
+        model = load_model_path("fmnist_resnet")
+        train, test = fashion_mnist.load("train", limit=calib), fashion_mnist.load("test", limit=evaluate)
+    except FlexiqError as e:
+        pytest.skip(f"test material missing ({e}); run scripts/install_test_material.sh")
+    np.savez(tmp / "calib.npz", input=train.images)
+    np.savez(tmp / "eval.npz", input=test.images, labels=test.labels)
+    return Path(model), tmp / "calib.npz", tmp / "eval.npz"
