@@ -34,9 +34,11 @@ class CalibratedLayer:
     unsigned: bool  # u8/u4 codes: proven non-negative, none seen negative, and allowed by the config
     channel_range: np.ndarray  # float64 [C_in], max |x| per input channel
     # Typical magnitudes per input channel, float64 [C_in] (ChannelMagnitudeObserver): sqrt(mean x^2)
-    # and the 99th percentile of |x|; either can cut the groups instead of the maximum.
-    channel_rms: np.ndarray
-    channel_p99: np.ndarray
+    # and the 99th percentile of |x|; either can cut the groups instead of the maximum. None unless
+    # pass 1 was asked for them: their histograms cost 6 KiB per channel, which the default grouping
+    # (by the maximum) does not need.
+    channel_rms: np.ndarray | None = None
+    channel_p99: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -45,13 +47,18 @@ class CalibratedLayer:
 
 
 def calibrate_layers(model: onnx.ModelProto, layers: list[EligibleLayer], feeds: FeedSet, calib: CalibConfig,
-                     allow_unsigned: bool) -> list[CalibratedLayer]:
-    """Pass 1 over the calibration set: activation scales and per-channel statistics of every layer input."""
+                     allow_unsigned: bool, typical_magnitudes: bool = False) -> list[CalibratedLayer]:
+    """Pass 1 over the calibration set: activation scales and per-channel statistics of every layer input.
+
+    `typical_magnitudes` also gathers each channel's RMS and 99th percentile of |x| (for a grouping
+    other than by the maximum, `QuantConfig.channel_grouping`).
+    """
     cal = Calibrator(model, calib)
     for el in layers:
         axis = 1 if el.op_type == "Conv" else -1
-        cal.attach(el.input_name, channel_axis=axis,
-                   observers={_MAGNITUDE: ChannelMagnitudeObserver(axis, el.input_name, GROUPING_PERCENTILE)})
+        observers = ({_MAGNITUDE: ChannelMagnitudeObserver(axis, el.input_name, GROUPING_PERCENTILE)}
+                     if typical_magnitudes else None)
+        cal.attach(el.input_name, channel_axis=axis, observers=observers)
     with stage("calibration pass 1/2 (scales, channel ranges and magnitudes)", _log):
         cal.collect(FeedSetReader(feeds))
         result = cal.compute(calib.method)
@@ -59,8 +66,8 @@ def calibrate_layers(model: onnx.ModelProto, layers: list[EligibleLayer], feeds:
     for el in layers:
         tc = result[el.input_name]
         unsigned = bool(el.input_nonnegative) and allow_unsigned and tc.threshold_unsigned is not None
-        magnitude: ChannelMagnitude = tc.extra[_MAGNITUDE]
+        magnitude: ChannelMagnitude | None = tc.extra.get(_MAGNITUDE)
         out.append(CalibratedLayer(el, float(tc.scale(signed=not unsigned)), unsigned,
-                                   np.asarray(tc.channels.absmax, dtype=np.float64), magnitude.rms,
-                                   magnitude.percentile))
+                                   np.asarray(tc.channels.absmax, dtype=np.float64),
+                                   magnitude.rms if magnitude else None, magnitude.percentile if magnitude else None))
     return out

@@ -93,7 +93,8 @@ def calibrate_and_quantize(state: ConversionState) -> None:
     from flexiq_trt.quantization.stage import quantize_layers
 
     calibrated = calibrate_layers(state.prepared, state.eligible, state.calib_feeds, state.calib,
-                                  state.quant.unsigned_activations)
+                                  state.quant.unsigned_activations,
+                                  typical_magnitudes=state.quant.channel_grouping != "max")
     state.quantized = quantize_layers(state.prepared, calibrated, state.calib_feeds, state.calib, state.quant)
 
 

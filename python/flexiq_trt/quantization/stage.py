@@ -17,7 +17,7 @@ from flexiq_trt.calibration.calibrator import Calibrator
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.calibration.feeds import FeedSet, FeedSetReader
 from flexiq_trt.calibration.stage import CalibratedLayer
-from flexiq_trt.errors import ConfigError
+from flexiq_trt.errors import ConfigError, FlexiqInternalError
 from flexiq_trt.intake.eligibility import EligibleLayer
 from flexiq_trt.log import get_logger, progress, stage
 from flexiq_trt.quantization.config import CHANNEL_GROUPING, QuantConfig
@@ -64,11 +64,13 @@ def grouping_magnitude(cl: CalibratedLayer, grouping: str) -> np.ndarray:
     """The calibrated per-channel statistic that `QuantConfig.channel_grouping` sorts the channels by."""
     if grouping == "max":
         return cl.channel_range
-    if grouping == "rms":
-        return cl.channel_rms
-    if grouping == "p99":
-        return cl.channel_p99
-    raise ConfigError(f"layer '{cl.name}': channel_grouping must be one of {CHANNEL_GROUPING}, got {grouping!r}")
+    if grouping not in ("rms", "p99"):
+        raise ConfigError(f"layer '{cl.name}': channel_grouping must be one of {CHANNEL_GROUPING}, got {grouping!r}")
+    magnitude = cl.channel_rms if grouping == "rms" else cl.channel_p99
+    if magnitude is None:
+        raise FlexiqInternalError(f"layer '{cl.name}': channel_grouping={grouping!r} needs calibration pass 1 "
+                                  "run with typical_magnitudes=True (calibration/stage.calibrate_layers)")
+    return magnitude
 
 
 def base_orders(calibrated: list[CalibratedLayer], quant: QuantConfig) -> list[np.ndarray]:

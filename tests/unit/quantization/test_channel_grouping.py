@@ -120,3 +120,22 @@ def test_bad_option_and_default():
     assert QuantConfig().channel_grouping in CHANNEL_GROUPING
     with pytest.raises(ConfigError, match="channel_grouping must be one of .*'mean'"):
         QuantConfig(channel_grouping="mean")
+
+
+def test_default_grouping_skips_the_magnitude_histograms(tmp_path):
+    """Grouping by the maximum gathers no RMS/percentile (6 KiB of counters per channel); asking a
+    layer calibrated that way for another statistic is a loud internal error, not a silent max."""
+    from flexiq_trt.errors import FlexiqInternalError
+
+    onnx.save(two_layer_model(), tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=calibration_input())
+    state = ConversionState(tmp_path / "m.onnx", CalibConfig(data=str(tmp_path / "calib.npz"), batch_size=8),
+                            QuantConfig(), ConvertConfig(ort_baseline=False, output_dir=str(tmp_path / "out")))
+    pipe.intake(state)
+    pipe.split_data(state)
+    pipe.calibrate_and_quantize(state)
+    cl = state.quantized[0].calibrated
+    assert cl.channel_rms is None and cl.channel_p99 is None
+    assert grouping_magnitude(cl, "max") is cl.channel_range
+    with pytest.raises(FlexiqInternalError, match="channel_grouping='p99' needs calibration pass 1"):
+        grouping_magnitude(cl, "p99")
