@@ -43,28 +43,41 @@ def _analyze(lib: Path, archs: set[str], policy: str, fp16: bool) -> dict[str, l
 
 
 def print_kernels(per_arch: dict[str, list[kernels.GemmKernel]]) -> None:
-    """One row per (arch, kernel, step kind): what one main-loop iteration of one warp costs."""
-    print(f"\n== K-step cost per warp ({LABEL})")
-    head = (f"{'arch':6} {'backend':7} {'kernel<CTA tile,G>':44} {'step':18} {'k':>3} {'instr':>5} {'min':>5} {'paths':>5} {'issue':>6} {'tensor':>6} "
-            f"{'alu':>6} {'fma':>6} {'lsu':>5} {'lat':>4} {'bound':>7} {'tensor%':>7} {'regs':>4} {'CTA/SM':>6}")
+    """One row per (arch, kernel, main loop): what one K-tile of one warp costs in it.
+
+    Every hot loop is listed: the 8-bit loop, and the 4-bit loop of each G (int4 backend: the int4 MMA
+    loop; int8 backend: the loop that expands w4 << p_w, labelled `w4`). `k` is the channels one loop
+    iteration covers and `tiles` the K-tiles (channel groups of G) in it: a steady state unrolled over a
+    round of kStages tiles has tiles = kStages, and its costs are printed per K-tile (body / tiles);
+    `instr` and `min` are the whole body's instructions (longest and shortest path)."""
+    print(f"\n== K-step cost per warp and K-tile ({LABEL})")
+    head = (f"{'arch':6} {'backend':7} {'kernel<CTA tile,G>':44} {'step':18} {'k':>3} {'tiles':>5} {'instr':>5} {'min':>5} "
+            f"{'paths':>5} {'issue':>6} {'tensor':>6} {'alu':>6} {'fma':>6} {'lsu':>5} {'lat':>4} {'bound':>7} "
+            f"{'tensor%':>7} {'regs':>4} {'CTA/SM':>6}")
     print(head)
     print("-" * len(head))
     for arch, kerns in per_arch.items():
         rates = hardware.ARCHS[arch]
         for kern in kerns:
             steps = {f"{kern.step8.kind}": kern.step8}
-            if kern.backend == "int4":
-                steps.update({f"{s.kind} G{g}": s for g, s in kern.step4.items()})
+            for g, s in kern.step4.items():
+                if kern.backend == "int4":
+                    steps[f"{s.kind} G{g}"] = s
+                elif s is not kern.step8:
+                    steps[f"{s.kind} w4 G{g}"] = s
             regs = kern.resources.regs if kern.resources else 0
             occ = model.ctas_per_sm(kern.resources, kern.tile, rates)
             name = kernels.short_name(kern.function)
             name = name if "<" in name else f"{name}<{kern.tile.cta_m}x{kern.tile.cta_n}>"
             for label, step in steps.items():
                 c = model.step_cost(step, rates)
-                low = kern.shortest.get(step.kind, step)
+                tiles = kernels.tiles_per_step(step, kern.group_size)
+                low = kern.shortest.get((step.loop_header, step.kind), step)
                 print(f"{arch:6} {kern.backend:7} {name[:44]:44} {label[5:][:18]:18} {step.k_per_step:3d} "
-                      f"{len(step.instrs):5d} {len(low.instrs):5d} {step.paths:5d} {c.issue:6.0f} {c.tensor:6.0f} {c.alu:6.0f} {c.fma:6.0f} "
-                      f"{c.lsu:5.0f} {c.latency:4.0f} {c.bound():>7} {100 * c.tensor_efficiency:6.0f}% {regs:4d} {occ:6d}")
+                      f"{(f'{tiles:g}' if kern.group_size else '-'):>5} {len(step.instrs):5d} {len(low.instrs):5d} "
+                      f"{step.paths:5d} {c.issue / tiles:6.0f} {c.tensor / tiles:6.0f} {c.alu / tiles:6.0f} "
+                      f"{c.fma / tiles:6.0f} {c.lsu / tiles:5.0f} {c.latency / tiles:4.0f} {c.bound():>7} "
+                      f"{100 * c.tensor_efficiency:6.0f}% {regs:4d} {occ:6d}")
 
 
 def predict_table(per_arch, gpus, layers, opts, family) -> dict:

@@ -83,14 +83,47 @@ class GemmKernel:
     resources: sass.Resources | None
     step8: sass.StepPath
     step4: dict[int, sass.StepPath] = field(default_factory=dict)  # G -> the step of one 4-bit group
-    shortest: dict[str, sass.StepPath] = field(default_factory=dict)  # MMA kind -> the same loop's shortest path
+    shortest: dict[tuple[int, str], sass.StepPath] = field(default_factory=dict)  # (loop, MMA kind) -> its shortest path
 
-    def int4_steps_per_group(self, group_size: int) -> int:
-        """How many 4-bit steps one channel group takes (1 when the atom covers the whole group)."""
-        return max(1, group_size // self.step4[group_size].k_per_step)
+    def int4_steps_per_group(self, group_size: int) -> float:
+        """Loop iterations per 4-bit channel group (K-tile): 1 when one iteration is one K-tile, 2 when an
+        atom covers half a group (first-version kernels at G = 64), 1/3 when the loop body is unrolled over
+        three K-tiles (the pipelined kernels' rounds of kStages tiles)."""
+        return steps_per_group(self.step4[group_size], group_size)
+
+    def int8_steps_per_group(self, group_size: int) -> float:
+        """Loop iterations per 8-bit channel group (as int4_steps_per_group)."""
+        return steps_per_group(self.step8, group_size)
 
     def serves(self, group_size: int) -> bool:
         return group_size in self.step4 and self.group_size in (None, group_size)
+
+
+def steps_per_group(step: sass.StepPath, group_size: int) -> float:
+    """Iterations of `step`'s loop per channel group of G channels: G / (channels one iteration covers).
+    A loop body that covers several K-tiles (k = kStages x G, an unrolled steady state) is priced per
+    K-tile as body / tiles."""
+    return group_size / step.k_per_step if step.k_per_step else 1.0
+
+
+def tiles_per_step(step: sass.StepPath, group_size: int | None) -> float:
+    """K-tiles (channel groups) one iteration covers: 1 / steps_per_group; 1 for a G-agnostic kernel's loop."""
+    return step.k_per_step / group_size if group_size and step.k_per_step else 1.0
+
+
+def _covers(step: sass.StepPath, group_size: int) -> bool:
+    """A loop iteration covers whole K-tiles of G channels (k = n x G) or whole fractions of one (G = n x k)."""
+    k = step.k_per_step
+    return bool(k) and (k % group_size == 0 or group_size % k == 0)
+
+
+# The int8 backend's 4-bit loop: the pipelined kernel builds its B fragments from the packed 4-bit weights
+# (expandEffective reads 16 packed bits per register with ld.shared.u16), which no 8-bit loop does.
+_EXPANDS_W4 = "LDS.U16"
+
+
+def _expands_w4(step: sass.StepPath) -> bool:
+    return any(i.opcode.startswith(_EXPANDS_W4) for i in step.instrs)
 
 
 _FAMILY = re.compile(r"\d+(flexiq[A-Za-z0-9]*Kernel)I")
@@ -146,6 +179,14 @@ def _pick(steps: list[sass.StepPath], policy: str) -> sass.StepPath | None:
                 main)
 
 
+def step4_for(four: list[sass.StepPath], group_size: int, policy: str) -> sass.StepPath | None:
+    """The int4 backend's 4-bit main loop for G: the tightest loop (instructions per MMA) whose iteration
+    covers whole K-tiles of G channels (one, or a round of several), else whole fractions of one (an
+    atom of half a group, two iterations per K-tile)."""
+    whole = [s for s in four if s.k_per_step and s.k_per_step % group_size == 0]
+    return _pick(whole or [s for s in four if _covers(s, group_size)], policy)
+
+
 def _score(name: str, signed: bool, fp16: bool) -> int:
     m = re.search(r"Lb([01])E", name)
     score = 1 if m and (m.group(1) == "1") == signed else 0
@@ -180,7 +221,9 @@ def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool
         steps = sass.step_paths(name, funcs[name])
         for st in steps:
             st.warp_area = tile.warp_m * tile.warp_n or None
-        step8 = _pick([s for s in steps if _is_8bit(s.kind)], policy)
+        eight = [s for s in steps if _is_8bit(s.kind)]
+        expand = [s for s in eight if _expands_w4(s)]
+        step8 = _pick([s for s in eight if not _expands_w4(s)] or eight, policy)
         if step8 is None:
             notes.append(f"{short_name(name)}: no loop with an 8-bit IMMA found")
             continue
@@ -188,15 +231,15 @@ def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool
         backend = "int4" if four else "int8"
         kern = GemmKernel(name, family, backend, tile, g, res.get(name), step8)
         for gs in ((g,) if g else (32, 64)):
-            if backend == "int8":  # 4-bit groups run the same int8 loop on effective codes
-                kern.step4[gs] = step8
+            if backend == "int8":  # 4-bit groups: the loop that expands w4 << p_w, else the same int8 loop
+                kern.step4[gs] = _pick([s for s in expand if _covers(s, gs)], policy) or step8
                 continue
-            exact = _pick([s for s in four if s.k_per_step == gs], policy)
-            best = exact or _pick([s for s in four if s.k_per_step and gs % s.k_per_step == 0], policy)
+            best = step4_for(four, gs, policy)
             if best is not None:
                 kern.step4[gs] = best
         chosen = {(st.loop_header, st.kind) for st in [step8, *kern.step4.values()]}
-        kern.shortest = {st.kind: st for st in steps if st.policy == "shortest" and (st.loop_header, st.kind) in chosen}
+        kern.shortest = {(st.loop_header, st.kind): st for st in steps
+                         if st.policy == "shortest" and (st.loop_header, st.kind) in chosen}
         out.append(kern)
     return out, notes
 

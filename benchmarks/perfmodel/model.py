@@ -177,7 +177,8 @@ def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, gpu: har
     c_pad, n4 = _n4(layer, ratio, g)
     g4, g8 = n4 // g, (c_pad - n4) // g
     c8, c4 = step_cost(kern.step8, arch), step_cost(kern.step4[g], arch)
-    steps8 = layer.taps * g8 * (g // max(1, kern.step8.k_per_step))
+    # loop iterations (fractional where one iteration covers a round of several K-tiles)
+    steps8 = layer.taps * g8 * kern.int8_steps_per_group(g)
     steps4 = layer.taps * g4 * kern.int4_steps_per_group(g)
     ctas = math.ceil(layer.rows / tile.cta_m) * math.ceil(layer.out_channels / tile.cta_n)
     occ = max(1, ctas_per_sm(kern.resources, tile, arch))

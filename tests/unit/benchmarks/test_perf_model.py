@@ -98,6 +98,71 @@ def test_never_executed_padding_costs_only_its_issue_slot():
     assert (cost.lsu, cost.alu, cost.fma) == (plain.lsu, plain.alu, plain.fma)
 
 
+def _round_sass(tiles: int, mma: str, per_tile: int, tail: bool = False) -> str:
+    """A G = 64 kernel's loop whose body covers `tiles` K-tiles (each: `per_tile` MMAs on one accumulator,
+    a fragment load, a shift and a multiply-add), plus the loop's own counter and back edge; with `tail`,
+    a second, one-tile loop after it that costs more per MMA (a phase tail)."""
+    lines, addr = ["        Function : _ZN6flexiq12_GLOBAL__N_120flexiqPipeInt4KernelILb1ENS_4tile8PipeTileILi64ELi64ELi2ELi2EEELi64EEEvNS_15MixedGemmParamsE",
+                   "        /*0000*/                   MOV R1, c[0x0][0x28] ;"], 0x10
+
+    def emit(text):
+        nonlocal addr
+        lines.append(f"        /*{addr:04x}*/                   {text} ;")
+        addr += 0x10
+
+    for reps, extra in ((tiles, 0), (1 if tail else 0, 3)):
+        if not reps:
+            continue
+        head = addr
+        for _ in range(reps):
+            emit("LDSM.16.M88.4 R8, [R2+0x100]")
+            for _ in range(per_tile):
+                emit(f"{mma} R16, R8.ROW, R12.COL, RZ" if "S4" in mma else f"{mma} R16, R8.ROW, R12.COL, R16")
+            emit("SHF.L.U32 R20, R16, R3, RZ")
+            emit("IMAD R24, R20, R5, R24")
+        for _ in range(extra):
+            emit("IADD3 R2, R2, 0x1, RZ")
+        emit("ISETP.GE.AND P1, PT, R2, R0, PT")
+        emit(f"@!P1 BRA 0x{head:x}")
+    emit("EXIT")
+    return "\n".join(lines) + "\n"
+
+
+def _round_step(tiles: int, mma: str, per_tile: int, tail: bool = False) -> list[sass.StepPath]:
+    name, instrs = next(iter(sass.parse_functions(_round_sass(tiles, mma, per_tile, tail)).items()))
+    return [s for s in sass.step_paths(name, instrs) if s.policy == "longest"]
+
+
+def test_loop_body_over_several_k_tiles_is_priced_per_k_tile():
+    """An unrolled steady state (a round of kStages K-tiles per iteration, docs/performance.md, "Unrolled
+    steady state") costs body / tiles per K-tile: the same layer predicts the same time as the one-tile loop
+    with the same per-tile mix. (Charging one iteration per K-tile would price it 3x, and the 8-bit loop,
+    G // k = 0 iterations, not at all.)"""
+    one4, = _round_step(1, "IMMA.16864.S4.S4", 1)
+    three4, tail4 = _round_step(3, "IMMA.16864.S4.S4", 1, tail=True)
+    one8, = _round_step(1, "IMMA.16832.S8.S8", 2)
+    three8, = _round_step(3, "IMMA.16832.S8.S8", 2)
+    assert (one4.k_per_step, three4.k_per_step, tail4.k_per_step) == (64, 192, 64)
+    assert (one8.k_per_step, three8.k_per_step) == (64, 192)
+    assert kernels.tiles_per_step(three4, 64) == 3 and kernels.steps_per_group(three4, 64) == pytest.approx(1 / 3)
+    # the round, not the phase tail, is the 4-bit main loop (fewer instructions per MMA)
+    assert kernels.step4_for([tail4, three4], 64, "longest") is three4
+    # whole K-tiles win over a fraction of one; a loop of half a K-tile serves when nothing else does
+    half, = _round_step(1, "IMMA.16832.S4.S4", 1)
+    assert half.k_per_step == 32 and kernels.step4_for([half, three4], 64, "longest") is three4
+    assert kernels.step4_for([half], 64, "longest") is half and kernels.steps_per_group(half, 64) == 2
+    tile = kernels.TileConfig(64, 64, 128, 3, "test", 0, 0)
+    rolled = kernels.GemmKernel("k", "flexiqPipeInt4Kernel", "int4", tile, 64, None, one8, {64: one4})
+    unrolled = kernels.GemmKernel("k", "flexiqPipeInt4Kernel", "int4", tile, 64, None, three8, {64: three4})
+    gpu, opts = hardware.GPUS["a100"], model.ModelOptions(group_size=64, io="int8")
+    for ratio in (0.0, 0.5, 1.0):
+        a, b = (model.predict_layer(BENCH_LAYERS[2], ratio, k, gpu, opts) for k in (rolled, unrolled))
+        assert b.us == pytest.approx(a.us, rel=1e-9) and b.bound == a.bound
+    # per K-tile, the round's own loop overhead (counter and branch) is paid once per 3 tiles
+    c1, c3 = model.step_cost(one4, hardware.ARCHS["sm_80"]), model.step_cost(three4, hardware.ARCHS["sm_80"])
+    assert c3.issue == 3 * c1.issue - 2 * 2 and c3.tensor == 3 * c1.tensor
+
+
 def test_sm_cycles_bounds():
     cost = model.StepCost(issue=10, tensor=32, alu=6, fma=2, cvt=0, lsu=5, latency=200, macs=8192)
     # 8 warps (2 per sub-partition), 100 steps: tensor 2 x 32 x 100 = 6400 vs latency (200 + 10) x 100
@@ -153,9 +218,12 @@ def test_real_library_main_loops(sm86_kernels):
     assert {k.backend for k in kerns} == {"int4", "int8"}
     int4, int4_g64 = kernels.choose(kerns, 32)[0], kernels.choose(kerns, 64)[0]
     assert int4.backend == "int4" and kernels.short_name(int4.function).startswith(int4.family)
-    assert int4.step8.kind.endswith("8.S8") and int4.step8.k_per_step == 32
+    # a loop iteration covers whole K-tiles (a round of kStages of them in the pipelined kernels)
+    assert int4.step8.kind.endswith("8.S8") and int4.step8.k_per_step % 32 == 0
     assert int4.step4[32].kind.startswith("IMMA.16832.") and int4.step4[32].kind.endswith("4.S4")
-    assert int4.step4[32].k_per_step == 32 and int4_g64.step4[64].k_per_step in (32, 64)
+    assert int4.step4[32].k_per_step % 32 == 0 and int4_g64.step4[64].k_per_step % 64 == 0
+    int8 = [k for k in kerns if k.backend == "int8" and k.group_size == 64]
+    assert int8 and all(k.step4[64] is not k.step8 and k.step4[64].opcodes["LDS"] > 0 for k in int8)  # w4 loop
     for step in (int4.step8, int4.step4[32], int4_g64.step4[64]):
         assert step.opcodes["IMMA"] >= 1 and len(step.instrs) > step.opcodes["IMMA"]
         assert step.warp_tile_area > 0
