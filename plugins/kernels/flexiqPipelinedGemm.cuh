@@ -270,11 +270,18 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         int32_t const tap = u / per;
         return Cursor{tap / p.s, tap - (tap / p.s) * p.s, (four ? 0 : g4) + (u - tap * per)};
     };
+    // Stage the next issue fills, outside the unrolled steady-state loops (which name their stages as
+    // constants and leave it where it was: they issue whole rounds of kStages tiles).
     int32_t cpStage = 0;
+    auto nextCpStage = [&]() -> uint32_t {
+        uint32_t const st = L::stage(cpStage);
+        cpStage = cpStage + 1 == kStages ? 0 : cpStage + 1;
+        return st;
+    };
 
-    // Issues the cp.async copies of the K-tile at cursor c into the next stage (no commit). kFour is
-    // the tile's kind, known at compile time in every caller, so every thread's copies are a fixed list.
-    auto issue = [&](auto fourTag, Cursor const& c) {
+    // Issues the cp.async copies of the K-tile at cursor c into stage `st` (no commit). kFour is the
+    // tile's kind, known at compile time in every caller, so every thread's copies are a fixed list.
+    auto issue = [&](auto fourTag, Cursor const& c, uint32_t st) {
         constexpr bool kFour = decltype(fourTag)::value;
         constexpr bool kA4 = kInt4Path && kFour;
         constexpr int32_t kAChunks = kA4 ? kChunks4 : kChunks8;
@@ -284,8 +291,6 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         constexpr bool kBHalf = kBChunks < kTprB;
         constexpr int32_t kAPer = kAHalf ? 1 : kAChunks / kTprA;
         constexpr int32_t kBPer = kBHalf ? 1 : kBChunks / kTprB;
-        uint32_t const st = L::stage(cpStage);
-        cpStage = cpStage + 1 == kStages ? 0 : cpStage + 1;
         // Addresses: a per-thread base fixed for the kernel (row, chunk share; kept out of the loop) advanced
         // by a per-tile index times a constant, one 32 x 32 -> 64-bit multiply-add (smem::advanceBytes). The
         // index of the A row's (pixel, group) pair, pg = pix * groups + g, addresses its codes (pg * G or
@@ -330,9 +335,9 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     // Issues K-tile t of either phase, or nothing past the last: prologue and phase tails only.
     auto issueTile = [&](int32_t t) {
         if (t < k4)
-            issue(Four{}, cursorOf(t));
+            issue(Four{}, cursorOf(t), nextCpStage());
         else if (t < kTiles)
-            issue(Eight{}, cursorOf(t));
+            issue(Eight{}, cursorOf(t), nextCpStage());
     };
     // Start of every K-tile: its copies have landed (this thread's, then everyone's), and every warp
     // is done with the stage the next issue refills.
@@ -514,23 +519,53 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         smem::cpAsyncCommit();
     }
 
-    int32_t stage = 0; // kt % kStages
+    // The steady-state loops run rounds of kStages K-tiles, unrolled (docs/performance.md, "Unrolled
+    // steady state"): a round that starts at a tile kt with kt % kStages == 0 computes tile kt + u from
+    // stage u and issues tile kt + u + kStages - 1 into stage (u + kStages - 1) % kStages, so every
+    // stage offset is a compile-time constant (an immediate in the ldmatrix / LDS / copy addresses) and
+    // no stage counter is live. Tiles before the first aligned tile of a phase and after its last whole
+    // round run one at a time (at most kStages - 1 each side).
+    // The 64 x 64 tile runs its 4-bit phase one K-tile per iteration: the rounds would cost it a CTA per SM
+    // in registers (127 -> 159 at G = 64, sm_86) for a few issue slots.
+    constexpr bool kRounds4 = T::kCtaM * T::kCtaN > 64 * 64;
+    int32_t stage = 0; // kt % kStages, outside the rounds
     int32_t kt = 0;
-    // 4-bit phase. Steady state: the tile issued (kt + kStages - 1) is 4-bit too.
-    if (kStages - 1 < k4)
+    // 4-bit phase. It starts at kt = 0, aligned. Rounds: every tile issued (up to kt + 2 kStages - 2) is 4-bit.
+    if constexpr (kRounds4)
     {
+        if (2 * kStages - 2 < k4)
+        {
+            Cursor c = cursorOf(kStages - 1);
+            for (; kt + 2 * kStages - 2 < k4; kt += kStages)
+            {
+#pragma unroll
+                for (int32_t u = 0; u < kStages; ++u)
+                {
+                    awaitTile();
+                    issue(Four{}, c, L::stage((u + kStages - 1) % kStages));
+                    advance(c, 0, g4);
+                    smem::cpAsyncCommit();
+                    computeFour(L::stage(u));
+                }
+            }
+        }
+    }
+    else if (kStages - 1 < k4)
+    {
+        // one K-tile per iteration; the stage counters are live
         Cursor c = cursorOf(kStages - 1);
         for (; kt + kStages - 1 < k4; ++kt)
         {
             awaitTile();
-            issue(Four{}, c);
+            issue(Four{}, c, nextCpStage());
             advance(c, 0, g4);
             smem::cpAsyncCommit();
             computeFour(L::stage(stage));
             stage = stage + 1 == kStages ? 0 : stage + 1;
         }
     }
-    // ... its last kStages - 1 tiles, while the first 8-bit tiles are issued.
+    // ... its last tiles one at a time (fewer than kStages of them still issue 4-bit tiles; the last
+    // kStages - 1 issue the first 8-bit tiles, or nothing).
     for (; kt < k4; ++kt)
     {
         awaitTile();
@@ -539,19 +574,36 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         computeFour(L::stage(stage));
         stage = stage + 1 == kStages ? 0 : stage + 1;
     }
-    // 8-bit phase. Steady state: the tile issued (kt + kStages - 1) exists; one path, like the 4-bit loop.
+    // 8-bit phase. Steady state: the tile issued (kt + kStages - 1) exists; one path per loop, like the 4-bit loop.
     Cursor c = cursorOf(kt + kStages - 1);
-    for (; kt + kStages - 1 < kTiles; ++kt)
-    {
+    auto eightTile = [&]() {
         awaitTile();
-        issue(Eight{}, c);
+        issue(Eight{}, c, nextCpStage());
         advance(c, g4, p.groups);
         smem::cpAsyncCommit();
         compute8(Eight{}, L::stage(stage));
         stage = stage + 1 == kStages ? 0 : stage + 1;
+    };
+    // ... up to the first tile of stage 0 (k4 need not be a multiple of kStages),
+    for (; stage != 0 && kt + kStages - 1 < kTiles; ++kt)
+        eightTile();
+    // ... whole rounds (cpStage is kStages - 1 at a round's start and end),
+    for (; kt + 2 * kStages - 2 < kTiles; kt += kStages)
+    {
+#pragma unroll
+        for (int32_t u = 0; u < kStages; ++u)
+        {
+            awaitTile();
+            issue(Eight{}, c, L::stage((u + kStages - 1) % kStages));
+            advance(c, g4, p.groups);
+            smem::cpAsyncCommit();
+            compute8(Eight{}, L::stage(u));
+        }
     }
-    // ... its last (at most kStages - 1) tiles, which issue nothing: unrolled, so that the steady-state
-    // loop is the phase's only loop (benchmarks/perfmodel reads one K-step per loop).
+    // ... the tiles left that still issue one (fewer than kStages),
+    for (; kt + kStages - 1 < kTiles; ++kt)
+        eightTile();
+    // ... and its last (at most kStages - 1) tiles, which issue nothing: unrolled, so that they add no loop.
 #pragma unroll
     for (int32_t i = 0; i < kStages - 1; ++i)
     {

@@ -63,6 +63,11 @@ CASES = [
     (True, 1, 64, 70, 9, 8, 32, ConvGeometry((3, 3), (2, 2), (1, 0, 1, 2)), True, ShiftMode.STATIC, "128x64", True),
     (True, 1, 70, 5, 9, 9, 64, ConvGeometry((3, 2), (1, 2), (2, 1, 0, 1), (2, 1)), False, ShiftMode.DYNAMIC,
      "64x64", False),
+    # many groups, 1x1: every n4 puts the 4-bit / 8-bit boundary at another stage, so the steady-state rounds
+    # of kStages K-tiles (128-row tiles), the single tiles before the first aligned 8-bit tile and after the
+    # last round, and the drain all run (docs/performance.md, "Unrolled steady state")
+    (False, 9, 640, 20, 1, 1, 64, None, True, ShiftMode.DYNAMIC, "128x128", False),
+    (False, 9, 416, 20, 1, 1, 32, None, False, ShiftMode.STATIC, "128x64", True),
 ]
 
 
