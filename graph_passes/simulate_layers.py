@@ -2,7 +2,7 @@
 
 The integer part is bit-exact with `quantization.reference`: codes come from one QuantizeLinear,
 effective 4-bit codes are formed in float where every value is exactly representable (so every op is
-exact; the reference's ``Floor((q + 2^(p-1)) / 2^p)`` by magic-number adds, `_mixed_codes`), and the
+exact; the reference's ``floor((2q + s) / 2s)`` at the group's step s, `_mixed_codes`), and the
 accumulation runs in float32 Conv/MatMul over exact chunks (`float_exact`, the artifact's default)
 or in ConvInteger/MatMulInteger. There, unsigned layers use u8 activations with u8 weights offset
 by 128 and a weight zero point of 128: u8 x u8 kernels widen before multiplying, whereas u8 x s8
@@ -53,35 +53,32 @@ def acc_output_name(output_name: str) -> str:
     return f"{output_name}{SIM_ACC_SUFFIX}"
 
 
-def pow2_table(signed: bool) -> np.ndarray:
-    """2^p for every group max magnitude m (index 0..255): p = how many shift thresholds m reaches.
+def step_table(signed: bool) -> np.ndarray:
+    """The activation step s for every group max magnitude m (index 0..255): `bits.act_step`, as float32."""
+    from flexiq_trt.quantization import bits
 
-    The thresholds are the reference's (8, 16, 32, 64 signed; 16, 32, 64, 128 unsigned); one
-    Gather on this table replaces the 17 comparison ops of the formula
-    1 + [m>=t0] + 2[m>=t1] + 4[m>=t2] + 8[m>=t3].
-    """
-    thresholds = np.array((8, 16, 32, 64) if signed else (16, 32, 64, 128))
-    m = np.arange(256)[:, None]
-    return np.left_shift(1, np.count_nonzero(m >= thresholds[None], axis=1)).astype(np.float32)
+    return bits.act_step(np.arange(256), signed).astype(np.float32)
 
 
-EIGHT_BIT_ROW = 256  # row of the per-group tables that 8-bit groups read (2^0, the 8-bit code bound)
-ROUND_UP = 1.0 / 64  # added to every code once: the magic-number rounding then rounds halves up (`_mixed_codes`)
-MAGIC = 1.5 * 2.0**23  # float32 numbers in [2^23, 2^24) are spaced 1 apart: x + MAGIC - MAGIC rounds x to an integer
+EIGHT_BIT_ROW = 256  # row of the per-group tables that 8-bit groups read (step 1, the 8-bit code bound)
+ROUND_UP = 1.0 / 64  # added to every code once: exact halves then round up in `_mixed_codes` (and m = Cast(max))
 RUNGS_PREFIX = "flexiq_rungs_"  # the prefix-mode nodes shared by all layers (`_rung_nodes`)
 
 
 def group_tables(signed: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(magic, bound) per row: rows 0..255 for a 4-bit group of max magnitude m, row 256 for 8-bit.
+    """(step, bound) per row: rows 0..255 for a 4-bit group of max magnitude m, row 256 for 8-bit.
 
-    magic = MAGIC * 2^p: float32 numbers in [2^(23+p), 2^(24+p)) are spaced 2^p apart, so adding it
-    to a small v rounds v to a multiple of 2^p and subtracting it again is exact. bound = the largest
-    code times 2^p (7 or 15 on 4-bit rows, 127 or 255 on the 8-bit row).
+    bound = the largest code (7 or 15 on 4-bit rows, 127 or 255 on the 8-bit row, whose step is 1).
     """
-    pow2 = np.concatenate([pow2_table(signed), [1.0]])
-    hi = np.full(EIGHT_BIT_ROW + 1, 7.0 if signed else 15.0)
+    step = np.concatenate([step_table(signed), [1.0]]).astype(np.float32)
+    hi = np.full(EIGHT_BIT_ROW + 1, 7.0 if signed else 15.0, dtype=np.float32)
     hi[EIGHT_BIT_ROW] = 127.0 if signed else 255.0
-    return (MAGIC * pow2).astype(np.float32), (hi * pow2).astype(np.float32)
+    return step, hi
+
+
+def static_rows(static_shift: np.ndarray, signed: bool) -> np.ndarray:
+    """The table row of a static shift p: a magnitude whose step is 2^p (8·2^p − 1 signed, 16·2^p − 1 unsigned)."""
+    return ((8 if signed else 16) << static_shift.astype(np.int64)) - 1
 
 
 @dataclass
@@ -241,18 +238,19 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
                  gshape: tuple) -> str:
     """Codes of every channel, the effective 4-bit ones on 4-bit groups (float, integer-valued), grouped shape.
 
-    `grouped` holds q' = q + 1/64 (`_float_codes`). The reference's Floor((q + 2^(p-1)) / 2^p), clipped,
-    times 2^p is written as Min((q' + magic) - magic, bound) with magic = 1.5 * 2^(23+p) (`group_tables`):
-    the add rounds to the nearest multiple of 2^p, half to even, and the 1/64 (> 0, and less than the
-    distance from an integer q to any rounding boundary it is not on) makes exact halves round up
-    instead, as the reference's floor does; every other step is exact. With a dynamic shift the lower clip bound is
-    never reached (2^p is chosen from the group's max magnitude m < 8 * 2^p, so q >= -(m + 1) >= -8 *
-    2^p signed; q >= 0 unsigned); a static signed shift keeps it (one Max). On 8-bit groups the row is
-    256 (2^0, the 8-bit code bound), so the same ops give q: no Where over activations. The row is
+    `grouped` holds q' = q + 1/64 (`_float_codes`). The reference's clamp(floor((2q + s) / 2s)) · s is
+    written as Min(Floor(q' / s + 1/2), bound) · s with the step s and bound gathered from the row
+    (`group_tables`). Exact: q' / s + 1/2 is within float32 rounding (< 2^-19 at |q| <= 255) of
+    (q + s/2 + 1/64) / s, which lies at least 1/(64·16) above an integer when (q + s/2) / s is one
+    (the 1/64 makes exact halves round up, as the reference's floor does) and at least (1/2 − 1/64) / 16
+    below the next one otherwise, so Floor sees the reference's quotient. With a dynamic step the lower
+    clip bound is never reached (s is chosen from the group's max magnitude m < 8 s, so q >= -(m + 1)
+    >= -8 s signed; q >= 0 unsigned); a static signed shift keeps it (one Max). On 8-bit groups the row is
+    256 (step 1, the 8-bit code bound), so the same ops give q: no Where over activations. The row is
     the group's m (magnitudes carry the 1/64, which the int64 Cast truncates), or 256 on 8-bit groups.
     """
     signed = ql.act_signed
-    magic_rows, bound_rows = group_tables(signed)
+    step_rows, bound_rows = group_tables(signed)
     if ql.act_shift_mode == ShiftMode.DYNAMIC:
         mag = b.reduce("ReduceMax", grouped, axis=g_axis)
         if signed:  # max(q, -q - 1) over the group, + 1/64: max(max q', (2/64 - 1) - min q') with q' = q + 1/64
@@ -261,18 +259,14 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
         eight = sel.pick(np.float32(0.0), np.float32(EIGHT_BIT_ROW), gshape, "eight_row")
         row = b.op("Cast", [b.op("Max", [mag, eight])], to=onnx.TensorProto.INT64)  # m <= 255 < 256
     else:
-        p = ql.act_static_shift.astype(np.int64)
-        pow2 = pow2_table(signed)
-        first_row = np.array([int(np.flatnonzero(pow2 == 2.0**k)[0]) for k in range(5)], np.int64)
-        row = sel.pick(first_row[p], np.int64(EIGHT_BIT_ROW), gshape, "row")
-    magic = b.op("Gather", [b.const(magic_rows, "magic_rows"), row], axis=0)
+        row = sel.pick(static_rows(ql.act_static_shift, signed), np.int64(EIGHT_BIT_ROW), gshape, "row")
+    step = b.op("Gather", [b.const(step_rows, "step_rows"), row], axis=0)
     bound = b.op("Gather", [b.const(bound_rows, "bound_rows"), row], axis=0)
-    rounded = b.op("Sub", [b.op("Add", [grouped, magic]), magic])
-    x = b.op("Min", [rounded, bound], hint="x_mixed")
+    k = b.op("Floor", [b.op("Add", [b.op("Div", [grouped, step]), b.const(np.float32(0.5))])])
+    k = b.op("Min", [k, bound])
     if signed and ql.act_shift_mode != ShiftMode.DYNAMIC:  # a static 2^p may be too small for the codes
-        low = (-8.0 * 2.0 ** ql.act_static_shift.astype(np.float64)).astype(np.float32)
-        x = b.op("Max", [x, sel.pick(low, np.float32(-127.0), gshape, "low")], hint="x_mixed")
-    return x
+        k = b.op("Max", [k, sel.pick(np.float32(-8.0), np.float32(-127.0), gshape, "low")])
+    return b.op("Mul", [k, step], hint="x_mixed")
 
 
 def _weight_codes(ql: QuantizedLayer, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

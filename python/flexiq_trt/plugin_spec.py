@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 PLUGIN_DOMAIN = "flexiq.trt"
 PLUGIN_NAMESPACE = "flexiq"
-PLUGIN_VERSION = "4"  # 2: `bias` is the per-rung table [G_count + 1, N]; 3: INT8 codes between layers; 4: workspace edges
+PLUGIN_VERSION = "5"  # 2: `bias` is the per-rung table [G_count + 1, N]; 3: INT8 codes between layers; 4: workspace edges; 5: integer activation steps (docs/design.md §2.5)
 CONV_OP = "FlexiQConv"
 GEMM_OP = "FlexiQGemm"
 PLUGIN_OPS = (CONV_OP, GEMM_OP)

@@ -2,7 +2,7 @@
 
 Forward = docs/design.md §2 in float: the input's 8-bit codes at the calibrated scale (§2.3), in the
 layer's π order (§2.4), the first `n4` channels as effective 4-bit codes with the dynamic per-row
-(or static per-group) shift (§2.5, §2.7); weight codes w8 from the trainable float weight with the
+step (or static per-group shift) (§2.5, §2.7); weight codes w8 from the trainable float weight with the
 per-row scale recomputed from it (what the re-quantization does), the first `n4` channels as plain-rule
 `w4 << p_w` (§2.6, smallest shift); the epilogue with the bias rung of `n4` (§2.8), the rung's shift
 recomputed from the current codes and the calibration's mean code columns as `bias_rungs.py` does.
@@ -30,17 +30,26 @@ def _bitlen(m: torch.Tensor) -> torch.Tensor:
 
 
 def shifts(codes: torch.Tensor, signed: bool) -> torch.Tensor:
-    """The smallest shift at which every truncated code of the last axis fits 4 bits (bits.group_shift)."""
+    """The smallest power-of-two shift at which every truncated code of the last axis fits 4 bits (weights: bits.group_shift)."""
     mag = torch.where(codes < 0, -codes - 1, codes) if signed else codes
     return torch.clamp(_bitlen(mag.amax(dim=-1)) - (3 if signed else 4), 0, 4)
 
 
-def effective4(codes: torch.Tensor, p: torch.Tensor, signed: bool) -> torch.Tensor:
-    """`extract4(q, p) << p` in float: round half up at shift p, clamp to 4 bits (bits.effective_codes)."""
-    step = torch.pow(2.0, p.to(codes.dtype))
-    half = torch.where(p > 0, step / 2, torch.zeros_like(step))
+def act_steps(codes: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The activation step of the last axis' group: (m >> 3) + 1 signed, (m >> 4) + 1 unsigned (bits.group_step)."""
+    mag = torch.where(codes < 0, -codes - 1, codes) if signed else codes
+    return torch.clamp(torch.floor(mag.amax(dim=-1) / (8.0 if signed else 16.0)) + 1, 1, 16)
+
+
+def effective4(codes: torch.Tensor, step: torch.Tensor, signed: bool) -> torch.Tensor:
+    """`extract4_step(q, s) * s` in float: round half up at step s, clamp to 4 bits (bits.effective_codes_step).
+
+    Weights pass s = 2^p_w; floor((q + s/2) / s) equals the reference's floor((2q + s) / 2s) exactly
+    (small integers: every float operation here is exact or lands strictly inside an integer interval).
+    """
+    step = step.to(codes.dtype)
     lo, hi = (-8.0, 7.0) if signed else (0.0, 15.0)
-    return torch.clamp(torch.floor((codes + half) / step), lo, hi) * step
+    return torch.clamp(torch.floor((codes + step / 2) / step), lo, hi) * step
 
 
 def round_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -145,7 +154,7 @@ class FakeQuantLayer(torch.nn.Module):
         n = q.shape[0]
         blocks = q.reshape(n, -1, n4 // g, g).transpose(1, 2).reshape(n, n4 // g, -1)  # [N, groups, taps*G]
         p = shifts(blocks, True)[..., None]
-        eff = effective4(blocks, p, True).reshape(n, n4 // g, -1, g).transpose(1, 2).reshape(q.shape)
+        eff = effective4(blocks, torch.pow(2.0, p.to(blocks.dtype)), True).reshape(n, n4 // g, -1, g).transpose(1, 2).reshape(q.shape)
         mixed = torch.cat([head + (eff - q), w8[..., n4:]], dim=-1)
         return mixed.to(dtype), w8.detach().to(dtype), eff.to(dtype)
 
@@ -167,11 +176,11 @@ class FakeQuantLayer(torch.nn.Module):
         g, head = lay.group_size, q.detach().narrow(axis, 0, n4)
         grouped = head.reshape(head.shape[:axis] + (n4 // g, g) + head.shape[axis + 1:])
         if lay.act_shift_mode == ShiftMode.DYNAMIC:
-            p = shifts(grouped.movedim(axis + 1, -1), lay.act_signed).unsqueeze(axis + 1)
+            step = act_steps(grouped.movedim(axis + 1, -1), lay.act_signed).unsqueeze(axis + 1)
         else:
-            p = torch.from_numpy(lay.act_static_shift[: n4 // g].astype(np.int64))
-            p = p.reshape((n4 // g, 1) + (1,) * (grouped.dim() - axis - 2))
-        eff = effective4(grouped, p, lay.act_signed).reshape(head.shape)
+            step = torch.from_numpy(np.left_shift(1, lay.act_static_shift[: n4 // g].astype(np.int64)))
+            step = step.reshape((n4 // g, 1) + (1,) * (grouped.dim() - axis - 2))
+        eff = effective4(grouped, step, lay.act_signed).reshape(head.shape)
         return torch.cat([q.narrow(axis, 0, n4) + (eff - head), q.narrow(axis, n4, q.shape[axis] - n4)], dim=axis)
 
     def accumulate(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:

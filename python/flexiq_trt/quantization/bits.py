@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_SHIFT = 4
+MAX_SHIFT = 4  # weights' p_w and static activation shifts: steps 1 << p
+MAX_STEP = 16  # activation steps 1..16 (int8 codes never need more)
 INT8_MAX = 127
 
 
@@ -29,15 +30,51 @@ def quantize_weight_codes(w: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 
 def magnitude_bits(codes: np.ndarray, signed: bool) -> np.ndarray:
-    """`q ^ (q >> 7)` for signed codes (the value whose bit length decides the shift), `u` otherwise."""
+    """`q ^ (q >> 7)` for signed codes (= max(q, -q - 1), the magnitude a two's-complement code needs), `u` otherwise."""
     c = codes.astype(np.int32)
     return (c ^ (c >> 7)) if signed else c
 
 
-def shift_from_magnitude(mag_or: np.ndarray, signed: bool) -> np.ndarray:
-    """Smallest p in 0..4 with every truncated code fitting 4 bits, from the OR (or max) of magnitudes.
+def act_step(mag_max: np.ndarray, signed: bool) -> np.ndarray:
+    """Smallest integer step s in 1..16 at which every truncated code of a group fits 4 bits.
 
-    Signed: p = max(0, bitlen(m) - 3); unsigned: p = max(0, bitlen(u) - 4).
+    `mag_max` is the group's maximum of `magnitude_bits`; truncated codes fit when m < 8 s (signed)
+    or m < 16 s (unsigned), so s = (m >> 3) + 1 resp. (m >> 4) + 1 (docs/design.md §2.5: integer
+    steps, not powers of two, because a power of two wastes up to one of the four bits).
+    """
+    m = np.asarray(mag_max, dtype=np.int64)
+    return np.clip(np.right_shift(m, 3 if signed else 4) + 1, 1, MAX_STEP).astype(np.int32)
+
+
+def group_step(codes: np.ndarray, signed: bool = True, axis: int = -1) -> np.ndarray:
+    """Dynamic activation step of each group: `codes` holds one group along `axis`, which is reduced away."""
+    return act_step(np.max(magnitude_bits(codes, signed), axis=axis), signed)
+
+
+def shift_step(shift: np.ndarray) -> np.ndarray:
+    """The step of a power-of-two shift p: 1 << p (weights, static activation shifts)."""
+    return np.left_shift(1, np.asarray(shift, dtype=np.int32))
+
+
+def extract4_step(codes: np.ndarray, step: np.ndarray, signed: bool = True) -> np.ndarray:
+    """4-bit codes of 8-bit codes at step s: floor((2q + s) / 2s) (round half up), clamped (a top carry saturates)."""
+    c = codes.astype(np.int64)
+    s = np.broadcast_to(np.asarray(step, dtype=np.int64), c.shape)
+    q = np.floor_divide(2 * c + s, 2 * s)
+    low, high = (-8, 7) if signed else (0, 15)
+    return np.clip(q, low, high).astype(np.int32)
+
+
+def effective_codes_step(codes: np.ndarray, step: np.ndarray, signed: bool = True) -> np.ndarray:
+    """The value a 4-bit activation code stands for: `extract4_step(q, s) * s` (in [-128, 112] or [0, 240])."""
+    s = np.broadcast_to(np.asarray(step, dtype=np.int32), codes.shape)
+    return extract4_step(codes, s, signed) * s
+
+
+def shift_from_magnitude(mag_or: np.ndarray, signed: bool) -> np.ndarray:
+    """Smallest power-of-two shift p in 0..4 with every truncated code fitting 4 bits (weights, docs/design.md §2.6).
+
+    From the OR (or max) of magnitudes: signed p = max(0, bitlen(m) - 3); unsigned p = max(0, bitlen(u) - 4).
     """
     m = mag_or.astype(np.int64)
     bitlen = np.zeros_like(m)
@@ -48,23 +85,18 @@ def shift_from_magnitude(mag_or: np.ndarray, signed: bool) -> np.ndarray:
 
 
 def group_shift(codes: np.ndarray, signed: bool = True, axis: int = -1) -> np.ndarray:
-    """Dynamic shift of each group: `codes` holds one group along `axis`, which is reduced away."""
+    """Smallest power-of-two shift of each group (the weights' plain rule): `codes` holds one group along `axis`."""
     mag = magnitude_bits(codes, signed)
     return shift_from_magnitude(np.bitwise_or.reduce(mag, axis=axis), signed)
 
 
 def extract4(codes: np.ndarray, shift: np.ndarray, signed: bool = True) -> np.ndarray:
-    """4-bit codes from 8-bit codes at shift p: round half up, clamp (a top carry saturates)."""
-    c = codes.astype(np.int32)
-    p = np.broadcast_to(np.asarray(shift, dtype=np.int32), c.shape)
-    half = np.where(p > 0, np.left_shift(1, np.maximum(p - 1, 0)), 0)
-    q = np.right_shift(c + half, p)
-    low, high = (-8, 7) if signed else (0, 15)
-    return np.clip(q, low, high).astype(np.int32)
+    """4-bit codes at a power-of-two shift p: `extract4_step` at s = 1 << p, i.e. (q + 2^(p-1)) >> p, clamped."""
+    return extract4_step(codes, shift_step(shift), signed)
 
 
 def effective_codes(codes: np.ndarray, shift: np.ndarray, signed: bool = True) -> np.ndarray:
-    """The value a 4-bit code stands for: `extract4(q, p) << p` (in [-128, 112] or [0, 240])."""
+    """`extract4(q, p) << p`: the value a 4-bit code at a power-of-two shift stands for."""
     p = np.broadcast_to(np.asarray(shift, dtype=np.int32), codes.shape)
     return np.left_shift(extract4(codes, p, signed), p)
 

@@ -3,10 +3,10 @@
 For each eligible layer it streams, in bounded memory:
 * the block-diagonal input Hessian ``H_g = sum x_g x_g^T`` over (a bounded sample of) im2col rows,
   one ``[R*S*G, R*S*G]`` block per group — used by GPTQ-style rounding and the error score;
-* the mean squared 4-bit extraction error of the activations per channel (dynamic shifts);
+* the mean squared 4-bit extraction error of the activations per channel (dynamic steps);
 * per group and candidate static shift p in 0..4, the summed squared error (to pick static shifts);
 * optionally (`with_four_bit_moments`), the cross moment ``sum x_g x~_g^T`` and ``sum x~_g x~_g^T`` where ``x~`` is
-  the input as the 4-bit path sees it (int8 codes, dynamic per-row group shift, effective 4-bit code,
+  the input as the 4-bit path sees it (int8 codes, dynamic per-row group step, effective 4-bit code,
   times the activation scale) — what activation-aware reconstruction (`reconstruct.py`) solves with;
 * optionally (`with_code_sums`), the sums over *all* im2col rows of the 8-bit codes, of the dynamic
   4-bit effective codes and of the static ones at each p in 0..4, per (tap, channel): the mean
@@ -32,7 +32,7 @@ class CodeSums:
     """
 
     q8: np.ndarray  # float64 [taps, C_pad], 8-bit codes
-    q4: np.ndarray  # float64 [taps, C_pad], effective 4-bit codes with the dynamic per-row shift
+    q4: np.ndarray  # float64 [taps, C_pad], effective 4-bit codes with the dynamic per-row step
     q4_static: np.ndarray  # float64 [5, taps, C_pad], effective 4-bit codes at the static shift p
     rows: int = 0  # im2col rows (output pixels / tokens) summed
 
@@ -134,21 +134,21 @@ class GroupStatsObserver:
         return blocks.astype(np.float64)
 
     def _four_bit_view(self, xp: np.ndarray) -> np.ndarray:
-        """The input as a 4-bit group sees it: effective 4-bit codes (dynamic shift) times s_a, in float.
+        """The input as a 4-bit group sees it: effective 4-bit codes (dynamic step) times s_a, in float.
 
         Works on any array whose last axis is a multiple of G made of whole channel groups.
         """
         q = bits.quantize_activation(xp, self.act_scale, self.signed)
         grouped = q.reshape(q.shape[:-1] + (-1, self.g))
-        p = bits.group_shift(grouped, self.signed, axis=-1)[..., None]
-        eff = bits.effective_codes(grouped, p, self.signed).reshape(q.shape)
+        step = bits.group_step(grouped, self.signed, axis=-1)[..., None]
+        eff = bits.effective_codes_step(grouped, step, self.signed).reshape(q.shape)
         return eff.astype(np.float32) * np.float32(self.act_scale)
 
     def _update_activation_error(self, flat: np.ndarray, shape: tuple[int, ...]) -> None:
         q = bits.quantize_activation(flat, self.act_scale, self.signed)
         grouped = q.reshape(q.shape[0], -1, self.g)
-        p = bits.group_shift(grouped, self.signed, axis=-1)[..., None]
-        eff = bits.effective_codes(grouped, p, self.signed)
+        step = bits.group_step(grouped, self.signed, axis=-1)[..., None]
+        eff = bits.effective_codes_step(grouped, step, self.signed)
         self.stats.act_sq_err += ((eff - grouped).astype(np.float64) ** 2).reshape(q.shape[0], -1).sum(axis=0)
         sums = self.stats.code_sums
         if sums is not None:
@@ -156,7 +156,7 @@ class GroupStatsObserver:
             sums.q4 += self._column_sums(eff.reshape(shape))
             sums.rows += self._output_rows(shape)
         for ps in range(5):
-            eff_p = bits.effective_codes(grouped, np.int32(ps), self.signed)
+            eff_p = bits.effective_codes_step(grouped, bits.shift_step(ps), self.signed)  # static: step 1 << p
             e = eff_p - grouped
             self.stats.static_sq_err[:, ps] += (e.astype(np.float64) ** 2).sum(axis=(0, 2))
             if sums is not None:

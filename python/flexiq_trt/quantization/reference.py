@@ -2,7 +2,7 @@
 
 The integer part is computed in int64 and checked to fit int32, so an overflow is a loud failure
 rather than a silent wrap. Two formulations are provided: the one-GEMM form over effective codes
-(`mixed_gemm_int32`) and the literal per-group shifted accumulation (`mixed_gemm_int32_shifted`),
+(`mixed_gemm_int32`) and the literal per-group scaled and shifted accumulation (`mixed_gemm_int32_shifted`),
 which tests prove identical.
 """
 
@@ -36,19 +36,20 @@ def permute_channels(x: np.ndarray, permutation: np.ndarray, in_channels: int, a
 
 def activation_codes_mixed(codes: np.ndarray, n4: int, group_size: int, signed: bool,
                            shifts: ActShiftSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Codes `[..., C_pad]` (channels last, permuted) -> (effective mixed codes, shifts [..., G_count]).
+    """Codes `[..., C_pad]` (channels last, permuted) -> (effective mixed codes, steps [..., G_count]).
 
-    Channels before `n4` become effective 4-bit codes; the rest keep their 8-bit codes.
+    Channels before `n4` become effective 4-bit codes at the group's step (dynamic: `bits.group_step`
+    per row; static: `1 << p_a[g]`); the rest keep their 8-bit codes.
     """
     cp = codes.shape[-1]
     grouped = codes.reshape(codes.shape[:-1] + (cp // group_size, group_size))
     if shifts.mode == ShiftMode.DYNAMIC:
-        p = bits.group_shift(grouped, signed, axis=-1)
+        step = bits.group_step(grouped, signed, axis=-1)
     else:
-        p = np.broadcast_to(np.asarray(shifts.static, dtype=np.int32), grouped.shape[:-1])
-    eff = bits.effective_codes(grouped, p[..., None], signed).reshape(codes.shape)
+        step = np.broadcast_to(bits.shift_step(shifts.static), grouped.shape[:-1])
+    eff = bits.effective_codes_step(grouped, step[..., None], signed).reshape(codes.shape)
     mask = np.arange(cp) < n4
-    return np.where(mask, eff, codes).astype(np.int32), np.asarray(p, dtype=np.int32)
+    return np.where(mask, eff, codes).astype(np.int32), np.asarray(step, dtype=np.int32)
 
 
 def weight_codes_mixed(layer: QuantizedLayer, n4: int) -> np.ndarray:
@@ -74,20 +75,22 @@ def mixed_gemm_int32(x_eff: np.ndarray, w_eff: np.ndarray) -> np.ndarray:
     return _check_int32(acc, "mixed_gemm_int32")
 
 
-def mixed_gemm_int32_shifted(xq: np.ndarray, x_shift: np.ndarray, w8: np.ndarray, w4: np.ndarray,
+def mixed_gemm_int32_shifted(xq: np.ndarray, x_step: np.ndarray, w8: np.ndarray, w4: np.ndarray,
                              w_shift: np.ndarray, n4: int, group_size: int, signed: bool = True) -> np.ndarray:
-    """The literal docs/design.md §2 sum: 8-bit groups as int8 products, 4-bit groups as (x4 . w4) << (p_a + p_w).
+    """The literal docs/design.md §2.8 sum: 8-bit groups as int8 products, 4-bit groups as ((x4 . w4) * s_a) << p_w.
 
-    xq [M, C_pad] permuted 8-bit codes, x_shift [M, G_count], w8/w4 [N, C_pad], w_shift [N, G_count].
+    xq [M, C_pad] permuted 8-bit codes, x_step [M, G_count] activation steps, w8/w4 [N, C_pad],
+    w_shift [N, G_count].
     """
     m, cp = xq.shape
     acc = np.zeros((m, w8.shape[0]), dtype=np.int64)
     for gi in range(cp // group_size):
         sl = slice(gi * group_size, (gi + 1) * group_size)
         if gi * group_size < n4:
-            x4 = bits.extract4(xq[:, sl], x_shift[:, gi:gi + 1], signed).astype(np.int64)
+            step = x_step[:, gi:gi + 1].astype(np.int64)
+            x4 = bits.extract4_step(xq[:, sl], step, signed).astype(np.int64)
             part = x4 @ w4[:, sl].astype(np.int64).T
-            acc += np.left_shift(part, x_shift[:, gi:gi + 1] + w_shift[:, gi][None, :])
+            acc += np.left_shift(part * step, w_shift[:, gi][None, :].astype(np.int64))
         else:
             acc += xq[:, sl].astype(np.int64) @ w8[:, sl].astype(np.int64).T
     return _check_int32(acc, "mixed_gemm_int32_shifted")

@@ -91,7 +91,7 @@ def test_sim_matches_reference_each_activation(activation, layer):
 
 
 def test_hand_worked_group_example():
-    """docs/design.md §2 example: codes [45, -23, 6, -1] -> p = 3, effective [48, -24, 8, 0], through the sim graph."""
+    """docs/design.md §2.5 example: codes [41, -23, 6, -1] -> step 6, effective [42, -24, 6, 0], through the sim graph."""
     prepared, (el,) = eligible_of(M.matmul_then(M.ACTIVATION_NODES["none"][0], k=32, n=32, lead=(1, 1),
                                                 bias=False), 32)
     ql = random_quantized(el, 0, 32, True, ShiftMode.DYNAMIC, 0)
@@ -105,12 +105,12 @@ def test_hand_worked_group_example():
     ql.bias[:] = 0
     sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True)
     x = np.zeros((1, 1, 32), np.float32)
-    x[0, 0, :4] = [45, -23, 6, -1]
+    x[0, 0, :4] = [41, -23, 6, -1]
     sess = session(sim)
     acc4 = sess.run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([32], np.int32)})[0]
     acc8 = sess.run([acc_output_name(el.output_name)], {"x": x, RUNTIME_INPUT: np.array([0], np.int32)})[0]
-    assert acc4[0, 0, :4].tolist() == [48, -24, 8, 0]
-    assert acc8[0, 0, :4].tolist() == [45, -23, 6, -1]
+    assert acc4[0, 0, :4].tolist() == [42, -24, 6, 0]
+    assert acc8[0, 0, :4].tolist() == [41, -23, 6, -1]
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["s8", "u8"])
@@ -250,14 +250,19 @@ def test_static_shift_clips_both_ends(signed, float_exact):
     assert q.max() > 15 and (not signed or q.min() < -8), "codes never leave the 4-bit range: the test is too weak"
 
 
-def test_pow2_table_is_the_threshold_formula():
-    """The Gather table equals 1 + [m>=t0] + 2[m>=t1] + 4[m>=t2] + 8[m>=t3] for every magnitude."""
-    from flexiq_trt.graph_passes.simulate_layers import pow2_table
+def test_step_tables_are_the_step_rule():
+    """The Gather tables: row m holds bits.act_step(m) = (m >> 3) + 1 (signed) / (m >> 4) + 1, row 256 the 8-bit step 1;
+    a static shift's row has step 2^p."""
+    from flexiq_trt.graph_passes.simulate_layers import EIGHT_BIT_ROW, group_tables, static_rows
 
-    for signed, t in ((True, (8, 16, 32, 64)), (False, (16, 32, 64, 128))):
+    for signed, k in ((True, 3), (False, 4)):
+        step, bound = group_tables(signed)
         m = np.arange(256)
-        want = 1 + (m >= t[0]) + 2 * (m >= t[1]) + 4 * (m >= t[2]) + 8 * (m >= t[3])
-        np.testing.assert_array_equal(pow2_table(signed), want.astype(np.float32))
+        np.testing.assert_array_equal(step[:256], np.minimum((m >> k) + 1, 16).astype(np.float32))
+        assert step[EIGHT_BIT_ROW] == 1 and bound[EIGHT_BIT_ROW] == (127 if signed else 255)
+        assert set(bound[:256].tolist()) == {7.0 if signed else 15.0}
+        p = np.arange(5)
+        np.testing.assert_array_equal(step[static_rows(p, signed)], (1 << p).astype(np.float32))
 
 
 @pytest.mark.parametrize("float_exact", [False, True], ids=["integer", "float_exact"])
@@ -265,22 +270,24 @@ def test_pow2_table_is_the_threshold_formula():
 def test_simulation_layer_op_budget(float_exact, hw):
     """Few ops per layer (ONNX Runtime's per-node cost dominates small layers at batch 1): the 4-bit/8-bit
     choice is a Gather of a per-rung table row (no Where, no comparison), the codes one QuantizeLinear (no
-    Div/Round/Clip), the 4-bit rounding two adds (no Floor), no Pad; at most 26 nodes besides the activation for a
-    signed dynamic-shift conv layer (28 with constant weights, 5x5 outputs; 29 with ConvInteger and its Pad; 34
-    before), the rung vector's 6 nodes shared by all layers."""
+    Round/Clip), the 4-bit rounding at the group's step one Div and one Floor, no Pad; at most 28 nodes besides the
+    activation for a signed dynamic-step conv layer (30 with constant weights, 5x5 outputs; 31 with ConvInteger and
+    its Pad; 26/28/29 with power-of-two shifts, whose rounding was two magic-number adds; 34 before), the rung
+    vector's 6 nodes shared by all layers."""
     from flexiq_trt.graph_passes.simulate_layers import RUNGS_PREFIX
     from flexiq_trt.plugin_spec import sim_node_prefix
 
     prepared, eligible = eligible_of(M.residual_block(c=64, hw=hw), 32)
     pairs = [(e, random_quantized(e, i, 32, True, ShiftMode.DYNAMIC, i)) for i, e in enumerate(eligible)]
     sim = write_simulation_model(prepared, pairs, {}, float_exact=float_exact)
-    budget = 29 if not float_exact else 28 if hw == 5 else 26
+    budget = 31 if not float_exact else 30 if hw == 5 else 28  # the step rounding: Gather x2, Div, Add, Floor, Min, Mul
     shared = [n.op_type for n in sim.graph.node if n.name.startswith(RUNGS_PREFIX)]
     assert len(shared) == 6, shared
     for i in range(len(pairs)):
         ops = [n.op_type for n in sim.graph.node if n.name.startswith(sim_node_prefix(i))]
-        banned = {"Where", "Less", "Greater", "Round", "Floor", "Div", "Slice"}
+        banned = {"Where", "Less", "Greater", "Round", "Slice"}
         assert not (banned | {"Pad"} if float_exact else banned) & set(ops), ops  # ConvInteger's own Pad stays
+        assert ops.count("Div") == ops.count("Floor") == 1, ops  # the step rounding, once per layer
         assert len(ops) - ops.count("Relu") - ops.count("Identity") <= budget, ops  # activation aside
         assert ("Unsqueeze" in ops) == (float_exact and hw == 5), ops  # the doubled codes of `_halves_accumulate`
 

@@ -11,13 +11,80 @@ ALL_UINT8 = np.arange(0, 256, dtype=np.int32)
 
 
 def test_design_worked_example():
-    q = np.array([45, -23, 6, -1])
-    p = bits.group_shift(q)
-    assert p == 3
-    assert bits.extract4(q, p).tolist() == [6, -3, 1, 0]
-    assert bits.effective_codes(q, p).tolist() == [48, -24, 8, 0]
+    """docs/design.md §2.5's first example: activation step (m >> 3) + 1 = 6 for max magnitude 41."""
+    q = np.array([41, -23, 6, -1])
+    s = bits.group_step(q)
+    assert s == 6
+    assert bits.extract4_step(q, s).tolist() == [7, -4, 1, 0]
+    assert bits.effective_codes_step(q, s).tolist() == [42, -24, 6, 0]
 
 
+@pytest.mark.parametrize("codes, step, q4, eff", [
+    # m = 127 -> s = 16; (254 + 16) // 32 = 8 saturates to 7; -127: (-254 + 16) // 32 = -8
+    ([127, -127, 3, -8], 16, [7, -8, 0, 0], [112, -128, 0, 0]),
+    # m = 60 -> s = 8 (60 < 64); a power of two, so the old shift rule at p = 3: (60 + 4) >> 3 = 8 -> 7
+    ([60, -60, 4, -4], 8, [7, -7, 1, 0], [56, -56, 8, 0]),
+    # m = 23 -> s = 3: 23 -> floor(49 / 6) = 8 -> 7; -23 -> floor(-43 / 6) = -8; 2 -> floor(7 / 6) = 1
+    ([23, -23, 2, -1], 3, [7, -8, 1, 0], [21, -24, 3, 0]),
+    # all within 4 bits -> s = 1, codes unchanged
+    ([7, -8, 0, 5], 1, [7, -8, 0, 5], [7, -8, 0, 5]),
+])
+def test_hand_worked_step_vectors(codes, step, q4, eff):
+    q = np.array(codes)
+    assert int(bits.group_step(q)) == step
+    assert bits.extract4_step(q, step).tolist() == q4
+    assert bits.effective_codes_step(q, step).tolist() == eff
+
+
+def test_step_rule_every_code():
+    """Single-element groups: the step is the smallest integer s whose truncated code floor(q / s) fits 4 bits."""
+    for signed, codes, (lo, hi) in ((True, ALL_INT8, (-8, 7)), (False, ALL_UINT8, (0, 15))):
+        for q in codes:
+            s = int(bits.group_step(np.array([q]), signed))
+            assert s == next(t for t in range(1, 17) if lo <= q // t <= hi), (signed, q)
+
+
+def test_group_step_is_max_of_element_steps():
+    rng = np.random.default_rng(0)
+    for signed, low, high in ((True, -127, 128), (False, 0, 256)):
+        for _ in range(200):
+            g = rng.integers(low, high, size=32)
+            assert int(bits.group_step(g, signed)) == max(int(bits.group_step(np.array([v]), signed)) for v in g)
+
+
+def test_extract_step_is_round_half_up_every_code_every_step():
+    """floor((2q + s) / 2s) is q / s rounded half up, then clamped; at s = 2^p it is the shift rule (q + 2^(p-1)) >> p."""
+    from fractions import Fraction
+
+    for signed, codes, (lo, hi) in ((True, ALL_INT8, (-8, 7)), (False, ALL_UINT8, (0, 15))):
+        for s in range(1, 17):
+            got = bits.extract4_step(codes, s, signed)
+            want = [min(max(int((Fraction(int(q), s) + Fraction(1, 2)) // 1), lo), hi) for q in codes]
+            assert got.tolist() == want, (signed, s)
+        for p in range(5):
+            shifted = np.clip((codes + ((1 << (p - 1)) if p else 0)) >> p, lo, hi)
+            assert np.array_equal(bits.extract4_step(codes, 1 << p, signed), shifted)
+            assert np.array_equal(bits.extract4(codes, p, signed), shifted)
+
+
+def test_effective_step_codes_fit_int8():
+    """c4 · s stays in the int8 (uint8) range for every code at its own step: the int8 backend can hold it."""
+    for signed, codes in ((True, ALL_INT8), (False, ALL_UINT8)):
+        eff = bits.effective_codes_step(codes, bits.group_step(codes[:, None], signed, axis=-1), signed)
+        assert (eff.min(), eff.max()) >= ((-128, 0) if signed else (0, 0))
+        assert eff.max() <= (112 if signed else 240) and eff.min() >= (-128 if signed else 0)
+
+
+def test_error_bound_of_step_extraction():
+    """At the group's own step, |eff - q| <= s / 2, except a saturated top carry (< s)."""
+    for signed, codes in ((True, ALL_CODES), (False, ALL_UINT8)):
+        for q in codes:
+            s = int(bits.group_step(np.array([q]), signed))
+            err = abs(int(bits.effective_codes_step(np.array([q]), s, signed)[0]) - int(q))
+            assert 2 * err <= s or err < s, (signed, q)
+
+
+# The weights keep power-of-two shifts p_w (docs/design.md §2.6): their plain rule below.
 @pytest.mark.parametrize("codes, shift, q4, eff", [
     # hand-worked: 127 -> p=4 (127>>3=15 too big), (127+8)>>4 = 8 -> saturates to 7
     ([127, 0, -1, 3], 4, [7, 0, 0, 0], [112, 0, 0, 0]),
@@ -29,7 +96,7 @@ def test_design_worked_example():
     # 8 needs p=1: (8+1)>>1=4, (-9+1)>>1=-4, (3+1)>>1=2, (-2+1)>>1=-1
     ([8, -9, 3, -2], 1, [4, -4, 2, -1], [8, -8, 4, -2]),
 ])
-def test_hand_worked_vectors(codes, shift, q4, eff):
+def test_hand_worked_weight_shift_vectors(codes, shift, q4, eff):
     q = np.array(codes)
     assert int(bits.group_shift(q)) == shift
     assert bits.extract4(q, shift).tolist() == q4

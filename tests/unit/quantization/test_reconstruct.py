@@ -14,14 +14,21 @@ from flexiq_trt.quantization.weights import base_channel_order
 
 
 def four_bit_view(x: np.ndarray, s_a: float, g: int = 32) -> np.ndarray:
-    """x [M, K] -> what a signed 4-bit group sees (dynamic per-row shift), in float."""
+    """x [M, K] -> what a signed 4-bit group sees (dynamic per-row step), in float."""
     q = bits.quantize_activation(x, s_a, True).reshape(x.shape[0], -1, g)
-    p = bits.group_shift(q, True, axis=-1)[..., None]
-    return bits.effective_codes(q, p, True).reshape(x.shape).astype(np.float64) * s_a
+    step = bits.group_step(q, True, axis=-1)[..., None]
+    return bits.effective_codes_step(q, step, True).reshape(x.shape).astype(np.float64) * s_a
+
+
+def heavy_tailed(rng, m: int, k: int) -> np.ndarray:
+    """Student-t (3) inputs with per-channel scales: outliers like real activations. (With Gaussian inputs the
+    integer activation steps of docs/design.md §2.5 leave too little 4-bit input error for the reconstruction
+    to act on: its gain on fresh inputs measured 0-2%, against 15-40% here.)"""
+    return rng.standard_t(3, size=(m, k)) * np.linspace(0.2, 2.0, k)
 
 
 def moments(rng, m=3000, k=32):
-    x = rng.normal(size=(m, k)) * np.linspace(0.2, 2.0, k)
+    x = heavy_tailed(rng, m, k)
     s_a = float(np.abs(x).max() / 127)
     xt = four_bit_view(x, s_a)
     return x, xt, x.T @ x / m, x.T @ xt / m, xt.T @ xt / m
@@ -58,7 +65,7 @@ def test_reconstruction_lowers_the_w4a4_output_error_on_fresh_inputs():
     plain = gptq.plain_rounding(np.clip(np.rint(w), -127, 127).astype(np.int32))
     old = gptq.better_of(w, h, gptq.gptq_group(w, h), plain)
     new = reconstruct.reconstruct_group(w, c, hq, old, plain)
-    x2 = rng.normal(size=(3000, 32)) * np.linspace(0.2, 2.0, 32)  # same distribution, not calibrated on
+    x2 = heavy_tailed(rng, 3000, 32)  # same distribution, not calibrated on
     xt2 = four_bit_view(x2, float(np.abs(x).max() / 127))
 
     def err(cand):
