@@ -26,7 +26,8 @@
 namespace flexiq
 {
 
-constexpr int32_t kMaxShift = 4;
+constexpr int32_t kMaxShift = 4;    //!< weights' p_w and static activation shifts (step 1 << p)
+constexpr int32_t kMaxActStep = 16; //!< activation steps are 1..16
 constexpr int32_t kInt8Max = 127;
 constexpr int32_t kUint8Max = 255;
 constexpr int32_t kMaxKSigned = 131071;  //!< int32 cannot overflow below this K (s8 x s8)
@@ -121,46 +122,68 @@ FLEXIQ_HD uint8_t activationCodeBits(float y, float outputScale, bool isSigned)
     return static_cast<uint8_t>(static_cast<uint32_t>(quantizeActivation(y, outputScale, isSigned)) & 0xFFu);
 }
 
-//! The value whose bit length decides the shift: q ^ (q >> 7) for signed codes, u otherwise.
+//! The value whose group maximum decides the activation step: q ^ (q >> 7) = max(q, -q - 1) for signed
+//! codes (the magnitude a two's-complement code needs), u otherwise.
 FLEXIQ_HD int32_t magnitudeBits(int32_t code, bool isSigned)
 {
     return isSigned ? (code ^ (code >> 7)) : code;
 }
 
-//! Bit length of a non-negative value below 2^16.
-FLEXIQ_HD int32_t bitLength(int32_t v)
+// ---- activation steps (docs/design.md §2.5) ------------------------------------------------------
+// A 4-bit activation group stands for its 8-bit codes divided by an integer step s in 1..16, one s per
+// (row, group): the 4-bit code is c4 = clamp(floor((2q + s) / 2s)) (q / s rounded half up) and the value it
+// stands for, the effective code, is c4 * s. The runtime planes shiftA (int8) and factorA (int32) hold s
+// (not a shift), and a 4-bit group's partial sum is multiplied by s (weights keep w4 << p_w).
+
+//! Dynamic step: the smallest integer s in 1..16 with every truncated code of the group fitting 4 bits,
+//! from the group's MAXIMUM m of magnitudeBits (not their OR): m < 8 s (signed) or m < 16 s (unsigned),
+//! so s = (m >> 3) + 1 resp. (m >> 4) + 1, at most 16.
+FLEXIQ_HD int32_t actStepFromMagnitude(int32_t magMax, bool isSigned)
 {
-#if defined(__CUDA_ARCH__)
-    return 32 - __clz(v);
-#else
-    int32_t n = 0;
-    while (n < 31 && (v >> n) != 0)
-    {
-        ++n;
-    }
-    return n;
-#endif
+    return clampi((magMax >> (isSigned ? 3 : 4)) + 1, 1, kMaxActStep);
 }
 
-//! Smallest p in 0..4 with every truncated code fitting 4 bits, from the OR of magnitudeBits.
-FLEXIQ_HD int32_t shiftFromMagnitude(int32_t magOr, bool isSigned)
+//! Static step of a static activation shift p (act_static_shift, 0..4): s = 1 << p.
+FLEXIQ_HD int32_t actStepFromShift(int32_t shift)
 {
-    int32_t const p = bitLength(magOr) - (isSigned ? 3 : 4);
-    return clampi(p, 0, kMaxShift);
+    return 1 << shift;
 }
 
-//! 4-bit code of an 8-bit code at shift p: (q + 2^(p-1)) >> p (round half up), clamped.
-FLEXIQ_HD int32_t extract4(int32_t code, int32_t shift, bool isSigned)
+//! Multiplier M of extract4StepMul's floor division by 2 s: floor(2^15 / s) + 1, so M * 2s exceeds 2^16 by
+//! e in 1..2s. Formed without an integer divide (one made the G = 64 input pass spill on sm_80/89): RN(1 / s)
+//! * 2^15 = RN(2^15 / s), whose truncation is exact (2^15 / s is an integer or at least 1/16 from one).
+FLEXIQ_HD int32_t actStepMultiplier(int32_t step)
 {
-    int32_t const half = shift > 0 ? (1 << (shift - 1)) : 0;
-    int32_t const v = (code + half) >> shift; // arithmetic shift (floor) on every target we build
-    return isSigned ? clampi(v, -8, 7) : clampi(v, 0, 15);
+    return static_cast<int32_t>(fmul(fdiv(1.0f, static_cast<float>(step)), 32768.0f)) + 1;
 }
 
-//! The value a 4-bit code stands for: extract4(q, p) << p, in [-128, 112] (unsigned [0, 240]).
-FLEXIQ_HD int32_t effectiveCode(int32_t code, int32_t shift, bool isSigned)
+//! extract4Step with the group's actStepMultiplier(step) precomputed (the kernels hoist it per group).
+//! A floor division without a divide: for 0 <= n < 2048, floor(n / 2s) = (n * M) >> 16 exactly (the
+//! multiplier's excess e = M * 2s - 2^16 <= 2s <= 32 gives n e < 2^16). Signed codes add 8
+//! steps to the numerator (2q + 17 s; floored at 0, as everything below -8.5 s clamps to -8 anyway) and
+//! take 8 off the quotient, so n is never negative; n <= 526 for every code (782 for any q <= 255).
+//! tests/cpp/host/flexiqContractTests.cpp checks it against a plain floor division for every q in
+//! -128..255 and s in 1..16.
+FLEXIQ_HD int32_t extract4StepMul(int32_t code, int32_t step, int32_t mult, bool isSigned)
 {
-    return extract4(code, shift, isSigned) * (1 << shift); // multiply: << of a negative is UB pre-C++20
+    int32_t const bias = isSigned ? 8 : 0;
+    int32_t const n = 2 * code + step + 2 * bias * step;
+    int32_t const c = (((n > 0 ? n : 0) * mult) >> 16) - bias;
+    return c < (isSigned ? 7 : 15) ? c : (isSigned ? 7 : 15);
+}
+
+//! 4-bit code of an 8-bit code at step s in 1..16: clamp(floor((2q + s) / 2s), -8, 7) (unsigned [0, 15]):
+//! q / s rounded half up; a top carry saturates. At s = 1 << p it is (q + 2^(p-1)) >> p.
+FLEXIQ_HD int32_t extract4Step(int32_t code, int32_t step, bool isSigned)
+{
+    return extract4StepMul(code, step, actStepMultiplier(step), isSigned);
+}
+
+//! The value a 4-bit activation code stands for: extract4Step(q, s) * s, in [-128, 112] (unsigned [0, 240]):
+//! still an int8 (uint8) code for the int8 backend's effective-code MMA.
+FLEXIQ_HD int32_t effectiveCodeStep(int32_t code, int32_t step, bool isSigned)
+{
+    return extract4Step(code, step, isSigned) * step;
 }
 
 //! Effective weight code w4 << p_w from a stored 4-bit code and shift.

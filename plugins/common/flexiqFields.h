@@ -20,7 +20,8 @@ namespace flexiq
 
 //! plugin_spec.PLUGIN_NAMESPACE / PLUGIN_VERSION / CONV_OP / GEMM_OP / RUNTIME_INPUT.
 constexpr char const* kFLEXIQ_PLUGIN_NAMESPACE = "flexiq";
-constexpr char const* kFLEXIQ_PLUGIN_VERSION = "4"; // 2: `bias` per-rung table; 3: INT8 codes between layers; 4: workspace edges
+// 2: `bias` per-rung table; 3: INT8 codes between layers; 4: workspace edges; 5: integer activation steps
+constexpr char const* kFLEXIQ_PLUGIN_VERSION = "5";
 constexpr char const* kFLEXIQ_CONV_NAME = "FlexiQConv";
 constexpr char const* kFLEXIQ_GEMM_NAME = "FlexiQGemm";
 constexpr char const* kFLEXIQ_RUNTIME_INPUT = "flexiq_max_4bit_ch";

@@ -9,10 +9,10 @@
  * For `rows` input pixels of the reader (conv: B * H * W; gemm: M), its C_pad and G, the tensor holds
  * four planes, one after the other (plane-major, no gaps):
  *   codes8  int8  [rows, C_pad]     8-bit codes of the groups the GEMM reads as int8
- *   codes4  int8  [rows, C_pad / 2] 4-bit codes extract4(q, p) of the 4-bit prefix (int4 format only),
+ *   codes4  int8  [rows, C_pad / 2] 4-bit codes extract4Step(q, s) of the 4-bit prefix (int4 format only),
  *                                   low nibble first
- *   factorA int32 [rows, C_pad / G] 1 << p_a
- *   shiftA  int8  [rows, C_pad / G] p_a
+ *   factorA int32 [rows, C_pad / G] the activation step s (1..16, docs/design.md §2.5)
+ *   shiftA  int8  [rows, C_pad / G] s as well (the name predates integer steps)
  * so its size is rows * edgeBytesPerRow(C_pad, G) and TensorRT sees it as [rows dims..., bytes per row].
  * Every plane offset is a multiple of 16 bytes times rows' factor (C_pad is a multiple of 32): with a
  * 256-byte aligned base, codes8 / codes4 / factorA rows are 16-byte aligned for cp.async.
@@ -20,7 +20,7 @@
  * the backends' format:
  *   int4 format (int4 backends): codes8 of the 8-bit groups, codes4 of the 4-bit groups;
  *   int8 format (int8 and reference backends): codes8 of every group, effective codes
- *                                              effectiveCode(q, p) in the 4-bit prefix;
+ *                                              effectiveCodeStep(q, s) in the 4-bit prefix;
  * shiftA and factorA of every group in both. Other bytes are left as they are (no reader reads them).
  */
 #ifndef FLEXIQ_EDGE_IMAGE_H

@@ -4,14 +4,15 @@
  * Input pass of a FlexiQ layer (docs/design.md §2, §4): gather the NCHW input by the permutation (zero
  * padding for channels >= C_in), quantize to 8-bit codes with an IEEE division (an INT8 input already
  * holds the codes: activationCodeFromInt8, docs/design.md §2.3), pick each
- * (pixel, group)'s activation shift (dynamic rule or static table) and write
+ * (pixel, group)'s activation step s (docs/design.md §2.5: dynamic rule from the group's maximum
+ * magnitude, or 1 << p of the static table) and write
  *   codes8 [rows, C_pad]   8-bit codes of every group the GEMM reads as int8: all groups for the
  *                          reference backend, the 8-bit suffix for the int4 backend, and for the
  *                          int8 backend all groups with effective codes in the 4-bit prefix
- *   codes4 [rows, C_pad/2] int4 backend only: 4-bit codes extract4(q, p) of the 4-bit prefix groups,
+ *   codes4 [rows, C_pad/2] int4 backend only: 4-bit codes extract4Step(q, s) of the 4-bit prefix groups,
  *                          low nibble first
- *   shiftA [rows, C_pad/G] p_a
- *   factorA [rows, C_pad/G] int32 1 << p_a and wShiftT [C_pad/G, N] int32 p_w (pipelined backends)
+ *   shiftA [rows, C_pad/G] int8: the step s (1..16; the name predates integer steps)
+ *   factorA [rows, C_pad/G] int32 s and wShiftT [C_pad/G, N] int32 p_w (pipelined backends)
  * n4 is read from device memory and clamped here, so ratio switches need no host round trip.
  * The body is a device function so the host warp emulator (tests/unit/kernels) runs the same code.
  */
@@ -55,22 +56,23 @@ __device__ __forceinline__ int32_t loadCode(InT const* p, int64_t i, float actSc
         return quantizeActivation(loadInput(p, i), actScale, kSigned);
 }
 
-//! The second half of the input pass for one (row, group g) whose G 8-bit codes are q (magOr: the OR of
-//! their magnitudeBits): the shift (static table or dynamic rule), shiftA, factorA and the codes by n4 and
-//! the format. The input pass and a producer writing a workspace edge (flexiqPipelinedGemm.cuh) both call
+//! The second half of the input pass for one (row, group g) whose G 8-bit codes are q (magMax: the maximum
+//! of their magnitudeBits): the step s (static table or dynamic rule), shiftA and factorA (both hold s) and
+//! the codes by n4 and the format. The input pass and a producer writing a workspace edge (flexiqPipelinedGemm.cuh) both call
 //! it, so the image a reader gets from its producer is the one its own input pass would write.
 template <int32_t kG, bool kSigned, class Sink>
 __device__ __forceinline__ void writeRowGroup(
-    Sink const& p, int64_t row, int32_t g, int32_t const (&q)[kG], int32_t magOr, int32_t n4)
+    Sink const& p, int64_t row, int32_t g, int32_t const (&q)[kG], int32_t magMax, int32_t n4)
 {
-    int32_t const shift = p.actStaticShift != nullptr ? static_cast<int32_t>(__ldg(p.actStaticShift + g))
-                                                   : shiftFromMagnitude(magOr, kSigned);
+    int32_t const step = p.actStaticShift != nullptr ? actStepFromShift(__ldg(p.actStaticShift + g))
+                                                  : actStepFromMagnitude(magMax, kSigned);
+    int32_t const mult = actStepMultiplier(step); // once per group: extract4StepMul has no divide
     smem::checkGlobal(p.shiftA + row * p.groups + g, 1);
-    p.shiftA[row * p.groups + g] = static_cast<int8_t>(shift);
+    p.shiftA[row * p.groups + g] = static_cast<int8_t>(step);
     if (p.factorA != nullptr)
     {
         smem::checkGlobal(p.factorA + row * p.groups + g, 4);
-        p.factorA[row * p.groups + g] = 1 << shift; // pipelined int4 backend: one IMAD per accumulator
+        p.factorA[row * p.groups + g] = step; // pipelined int4 backend: one IMAD per accumulator
     }
 
     bool const fourBit = g * kG < n4;
@@ -86,7 +88,7 @@ __device__ __forceinline__ void writeRowGroup(
 #pragma unroll
             for (int32_t j = 0; j < 8; ++j)
             {
-                word |= (static_cast<uint32_t>(extract4(q[8 * w + j], shift, kSigned)) & 0xFu) << (4 * j);
+                word |= (static_cast<uint32_t>(extract4StepMul(q[8 * w + j], step, mult, kSigned)) & 0xFu) << (4 * j);
             }
             out4[w] = word;
         }
@@ -102,7 +104,7 @@ __device__ __forceinline__ void writeRowGroup(
 #pragma unroll
         for (int32_t j = 0; j < 4; ++j)
         {
-            int32_t const v = effective ? effectiveCode(q[4 * w + j], shift, kSigned) : q[4 * w + j];
+            int32_t const v = effective ? extract4StepMul(q[4 * w + j], step, mult, kSigned) * step : q[4 * w + j];
             word |= (static_cast<uint32_t>(v) & 0xFFu) << (8 * j);
         }
         out8[w] = word;
@@ -120,7 +122,7 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
     int32_t const n4 = clampN4(p.max4bit != nullptr ? __ldg(p.max4bit + p.layerIndex) : 0, p.cPad, kG);
 
     int32_t q[kG]; // [G] 8-bit codes of this (pixel, group)
-    int32_t magOr = 0;
+    int32_t magMax = 0;
 #pragma unroll
     for (int32_t i = 0; i < kG; ++i)
     {
@@ -132,9 +134,10 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
             src = __ldg(p.permutation + g * kG + i);
         // zero padding (src >= C_in) has code 0 in both input kinds
         q[i] = src < p.inChannels ? loadCode<kSigned>(in, (b * p.inChannels + src) * p.pixels + hw, p.actScale) : 0;
-        magOr |= magnitudeBits(q[i], kSigned);
+        int32_t const m = magnitudeBits(q[i], kSigned);
+        magMax = m > magMax ? m : magMax;
     }
-    writeRowGroup<kG, kSigned>(p, row, g, q, magOr, n4);
+    writeRowGroup<kG, kSigned>(p, row, g, q, magMax, n4);
 }
 
 //! Pipelined backends: wShiftT[g, n] = p_w[n, g] as int32, so one group's shifts are contiguous

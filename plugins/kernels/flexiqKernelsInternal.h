@@ -22,9 +22,9 @@ struct CodeSink
 {
     int8_t* codes8;              //!< [rows, C_pad]
     int8_t* codes4;              //!< [rows, C_pad/2] (int4 format) or null
-    int8_t* shiftA;              //!< [rows, C_pad/G]
-    int32_t* factorA;            //!< [rows, C_pad/G] or null
-    int8_t const* actStaticShift; //!< [C_pad/G] or null (dynamic shifts)
+    int8_t* shiftA;              //!< [rows, C_pad/G] activation steps s (docs/design.md §2.5)
+    int32_t* factorA;            //!< [rows, C_pad/G] s as int32, or null
+    int8_t const* actStaticShift; //!< [C_pad/G] static shifts p (step 1 << p) or null (dynamic steps)
     int32_t cPad, groups;
     int32_t writeEffective;      //!< int8 format: effective codes in the 4-bit prefix
 };
@@ -35,7 +35,7 @@ struct InputPassParams
     void const* input;            //!< [B, C_in, H, W] (gemm: [M, C_in], H = W = 1)
     int32_t inputType;            //!< FlexiqDataType: FP32/FP16 values to quantize, or INT8 codes (docs/design.md §2.3)
     int32_t const* permutation;   //!< [C_pad]; null (INT8 input only): identity, a producer's codes already in the reader's order
-    int8_t const* actStaticShift; //!< [C_pad/G] or null (dynamic)
+    int8_t const* actStaticShift; //!< [C_pad/G] static shifts p (step 1 << p) or null (dynamic steps)
     int32_t const* max4bit;       //!< [L] or null
     int32_t layerIndex;
     int64_t rows;                 //!< B * H * W input pixels
@@ -44,10 +44,10 @@ struct InputPassParams
     float actScale;
     int8_t* codes8;   //!< out [rows, C_pad]: 8-bit codes; 4-bit prefix holds effective codes if writeEffective
     int8_t* codes4;   //!< out [rows, C_pad/2] packed 4-bit codes (low nibble first), or null
-    int8_t* shiftA;   //!< out [rows, C_pad/G] activation shifts
+    int8_t* shiftA;   //!< out [rows, C_pad/G] activation steps s in 1..16 (docs/design.md §2.5)
     int32_t writeEffective;
     // Pipelined backends only (null otherwise):
-    int32_t* factorA;           //!< out [rows, C_pad/G] int32 1 << p_a (int4 pipelined backend)
+    int32_t* factorA;           //!< out [rows, C_pad/G] int32 step s (int4 pipelined backend)
     int32_t* wShiftT;           //!< out [C_pad/G, N] int32 p_w, transposed so a group's shifts are contiguous
     int8_t const* wShift;       //!< [N, C_pad/G] the layer's weight shifts (source of wShiftT)
     int32_t outChannels;        //!< N
@@ -58,11 +58,11 @@ struct MixedGemmParams
 {
     int8_t const* codes8;  //!< [rowsIn, C_pad]
     int8_t const* codes4;  //!< [rowsIn, C_pad/2] (Int4Mma only)
-    int8_t const* shiftA;  //!< [rowsIn, C_pad/G]
+    int8_t const* shiftA;  //!< [rowsIn, C_pad/G] activation steps s
     int8_t const* w8;      //!< [N, K]
     int8_t const* w4;      //!< [N, K/2] packed
     int8_t const* wShift;  //!< [N, C_pad/G]
-    int32_t const* factorA; //!< [rowsIn, C_pad/G] 1 << p_a (pipelined int4 backend)
+    int32_t const* factorA; //!< [rowsIn, C_pad/G] step s as int32 (pipelined int4 backend)
     int32_t const* wShiftT; //!< [C_pad/G, N] p_w (pipelined backends)
     float const* outScale; //!< [N]
     float const* bias;     //!< [G_count + 1, N] rung-major (biasFor picks the row)

@@ -8,8 +8,9 @@
  *   - 8-bit group:  acc += A8[m, g] . W8[n, g]                     (int8 mma, straight into acc)
  *   - 4-bit group, Int4 path: part = A4[m, g] . W4[n, g]           (one int4 mma atom: k32 for G = 32,
  *                                                                  k64 for G = 64; fresh partial tile)
- *                             acc += part << (p_a[pixel(m), g] + p_w[n, g])
- *   - 4-bit group, Int8 path: acc += (A4 << p_a)[m, g] . (W4 << p_w)[n, g]  (int8 mma, effective codes)
+ *                             acc += (part << p_w[n, g]) * s_a[pixel(m), g]
+ *   - 4-bit group, Int8 path: acc += (A4 * s_a)[m, g] . (W4 << p_w)[n, g]  (int8 mma, effective codes)
+ * s_a is the activation step (1..16, docs/design.md §2.5) that the input pass writes into shiftA.
  * Out-of-image taps read zero fragments, so padding adds nothing. Every branch depends only on the
  * group index and n4, so it is warp-uniform.
  */
@@ -185,14 +186,14 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                             for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
                                 mmaS4<kSigned>(part[mi][ni], a[mi], b[ni]);
                     }
-                    // Shift after the MMA: acc += (part << p_w[n]) * 2^p_a[row], two integer ops per element
+                    // Scale after the MMA: acc += (part << p_w[n]) * s_a[row], two integer ops per element
                     // (SHF + IMAD) with the row factor hoisted; this ALU work is the int4 path's overhead.
-                    int32_t rowFactor[kWarpTilesM][2]; // 2^p_a of the C rows (groupID, groupID + 8)
+                    int32_t rowFactor[kWarpTilesM][2]; // the step s_a of the C rows (groupID, groupID + 8)
 #pragma unroll
                     for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
 #pragma unroll
                         for (int32_t h = 0; h < 2; ++h)
-                            rowFactor[mi][h] = 1 << (rowIn[mi][h] >= 0 ? p.shiftA[rowIn[mi][h] * p.groups + g] : 0);
+                            rowFactor[mi][h] = rowIn[mi][h] >= 0 ? p.shiftA[rowIn[mi][h] * p.groups + g] : 1;
 #pragma unroll
                     for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
                     {

@@ -13,7 +13,8 @@
 namespace flexiq
 {
 
-//! Input-pass arguments; the caller sets the workspace pointers (codes8, codes4, shiftA) and writeEffective.
+//! Input-pass arguments; the caller sets the workspace pointers (codes8, codes4, shiftA: the activation
+//! steps) and writeEffective.
 InputPassParams makeInputPassParams(FlexiqLayerArgs const& args, FlexiqProblem const& problem);
 
 //! Mixed-GEMM arguments reading the code buffers that `in` describes.

@@ -1,9 +1,9 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Reference CUDA backend: one thread per output element, the literal per-group shifted sum of
- * docs/design.md §2 over the input pass's raw 8-bit codes and shifts (the same loop as the C++ CPU
- * reference). Slow; it exists to cross-check the tensor-core kernels on a GPU.
+ * Reference CUDA backend: one thread per output element, the literal per-group sum of
+ * docs/design.md §2 over the input pass's raw 8-bit codes and activation steps (4-bit groups:
+ * (x4 . w4) * s_a << p_w; the same loop as the C++ CPU reference). Slow; it exists to cross-check the tensor-core kernels on a GPU.
  */
 #include "flexiqContract.h"
 #include "flexiqKernelsInternal.h"
@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(tile::kReferenceThreads, tile::kMinCtasPerSm) 
             for (int32_t g = 0; g < p.groups; ++g)
             {
                 bool const fourBit = g * p.groupSize < n4;
-                int32_t const pa = p.shiftA[row * p.groups + g];
+                int32_t const sa = p.shiftA[row * p.groups + g]; // the activation step s (docs/design.md §2.5)
                 int64_t part = 0;
                 for (int32_t i = 0; i < p.groupSize; ++i)
                 {
@@ -69,13 +69,13 @@ __global__ void __launch_bounds__(tile::kReferenceThreads, tile::kMinCtasPerSm) 
                     int32_t const xq = kSigned ? raw : (raw & 0xFF); // u8 codes are stored as their bits
                     int64_t const k = kBase + c;
                     if (fourBit)
-                        part += static_cast<int64_t>(extract4(xq, pa, kSigned))
+                        part += static_cast<int64_t>(extract4Step(xq, sa, kSigned))
                             * unpackNibble(p.w4 + static_cast<int64_t>(n) * (p.kLen / 2), k, true);
                     else
                         part += static_cast<int64_t>(xq) * p.w8[static_cast<int64_t>(n) * p.kLen + k];
                 }
                 if (fourBit)
-                    part *= int64_t{1} << (pa + p.wShift[static_cast<int64_t>(n) * p.groups + g]);
+                    part *= int64_t{sa} << p.wShift[static_cast<int64_t>(n) * p.groups + g];
                 sum += part;
             }
         }

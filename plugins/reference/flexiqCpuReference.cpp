@@ -15,9 +15,29 @@
 
 namespace flexiq
 {
+namespace
+{
+
+//! The activation step s of one (row, group) of G codes q (docs/design.md §2.5): the static table's
+//! 1 << p, or the dynamic rule's from the group's maximum of magnitudeBits.
+int32_t groupStep(int32_t const* q, int32_t groupSize, bool isSigned, int32_t shiftMode, int8_t const* staticShift,
+    int32_t g)
+{
+    if (shiftMode == static_cast<int32_t>(ShiftMode::kSTATIC))
+        return actStepFromShift(staticShift[g]);
+    int32_t magMax = 0;
+    for (int32_t i = 0; i < groupSize; ++i)
+    {
+        int32_t const m = magnitudeBits(q[i], isSigned);
+        magMax = m > magMax ? m : magMax;
+    }
+    return actStepFromMagnitude(magMax, isSigned);
+}
+
+} // namespace
 
 void cpuQuantizeInput(FlexiqLayerArgs const& a, int32_t batch, int32_t height, int32_t width, int32_t inputType,
-    void const* input, int32_t* codes, int32_t* shifts)
+    void const* input, int32_t* codes, int32_t* steps)
 {
     bool const int8Input = inputType == kFLEXIQ_INT8;
     int32_t const cPad = a.paddedChannels;
@@ -42,28 +62,15 @@ void cpuQuantizeInput(FlexiqLayerArgs const& a, int32_t batch, int32_t height, i
             }
             for (int32_t g = 0; g < groups; ++g)
             {
-                int32_t shift = 0;
-                if (a.actShiftMode == static_cast<int32_t>(ShiftMode::kSTATIC))
-                {
-                    shift = a.actStaticShift[g];
-                }
-                else
-                {
-                    int32_t magOr = 0;
-                    for (int32_t i = 0; i < a.groupSize; ++i)
-                    {
-                        magOr |= magnitudeBits(codes[row * cPad + g * a.groupSize + i], isSigned);
-                    }
-                    shift = shiftFromMagnitude(magOr, isSigned);
-                }
-                shifts[row * groups + g] = shift;
+                steps[row * groups + g] = groupStep(codes + row * cPad + g * a.groupSize, a.groupSize, isSigned,
+                    a.actShiftMode, a.actStaticShift, g);
             }
         }
     }
 }
 
 void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height, int32_t width, int32_t const* codes,
-    int32_t const* shifts, int32_t n4, int32_t* acc)
+    int32_t const* steps, int32_t n4, int32_t* acc)
 {
     ConvGeometry const geo = layerGeometry(a);
     int32_t outH = 0;
@@ -100,7 +107,7 @@ void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height,
                                     int32_t const xq = codes[row * cPad + c];
                                     if (fourBit)
                                     {
-                                        int32_t const x4 = extract4(xq, shifts[row * groups + g], isSigned);
+                                        int32_t const x4 = extract4Step(xq, steps[row * groups + g], isSigned);
                                         int32_t const w4 = unpackNibble(a.weightInt4 + n * (kLen / 2), k, true);
                                         part += static_cast<int64_t>(x4) * w4;
                                     }
@@ -109,9 +116,9 @@ void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height,
                                         part += static_cast<int64_t>(xq) * a.weightInt8[n * kLen + k];
                                     }
                                 }
-                                if (fourBit)
+                                if (fourBit) // (x4 . w4) * s_a << p_w
                                 {
-                                    part *= int64_t{1} << (shifts[row * groups + g] + a.weightShift[n * groups + g]);
+                                    part *= int64_t{steps[row * groups + g]} << a.weightShift[n * groups + g];
                                 }
                                 sum += part;
                             }
@@ -141,23 +148,6 @@ void cpuEpilogue(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, int
             }
 }
 
-namespace
-{
-
-//! p_a of one (row, group) of codes [.., cPad]: the static table's, or the dynamic rule's.
-int32_t groupShift(int32_t const* q, int32_t groupSize, bool isSigned, int32_t shiftMode, int8_t const* staticShift,
-    int32_t g)
-{
-    if (shiftMode == static_cast<int32_t>(ShiftMode::kSTATIC))
-        return staticShift[g];
-    int32_t magOr = 0;
-    for (int32_t i = 0; i < groupSize; ++i)
-        magOr |= magnitudeBits(q[i], isSigned);
-    return shiftFromMagnitude(magOr, isSigned);
-}
-
-} // namespace
-
 void cpuWriteEdgeImage(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixels, float const* y,
     CpuEdgeOptions const& edge, int8_t* image)
 {
@@ -180,10 +170,9 @@ void cpuWriteEdgeImage(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixel
         for (int32_t g = 0; g < groups; ++g)
         {
             int32_t const* qg = q.data() + g * gSize;
-            int32_t const shift = groupShift(qg, gSize, isSigned, a.readerShiftMode, a.readerStaticShift, g);
-            image[l.shiftA + row * groups + g] = static_cast<int8_t>(shift);
-            int32_t const factor = 1 << shift;
-            std::memcpy(image + l.factorA + (row * groups + g) * 4, &factor, 4);
+            int32_t const step = groupStep(qg, gSize, isSigned, a.readerShiftMode, a.readerStaticShift, g);
+            image[l.shiftA + row * groups + g] = static_cast<int8_t>(step); // the plane named shiftA holds s
+            std::memcpy(image + l.factorA + (row * groups + g) * 4, &step, 4);
             bool const fourBit = g * gSize < n4;
             for (int32_t i = 0; i < gSize; ++i)
             {
@@ -191,12 +180,12 @@ void cpuWriteEdgeImage(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixel
                 if (fourBit && edge.int4Format)
                 {
                     uint8_t& byte = reinterpret_cast<uint8_t&>(image[l.codes4 + (row * cPad + c) / 2]);
-                    uint8_t const nib = static_cast<uint8_t>(extract4(qg[i], shift, isSigned) & 0xF);
+                    uint8_t const nib = static_cast<uint8_t>(extract4Step(qg[i], step, isSigned) & 0xF);
                     byte = (c & 1) ? static_cast<uint8_t>((byte & 0x0F) | (nib << 4)) : static_cast<uint8_t>((byte & 0xF0) | nib);
                 }
                 else
                 {
-                    int32_t const v = fourBit ? effectiveCode(qg[i], shift, isSigned) : qg[i];
+                    int32_t const v = fourBit ? effectiveCodeStep(qg[i], step, isSigned) : qg[i];
                     image[l.codes8 + row * cPad + c] = static_cast<int8_t>(static_cast<uint8_t>(v & 0xFF));
                 }
             }
@@ -205,7 +194,7 @@ void cpuWriteEdgeImage(FlexiqLayerArgs const& a, int32_t batch, int32_t outPixel
 }
 
 void cpuReadEdgeImage(FlexiqLayerArgs const& a, int64_t rows, int8_t const* image, CpuEdgeOptions const& edge,
-    int32_t* codes, int32_t* shifts)
+    int32_t* codes, int32_t* steps)
 {
     int32_t const cPad = a.paddedChannels;
     int32_t const gSize = a.groupSize;
@@ -216,15 +205,15 @@ void cpuReadEdgeImage(FlexiqLayerArgs const& a, int64_t rows, int8_t const* imag
     for (int64_t row = 0; row < rows; ++row)
         for (int32_t g = 0; g < groups; ++g)
         {
-            int32_t const shift = image[l.shiftA + row * groups + g];
-            shifts[row * groups + g] = shift;
+            int32_t const step = image[l.shiftA + row * groups + g]; // the step s (docs/design.md §2.5)
+            steps[row * groups + g] = step;
             bool const fourBit = g * gSize < n4;
             for (int32_t i = 0; i < gSize; ++i)
             {
                 int64_t const c = static_cast<int64_t>(g) * gSize + i;
                 int32_t v = 0;
                 if (fourBit && edge.int4Format) // the 4-bit code back as its effective code
-                    v = effectiveWeight(unpackNibble(image + l.codes4, row * cPad + c, isSigned), shift);
+                    v = unpackNibble(image + l.codes4, row * cPad + c, isSigned) * step;
                 else
                     v = isSigned ? static_cast<int32_t>(image[l.codes8 + row * cPad + c])
                                  : static_cast<int32_t>(static_cast<uint8_t>(image[l.codes8 + row * cPad + c]));
@@ -246,14 +235,14 @@ bool cpuForwardEdge(FlexiqLayerArgs const& a, FlexiqProblem const& pr, int32_t n
     }
     int64_t const rows = static_cast<int64_t>(pr.batch) * pr.height * pr.width;
     std::vector<int32_t> codes(static_cast<size_t>(rows * a.paddedChannels));
-    std::vector<int32_t> shifts(static_cast<size_t>(rows * (a.paddedChannels / a.groupSize)));
+    std::vector<int32_t> steps(static_cast<size_t>(rows * (a.paddedChannels / a.groupSize)));
     if (pr.dataType == kFLEXIQ_INT8_WORKSPACE)
         cpuReadEdgeImage(a, rows, static_cast<int8_t const*>(pr.input), CpuEdgeOptions{n4, edge.int4Format},
-            codes.data(), shifts.data());
+            codes.data(), steps.data());
     else
-        cpuQuantizeInput(a, pr.batch, pr.height, pr.width, pr.dataType, pr.input, codes.data(), shifts.data());
+        cpuQuantizeInput(a, pr.batch, pr.height, pr.width, pr.dataType, pr.input, codes.data(), steps.data());
     int32_t const n4c = clampN4(n4, a.paddedChannels, a.groupSize);
-    cpuMixedAccumulate(a, pr.batch, pr.height, pr.width, codes.data(), shifts.data(), n4c, pr.accOut);
+    cpuMixedAccumulate(a, pr.batch, pr.height, pr.width, codes.data(), steps.data(), n4c, pr.accOut);
     int32_t outH = 0;
     int32_t outW = 0;
     outputSize(layerGeometry(a), pr.height, pr.width, &outH, &outW);

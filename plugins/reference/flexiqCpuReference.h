@@ -3,8 +3,8 @@
  *
  * C++ CPU reference of a FlexiQ layer (docs/design.md §2): plain loops over the shared contract header.
  *
- * It is written in the *literal* per-group shifted form (8-bit groups as int8 products, 4-bit groups
- * as (x4 . w4) << (p_a + p_w)), while the NumPy oracle uses the one-GEMM effective-code form, so the
+ * It is written in the *literal* per-group form (8-bit groups as int8 products, 4-bit groups
+ * as (x4 . w4) * s_a << p_w with the activation step s_a, docs/design.md §2.5), while the NumPy oracle uses the one-GEMM effective-code form, so the
  * cross-check in tests/unit/kernels also proves the two formulations agree. The CUDA kernels are
  * checked bit-exactly against this file's results.
  */
@@ -19,16 +19,17 @@
 namespace flexiq
 {
 
-//! Input pass: NCHW input -> permuted 8-bit codes [B*H*W, C_pad] and activation shifts
-//! [B*H*W, C_pad/G] (dynamic: per pixel and group; static: the table). `inputType` kFLEXIQ_FP32:
+//! Input pass: NCHW input -> permuted 8-bit codes [B*H*W, C_pad] and activation steps s
+//! [B*H*W, C_pad/G] (dynamic: per pixel and group from the group's maximum magnitude; static: 1 << p of
+//! the table). `inputType` kFLEXIQ_FP32:
 //! float values, quantized here; kFLEXIQ_INT8: int8 activation codes of this layer (an INT8 edge,
 //! read by activationCodeFromInt8, docs/design.md §2.3).
 void cpuQuantizeInput(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width, int32_t inputType,
-    void const* input, int32_t* codes, int32_t* shifts);
+    void const* input, int32_t* codes, int32_t* steps);
 
 //! Mixed accumulation over quantized codes -> int32 accumulators, NCHW [B, N, P, Q]. `n4` is already clamped.
 void cpuMixedAccumulate(FlexiqLayerArgs const& args, int32_t batch, int32_t height, int32_t width,
-    int32_t const* codes, int32_t const* shifts, int32_t n4, int32_t* acc);
+    int32_t const* codes, int32_t const* steps, int32_t n4, int32_t* acc);
 
 //! Epilogue over NCHW accumulators: y = acc * outScale[n] + bias[k][n] with k = n4 / G (the bias rung; `n4`
 //! already clamped), then the activation. `outputType` kFLEXIQ_FP32: float y; kFLEXIQ_INT8: the
@@ -50,11 +51,11 @@ struct CpuEdgeOptions
 void cpuWriteEdgeImage(FlexiqLayerArgs const& args, int32_t batch, int32_t outPixels, float const* y,
     CpuEdgeOptions const& edge, int8_t* image);
 
-//! Reader side: codes [rows, C_pad] and shifts [rows, C_pad/G] that, accumulated by cpuMixedAccumulate at
+//! Reader side: codes [rows, C_pad] and steps [rows, C_pad/G] that, accumulated by cpuMixedAccumulate at
 //! the same n4, give the same int32 sums as the input pass of the producer's float values (4-bit groups
-//! come back as effective codes, which extract4 maps to the same 4-bit codes).
+//! come back as effective codes c4 * s, which extract4Step maps to the same 4-bit codes c4).
 void cpuReadEdgeImage(FlexiqLayerArgs const& args, int64_t rows, int8_t const* image, CpuEdgeOptions const& edge,
-    int32_t* codes, int32_t* shifts);
+    int32_t* codes, int32_t* steps);
 
 //! cpuForward with workspace edges: input and output types may also be kFLEXIQ_INT8_WORKSPACE.
 bool cpuForwardEdge(FlexiqLayerArgs const& args, FlexiqProblem const& problem, int32_t n4, CpuEdgeOptions const& edge,

@@ -77,19 +77,22 @@ FLEXIQ_CAPI int32_t flexiqCpuMagnitudeBits(int32_t code, int32_t isSigned)
     return flexiq::magnitudeBits(code, isSigned != 0);
 }
 
-FLEXIQ_CAPI int32_t flexiqCpuShiftFromMagnitude(int32_t magOr, int32_t isSigned)
+//! Dynamic activation step s in 1..16 from a group's maximum of magnitudeBits.
+FLEXIQ_CAPI int32_t flexiqCpuActStepFromMagnitude(int32_t magMax, int32_t isSigned)
 {
-    return flexiq::shiftFromMagnitude(magOr, isSigned != 0);
+    return flexiq::actStepFromMagnitude(magMax, isSigned != 0);
 }
 
-FLEXIQ_CAPI int32_t flexiqCpuExtract4(int32_t code, int32_t shift, int32_t isSigned)
+//! 4-bit activation code of an 8-bit code at step s.
+FLEXIQ_CAPI int32_t flexiqCpuExtract4Step(int32_t code, int32_t step, int32_t isSigned)
 {
-    return flexiq::extract4(code, shift, isSigned != 0);
+    return flexiq::extract4Step(code, step, isSigned != 0);
 }
 
-FLEXIQ_CAPI int32_t flexiqCpuEffectiveCode(int32_t code, int32_t shift, int32_t isSigned)
+//! The value that 4-bit code stands for: extract4Step(q, s) * s.
+FLEXIQ_CAPI int32_t flexiqCpuEffectiveCodeStep(int32_t code, int32_t step, int32_t isSigned)
 {
-    return flexiq::effectiveCode(code, shift, isSigned != 0);
+    return flexiq::effectiveCodeStep(code, step, isSigned != 0);
 }
 
 FLEXIQ_CAPI int32_t flexiqCpuClampN4(int32_t n4, int32_t paddedChannels, int32_t groupSize)

@@ -141,7 +141,7 @@ TEST_CASE(creatorIdentity)
     {
         auto& c = creatorFor(isConv);
         CHECK(std::strcmp(c.getPluginName(), isConv ? "FlexiQConv" : "FlexiQGemm") == 0);
-        CHECK(std::strcmp(c.getPluginVersion(), "4") == 0); // 3: INT8 codes between layers; 4: workspace edges
+        CHECK(std::strcmp(c.getPluginVersion(), "5") == 0); // 4: workspace edges; 5: integer activation steps
         CHECK(std::strcmp(c.getPluginNamespace(), "flexiq") == 0);
         PluginFieldCollection const* names = c.getFieldNames();
         CHECK(names != nullptr && names->nbFields == (isConv ? 29 : 25));
