@@ -195,7 +195,7 @@ def random_input(rng: np.random.Generator, layer: QuantizedLayer, batch: int, he
                  signed: bool) -> np.ndarray:
     """Float input spanning small and saturating codes, with exact half-way points to test rounding."""
     shape = (batch, layer.in_channels, height, width) if layer.is_conv else (batch, layer.in_channels)
-    # Per-channel ranges so some groups use small shifts and others large ones.
+    # Per-channel ranges so some groups use small activation steps and others large ones.
     span = rng.choice([2.0, 10.0, 40.0, 140.0, 300.0], size=layer.in_channels)  # 300: saturates s8 and u8
     span = span.reshape((1, -1, 1, 1) if layer.is_conv else (1, -1))
     codes = rng.uniform(-1, 1, shape) * span
@@ -234,9 +234,9 @@ def load_cpu_reference(build_dir: Path) -> ctypes.CDLL | None:
     lib.flexiqCpuActivationCodeBits.argtypes, lib.flexiqCpuActivationCodeBits.restype = [_F, _F, _I], _I
     for fn in ("flexiqCpuQuantizeActivation",):
         getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_F, _F, _I], _I
-    for fn in ("flexiqCpuMagnitudeBits", "flexiqCpuShiftFromMagnitude"):
+    for fn in ("flexiqCpuMagnitudeBits", "flexiqCpuActStepFromMagnitude"):
         getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_I, _I], _I
-    for fn in ("flexiqCpuExtract4", "flexiqCpuEffectiveCode", "flexiqCpuClampN4"):
+    for fn in ("flexiqCpuExtract4Step", "flexiqCpuEffectiveCodeStep", "flexiqCpuClampN4"):
         getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_I, _I, _I], _I
     lib.flexiqCpuUnpackNibble.argtypes, lib.flexiqCpuUnpackNibble.restype = [_P, ctypes.c_int64, _I], _I
     lib.flexiqCpuApplyActivation.argtypes, lib.flexiqCpuApplyActivation.restype = [_F, _I, _F, _F], _F

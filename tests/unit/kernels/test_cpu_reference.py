@@ -1,7 +1,7 @@
 """The C++ CPU reference (plugins/reference) against the NumPy reference: int32 bit-exact.
 
 The contract primitives of plugins/common/flexiqContract.h are swept exhaustively over every
-8-bit code and shift; whole layers over a randomized sweep of gemm/conv, signedness, shift modes,
+8-bit code and activation step (docs/design.md §2.5); whole layers over a randomized sweep of gemm/conv, signedness, shift modes,
 geometry, G and every n4; and hand-worked golden vectors pin the meaning (docs/design.md §2).
 INT8 edges (docs/design.md §2.3): the codes read from and written to INT8 tensors match the NumPy
 oracle's quantizer, and a layer fed INT8 codes matches the NumPy reference fed the float input.
@@ -51,30 +51,35 @@ def test_int8_edge_codes_match_numpy(cpu_ref, signed):
 
 
 @pytest.mark.parametrize("signed", SIGNEDNESS)
-def test_extract4_and_effective_codes_match_numpy_for_every_code_and_shift(cpu_ref, signed):
-    codes = np.arange(-127, 128) if signed else np.arange(0, 256)
-    for p in range(5):
-        want4 = bits.extract4(codes, np.int32(p), signed)
-        want_eff = bits.effective_codes(codes, np.int32(p), signed)
-        got4 = [cpu_ref.flexiqCpuExtract4(int(c), p, int(signed)) for c in codes]
-        got_eff = [cpu_ref.flexiqCpuEffectiveCode(int(c), p, int(signed)) for c in codes]
-        np.testing.assert_array_equal(got4, want4, err_msg=f"extract4 p={p}")
-        np.testing.assert_array_equal(got_eff, want_eff, err_msg=f"effective p={p}")
+def test_extract4_and_effective_codes_match_numpy_for_every_code_and_step(cpu_ref, signed):
+    codes = np.arange(-128, 256)  # beyond the valid codes too: the C++ floor division must hold there as well
+    for s in range(1, bits.MAX_STEP + 1):
+        want4 = bits.extract4_step(codes, np.int32(s), signed)
+        want_eff = bits.effective_codes_step(codes, np.int32(s), signed)
+        got4 = [cpu_ref.flexiqCpuExtract4Step(int(c), s, int(signed)) for c in codes]
+        got_eff = [cpu_ref.flexiqCpuEffectiveCodeStep(int(c), s, int(signed)) for c in codes]
+        np.testing.assert_array_equal(got4, want4, err_msg=f"extract4_step s={s}")
+        np.testing.assert_array_equal(got_eff, want_eff, err_msg=f"effective s={s}")
+    # Power-of-two steps (static shifts) are the shift rule (q + 2^(p-1)) >> p.
+    valid = np.arange(-127, 128) if signed else np.arange(0, 256)
+    for p in range(bits.MAX_SHIFT + 1):
+        got = [cpu_ref.flexiqCpuExtract4Step(int(c), 1 << p, int(signed)) for c in valid]
+        np.testing.assert_array_equal(got, bits.extract4(valid, np.int32(p), signed), err_msg=f"p={p}")
 
 
 @pytest.mark.parametrize("signed", SIGNEDNESS)
-def test_group_shift_rule_matches_numpy(cpu_ref, signed):
+def test_group_step_rule_matches_numpy(cpu_ref, signed):
     codes = np.arange(-127, 128) if signed else np.arange(0, 256)
     mags = [cpu_ref.flexiqCpuMagnitudeBits(int(c), int(signed)) for c in codes]
     np.testing.assert_array_equal(mags, bits.magnitude_bits(codes, signed))
-    ors = np.arange(0, 256)
-    got = [cpu_ref.flexiqCpuShiftFromMagnitude(int(m), int(signed)) for m in ors]
-    np.testing.assert_array_equal(got, bits.shift_from_magnitude(ors, signed))
-    # The rule's definition: smallest p with every truncated code in 4 bits.
+    maxima = np.arange(0, 256)
+    got = [cpu_ref.flexiqCpuActStepFromMagnitude(int(m), int(signed)) for m in maxima]
+    np.testing.assert_array_equal(got, bits.act_step(maxima, signed))
+    # The rule's definition: smallest integer step with every truncated code (floor(q / s)) in 4 bits.
+    lo, hi = (-8, 7) if signed else (0, 15)
     for c in codes:
-        p = cpu_ref.flexiqCpuShiftFromMagnitude(cpu_ref.flexiqCpuMagnitudeBits(int(c), int(signed)), int(signed))
-        lo, hi = (-8, 7) if signed else (0, 15)
-        assert lo <= (int(c) >> p) <= hi and (p == 0 or not lo <= (int(c) >> (p - 1)) <= hi), (c, p)
+        s = cpu_ref.flexiqCpuActStepFromMagnitude(cpu_ref.flexiqCpuMagnitudeBits(int(c), int(signed)), int(signed))
+        assert lo <= (int(c) // s) <= hi and (s == 1 or not lo <= (int(c) // (s - 1)) <= hi), (c, s)
 
 
 @pytest.mark.parametrize("signed", SIGNEDNESS)
@@ -112,16 +117,18 @@ def test_activation_matches_numpy(cpu_ref, act):
 # ---- golden vectors (hand-worked, docs/design.md §2) -----------------------------------------------------
 
 def test_design_worked_example(cpu_ref):
-    codes = [45, -23, 6, -1]
-    mag_or = 0
-    for c in codes:
-        mag_or |= cpu_ref.flexiqCpuMagnitudeBits(c, 1)
-    p = cpu_ref.flexiqCpuShiftFromMagnitude(mag_or, 1)
-    assert p == 3
-    assert [cpu_ref.flexiqCpuExtract4(c, p, 1) for c in codes] == [6, -3, 1, 0]
-    assert [cpu_ref.flexiqCpuEffectiveCode(c, p, 1) for c in codes] == [48, -24, 8, 0]
-    assert cpu_ref.flexiqCpuExtract4(127, 4, 1) == 7  # top carry saturates
-    assert cpu_ref.flexiqCpuEffectiveCode(-127, 4, 1) == -128
+    """docs/design.md §2.5's example: the group's MAXIMUM magnitude 41 gives s = 41 // 8 + 1 = 6."""
+    codes = [41, -23, 6, -1]
+    mag_max = max(cpu_ref.flexiqCpuMagnitudeBits(c, 1) for c in codes)
+    s = cpu_ref.flexiqCpuActStepFromMagnitude(mag_max, 1)
+    assert (mag_max, s) == (41, 6)
+    assert [cpu_ref.flexiqCpuExtract4Step(c, s, 1) for c in codes] == [7, -4, 1, 0]
+    assert [cpu_ref.flexiqCpuEffectiveCodeStep(c, s, 1) for c in codes] == [42, -24, 6, 0]
+    # Maximum, not OR: 64 | 63 = 127 would give step 16; the maximum 64 gives 9.
+    assert cpu_ref.flexiqCpuActStepFromMagnitude(max(64, 63), 1) == 9
+    assert cpu_ref.flexiqCpuExtract4Step(45, 6, 1) == 7  # 45 / 6 = 7.5 rounds up to 8: the top carry saturates
+    assert cpu_ref.flexiqCpuExtract4Step(127, 16, 1) == 7
+    assert cpu_ref.flexiqCpuEffectiveCodeStep(-127, 16, 1) == -128
 
 
 def _golden_gemm_layer(rng):
@@ -163,11 +170,12 @@ def test_golden_gemm_accumulators(cpu_ref):
     assert acc0.tolist() == [[27 + 99, 27 + 99]]  # all 8-bit: plain sums of codes
     np.testing.assert_array_equal(y0, [[126.5, 126.5]])
     acc32, _ = cpu_forward(cpu_ref, host, x, 32)
-    # group 0 in 4-bit: (6 - 3 + 1 + 0) << (3 + p_w); p_w = 0 for n = 0 and 2 for n = 1.
-    assert acc32.tolist() == [[32 + 99, 128 + 99]]
+    # group 0 in 4-bit: max magnitude 45 -> s = 6, q4 = [7 (saturated), -4, 1, 0]: (7 - 4 + 1 + 0) * 6 << p_w;
+    # p_w = 0 for n = 0 and 2 for n = 1.
+    assert acc32.tolist() == [[24 + 99, 96 + 99]]
     acc_all, _ = cpu_forward(cpu_ref, host, x, 10_000)  # clamped to C_pad = 64
-    # group 1: codes [100, -3, 2] -> p = 4, q4 = [6, 0, 0] -> 6 << 4 = 96.
-    assert acc_all.tolist() == [[32 + 96, 128 + 96]]
+    # group 1: codes [100, -3, 2] -> s = 100 // 8 + 1 = 13, q4 = [7 (100 / 13 = 7.7, saturated), 0, 0] -> 91.
+    assert acc_all.tolist() == [[24 + 91, 96 + 91]]
     acc_rounded, _ = cpu_forward(cpu_ref, host, x, 63)  # rounds down to 32
     np.testing.assert_array_equal(acc_rounded, acc32)
 
@@ -221,13 +229,14 @@ def test_conv_matches_numpy_for_every_n4(cpu_ref, case, mode, signed):
 
 
 def test_shifted_and_effective_formulations_agree_through_the_cpu_reference(cpu_ref):
-    """The C++ literal shifted sum equals NumPy's literal form on a gemm (a third implementation)."""
+    """The C++ literal per-group sum ((x4 . w4) * s_a << p_w) equals NumPy's literal form on a gemm (a third
+    implementation)."""
     rng = np.random.default_rng(7)
     layer = random_layer(rng, conv=False, in_channels=96, out_channels=9)
     x = random_input(rng, layer, 6, 1, 1, True)
     xq = bits.quantize_activation(reference.permute_channels(x, layer.permutation, 96, -1), layer.act_scale)
-    shifts = bits.group_shift(xq.reshape(6, 3, 32), True, axis=-1)
-    want = reference.mixed_gemm_int32_shifted(xq, shifts, layer.weight_int8, layer.weight_int4,
+    steps = bits.group_step(xq.reshape(6, 3, 32), True, axis=-1)
+    want = reference.mixed_gemm_int32_shifted(xq, steps, layer.weight_int8, layer.weight_int4,
                                                layer.weight_shift, 64, 32)
     got, _ = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, 64)
     np.testing.assert_array_equal(got, want)
