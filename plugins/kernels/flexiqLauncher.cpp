@@ -32,8 +32,8 @@ size_t alignUp(size_t v)
     return (v + kAlign - 1) / kAlign * kAlign;
 }
 
-//! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G] |
-//! factorA int32 [rows, C_pad/G] | wShiftT int32 [C_pad/G, N] | edge codes [B, N, P, Q], each 256-byte
+//! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G] (activation steps) |
+//! factorA int32 [rows, C_pad/G] (the steps again) | wShiftT int32 [C_pad/G, N] | edge codes [B, N, P, Q], each 256-byte
 //! aligned. The same for every backend, so getWorkspaceSize need not know the device (no code planes for a
 //! workspace-edge input). `edge codes` only
 //! for a workspace-edge output: the first-version and reference kernels store INT8 codes there and a

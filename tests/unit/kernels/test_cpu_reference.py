@@ -1,8 +1,9 @@
 """The C++ CPU reference (plugins/reference) against the NumPy reference: int32 bit-exact.
 
 The contract primitives of plugins/common/flexiqContract.h are swept exhaustively over every
-8-bit code and activation step (docs/design.md §2.5); whole layers over a randomized sweep of gemm/conv, signedness, shift modes,
-geometry, G and every n4; and hand-worked golden vectors pin the meaning (docs/design.md §2).
+8-bit code and activation step (docs/design.md §2.5); whole layers over a randomized sweep of
+gemm/conv, signedness, shift modes, geometry, G and every n4; and hand-worked golden vectors pin the
+meaning (docs/design.md §2).
 INT8 edges (docs/design.md §2.3): the codes read from and written to INT8 tensors match the NumPy
 oracle's quantizer, and a layer fed INT8 codes matches the NumPy reference fed the float input.
 """

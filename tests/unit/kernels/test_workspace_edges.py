@@ -132,7 +132,7 @@ def test_cpu_reference_workspace_edge_equals_the_fp32_chain(cpu_ref, chain, int4
                                                 int4_format=int4_format)
         _assert_bits(got_acc_r, acc_r, "reader accumulators " + msg)
         _assert_bits(got_out_r, out_r, "reader outputs " + msg)
-    # The test reaches the interesting codes: 4-bit groups with several shifts, saturated codes.
+    # The test reaches the interesting codes: 4-bit groups with several activation steps, saturated codes.
     codes = np.abs(np.clip(np.rint(y / np.float32(reader.act_scale)), -127 if chain.signed_r else 0, 255))
     assert (codes >= 127).any() and (codes < 16).any()
     del rng
