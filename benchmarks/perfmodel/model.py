@@ -114,7 +114,7 @@ class ModelOptions:
                                                       "reading 1-byte codes: fan-out edges, docs/design.md §2.8); "
                                                       "int8 (no input pass: workspace edges, built behind "
                                                       "--workspace-edges for one-reader edges; the producer "
-                                                      "writes the reader's codes, shifts and 1 << p_a)"})
+                                                      "writes the reader's codes and activation steps)"})
     group_size: int = field(default=32, metadata={"help": "channels per group G (32 or 64)"})
     launch_us: float = field(default=2.0, metadata={"help": "fixed cost per kernel launch in microseconds "
                                                             "(CUDA-graph replay of back-to-back kernels)"})

@@ -113,13 +113,13 @@ FlexiqStatus flexiqCanImplementProblem(
 //! Output spatial size of a conv (gemm: 1 x 1).
 void flexiqOutputHW(FlexiqLayerArgs const* args, int32_t height, int32_t width, int32_t* outH, int32_t* outW);
 
-//! Bytes of device workspace flexiqEnqueue needs (quantized codes, shifts). Independent of n4 and of the
+//! Bytes of device workspace flexiqEnqueue needs (quantized codes, activation steps). Independent of n4 and of the
 //! backend, so it is safe to size it at build time for the maximum shape. INT8 codes need no more; a
 //! workspace-edge input needs no code planes, a workspace-edge output adds B * N * P * Q bytes (the
 //! first-version and reference kernels' INT8 codes before the second launch, flexiqLauncher.cpp).
 size_t flexiqGetWorkspaceSize(FlexiqLayerArgs const* args, FlexiqProblem const* problem);
 
-//! Runs the layer on `stream`: input pass (gather by permutation, quantize, shifts, 4-bit codes)
+//! Runs the layer on `stream`: input pass (gather by permutation, quantize, activation steps, 4-bit codes)
 //! then the mixed GEMM with the fused epilogue. Asynchronous; safe for CUDA graph capture.
 //! Looks up the cached runner of the current device (cudaGetDevice only) and calls flexiqRunnerEnqueue.
 FlexiqStatus flexiqEnqueue(FlexiqBackend backend, FlexiqLayerArgs const* args, FlexiqProblem const* problem,

@@ -16,8 +16,8 @@
  *     are all "row groupID, 4 bytes at threadInGroup * 4 of a 16-byte chunk", so one loader serves
  *     both widths; each A fragment feeds kTilesN mmas and each B fragment kTilesM;
  *   - 4-bit groups, int4 path: part = A4 . W4 (fresh tile, one int4 atom per (m, n) atom), then
- *     acc += (part << p_w[n, g]) * (1 << p_a[row, g]): one SHF (ALU pipe) and one IMAD (FMA pipe)
- *     per accumulator. The factors 1 << p_a (input pass, int32 [rows, groups]) and p_w (transposed
+ *     acc += (part << p_w[n, g]) * step_a[row, g]: one SHF (ALU pipe) and one IMAD (FMA pipe)
+ *     per accumulator. The factors step_a (input pass, int32 [rows, groups]) and p_w (transposed
  *     [groups, N]) travel through the same pipeline as the codes (4-byte cp.async.ca);
  *   - 4-bit groups, int8 path (sm_90+): A holds effective codes (input pass), B the packed 4-bit
  *     weights expanded to w4 << p_w while the fragments are built.
@@ -142,7 +142,7 @@ __device__ __forceinline__ void storeEdgeGroups(MixedGemmParams const& p, int64_
         if (m >= mOut || c0 >= p.edge.cPad)
             continue;
         int32_t q[kGR];
-        int32_t magOr = 0;
+        int32_t magMax = 0; // the group's maximum of magnitudeBits: the step rule (docs/design.md §2.5)
 #pragma unroll
         for (int32_t c = 0; c < kGR / 16; ++c)
         {
@@ -155,14 +155,14 @@ __device__ __forceinline__ void storeEdgeGroups(MixedGemmParams const& p, int64_
                 int8_t const byte = static_cast<int8_t>((static_cast<uint32_t>(w[b >> 2]) >> (8 * (b & 3))) & 0xFFu);
                 int32_t const code = col < p.outChannels ? activationCodeFromInt8(byte, kSignedR) : 0;
                 q[c * 16 + b] = code;
-                magOr |= magnitudeBits(code, kSignedR);
+                magMax = magnitudeBits(code, kSignedR) > magMax ? magnitudeBits(code, kSignedR) : magMax;
             }
         }
-        writeRowGroup<kGR, kSignedR>(p.edge, m, c0 / kGR, q, magOr, n4);
+        writeRowGroup<kGR, kSignedR>(p.edge, m, c0 / kGR, q, magMax, n4);
     }
 }
 
-//! Slot of CTA row `row`'s factor 1 << p_a in a stage: rows r and r + 8 of each 16-row block side by side,
+//! Slot of CTA row `row`'s factor step_a in a stage: rows r and r + 8 of each 16-row block side by side,
 //! so the two factors an m16 fragment's thread needs (rows gid and gid + 8) are one 8-byte load.
 FLEXIQ_HD constexpr int32_t rowFactorSlot(int32_t row)
 {
@@ -197,7 +197,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
 
     // Copy assignment, fixed for the whole kernel: thread tid owns A row rowA = tid / kTprA and B row
     // (output channel) rowB = tid / kTprB of every K-tile of either kind, and the q-th share of that row's
-    // 16-byte chunks; the A row's 4-byte factor 1 << p_a and the B row's p_w ride with them. Every thread
+    // 16-byte chunks; the A row's 4-byte factor step_a and the B row's p_w ride with them. Every thread
     // issues the same instructions for a K-tile of a given kind (no branch on the thread index, so one
     // path through the steady-state loop): where a job has one chunk per row but two threads per row,
     // the thread with q == 0 (A, factors) or q == 1 (B, shifts) copies and the other's copy is predicated
@@ -414,9 +414,9 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         }
     };
 
-    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += (part << p_w[n]) * (1 << p_a[row]).
+    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += (part << p_w[n]) * step_a[row].
     auto compute4 = [&](uint32_t st) {
-        // 1 << p_a of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
+        // step_a of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
         auto rowFactors = [&](int32_t rowC, int32_t (&f)[2]) {
             uint32_t x, y;
             smem::lds64(st + L::kRowF + rowFactorSlot(rowC) * 4, x, y);

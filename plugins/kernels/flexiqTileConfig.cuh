@@ -96,7 +96,7 @@ struct PipeSmem
     static constexpr uint32_t kStage0 = 0;
     static constexpr uint32_t kA = 0;                                 //!< [kCtaM, G] bytes (4-bit: half)
     static constexpr uint32_t kB = T::kCtaM * kG;                     //!< [kCtaN, G] bytes (4-bit: half)
-    static constexpr uint32_t kRowF = kB + T::kCtaN * kG;             //!< int32 [kCtaM] 1 << p_a
+    static constexpr uint32_t kRowF = kB + T::kCtaN * kG;             //!< int32 [kCtaM] step_a
     static constexpr uint32_t kColS = kRowF + T::kCtaM * 4;           //!< int32 [kCtaN] p_w
     static constexpr uint32_t kStageBytes = kColS + T::kCtaN * 4;
     static constexpr uint32_t kTotal = kStage0 + kStages * kStageBytes;
