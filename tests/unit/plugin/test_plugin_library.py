@@ -48,6 +48,7 @@ def test_loads_into_tensorrt_rtx_registry(rtx) -> None:
         assert creator.name == op and creator.plugin_namespace == spec.PLUGIN_NAMESPACE
         names = [f.name for f in creator.field_names]
         assert names == [f.name for f in spec.fields_for(op)]
-    for other in ("1", "2", "3", "5"):  # older nodes (1: bias [N]; 2: no INT8-edge fields; 3: no workspace
-        # edges) and newer ones must not find a creator
+    current = int(spec.PLUGIN_VERSION)
+    for other in [str(v) for v in range(1, current + 2) if v != current]:  # older nodes (1: bias [N]; 2: no
+        # INT8-edge fields; 3: no workspace edges; 4: power-of-two activation steps) and newer ones find no creator
         assert registry.get_creator(spec.GEMM_OP, other, spec.PLUGIN_NAMESPACE) is None
