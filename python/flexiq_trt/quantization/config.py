@@ -26,10 +26,11 @@ class QuantConfig:
         "(activation-aware reconstruction of the W4A4 output; docs/accuracy.md), plain (smallest shift, "
         "round), naive (top bits, p=4)", choices=WEIGHT_ROUNDING)
     act_shift: str = option(
-        "dynamic", "activation shifts: dynamic per row (default), static per group, naive (p=4)", choices=ACT_SHIFTS)
+        "dynamic", "4-bit activation steps: dynamic integer step per row and group (default; docs/design.md §2.5), "
+        "static power-of-two shift per group, naive (step 16)", choices=ACT_SHIFTS)
     channel_grouping: str = option(
         "max", "per-channel statistic of the calibrated |x| that sorts each layer's input channels into "
-        "G-channel groups sharing a 4-bit shift: max (default), rms or p99 (99th percentile; "
+        "G-channel groups sharing a 4-bit step: max (default), rms or p99 (99th percentile; "
         "docs/accuracy.md, \"Channel grouping by a typical magnitude\")", choices=CHANNEL_GROUPING)
     unsigned_activations: bool = option(True, "use u8/u4 codes for inputs that are provably non-negative")
     gptq_damp: float = option(0.01, "GPTQ diagonal damping (fraction of mean diag)")
