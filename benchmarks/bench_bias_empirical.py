@@ -282,7 +282,7 @@ def order_aware(rec, rank: list[int], hess: np.ndarray, damp: float = 0.01):
     w_cl = pad_and_permute(to_channels_last(rec.source.weight), rec.base_order).astype(np.float64)
     target = _group_blocks(w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1)), q.group_count, g)
     w8 = _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), q.group_count, g)
-    w4, shifts = np.zeros_like(w8), np.zeros((q.group_count, q.out_channels), dtype=np.int32)
+    w4, steps = np.zeros_like(w8), np.ones(q.group_count, dtype=np.int32)
     err, done = np.zeros((q.out_channels, 0)), []
     for j in rank:
         cols = np.arange(j * g, (j + 1) * g)
@@ -292,15 +292,16 @@ def order_aware(rec, rank: list[int], hess: np.ndarray, damp: float = 0.01):
             prev = np.concatenate(done)
             reg = damp * float(np.mean(np.diag(hjj))) + 1e-12
             t = t + err @ hess[np.ix_(prev, cols)] @ np.linalg.inv(hjj + reg * np.eye(g))
-        pick = gptq.better_of(t, hjj, gptq.gptq_group(t, hjj, damp), gptq.plain_rounding(w8[j]))
-        w4[j], shifts[j] = pick.codes, pick.shifts
-        eff = pick.codes.astype(np.float64) * (1 << pick.shifts.astype(np.int64))[:, None]
+        rounded = gptq.gptq_group(t, hjj, damp)
+        pick = gptq.better_of(t, hjj, rounded, gptq.at_step(w8[j], rounded.step))
+        w4[j], steps[j] = pick.codes, pick.step
+        eff = pick.effective()
         err, done = np.concatenate([err, target[j] - eff], axis=1), [*done, cols]
-    w4eff = w4.astype(np.int64) << shifts.astype(np.int64)[:, :, None]
+    w4eff = w4.astype(np.int64) * steps.astype(np.int64)[:, None, None]
     shift = None if q.group_bias_shift is None else bias_rungs.group_bias_shift(
         rec.stats.code_sums, w8, w4eff, q.out_scale(), q.act_shift_mode, q.act_static_shift)
     out = replace(q, weight_int4=_from_group_blocks(w4, q.weight_int8.shape, g).astype(np.int8),
-                  weight_shift=shifts.T.astype(np.int8).copy(), group_bias_shift=shift)
+                  weight_step=steps.astype(np.int8), group_bias_shift=shift)
     out.validate()
     return out
 

@@ -43,20 +43,20 @@ def field_values(layer: QuantizedLayer, edge: EdgeIO = FLOAT_EDGES) -> dict[str,
     n = layer.out_channels
     w8 = layer.weight_int8.reshape(n, -1)
     w4 = layer.weight_int4.reshape(n, -1)
-    w_shift, w_scale, bias = np.asarray(layer.weight_shift), np.asarray(layer.weight_scale), layer.bias_table()
+    w_step, w_scale, bias = np.asarray(layer.weight_step), np.asarray(layer.weight_scale), layer.bias_table()
     reader = edge.reader
     if reader is not None:
         # A workspace edge: output channel j is the reader's permuted channel pi_r[j] (pi_r[:N] are the real
         # channels, padding last), so the producer's epilogue writes the reader's order directly.
         rows = reader_order(reader, n, layer.name)
-        w8, w4, w_shift, w_scale, bias = w8[rows], w4[rows], w_shift[rows], w_scale[rows], bias[:, rows]
+        w8, w4, w_scale, bias = w8[rows], w4[rows], w_scale[rows], bias[:, rows]  # steps are per group: unchanged
     r_group = reader.group_size if reader is not None else SUPPORTED_GROUP_SIZES[0]
     values: dict[str, object] = {
         "layer_index": layer.layer_index, "group_size": layer.group_size, "in_channels": layer.in_channels,
         "out_channels": n, "act_scale": float(layer.act_scale), "act_signed": int(bool(layer.act_signed)),
         "act_shift_mode": int(layer.act_shift_mode), "act_static_shift": layer.act_static_shift,
         "permutation": layer.permutation, "weight_int8": w8, "weight_int4": bits.pack_int4(w4),
-        "weight_shift": w_shift, "weight_scale": w_scale, "bias": bias,
+        "weight_step": w_step, "weight_scale": w_scale, "bias": bias,
         "activation": int(layer.activation), "activation_alpha": float(layer.activation_alpha),
         "activation_beta": float(layer.activation_beta),
         "input_int8": int(EdgeKind.WORKSPACE if edge.input_workspace else

@@ -270,11 +270,8 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
 
 
 def _weight_codes(ql: QuantizedLayer, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int32 (8-bit codes, effective 4-bit codes w4 * 2^p_w), the layer's layout with the channels of `slots`."""
-    w8 = ql.weight_int8.astype(np.int32)
-    pw = np.repeat(ql.weight_shift.astype(np.int32), ql.group_size, axis=1)  # [N, C_pad]
-    pw = pw.reshape((pw.shape[0],) + (1,) * (w8.ndim - 2) + (pw.shape[1],))
-    w4 = np.left_shift(ql.weight_int4.astype(np.int32), pw)
+    """int32 (8-bit codes, effective 4-bit codes w4 * s_w), the layer's layout with the channels of `slots`."""
+    w8, w4 = ql.weight_int8.astype(np.int32), ql.weight4_effective()
     keep = slots >= 0
     return tuple(np.where(keep, w[..., np.maximum(slots, 0)], 0) for w in (w8, w4))
 
@@ -458,8 +455,7 @@ def float_exact_bounds(ql: QuantizedLayer) -> list[int]:
     """
     x_max = 128 if ql.act_signed else 255
     w8 = np.abs(ql.weight_int8.astype(np.int64))
-    pw = np.repeat(ql.weight_shift.astype(np.int64), ql.group_size, axis=1)  # [N, C_pad]
-    w4 = np.abs(np.left_shift(ql.weight_int4.astype(np.int64), pw.reshape(pw.shape[0], *(1,) * (w8.ndim - 2), -1)))
+    w4 = np.abs(ql.weight4_effective().astype(np.int64))
     per_channel = np.maximum(w8, w4).reshape(w8.shape[0], -1, w8.shape[-1]).sum(axis=1)  # [N, C_pad]
     limit = 2**24 // x_max
     bounds, run = [0], np.zeros(per_channel.shape[0], np.int64)

@@ -4,7 +4,7 @@ Forward = docs/design.md §2 in float: the input's 8-bit codes at the calibrated
 layer's π order (§2.4), the first `n4` channels as effective 4-bit codes with the dynamic per-row
 step (or static per-group shift) (§2.5, §2.7); weight codes w8 from the trainable float weight with the
 per-row scale recomputed from it (what the re-quantization does), the first `n4` channels as plain-rule
-`w4 << p_w` (§2.6, smallest shift); the epilogue with the bias rung of `n4` (§2.8), the rung's shift
+`w4 * s_w` (§2.6, each group's smallest step over all its rows); the epilogue with the bias rung of `n4` (§2.8), the rung's shift
 recomputed from the current codes and the calibration's mean code columns as `bias_rungs.py` does.
 Rounding and the 4-bit extraction pass gradients straight through (identity inside the clamp).
 
@@ -24,19 +24,8 @@ from flexiq_trt.quantization.layer import QuantizedLayer
 BIAS_UNIT = 32.0  # a bias parameter step is this many output steps (s_a · s_w) — one weight code on a typical input
 
 
-def _bitlen(m: torch.Tensor) -> torch.Tensor:
-    """Bit length of non-negative integer values (exact: counts powers of two at or below m)."""
-    return sum((m >= float(1 << k)).to(m.dtype) for k in range(9))
-
-
-def shifts(codes: torch.Tensor, signed: bool) -> torch.Tensor:
-    """The smallest power-of-two shift at which every truncated code of the last axis fits 4 bits (weights: bits.group_shift)."""
-    mag = torch.where(codes < 0, -codes - 1, codes) if signed else codes
-    return torch.clamp(_bitlen(mag.amax(dim=-1)) - (3 if signed else 4), 0, 4)
-
-
 def act_steps(codes: torch.Tensor, signed: bool) -> torch.Tensor:
-    """The activation step of the last axis' group: (m >> 3) + 1 signed, (m >> 4) + 1 unsigned (bits.group_step)."""
+    """The step of the last axis' group (activation rows; weight groups): (m >> 3) + 1 signed, (m >> 4) + 1 unsigned (bits.group_step)."""
     mag = torch.where(codes < 0, -codes - 1, codes) if signed else codes
     return torch.clamp(torch.floor(mag.amax(dim=-1) / (8.0 if signed else 16.0)) + 1, 1, 16)
 
@@ -44,7 +33,7 @@ def act_steps(codes: torch.Tensor, signed: bool) -> torch.Tensor:
 def effective4(codes: torch.Tensor, step: torch.Tensor, signed: bool) -> torch.Tensor:
     """`extract4_step(q, s) * s` in float: round half up at step s, clamp to 4 bits (bits.effective_codes_step).
 
-    Weights pass s = 2^p_w; floor((q + s/2) / s) equals the reference's floor((2q + s) / 2s) exactly
+    floor((q + s/2) / s) equals the reference's floor((2q + s) / 2s) exactly
     (small integers: every float operation here is exact or lands strictly inside an integer interval).
     """
     step = step.to(codes.dtype)
@@ -142,7 +131,7 @@ class FakeQuantLayer(torch.nn.Module):
         """(mixed weight codes with STE, w8 codes, effective w4 codes of the 4-bit prefix), [N, ..., C_pad].
 
         Codes are formed in float32 (the division every backend does) and then cast to `dtype`; the
-        4-bit ones by the plain rule (smallest shift, §2.6) from the 8-bit codes of `float_weight4`.
+        4-bit ones by the plain rule (each group's smallest step, §2.6) from the 8-bit codes of `float_weight4`.
         """
         w, scale = self.float_weight(), self._rows(self._scale(), self.weight0.dim())
         w8 = round_ste(self._channels_last(w / scale), -127, 127)
@@ -153,8 +142,8 @@ class FakeQuantLayer(torch.nn.Module):
         g, q = self.layer.group_size, head.detach()
         n = q.shape[0]
         blocks = q.reshape(n, -1, n4 // g, g).transpose(1, 2).reshape(n, n4 // g, -1)  # [N, groups, taps*G]
-        p = shifts(blocks, True)[..., None]
-        eff = effective4(blocks, torch.pow(2.0, p.to(blocks.dtype)), True).reshape(n, n4 // g, -1, g).transpose(1, 2).reshape(q.shape)
+        step = act_steps(blocks.transpose(0, 1).reshape(n4 // g, -1), True)[None, :, None]  # one per group
+        eff = effective4(blocks, step, True).reshape(n, n4 // g, -1, g).transpose(1, 2).reshape(q.shape)
         mixed = torch.cat([head + (eff - q), w8[..., n4:]], dim=-1)
         return mixed.to(dtype), w8.detach().to(dtype), eff.to(dtype)
 

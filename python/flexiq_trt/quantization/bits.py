@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_SHIFT = 4  # weights' p_w and static activation shifts: steps 1 << p
-MAX_STEP = 16  # activation steps 1..16 (int8 codes never need more)
+MAX_SHIFT = 4  # static activation shifts p_a: steps 1 << p
+MAX_STEP = 16  # activation and weight steps 1..16 (int8 codes never need more)
 INT8_MAX = 127
 
 
@@ -52,7 +52,7 @@ def group_step(codes: np.ndarray, signed: bool = True, axis: int = -1) -> np.nda
 
 
 def shift_step(shift: np.ndarray) -> np.ndarray:
-    """The step of a power-of-two shift p: 1 << p (weights, static activation shifts)."""
+    """The step of a power-of-two shift p: 1 << p (static activation shifts)."""
     return np.left_shift(1, np.asarray(shift, dtype=np.int32))
 
 
@@ -71,34 +71,9 @@ def effective_codes_step(codes: np.ndarray, step: np.ndarray, signed: bool = Tru
     return extract4_step(codes, s, signed) * s
 
 
-def shift_from_magnitude(mag_or: np.ndarray, signed: bool) -> np.ndarray:
-    """Smallest power-of-two shift p in 0..4 with every truncated code fitting 4 bits (weights, docs/design.md §2.6).
-
-    From the OR (or max) of magnitudes: signed p = max(0, bitlen(m) - 3); unsigned p = max(0, bitlen(u) - 4).
-    """
-    m = mag_or.astype(np.int64)
-    bitlen = np.zeros_like(m)
-    nz = m > 0
-    bitlen[nz] = np.floor(np.log2(m[nz])).astype(np.int64) + 1
-    keep = 3 if signed else 4
-    return np.minimum(np.maximum(bitlen - keep, 0), MAX_SHIFT).astype(np.int32)
-
-
-def group_shift(codes: np.ndarray, signed: bool = True, axis: int = -1) -> np.ndarray:
-    """Smallest power-of-two shift of each group (the weights' plain rule): `codes` holds one group along `axis`."""
-    mag = magnitude_bits(codes, signed)
-    return shift_from_magnitude(np.bitwise_or.reduce(mag, axis=axis), signed)
-
-
 def extract4(codes: np.ndarray, shift: np.ndarray, signed: bool = True) -> np.ndarray:
     """4-bit codes at a power-of-two shift p: `extract4_step` at s = 1 << p, i.e. (q + 2^(p-1)) >> p, clamped."""
     return extract4_step(codes, shift_step(shift), signed)
-
-
-def effective_codes(codes: np.ndarray, shift: np.ndarray, signed: bool = True) -> np.ndarray:
-    """`extract4(q, p) << p`: the value a 4-bit code at a power-of-two shift stands for."""
-    p = np.broadcast_to(np.asarray(shift, dtype=np.int32), codes.shape)
-    return np.left_shift(extract4(codes, p, signed), p)
 
 
 def pack_int4(codes: np.ndarray) -> np.ndarray:

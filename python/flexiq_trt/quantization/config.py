@@ -23,8 +23,8 @@ class QuantConfig:
         choices=(AUTO_GROUP_SIZE, *SUPPORTED_GROUP_SIZES))
     weight_rounding: str = option(
         "gptq", "stored 4-bit weight codes: gptq (error-compensating on the float input, default), recon "
-        "(activation-aware reconstruction of the W4A4 output; docs/accuracy.md), plain (smallest shift, "
-        "round), naive (top bits, p=4)", choices=WEIGHT_ROUNDING)
+        "(activation-aware reconstruction of the W4A4 output; docs/accuracy.md), plain (each group's smallest "
+        "step, round), naive (top bits, step 16); one integer step per group either way (docs/design.md §2.6)", choices=WEIGHT_ROUNDING)
     act_shift: str = option(
         "dynamic", "4-bit activation steps: dynamic integer step per row and group (default; docs/design.md §2.5), "
         "static power-of-two shift per group, naive (step 16)", choices=ACT_SHIFTS)

@@ -1,10 +1,12 @@
-"""Stored 4-bit weight codes: shift choice per (output channel, group) and error-compensating rounding.
+"""Stored 4-bit weight codes: one step per channel group and error-compensating rounding.
 
-docs/design.md §2 lets the offline pipeline choose the stored shifts ``p_w`` and codes ``w4`` freely; the
-kernels only read them. We pick, per (n, group), the shift with the smallest Hessian-weighted error
-after rounding, then re-round the group's columns GPTQ-style (one column at a time, pushing each
-column's rounding error onto the not-yet-rounded columns through the inverse Hessian). Plain
-rounding at the smallest non-overflowing shift stays available as the baseline.
+docs/design.md §2.6 lets the offline pipeline choose each group's weight step ``s_w`` (one integer in
+1..16 shared by every output channel of the group) and the codes ``w4`` freely; the kernels only read
+them. We pick, per group, the step with the smallest Hessian-weighted error of plainly rounded codes
+summed over the rows, then re-round the group's columns GPTQ-style at that step (one column at a time,
+pushing each column's rounding error onto the not-yet-rounded columns through the inverse Hessian),
+and keep, per row, whichever of that and plain rounding at the same step scores better. Plain rounding
+at the smallest step that fits every row stays available as the baseline.
 """
 
 from __future__ import annotations
@@ -15,36 +17,44 @@ import numpy as np
 
 from flexiq_trt.quantization import bits
 
+STEPS = np.arange(1, bits.MAX_STEP + 1)  # every weight step the contract allows
+
 
 @dataclass(frozen=True)
 class GroupWeights:
-    """The 4-bit result for one channel group: codes [N, K_g] and shifts [N]."""
+    """The 4-bit result for one channel group: codes [N, K_g] and the group's one step."""
 
     codes: np.ndarray  # int8 [N, K_g] in [-8, 7]
-    shifts: np.ndarray  # int8 [N]
+    step: int  # 1..16, shared by every row
+
+    def effective(self) -> np.ndarray:
+        """The codes times the step, float64 [N, K_g] (what the kernels multiply by)."""
+        return self.codes.astype(np.float64) * self.step
 
 
-def smallest_shift(w8_group: np.ndarray) -> np.ndarray:
-    """Per row: the smallest shift at which the truncated int8 codes fit 4 bits (docs/design.md §2 default)."""
-    return bits.group_shift(w8_group, signed=True, axis=-1)
+def smallest_step(w8_group: np.ndarray) -> int:
+    """The smallest step at which every row's truncated int8 codes fit 4 bits (the plain rule)."""
+    return int(bits.group_step(w8_group.reshape(-1), signed=True))
 
 
-def round_at_shift(target: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Nearest 4-bit code (half away from zero avoided: round-half-even) for target/2^p, clamped."""
-    scale = np.left_shift(1, shifts.astype(np.int64)).astype(np.float64)[:, None]
-    return np.clip(np.rint(target / scale), -8, 7)
+def round_at_step(target: np.ndarray, step: int) -> np.ndarray:
+    """Nearest 4-bit code (round-half-even) for target / step, clamped to [-8, 7]."""
+    return np.clip(np.rint(target / float(step)), -8, 7)
+
+
+def at_step(w8_group: np.ndarray, step: int) -> GroupWeights:
+    """The contract's rounding of the int8 codes at `step` (docs/design.md §2.5)."""
+    return GroupWeights(bits.extract4_step(w8_group, step).astype(np.int8), int(step))
 
 
 def plain_rounding(w8_group: np.ndarray) -> GroupWeights:
-    """Baseline: smallest shift and the contract's rounding of the 8-bit codes."""
-    p = smallest_shift(w8_group)
-    return GroupWeights(bits.extract4(w8_group, p[:, None]).astype(np.int8), p.astype(np.int8))
+    """Baseline: the smallest step that fits every row, contract rounding of the 8-bit codes."""
+    return at_step(w8_group, smallest_step(w8_group))
 
 
 def naive_rounding(w8_group: np.ndarray) -> GroupWeights:
-    """Baseline: always the top bits (p = 4)."""
-    p = np.full(w8_group.shape[0], 4, dtype=np.int32)
-    return GroupWeights(bits.extract4(w8_group, p[:, None]).astype(np.int8), p.astype(np.int8))
+    """Baseline: always the top bits (step 16)."""
+    return at_step(w8_group, bits.MAX_STEP)
 
 
 def _weighted_error(target: np.ndarray, approx: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -53,53 +63,52 @@ def _weighted_error(target: np.ndarray, approx: np.ndarray, h: np.ndarray) -> np
     return np.sum((d @ h) * d, axis=1)
 
 
-def choose_shifts(target: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Per row, the shift in 0..4 whose plainly rounded codes minimise (w - q) H (w - q)^T."""
-    errs = np.stack([
-        _weighted_error(target, round_at_shift(target, np.full(target.shape[0], p)) * (1 << p), h)
-        for p in range(5)
-    ])
-    return np.argmin(errs, axis=0).astype(np.int32)
+def choose_step(target: np.ndarray, h: np.ndarray) -> int:
+    """The step in 1..16 whose plainly rounded codes minimise sum over rows of (w - q) H (w - q)^T.
+
+    The rows' errors are summed in int8 units (each row relative to its own scale), so a row with
+    small weights in this group weighs what its codes can lose, not what its scale makes it.
+    """
+    errs = [float(_weighted_error(target, round_at_step(target, int(s)) * float(s), h).sum()) for s in STEPS]
+    return int(STEPS[int(np.argmin(errs))])
 
 
-def gptq_group(target: np.ndarray, h: np.ndarray, damp: float = 0.01) -> GroupWeights:
-    """Error-compensating 4-bit rounding of one group's columns.
+def gptq_group(target: np.ndarray, h: np.ndarray, damp: float = 0.01, step: int | None = None) -> GroupWeights:
+    """Error-compensating 4-bit rounding of one group's columns at one step.
 
     Args:
         target: float64 [N, K_g], the float weights in units of their int8 scale (w / s_w).
         h: float64 [K_g, K_g], the group's block of E[x x^T] over calibration rows.
         damp: relative diagonal damping (fraction of the mean diagonal) for a stable inverse.
+        step: the group's step; None chooses it (`choose_step`).
     """
-    n, k = target.shape
-    shifts = choose_shifts(target, h)
+    k = target.shape[1]
+    step = choose_step(target, h) if step is None else int(step)
     hd = h + np.eye(k) * (damp * float(np.mean(np.diag(h))) + 1e-12)
     dead = np.diag(h) <= 0
     hd[dead, dead] = 1.0
     try:
         u = np.linalg.cholesky(np.linalg.inv(hd)).T  # upper factor of H^-1
     except np.linalg.LinAlgError:
-        return _finalize(target, round_at_shift(target, shifts), shifts)
+        return GroupWeights(round_at_step(target, step).astype(np.int8), step)
     w = target.copy()
     q = np.empty_like(w)
-    scale = np.left_shift(1, shifts.astype(np.int64)).astype(np.float64)
     for i in range(k):
-        q[:, i] = np.clip(np.rint(w[:, i] / scale), -8, 7)
-        err = (w[:, i] - q[:, i] * scale) / u[i, i]
+        q[:, i] = np.clip(np.rint(w[:, i] / step), -8, 7)
+        err = (w[:, i] - q[:, i] * step) / u[i, i]
         w[:, i + 1:] -= np.outer(err, u[i, i + 1:])
-    return _finalize(target, q, shifts)
-
-
-def _finalize(target: np.ndarray, q: np.ndarray, shifts: np.ndarray) -> GroupWeights:
-    return GroupWeights(q.astype(np.int8), shifts.astype(np.int8))
+    return GroupWeights(q.astype(np.int8), step)
 
 
 def better_of(target: np.ndarray, h: np.ndarray, *candidates: GroupWeights) -> GroupWeights:
-    """Per row, keep whichever candidate has the smaller Hessian-weighted error (never worse than a baseline)."""
-    errs = np.stack([
-        _weighted_error(target, c.codes.astype(np.float64) * (1 << c.shifts.astype(np.int64))[:, None], h)
-        for c in candidates
-    ])
+    """Per row, keep whichever candidate's codes have the smaller Hessian-weighted error.
+
+    Every candidate must have the same step (the group has one): only codes are mixed across rows.
+    """
+    steps = {c.step for c in candidates}
+    if len(steps) != 1:
+        raise ValueError(f"better_of needs candidates at one step, got steps {sorted(steps)}")
+    errs = np.stack([_weighted_error(target, c.effective(), h) for c in candidates])
     best = np.argmin(errs, axis=0)
     codes = np.stack([c.codes for c in candidates])[best, np.arange(target.shape[0])]
-    shifts = np.stack([c.shifts for c in candidates])[best, np.arange(target.shape[0])]
-    return GroupWeights(codes.astype(np.int8), shifts.astype(np.int8))
+    return GroupWeights(codes.astype(np.int8), candidates[0].step)

@@ -35,8 +35,8 @@ class QuantizedLayer:
 
     Weight arrays are in permuted channel order with the padded channels last. Conv weights are
     ``[N, R, S, C_pad]`` (so flattening gives the plugin's ``(r, s, c)`` K order), Gemm weights
-    ``[N, C_pad]``. ``weight_int4`` holds the stored 4-bit codes and ``weight_shift`` their stored
-    shifts ``[N, C_pad / G]``; the kernels never recompute either.
+    ``[N, C_pad]``. ``weight_int4`` holds the stored 4-bit codes and ``weight_step`` one stored
+    step per channel group ``[C_pad / G]`` (docs/design.md §2.6); the kernels never recompute either.
     """
 
     name: str
@@ -52,7 +52,7 @@ class QuantizedLayer:
     act_static_shift: np.ndarray  # int8 [G_count]
     weight_int8: np.ndarray  # int8 [N, R, S, C_pad] or [N, C_pad]
     weight_int4: np.ndarray  # int8 codes in [-8, 7], same shape as weight_int8
-    weight_shift: np.ndarray  # int8 [N, G_count]
+    weight_step: np.ndarray  # int8 [G_count], 1..16: effective 4-bit weight w4 * step
     weight_scale: np.ndarray  # float32 [N]
     bias: np.ndarray  # float32 [N]
     activation: Activation = Activation.NONE
@@ -88,6 +88,11 @@ class QuantizedLayer:
         """float32 s_a * s_w[n], rounded once in float32 exactly as every backend computes it."""
         return (np.float32(self.act_scale) * self.weight_scale.astype(np.float32)).astype(np.float32)
 
+    def weight4_effective(self) -> np.ndarray:
+        """int32 ``w4 * s_w[g]`` in the layout of ``weight_int4``: what a 4-bit weight stands for (§2.6)."""
+        step = np.repeat(self.weight_step.astype(np.int32), self.group_size)  # [C_pad]
+        return self.weight_int4.astype(np.int32) * step
+
     def bias_table(self) -> np.ndarray:
         """float32 [G_count + 1, N], the plugin's `bias` field: row k = the bias with k groups in 4-bit (§2.8)."""
         from flexiq_trt.quantization.bias_rungs import bias_table
@@ -109,7 +114,9 @@ class QuantizedLayer:
              "padded channels must come last in the permutation"),
             (self.weight_int8.shape == self.weight_int4.shape, "int8/int4 weight shapes differ"),
             (self.weight_int8.shape[0] == n and self.weight_int8.shape[-1] == cp, "weight shape"),
-            (self.weight_shift.shape == (n, self.group_count), "weight_shift shape"),
+            (self.weight_step.shape == (self.group_count,), "weight_step shape"),
+            (int(self.weight_step.min(initial=1)) >= 1 and int(self.weight_step.max(initial=1)) <= 16,
+             "weight_step out of 1..16"),
             (int(np.abs(self.weight_int8).max(initial=0)) <= 127, "int8 codes out of range"),
             (int(self.weight_int4.min(initial=0)) >= -8 and int(self.weight_int4.max(initial=0)) <= 7,
              "int4 codes out of range"),

@@ -1,4 +1,4 @@
-"""Quantize one eligible layer: int8 codes, stored 4-bit codes and shifts, and per-group error scores.
+"""Quantize one eligible layer: int8 codes, stored 4-bit codes and weight steps, and per-group error scores.
 
 The result is in *base* channel order (groups as cut from the range-sorted channels); selection
 later only reorders whole groups (`reorder_groups`), so nothing here depends on the selector.
@@ -88,7 +88,7 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     cross, hess_q = stats.mean_cross(), stats.mean_hessian_q()
     recon = config.weight_rounding == "recon" and cross is not None and config.act_shift == "dynamic"
     w4_blocks = np.zeros_like(w8_blocks)
-    shifts = np.zeros((gc, w8.shape[0]), dtype=np.int32)
+    steps = np.ones(gc, dtype=np.int32)
     err_plain = err_chosen = 0.0
     score = np.zeros(gc)
     act_mse = stats.act_mse()
@@ -102,15 +102,16 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         elif config.weight_rounding == "plain":
             chosen = plain
         else:
-            chosen = gptq.better_of(t_blocks[gi], h, gptq.gptq_group(t_blocks[gi], h, config.gptq_damp), plain)
+            rounded = gptq.gptq_group(t_blocks[gi], h, config.gptq_damp)
+            plain_here = gptq.at_step(w8t_blocks[gi], rounded.step)  # per row, never worse than this
+            chosen = gptq.better_of(t_blocks[gi], h, rounded, plain_here)
             if recon:
                 m = config.recon_act_share  # QDrop-style mix of float-input and 4-bit-input rows
                 chosen = reconstruct.reconstruct_group(
-                    t_blocks[gi], (1 - m) * h + m * cross[gi], (1 - m) * h + m * hess_q[gi], chosen, plain,
+                    t_blocks[gi], (1 - m) * h + m * cross[gi], (1 - m) * h + m * hess_q[gi], chosen, plain_here,
                     damp=config.gptq_damp, sweeps=config.recon_sweeps)
-        w4_blocks[gi], shifts[gi] = chosen.codes, chosen.shifts
-        eff = chosen.codes.astype(np.float64) * (1 << chosen.shifts.astype(np.int64))[:, None]
-        eff_plain = plain.codes.astype(np.float64) * (1 << plain.shifts.astype(np.int64))[:, None]
+        w4_blocks[gi], steps[gi] = chosen.codes, chosen.step
+        eff, eff_plain = chosen.effective(), plain.effective()
         d = eff - w8_blocks[gi]
         err_chosen += float(_weighted(t_blocks[gi] - eff, h).sum())
         err_plain += float(_weighted(t_blocks[gi] - eff_plain, h).sum())
@@ -127,7 +128,7 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         mode, static = ShiftMode.STATIC, np.argmin(stats.static_sq_err, axis=1).astype(np.int8)
     else:
         mode, static = ShiftMode.STATIC, np.full(gc, 4, dtype=np.int8)
-    w4eff_blocks = w4_blocks.astype(np.int64) << shifts.astype(np.int64)[:, :, None]
+    w4eff_blocks = w4_blocks.astype(np.int64) * steps.astype(np.int64)[:, None, None]
     out_scale = (np.float32(act_scale) * s_w.astype(np.float32)).astype(np.float32)
     bias_shift = None
     if config.bias_correction and stats.code_sums is not None:
@@ -139,7 +140,7 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         act_signed=not (src.unsigned_input and config.unsigned_activations), act_shift_mode=mode,
         act_static_shift=static, weight_int8=w8.astype(np.int8),
         weight_int4=_from_group_blocks(w4_blocks, w8.shape, g).astype(np.int8),
-        weight_shift=shifts.T.astype(np.int8).copy(), weight_scale=s_w, bias=src.bias.astype(np.float32),
+        weight_step=steps.astype(np.int8), weight_scale=s_w, bias=src.bias.astype(np.float32),
         activation=src.activation, activation_alpha=float(src.activation_alpha),
         activation_beta=float(src.activation_beta), geometry=src.geometry, group_bias_shift=bias_shift)
     layer.validate()
@@ -156,7 +157,7 @@ def reorder_groups(layer: QuantizedLayer, group_rank: list[int]) -> QuantizedLay
         layer, permutation=layer.permutation[cols].astype(np.int32),
         weight_int8=np.ascontiguousarray(layer.weight_int8[..., cols]),
         weight_int4=np.ascontiguousarray(layer.weight_int4[..., cols]),
-        weight_shift=np.ascontiguousarray(layer.weight_shift[:, group_rank]),
+        weight_step=np.ascontiguousarray(layer.weight_step[group_rank]),
         act_static_shift=np.ascontiguousarray(layer.act_static_shift[group_rank]),
         group_bias_shift=None if layer.group_bias_shift is None else np.ascontiguousarray(
             layer.group_bias_shift[group_rank]))

@@ -13,13 +13,14 @@ block-diagonal GPTQ/AdaRound). f is a quadratic with minimiser ``q* = w C H~^-1`
 ``H~ = E[x~ x~^T]``), and ``f(q) = f(q*) + (q - q*) H~ (q - q*)^T``. So the reconstruction is:
 
 1. the continuous target ``q*`` — it absorbs the systematic part of the activation's 4-bit error;
-2. the shift per row and GPTQ-style rounding of ``q*`` on ``H~`` (`gptq.gptq_group`);
+2. GPTQ-style rounding of ``q*`` on ``H~`` at the group's weight step (`gptq.gptq_group`; the step is the
+   baselines', one per group, docs/design.md §2.6);
 3. AdaRound-style integer refinement: coordinate descent over the codes (each code may move by
    ±1 if that lowers f), a few sweeps;
-4. per row, the candidate (this one, plain GPTQ on ``H``, plain rounding) with the smallest f, so
+4. per row, the candidate (this one, plain GPTQ on ``H``, plain rounding at that step) with the smallest f, so
    on calibration data it is never worse than the previous default under the W4A4 objective.
 
-Only the stored codes ``w4`` and shifts ``p_w`` change; INT8 weights and everything the runtime
+Only the stored codes ``w4`` change; the group's step, INT8 weights and everything the runtime
 computes stay as the contract says.
 """
 
@@ -59,20 +60,15 @@ def excess_error(q_star: np.ndarray, approx: np.ndarray, hess_q: np.ndarray) -> 
     return np.sum((d @ hess_q) * d, axis=1)
 
 
-def effective(w: GroupWeights) -> np.ndarray:
-    """A candidate's effective weight codes ``w4 << p_w`` as float64 [N, K]."""
-    return w.codes.astype(np.float64) * (1 << w.shifts.astype(np.int64))[:, None]
-
-
 def refine(w: GroupWeights, q_star: np.ndarray, hess_q: np.ndarray, sweeps: int = 2) -> GroupWeights:
     """Integer coordinate descent on (q - q*) H~ (q - q*)^T: move a code by ±1 when it lowers the error.
 
     All rows at once; the gradient ``G = (q - q*) H~`` is kept up to date by rank-one updates, so a
-    sweep costs about one GEMM of the group. Shifts stay fixed; codes stay in [-8, 7].
+    sweep costs about one GEMM of the group. The step stays fixed; codes stay in [-8, 7].
     """
     codes = w.codes.astype(np.int64).copy()
-    scale = (1 << w.shifts.astype(np.int64)).astype(np.float64)  # [N]
-    grad = (codes * scale[:, None] - q_star) @ hess_q  # [N, K]
+    scale = float(w.step)
+    grad = (codes * scale - q_star) @ hess_q  # [N, K]
     diag = np.diag(hess_q)
     rows = np.arange(codes.shape[0])
     for _ in range(max(sweeps, 0)):
@@ -93,22 +89,21 @@ def refine(w: GroupWeights, q_star: np.ndarray, hess_q: np.ndarray, sweeps: int 
             grad += np.outer(delta * scale, hess_q[i])
         if not moved:
             break
-    return GroupWeights(codes.astype(np.int8), w.shifts.astype(np.int8))
+    return GroupWeights(codes.astype(np.int8), w.step)
 
 
 def reconstruct_group(target: np.ndarray, cross: np.ndarray, hess_q: np.ndarray, *baselines: GroupWeights,
                       damp: float = 0.01, sweeps: int = 2) -> GroupWeights:
-    """One group's 4-bit codes and shifts minimising E||w x - q x~||^2 (see the module docstring).
+    """One group's 4-bit codes minimising E||w x - q x~||^2 at the baselines' step (see the module docstring).
 
-    `baselines` (e.g. GPTQ on H and plain rounding) are kept per row wherever they score better.
+    `baselines` (e.g. GPTQ on H and plain rounding, all at the group's one step) are kept per row
+    wherever they score better.
     """
     q_star = ladder_target(target, cross, hess_q, damp)
-    rounded = gptq.gptq_group(q_star, hess_q, damp)
+    rounded = gptq.gptq_group(q_star, hess_q, damp, step=baselines[0].step)
     candidates = [refine(rounded, q_star, hess_q, sweeps)]
     candidates += [refine(b, q_star, hess_q, sweeps) for b in baselines[:1]] + list(baselines)
-    errs = np.stack([excess_error(q_star, effective(c), hess_q) for c in candidates])
+    errs = np.stack([excess_error(q_star, c.effective(), hess_q) for c in candidates])
     best = np.argmin(errs, axis=0)
-    rows = np.arange(target.shape[0])
-    codes = np.stack([c.codes for c in candidates])[best, rows]
-    shifts = np.stack([c.shifts for c in candidates])[best, rows]
-    return GroupWeights(codes.astype(np.int8), shifts.astype(np.int8))
+    codes = np.stack([c.codes for c in candidates])[best, np.arange(target.shape[0])]
+    return GroupWeights(codes.astype(np.int8), rounded.step)

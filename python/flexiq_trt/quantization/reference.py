@@ -2,7 +2,7 @@
 
 The integer part is computed in int64 and checked to fit int32, so an overflow is a loud failure
 rather than a silent wrap. Two formulations are provided: the one-GEMM form over effective codes
-(`mixed_gemm_int32`) and the literal per-group scaled and shifted accumulation (`mixed_gemm_int32_shifted`),
+(`mixed_gemm_int32`) and the literal per-group scaled accumulation (`mixed_gemm_int32_grouped`),
 which tests prove identical.
 """
 
@@ -53,12 +53,9 @@ def activation_codes_mixed(codes: np.ndarray, n4: int, group_size: int, signed: 
 
 
 def weight_codes_mixed(layer: QuantizedLayer, n4: int) -> np.ndarray:
-    """Weights `[N, ..., C_pad]` with the 4-bit channels replaced by `w4 << p_w` (effective codes)."""
+    """Weights `[N, ..., C_pad]` with the 4-bit channels replaced by `w4 * s_w[g]` (effective codes)."""
     w8 = layer.weight_int8.astype(np.int32)
-    g = layer.group_size
-    p = np.repeat(layer.weight_shift.astype(np.int32), g, axis=1)  # [N, C_pad]
-    p = p.reshape((p.shape[0],) + (1,) * (w8.ndim - 2) + (p.shape[1],))
-    eff = np.left_shift(layer.weight_int4.astype(np.int32), p)
+    eff = layer.weight4_effective()
     mask = np.arange(layer.padded_channels) < n4
     return np.where(mask, eff, w8)
 
@@ -75,12 +72,12 @@ def mixed_gemm_int32(x_eff: np.ndarray, w_eff: np.ndarray) -> np.ndarray:
     return _check_int32(acc, "mixed_gemm_int32")
 
 
-def mixed_gemm_int32_shifted(xq: np.ndarray, x_step: np.ndarray, w8: np.ndarray, w4: np.ndarray,
-                             w_shift: np.ndarray, n4: int, group_size: int, signed: bool = True) -> np.ndarray:
-    """The literal docs/design.md §2.8 sum: 8-bit groups as int8 products, 4-bit groups as ((x4 . w4) * s_a) << p_w.
+def mixed_gemm_int32_grouped(xq: np.ndarray, x_step: np.ndarray, w8: np.ndarray, w4: np.ndarray,
+                             w_step: np.ndarray, n4: int, group_size: int, signed: bool = True) -> np.ndarray:
+    """The literal docs/design.md §2.8 sum: 8-bit groups as int8 products, 4-bit groups as (x4 . w4) * (s_a * s_w).
 
     xq [M, C_pad] permuted 8-bit codes, x_step [M, G_count] activation steps, w8/w4 [N, C_pad],
-    w_shift [N, G_count].
+    w_step [G_count] weight steps.
     """
     m, cp = xq.shape
     acc = np.zeros((m, w8.shape[0]), dtype=np.int64)
@@ -90,10 +87,10 @@ def mixed_gemm_int32_shifted(xq: np.ndarray, x_step: np.ndarray, w8: np.ndarray,
             step = x_step[:, gi:gi + 1].astype(np.int64)
             x4 = bits.extract4_step(xq[:, sl], step, signed).astype(np.int64)
             part = x4 @ w4[:, sl].astype(np.int64).T
-            acc += np.left_shift(part * step, w_shift[:, gi][None, :].astype(np.int64))
+            acc += part * (step * int(w_step[gi]))  # one factor per (row, group): the int4 kernels' IMAD
         else:
             acc += xq[:, sl].astype(np.int64) @ w8[:, sl].astype(np.int64).T
-    return _check_int32(acc, "mixed_gemm_int32_shifted")
+    return _check_int32(acc, "mixed_gemm_int32_grouped")
 
 
 def apply_activation(y: np.ndarray, act: Activation, alpha: float, beta: float) -> np.ndarray:

@@ -138,8 +138,8 @@ def to_markdown(report: dict) -> str:
             share = next(iter(by_v.values()))["mac_share"]
             lines.append(f"| {ratio:.2f} | {share:.3f} | {_row_samples(list(by_v.values()), metric)} | "
                          + " | ".join(_cell(by_v.get(v), metric, share) for v in variants) + " |")
-    lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (p = 4) for "
-              "weights and activations; `plain` uses the smallest shift with plain rounding of the weights "
+    lines += ["", "Variants: `flexiq` is the configured conversion; `naive` uses top-bit extraction (step 16) for "
+              "weights and activations; `plain` uses each weight group's smallest step with plain rounding "
               "instead of error-compensating rounding."
               + (" `no_bias_corr` is the configured conversion without the ratio-aware bias correction (one "
                  "bias at every ratio)." if "no_bias_corr" in variants else "")

@@ -90,7 +90,7 @@ def prefix_weight_error(rec, layer, x: np.ndarray, rank: list[int], k: int) -> f
     g = layer.group_size
     s_w = weight_scales(rec.source.weight)
     target = pad_and_permute(to_channels_last(rec.source.weight), rec.base_order).astype(np.float64) / s_w[:, None]
-    eff = layer.weight_int4.astype(np.float64) * np.repeat(2.0 ** layer.weight_shift.astype(np.float64), g, axis=1)
+    eff = layer.weight4_effective().astype(np.float64)
     cols = np.concatenate([np.arange(j * g, (j + 1) * g) for j in rank[:k]])
     xb = x[:, rec.base_order].astype(np.float64)
     return float(np.mean((xb[:, cols] @ (target - eff)[:, cols].T) ** 2))

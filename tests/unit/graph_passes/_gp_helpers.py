@@ -35,7 +35,7 @@ def random_quantized(el, layer_index: int, group_size: int, signed: bool, shift_
         name=el.name, op_type=el.plugin_op, layer_index=layer_index, group_size=group_size, in_channels=cin,
         out_channels=n, permutation=perm, act_scale=float(rng.uniform(0.005, 0.02)), act_signed=signed,
         act_shift_mode=shift_mode, act_static_shift=rng.integers(0, 5, gc).astype(np.int8),
-        weight_int8=w8, weight_int4=w4, weight_shift=rng.integers(0, 5, (n, gc)).astype(np.int8),
+        weight_int8=w8, weight_int4=w4, weight_step=rng.integers(1, 17, gc).astype(np.int8),
         weight_scale=rng.uniform(1e-4, 1e-3, n).astype(np.float32),
         bias=rng.standard_normal(n).astype(np.float32), activation=el.activation,
         activation_alpha=el.activation_alpha, activation_beta=el.activation_beta,
@@ -79,7 +79,7 @@ def faithful_quantized(el, layer_index: int, group_size: int, act_max: float, se
         name=el.name, op_type=el.plugin_op, layer_index=layer_index, group_size=group_size, in_channels=cin,
         out_channels=n, permutation=perm, act_scale=float(act_max / 127), act_signed=not el.input_nonnegative,
         act_shift_mode=ShiftMode.DYNAMIC, act_static_shift=np.zeros(gc, np.int8), weight_int8=w8,
-        weight_int4=np.clip(w8 >> 4, -8, 7).astype(np.int8), weight_shift=np.full((n, gc), 4, np.int8),
+        weight_int4=np.clip(w8 >> 4, -8, 7).astype(np.int8), weight_step=np.full(gc, 16, np.int8),
         weight_scale=s_w, bias=el.bias, activation=el.activation, activation_alpha=el.activation_alpha,
         activation_beta=el.activation_beta, geometry=el.geometry if el.is_conv else None)
     layer.validate()

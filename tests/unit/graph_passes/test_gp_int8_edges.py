@@ -162,7 +162,7 @@ def test_workspace_edges_mark_single_reader_edges_and_permute_the_producer() -> 
         order = np.asarray(q_r.permutation[:n])
         w8 = numpy_helper.to_array(p["weight_int8"]).reshape(n, -1)
         np.testing.assert_array_equal(w8, q_p.weight_int8.reshape(n, -1)[order])
-        np.testing.assert_array_equal(numpy_helper.to_array(p["weight_shift"]), q_p.weight_shift[order])
+        np.testing.assert_array_equal(numpy_helper.to_array(p["weight_step"]), q_p.weight_step)  # per group
         np.testing.assert_array_equal(numpy_helper.to_array(p["weight_scale"]), q_p.weight_scale[order])
         np.testing.assert_array_equal(numpy_helper.to_array(p["bias"]).reshape(-1, n), q_p.bias_table()[:, order])
         w4 = numpy_helper.to_array(p["weight_int4"]).reshape(n, -1)

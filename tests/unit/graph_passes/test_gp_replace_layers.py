@@ -89,7 +89,7 @@ def test_weight_round_trip_and_scalars():
     np.testing.assert_array_equal(w8.reshape(n, -1)[:, : ql.padded_channels], ql.weight_int8[:, 0, 0, :])
     np.testing.assert_array_equal(w4.reshape(ql.weight_int4.shape), ql.weight_int4)
     np.testing.assert_array_equal(numpy_helper.to_array(a["permutation"]), ql.permutation)
-    np.testing.assert_array_equal(numpy_helper.to_array(a["weight_shift"]), ql.weight_shift)
+    np.testing.assert_array_equal(numpy_helper.to_array(a["weight_step"]), ql.weight_step)
     np.testing.assert_array_equal(numpy_helper.to_array(a["weight_scale"]), ql.weight_scale)
     bias = numpy_helper.to_array(a["bias"])  # [G_count + 1, N], rung-major; row 0 is the INT8 bias
     assert bias.shape == (ql.group_count + 1, n)

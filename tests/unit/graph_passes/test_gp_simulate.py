@@ -99,7 +99,7 @@ def test_hand_worked_group_example():
     ql.act_scale = 1.0
     ql.weight_int8[:] = 0
     ql.weight_int4[:] = 0
-    ql.weight_shift[:] = 0
+    ql.weight_step[:] = 1
     ql.weight_int4[np.arange(32), np.arange(32)] = 1  # identity weights: acc = effective codes
     ql.weight_int8[np.arange(32), np.arange(32)] = 1
     ql.bias[:] = 0
@@ -126,7 +126,7 @@ def test_every_code_at_every_shift(signed, float_exact):
     ql.act_scale = 1.0
     ql.weight_int8[:] = 0
     ql.weight_int4[:] = 0
-    ql.weight_shift[:] = 0
+    ql.weight_step[:] = 1
     ql.weight_int8[np.arange(32), np.arange(32)] = 1
     ql.weight_int4[np.arange(32), np.arange(32)] = 1
     ql.bias[:] = 0
@@ -150,7 +150,7 @@ def _groups_first(ql: QuantizedLayer, order: np.ndarray) -> QuantizedLayer:
         out_channels=ql.out_channels, permutation=ql.permutation[ch], act_scale=ql.act_scale,
         act_signed=ql.act_signed, act_shift_mode=ql.act_shift_mode, act_static_shift=ql.act_static_shift[order],
         weight_int8=ql.weight_int8[..., ch], weight_int4=ql.weight_int4[..., ch],
-        weight_shift=ql.weight_shift[:, order], weight_scale=ql.weight_scale, bias=ql.bias,
+        weight_step=ql.weight_step[order], weight_scale=ql.weight_scale, bias=ql.bias,
         activation=ql.activation, activation_alpha=ql.activation_alpha, activation_beta=ql.activation_beta,
         geometry=ql.geometry)
 
@@ -223,7 +223,7 @@ def test_float_exact_is_exact_at_the_worst_case_magnitudes(signed, c_in, kernel)
     ql = random_quantized(el, 0, 32, signed, ShiftMode.DYNAMIC, 5)
     ql.weight_int8[...] = -127
     ql.weight_int4[...] = -8
-    ql.weight_shift[...] = 4
+    ql.weight_step[...] = 16
     assert ql.padded_channels > float_exact_chunk(ql)
     sim = write_simulation_model(prepared, [(el, ql)], {}, debug_outputs=True, float_exact=True)
     shape = input_shape(prepared)
@@ -309,7 +309,7 @@ def test_padding_slots_repeat_a_real_channel_of_their_group():
     wide = QuantizedLayer(**{**ql.__dict__, "permutation": np.concatenate([ql.permutation, np.arange(96, 128)]),
                              "weight_int8": np.zeros(ql.weight_int8.shape[:-1] + (128,), np.int8),
                              "weight_int4": np.zeros(ql.weight_int4.shape[:-1] + (128,), np.int8),
-                             "weight_shift": np.zeros((ql.out_channels, 4), np.int8)})
+                             "weight_step": np.ones(4, np.int8)})
     np.testing.assert_array_equal(_gather_indices(wide)[3], np.full(32, ql.permutation[0]))
 
 

@@ -77,7 +77,7 @@ def random_layer(spec: LayerSpec, seed: int = 0) -> LayerSpec:
         "permutation": perm,
         "weight_int8": rng.integers(-127, 128, size=(n, k), dtype=np.int8),
         "weight_int4": packed,
-        "weight_shift": rng.integers(0, 5, size=(n, g), dtype=np.int8),
+        "weight_step": rng.integers(1, 17, size=g, dtype=np.int8),
         "weight_scale": rng.uniform(1e-3, 2e-2, size=n).astype(np.float32),
         "bias": rng.normal(0, 0.1, size=(g + 1, n)).astype(np.float32),  # [G_count + 1, N]: one row per rung
         "reader_act_static_shift": np.zeros(padded_channels(n, spec.reader_group_size) // spec.reader_group_size,

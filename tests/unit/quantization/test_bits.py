@@ -84,61 +84,46 @@ def test_error_bound_of_step_extraction():
             assert 2 * err <= s or err < s, (signed, q)
 
 
-# The weights keep power-of-two shifts p_w (docs/design.md §2.6): their plain rule below.
-@pytest.mark.parametrize("codes, shift, q4, eff", [
-    # hand-worked: 127 -> p=4 (127>>3=15 too big), (127+8)>>4 = 8 -> saturates to 7
-    ([127, 0, -1, 3], 4, [7, 0, 0, 0], [112, 0, 0, 0]),
-    # -128 is reachable only through effective codes; -127 at p=4: (-127+8)>>4 = -119>>4 = -8
-    # 17: (17+8)>>4 = 1;  -17: (-17+8)>>4 = -9>>4 = -1
-    ([-127, 100, 17, -17], 4, [-8, 6, 1, -1], [-128, 96, 16, -16]),
-    # all within 4 bits -> p=0, codes unchanged
-    ([7, -8, 0, 5], 0, [7, -8, 0, 5], [7, -8, 0, 5]),
-    # 8 needs p=1: (8+1)>>1=4, (-9+1)>>1=-4, (3+1)>>1=2, (-2+1)>>1=-1
-    ([8, -9, 3, -2], 1, [4, -4, 2, -1], [8, -8, 4, -2]),
+# The weights: one integer step per channel group (docs/design.md §2.6), the same rounding rule.
+@pytest.mark.parametrize("codes, step, q4, eff", [
+    # hand-worked: 127 at s=16: floor(270 / 32) = 8 -> saturates to 7
+    ([127, 0, -1, 3], 16, [7, 0, 0, 0], [112, 0, 0, 0]),
+    # -127 at s=16: floor(-238 / 32) = -8; 100: floor(216 / 32) = 6; 17: floor(50 / 32) = 1
+    ([-127, 100, 17, -17], 16, [-8, 6, 1, -1], [-128, 96, 16, -16]),
+    # s=5 (no power of two): 37 -> floor(79 / 10) = 7, -40 -> floor(-75 / 10) = -8, 12 -> 2, -2 -> 0
+    ([37, -40, 12, -2], 5, [7, -8, 2, 0], [35, -40, 10, 0]),
 ])
-def test_hand_worked_weight_shift_vectors(codes, shift, q4, eff):
-    q = np.array(codes)
-    assert int(bits.group_shift(q)) == shift
-    assert bits.extract4(q, shift).tolist() == q4
-    assert bits.effective_codes(q, shift).tolist() == eff
+def test_hand_worked_weight_step_vectors(codes, step, q4, eff):
+    from flexiq_trt.quantization import gptq
+
+    q = np.array([codes])
+    got = gptq.at_step(q, step)
+    assert got.step == step and got.codes.tolist() == [q4]
+    assert got.effective().astype(int).tolist() == [eff]
 
 
-def test_all_zero_group_has_shift_zero():
-    assert bits.group_shift(np.zeros(32, dtype=np.int32)) == 0
-    assert bits.group_shift(np.zeros(32, dtype=np.int32), signed=False) == 0
+def test_plain_weight_step_is_smallest_fitting_over_every_row():
+    """The plain rule's step fits the largest magnitude of the whole group (all rows share it)."""
+    from flexiq_trt.quantization import gptq
 
-
-def test_shift_rule_every_code_signed():
-    """Single-element groups: the shift is the smallest p whose truncated code fits [-8, 7]."""
-    for q in ALL_INT8:
-        p = int(bits.group_shift(np.array([q])))
-        fits = [(-8 <= (q >> s) <= 7) for s in range(5)]
-        assert p == fits.index(True), q
-        assert 0 <= p <= 4
-
-
-def test_shift_rule_every_code_unsigned():
-    for u in ALL_UINT8:
-        p = int(bits.group_shift(np.array([u]), signed=False))
-        assert p == [(u >> s) <= 15 for s in range(5)].index(True), u
-
-
-def test_group_shift_is_max_of_element_shifts():
     rng = np.random.default_rng(0)
     for _ in range(200):
-        g = rng.integers(-127, 128, size=32)
-        per = [int(bits.group_shift(np.array([v]))) for v in g]
-        assert int(bits.group_shift(g)) == max(per)
-        assert bits.group_shift(g) == max(0, int(np.bitwise_or.reduce(g ^ (g >> 7))).bit_length() - 3)
+        w = rng.integers(-127, 128, size=(int(rng.integers(1, 9)), 32))
+        w[rng.integers(0, w.shape[0])] //= 8  # rows of very different sizes share the group's step
+        s = gptq.smallest_step(w)
+        fits = [bool(np.floor_divide(w, t).min() >= -8 and np.floor_divide(w, t).max() <= 7) for t in range(1, 17)]
+        assert s == fits.index(True) + 1
+    assert gptq.smallest_step(np.zeros((4, 32), np.int32)) == 1
 
 
 def test_extract_every_code_every_shift_signed():
+    """Static activation shifts (docs/design.md §2.7) keep power-of-two steps."""
     for p in range(5):
         q4 = bits.extract4(ALL_INT8, p)
         expect = np.clip((ALL_INT8 + ((1 << (p - 1)) if p else 0)) >> p, -8, 7)
         assert np.array_equal(q4, expect)
         assert q4.min() >= -8 and q4.max() <= 7
-        eff = bits.effective_codes(ALL_INT8, p)
+        eff = bits.effective_codes_step(ALL_INT8, 1 << p)
         assert eff.min() >= -128 and eff.max() <= 112
 
 
@@ -147,19 +132,7 @@ def test_extract_every_code_every_shift_unsigned():
         u4 = bits.extract4(ALL_UINT8, p, signed=False)
         expect = np.clip((ALL_UINT8 + ((1 << (p - 1)) if p else 0)) >> p, 0, 15)
         assert np.array_equal(u4, expect)
-        assert bits.effective_codes(ALL_UINT8, p, signed=False).max() <= 240
-
-
-def test_error_bound_of_extraction():
-    """At the group's own (smallest) shift, |eff - q| <= 2^(p-1), except the top carry which saturates."""
-    for q in ALL_CODES:
-        p = int(bits.group_shift(np.array([q])))
-        err = abs(int(bits.effective_codes(np.array([q]), p)[0]) - int(q))
-        bound = (1 << (p - 1)) if p else 0
-        # a top carry (e.g. 127 at p=4 -> 112) loses at most 2^p - 1
-        assert err <= bound or err <= (1 << p) - 1
-        if p == 0:
-            assert err == 0
+        assert bits.effective_codes_step(ALL_UINT8, 1 << p, signed=False).max() <= 240
 
 
 def test_pack_roundtrip_and_nibble_order():

@@ -1,4 +1,4 @@
-"""The NumPy layer reference: one-GEMM form == literal shifted form; conv == direct convolution."""
+"""The NumPy layer reference: one-GEMM form == literal per-group form; conv == direct convolution."""
 
 import numpy as np
 import pytest
@@ -18,14 +18,14 @@ def random_layer(rng, conv, c_in=40, n=12, g=32, signed=True, mode=ShiftMode.DYN
         act_static_shift=rng.integers(0, 5, c_pad // g).astype(np.int8),
         weight_int8=rng.integers(-127, 128, shape).astype(np.int8),
         weight_int4=rng.integers(-8, 8, shape).astype(np.int8),
-        weight_shift=rng.integers(0, 5, (n, c_pad // g)).astype(np.int8),
+        weight_step=rng.integers(1, 17, c_pad // g).astype(np.int8),
         weight_scale=rng.uniform(0.001, 0.01, n).astype(np.float32),
         bias=rng.normal(size=n).astype(np.float32), activation=Activation.NONE, geometry=geo)
 
 
 @pytest.mark.parametrize("signed", [True, False])
 @pytest.mark.parametrize("mode", [ShiftMode.DYNAMIC, ShiftMode.STATIC])
-def test_effective_gemm_equals_shifted_accumulation(signed, mode):
+def test_effective_gemm_equals_per_group_accumulation(signed, mode):
     rng = np.random.default_rng(3)
     layer = random_layer(rng, conv=False, c_in=70, signed=signed, mode=mode)
     x = rng.normal(scale=3.0, size=(9, 70)).astype(np.float32)
@@ -37,8 +37,8 @@ def test_effective_gemm_equals_shifted_accumulation(signed, mode):
         acc, _ = reference.gemm_forward(layer, x, n4)
         spec = reference.ActShiftSpec(mode, layer.act_static_shift.astype(np.int32))
         _, p = reference.activation_codes_mixed(q, n4, layer.group_size, signed, spec)
-        lit = reference.mixed_gemm_int32_shifted(q, p, layer.weight_int8, layer.weight_int4,
-                                                  layer.weight_shift.astype(np.int32), n4, layer.group_size, signed)
+        lit = reference.mixed_gemm_int32_grouped(q, p, layer.weight_int8, layer.weight_int4,
+                                                 layer.weight_step.astype(np.int32), n4, layer.group_size, signed)
         assert np.array_equal(acc, lit), n4
 
 
