@@ -79,23 +79,15 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
     size_t const oPerm = st.add(cfg.permutation);
     size_t const oW8 = st.add(cfg.weightInt8);
     size_t const oW4 = st.add(cfg.weightInt4);
-    size_t const oShift = st.add(cfg.weightShift);
+    size_t const oStep = st.add(cfg.weightStep);
     size_t const oScale = st.add(outScale);
     size_t const oBias = st.add(cfg.bias);
     size_t const oStatic = st.add(cfg.actStaticShift);
     size_t const oReaderStatic = st.add(cfg.readerActStaticShift);
-    // p_w transposed to [C_pad/G, N] int32 (the pipelined kernels' column shifts): weight-only data, made
-    // once here instead of by every input pass, and the only source of it for a workspace-edge reader.
-    int32_t const groups = cfg.groupCount();
-    std::vector<int32_t> wShiftT(static_cast<size_t>(groups) * cfg.outChannels);
-    for (int32_t n = 0; n < cfg.outChannels; ++n)
-    {
-        for (int32_t g = 0; g < groups; ++g)
-        {
-            wShiftT[static_cast<size_t>(g) * cfg.outChannels + n] = cfg.weightShift[static_cast<size_t>(n) * groups + g];
-        }
-    }
-    size_t const oShiftT = st.add(wShiftT);
+    // s_w widened to int32 [C_pad/G] (the pipelined kernels copy a K-tile's step with a 4-byte cp.async):
+    // weight-only data, made once here instead of by every input pass, and the only source of it for a
+    // workspace-edge reader.
+    size_t const oStepWide = st.add(std::vector<int32_t>(cfg.weightStep.begin(), cfg.weightStep.end()));
     int device = 0;
     checkCuda(cudaGetDevice(&device), cfg, "cudaGetDevice");
     mDevice = device;
@@ -109,11 +101,11 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
     }
     auto* base = static_cast<uint8_t*>(mBlock);
     mArgs = cfg.layerArgs(reinterpret_cast<int32_t const*>(base + oPerm), reinterpret_cast<int8_t const*>(base + oW8),
-        reinterpret_cast<int8_t const*>(base + oW4), reinterpret_cast<int8_t const*>(base + oShift),
+        reinterpret_cast<int8_t const*>(base + oW4), reinterpret_cast<int8_t const*>(base + oStep),
         reinterpret_cast<float const*>(base + oScale), reinterpret_cast<float const*>(base + oBias),
         reinterpret_cast<int8_t const*>(base + oStatic));
     mArgs.readerStaticShift = reinterpret_cast<int8_t const*>(base + oReaderStatic);
-    mArgs.weightShiftT = reinterpret_cast<int32_t const*>(base + oShiftT);
+    mArgs.weightStepWide = reinterpret_cast<int32_t const*>(base + oStepWide);
 }
 
 DeviceWeights::~DeviceWeights()

@@ -1,7 +1,7 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Device copies of a layer's constant arrays (permutation, weights, shifts, out_scale, bias), made
+ * Device copies of a layer's constant arrays (permutation, weights, weight steps, out_scale, bias), made
  * once per device at run time (attachToContext / first enqueue), never at build time: an
  * ahead-of-time build on a GPU-less machine must not touch CUDA. One allocation, shared by the
  * clones of a plugin on the same device.

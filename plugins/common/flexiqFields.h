@@ -20,8 +20,9 @@ namespace flexiq
 
 //! plugin_spec.PLUGIN_NAMESPACE / PLUGIN_VERSION / CONV_OP / GEMM_OP / RUNTIME_INPUT.
 constexpr char const* kFLEXIQ_PLUGIN_NAMESPACE = "flexiq";
-// 2: `bias` per-rung table; 3: INT8 codes between layers; 4: workspace edges; 5: integer activation steps
-constexpr char const* kFLEXIQ_PLUGIN_VERSION = "5";
+// 2: `bias` per-rung table; 3: INT8 codes between layers; 4: workspace edges; 5: integer activation steps;
+// 6: one integer weight step per channel group (weight_step)
+constexpr char const* kFLEXIQ_PLUGIN_VERSION = "6";
 constexpr char const* kFLEXIQ_CONV_NAME = "FlexiQConv";
 constexpr char const* kFLEXIQ_GEMM_NAME = "FlexiQGemm";
 constexpr char const* kFLEXIQ_RUNTIME_INPUT = "flexiq_max_4bit_ch";
@@ -46,7 +47,6 @@ enum class LengthRule : int32_t
     kN,          //!< "N"
     kC_PAD,      //!< "C_pad"
     kG_COUNT,    //!< "G_count" = C_pad / G
-    kN_G_COUNT,  //!< "N*G_count"
     kN_K,        //!< "N*K", K = R*S*C_pad (gemm: C_pad)
     kN_K_HALF,   //!< "N*K/2"
     kRUNGS_N,    //!< "(G_count+1)*N": one row per bias rung k = n4 / G in 0..G_count
@@ -81,7 +81,7 @@ struct FieldDef
 enum class FieldId : int32_t
 {
     kLAYER_INDEX, kGROUP_SIZE, kIN_CHANNELS, kOUT_CHANNELS, kACT_SCALE, kACT_SIGNED, kACT_SHIFT_MODE,
-    kACT_STATIC_SHIFT, kPERMUTATION, kWEIGHT_INT8, kWEIGHT_INT4, kWEIGHT_SHIFT, kWEIGHT_SCALE, kBIAS,
+    kACT_STATIC_SHIFT, kPERMUTATION, kWEIGHT_INT8, kWEIGHT_INT4, kWEIGHT_STEP, kWEIGHT_SCALE, kBIAS,
     kACTIVATION, kACTIVATION_ALPHA, kACTIVATION_BETA, kINPUT_INT8, kOUTPUT_INT8, kOUTPUT_SCALE, kOUTPUT_SIGNED,
     kREADER_LAYER_INDEX, kREADER_GROUP_SIZE, kREADER_ACT_SHIFT_MODE, kREADER_ACT_STATIC_SHIFT, kKERNEL_SHAPE, kSTRIDES, kPADS, kDILATIONS, kCOUNT
 };
@@ -103,7 +103,7 @@ constexpr FieldDef kFIELDS[] = {
     FLEXIQ_FIELD("permutation", kTENSOR_INT32, "C_pad", kC_PAD, 0, kNO_LIMIT, false),
     FLEXIQ_FIELD("weight_int8", kTENSOR_INT8, "N*K", kN_K, -127, 127, false),
     FLEXIQ_FIELD("weight_int4", kTENSOR_INT8, "N*K/2", kN_K_HALF, kNO_LIMIT, kNO_LIMIT, false),
-    FLEXIQ_FIELD("weight_shift", kTENSOR_INT8, "N*G_count", kN_G_COUNT, 0, 4, false),
+    FLEXIQ_FIELD("weight_step", kTENSOR_INT8, "G_count", kG_COUNT, 1, 16, false),
     FLEXIQ_FIELD("weight_scale", kTENSOR_FLOAT32, "N", kN, 0.0, kNO_LIMIT, false),
     FLEXIQ_FIELD("bias", kTENSOR_FLOAT32, "(G_count+1)*N", kRUNGS_N, kNO_LIMIT, kNO_LIMIT, false),
     FLEXIQ_FIELD("activation", kINT, "1", kONE, 0, 9, false),

@@ -330,7 +330,7 @@ void readArrays(LayerConfig& cfg, RawFields const& raw)
     checkPermutation(cfg);
     cfg.weightInt8 = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_INT8, n * k);
     cfg.weightInt4 = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_INT4, n * k / 2);
-    cfg.weightShift = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_SHIFT, n * g);
+    cfg.weightStep = readArray<int8_t>(cfg, raw, FieldId::kWEIGHT_STEP, g);
     cfg.weightScale = readArray<float>(cfg, raw, FieldId::kWEIGHT_SCALE, n);
     cfg.bias = readArray<float>(cfg, raw, FieldId::kBIAS, (g + 1) * n); // one row per bias rung
     cfg.readerActStaticShift = readArray<int8_t>(
@@ -341,7 +341,7 @@ void readArrays(LayerConfig& cfg, RawFields const& raw)
 void crossCheckWithKernels(LayerConfig const& cfg, std::vector<float> const& outScale)
 {
     FlexiqLayerArgs const args = cfg.layerArgs(cfg.permutation.data(), cfg.weightInt8.data(), cfg.weightInt4.data(),
-        cfg.weightShift.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
+        cfg.weightStep.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
     char why[256] = {0};
     FLEXIQ_VALIDATE(checkLayerArgs(args, why, sizeof(why)), cfg.where() << ": rejected by the kernel check: " << why);
     for (float s : outScale)
@@ -404,7 +404,7 @@ std::vector<float> LayerConfig::outScale() const
     return s;
 }
 
-FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, int8_t const* w4, int8_t const* wShift,
+FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, int8_t const* w4, int8_t const* wStep,
     float const* outScalePtr, float const* biasPtr, int8_t const* staticShift) const noexcept
 {
     FlexiqLayerArgs a{};
@@ -435,7 +435,7 @@ FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, in
     a.permutation = perm;
     a.weightInt8 = w8;
     a.weightInt4 = w4;
-    a.weightShift = wShift;
+    a.weightStep = wStep;
     a.outScale = outScalePtr;
     a.bias = biasPtr;
     a.actStaticShift = staticShift;
@@ -443,7 +443,7 @@ FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, in
     a.readerGroupSize = readerGroupSize;
     a.readerShiftMode = readerActShiftMode;
     a.readerStaticShift = nullptr; // device pointers: set by DeviceWeights
-    a.weightShiftT = nullptr;
+    a.weightStepWide = nullptr;
     return a;
 }
 
@@ -491,7 +491,7 @@ PluginFieldCollection const* FieldSerializer::serialize(LayerConfig const& cfg)
         PluginField("permutation", cfg.permutation.data(), i32, len(cfg.permutation)),
         PluginField("weight_int8", cfg.weightInt8.data(), i8, len(cfg.weightInt8)),
         PluginField("weight_int4", cfg.weightInt4.data(), i8, len(cfg.weightInt4)),
-        PluginField("weight_shift", cfg.weightShift.data(), i8, len(cfg.weightShift)),
+        PluginField("weight_step", cfg.weightStep.data(), i8, len(cfg.weightStep)),
         PluginField("weight_scale", cfg.weightScale.data(), f32, len(cfg.weightScale)),
         PluginField("bias", cfg.bias.data(), f32, len(cfg.bias)),
         PluginField("activation", &cfg.activation, i32, 1),

@@ -53,7 +53,7 @@ struct LayerConfig
     std::vector<int32_t> permutation;   //!< [C_pad]
     std::vector<int8_t> weightInt8;     //!< [N, K]
     std::vector<int8_t> weightInt4;     //!< [N, K/2]
-    std::vector<int8_t> weightShift;    //!< [N, G_count]
+    std::vector<int8_t> weightStep;     //!< [G_count] s_w in 1..16
     std::vector<float> weightScale;     //!< [N]
     std::vector<float> bias;            //!< [G_count + 1, N]: row k applies with k = n4 / G groups in 4-bit
 
@@ -84,7 +84,7 @@ struct LayerConfig
     int64_t inputEdgeBytesPerRow() const noexcept;
     int64_t outputEdgeBytesPerRow() const noexcept;
     //! Kernel arguments with the given (device or host) pointers; outScale must hold N floats.
-    FlexiqLayerArgs layerArgs(int32_t const* permutation, int8_t const* w8, int8_t const* w4, int8_t const* wShift,
+    FlexiqLayerArgs layerArgs(int32_t const* permutation, int8_t const* w8, int8_t const* w4, int8_t const* wStep,
         float const* outScalePtr, float const* biasPtr, int8_t const* staticShift) const noexcept;
 };
 

@@ -13,15 +13,15 @@ namespace
 {
 
 //! One thread per (input pixel, channel group blockIdx.y).
-//! Blocks past the rows (pipelined backends only) transpose the weight shifts (blockIdx.y == 0).
+//! Blocks past the rows (pipelined backends only) widen the weight steps (blockIdx.y == 0).
 template <int32_t kG, bool kSigned, typename InT>
 __global__ void __launch_bounds__(tile::kInputPassThreads) flexiqInputPassKernel(InputPassParams p, uint32_t rowBlocks)
 {
     if (blockIdx.x >= rowBlocks)
     {
         int64_t const i = static_cast<int64_t>(blockIdx.x - rowBlocks) * blockDim.x + threadIdx.x;
-        if (blockIdx.y == 0 && i < static_cast<int64_t>(p.outChannels) * p.groups)
-            transposeWeightShiftThread(p, i);
+        if (blockIdx.y == 0 && i < p.groups)
+            widenWeightStepThread(p, i);
         return;
     }
     int64_t const row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -34,10 +34,8 @@ cudaError_t launchTyped(InputPassParams const& p, cudaStream_t stream)
 {
     dim3 const block(tile::kInputPassThreads);
     uint32_t const rowBlocks = static_cast<uint32_t>((p.rows + block.x - 1) / block.x);
-    uint32_t const shiftBlocks = p.wShiftT != nullptr
-        ? static_cast<uint32_t>((static_cast<int64_t>(p.outChannels) * p.groups + block.x - 1) / block.x)
-        : 0u;
-    dim3 const grid(rowBlocks + shiftBlocks, static_cast<uint32_t>(p.groups));
+    uint32_t const stepBlocks = p.wStepWide != nullptr ? (static_cast<uint32_t>(p.groups) + block.x - 1) / block.x : 0u;
+    dim3 const grid(rowBlocks + stepBlocks, static_cast<uint32_t>(p.groups));
     if (p.inputType == kFLEXIQ_FP16)
         flexiqInputPassKernel<kG, kSigned, __half><<<grid, block, 0, stream>>>(p, rowBlocks);
     else if (p.inputType == kFLEXIQ_INT8)

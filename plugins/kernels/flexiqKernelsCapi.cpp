@@ -125,7 +125,7 @@ size_t elementBytes(int32_t type)
 //! pointers; input and output are NCHW (gemm [M, C]/[M, N]) of `inputType` / `outputType` (a
 //! FlexiqDataType: FP32, FP16 or INT8 codes), or flat workspace-edge images (kFLEXIQ_INT8_WORKSPACE,
 //! flexiqEdgeImage.h; an output image starts as the bytes `hostOutput` holds, so untouched bytes compare
-//! too). hostArgs->readerStaticShift / weightShiftT are uploaded when set. `hostAcc` (nullable) receives
+//! too). hostArgs->readerStaticShift / weightStepWide are uploaded when set. `hostAcc` (nullable) receives
 //! the int32 accumulators.
 //! With iterations > 1 the enqueue is repeated and the mean time per call (ms, CUDA events) goes to
 //! `msPerCall`. Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
@@ -166,14 +166,14 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, Fl
     d.permutation = dev.upload<int32_t const>(h.permutation, h.paddedChannels * sizeof(int32_t), &e);
     d.weightInt8 = dev.upload<int8_t const>(h.weightInt8, n * k, &e);
     d.weightInt4 = dev.upload<int8_t const>(h.weightInt4, n * k / 2, &e);
-    d.weightShift = dev.upload<int8_t const>(h.weightShift, n * groups, &e);
+    d.weightStep = dev.upload<int8_t const>(h.weightStep, groups, &e);
     d.outScale = dev.upload<float const>(h.outScale, n * sizeof(float), &e);
     d.bias = dev.upload<float const>(h.bias, (groups + 1) * n * sizeof(float), &e); // [G_count + 1, N] rungs
     d.actStaticShift = dev.upload<int8_t const>(h.actStaticShift, groups, &e);
     if (h.readerStaticShift != nullptr && edgeOut)
         d.readerStaticShift = dev.upload<int8_t const>(h.readerStaticShift, readerCPad / h.readerGroupSize, &e);
-    if (h.weightShiftT != nullptr)
-        d.weightShiftT = dev.upload<int32_t const>(h.weightShiftT, groups * n * sizeof(int32_t), &e);
+    if (h.weightStepWide != nullptr)
+        d.weightStepWide = dev.upload<int32_t const>(h.weightStepWide, groups * sizeof(int32_t), &e);
     FlexiqProblem p{batch, height, width, inputType, outputType, nullptr, nullptr, nullptr, nullptr};
     p.input = dev.upload<void const>(hostInput, inBytes, &e);
     p.output = dev.upload<void>(edgeOut ? hostOutput : nullptr, outBytes, &e);

@@ -33,14 +33,14 @@ size_t alignUp(size_t v)
 }
 
 //! Workspace: codes8 [rows, C_pad] | codes4 [rows, C_pad/2] | shiftA [rows, C_pad/G] (activation steps) |
-//! factorA int32 [rows, C_pad/G] (the steps again) | wShiftT int32 [C_pad/G, N] | edge codes [B, N, P, Q], each 256-byte
+//! factorA int32 [rows, C_pad/G] (the steps again) | wStepWide int32 [C_pad/G] | edge codes [B, N, P, Q], each 256-byte
 //! aligned. The same for every backend, so getWorkspaceSize need not know the device (no code planes for a
 //! workspace-edge input). `edge codes` only
 //! for a workspace-edge output: the first-version and reference kernels store INT8 codes there and a
 //! second launch (the input pass with the reader's parameters) writes the edge tensor from them.
 struct WorkspaceLayout
 {
-    size_t codes8, codes4, shiftA, factorA, wShiftT, edgeCodes, total;
+    size_t codes8, codes4, shiftA, factorA, wStepWide, edgeCodes, total;
 };
 
 WorkspaceLayout workspaceLayout(FlexiqLayerArgs const& a, FlexiqProblem const& p)
@@ -55,8 +55,8 @@ WorkspaceLayout workspaceLayout(FlexiqLayerArgs const& a, FlexiqProblem const& p
     w.codes4 = alignUp(rows * cPad);
     w.shiftA = w.codes4 + alignUp(rows * cPad / 2);
     w.factorA = w.shiftA + alignUp(rows * groups);
-    w.wShiftT = w.factorA + alignUp(rows * groups * sizeof(int32_t));
-    w.edgeCodes = w.wShiftT + alignUp(groups * static_cast<size_t>(a.outChannels) * sizeof(int32_t));
+    w.wStepWide = w.factorA + alignUp(rows * groups * sizeof(int32_t));
+    w.edgeCodes = w.wStepWide + alignUp(groups * sizeof(int32_t));
     size_t edgeBytes = 0;
     if (p.outputType == kFLEXIQ_INT8_WORKSPACE)
     {
@@ -282,7 +282,7 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
     if (pr.dataType == kFLEXIQ_INT8_WORKSPACE)
     {
         // A workspace edge (docs/design.md §2.8): the producer wrote this layer's input-pass image; no input pass.
-        if (pipelined(backend) && a.weightShiftT == nullptr)
+        if (pipelined(backend) && a.weightStepWide == nullptr)
             return kFLEXIQ_ERROR_INVALID_ARGS;
         flexiq::EdgeImageLayout const l = flexiq::edgeImageLayout(rowsIn, a.paddedChannels, a.groupSize);
         auto* image = static_cast<int8_t*>(const_cast<void*>(pr.input));
@@ -290,7 +290,7 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
         in.codes4 = int4Codes ? image + l.codes4 : nullptr;
         in.shiftA = image + l.shiftA;
         in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(image + l.factorA) : nullptr;
-        in.wShiftT = nullptr;
+        in.wStepWide = nullptr;
     }
     else
     {
@@ -298,17 +298,17 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
         in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
         in.shiftA = base + ws.shiftA;
         in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
-        // p_w transposed: computed once with the device weights when given, else by the input pass.
-        in.wShiftT = pipelined(backend) && a.weightShiftT == nullptr ? reinterpret_cast<int32_t*>(base + ws.wShiftT)
-                                                                     : nullptr;
+        // s_w widened to int32: computed once with the device weights when given, else by the input pass.
+        in.wStepWide = pipelined(backend) && a.weightStepWide == nullptr ? reinterpret_cast<int32_t*>(base + ws.wStepWide)
+                                                                         : nullptr;
         e = flexiq::launchInputPass(in, isSigned, stream);
         if (e != cudaSuccess)
             return cudaFailure(e);
     }
 
     flexiq::MixedGemmParams g = flexiq::makeMixedGemmParams(a, pr, in);
-    if (pipelined(backend) && a.weightShiftT != nullptr)
-        g.wShiftT = a.weightShiftT;
+    if (pipelined(backend) && a.weightStepWide != nullptr)
+        g.wStepWide = a.weightStepWide;
     bool const toEdge = pr.outputType == kFLEXIQ_INT8_WORKSPACE;
     // The edge tensor: the reader's input-pass image, in this backend's format.
     int32_t outH = 0;

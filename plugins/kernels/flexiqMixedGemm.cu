@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * The two tensor-core backends as named kernels (scripts/check_sass.py looks for these names):
- *   flexiqInt4MmaKernel  4-bit groups on mma m16n8k32 .s4/.u4 x .s4, shifted per group (sm_80/86/87/89)
+ *   flexiqInt4MmaKernel  4-bit groups on mma m16n8k32 .s4/.u4 x .s4, scaled per group (sm_80/86/87/89)
  *   flexiqInt8MmaKernel  4-bit groups as int8 mma on effective codes (sm_90+), bit-identical
  */
 #include "flexiqLayerArgs.h"

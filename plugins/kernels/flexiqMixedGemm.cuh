@@ -8,9 +8,10 @@
  *   - 8-bit group:  acc += A8[m, g] . W8[n, g]                     (int8 mma, straight into acc)
  *   - 4-bit group, Int4 path: part = A4[m, g] . W4[n, g]           (one int4 mma atom: k32 for G = 32,
  *                                                                  k64 for G = 64; fresh partial tile)
- *                             acc += (part << p_w[n, g]) * s_a[pixel(m), g]
- *   - 4-bit group, Int8 path: acc += (A4 * s_a)[m, g] . (W4 << p_w)[n, g]  (int8 mma, effective codes)
- * s_a is the activation step (1..16, docs/design.md §2.5) that the input pass writes into shiftA.
+ *                             acc += part * (s_a[pixel(m), g] * s_w[g])
+ *   - 4-bit group, Int8 path: acc += (A4 * s_a)[m, g] . (W4 * s_w[g])[n, g]  (int8 mma, effective codes)
+ * s_a is the activation step (1..16, docs/design.md §2.5) that the input pass writes into shiftA, s_w[g]
+ * the group's weight step (1..16, weight_step, docs/design.md §2.6), shared by all N rows and taps.
  * Out-of-image taps read zero fragments, so padding adds nothing. Every branch depends only on the
  * group index and n4, so it is warp-uniform.
  */
@@ -52,8 +53,8 @@ __device__ __forceinline__ void storeOut(int8_t* out, int64_t i, float v, MixedG
     reinterpret_cast<uint8_t*>(out)[i] = activationCodeBits(v, p.outputScale, p.outputSigned != 0);
 }
 
-//! Four effective int8 weights (w4 << p_w) from the packed nibbles of k..k+3 (k a multiple of 4).
-__device__ __forceinline__ uint32_t effectiveWeights4(int8_t const* w4Row, int64_t k, int32_t shift)
+//! Four effective int8 weights (w4 * s_w) from the packed nibbles of k..k+3 (k a multiple of 4).
+__device__ __forceinline__ uint32_t effectiveWeights4(int8_t const* w4Row, int64_t k, int32_t step)
 {
     uint32_t const pair = __ldg(reinterpret_cast<unsigned short const*>(w4Row + k / 2)); // nibbles k..k+3
     uint32_t word = 0;
@@ -61,7 +62,7 @@ __device__ __forceinline__ uint32_t effectiveWeights4(int8_t const* w4Row, int64
     for (int32_t j = 0; j < 4; ++j)
     {
         int32_t const nib = static_cast<int32_t>((pair >> (4 * j)) & 0xFu);
-        int32_t const w = effectiveWeight(nib - ((nib & 8) << 1), shift); // in [-128, 112]
+        int32_t const w = effectiveWeight(nib - ((nib & 8) << 1), step); // in [-128, 112]
         word |= (static_cast<uint32_t>(w) & 0xFFu) << (8 * j);
     }
     return word;
@@ -131,7 +132,7 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                 bool const fourBit = g * gSize < n4;
                 if (kInt4Path && fourBit)
                 {
-                    int32_t part[kWarpTilesM][kWarpTilesN][4] = {}; // this group's C[32 x 32], before the shift
+                    int32_t part[kWarpTilesM][kWarpTilesN][4] = {}; // this group's C[32 x 32], before its factor
                     int32_t const c0 = g * gSize;
                     if (gSize == kMmaK4Wide)
                     {
@@ -186,40 +187,27 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                             for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
                                 mmaS4<kSigned>(part[mi][ni], a[mi], b[ni]);
                     }
-                    // Scale after the MMA: acc += (part << p_w[n]) * s_a[row], two integer ops per element
-                    // (SHF + IMAD) with the row factor hoisted; this ALU work is the int4 path's overhead.
-                    int32_t rowFactor[kWarpTilesM][2]; // the step s_a of the C rows (groupID, groupID + 8)
+                    // Scale after the MMA: acc += part * (s_a[row] * s_w[g]), one IMAD per element with the
+                    // row factor hoisted; this ALU work is the int4 path's overhead.
+                    int32_t const stepW = __ldg(p.wStep + g);
+                    int32_t rowFactor[kWarpTilesM][2]; // s_a * s_w of the C rows (groupID, groupID + 8)
 #pragma unroll
                     for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
 #pragma unroll
                         for (int32_t h = 0; h < 2; ++h)
-                            rowFactor[mi][h] = rowIn[mi][h] >= 0 ? p.shiftA[rowIn[mi][h] * p.groups + g] : 1;
+                            rowFactor[mi][h] = (rowIn[mi][h] >= 0 ? p.shiftA[rowIn[mi][h] * p.groups + g] : 1) * stepW;
 #pragma unroll
                     for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
-                    {
-                        int32_t pw[2]; // p_w of the C columns tig*2, tig*2 + 1
-#pragma unroll
-                        for (int32_t j = 0; j < 2; ++j)
-                        {
-                            int32_t const n = ctaCol + ni * kMmaN + fragCCol(lane, j);
-                            pw[j] = n < p.outChannels ? __ldg(p.wShift + static_cast<int64_t>(n) * p.groups + g) : 0;
-                        }
 #pragma unroll
                         for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
 #pragma unroll
                             for (int32_t e = 0; e < 4; ++e)
-                                acc[mi][ni][e] += static_cast<int32_t>(static_cast<uint32_t>(part[mi][ni][e]) << pw[e & 1])
-                                    * rowFactor[mi][e >> 1]; // unsigned shift: no UB for negative partials
-                    }
+                                acc[mi][ni][e] += part[mi][ni][e] * rowFactor[mi][e >> 1];
                 }
                 else
                 {
                     bool const effectiveW = !kInt4Path && fourBit;
-                    int32_t pwB[kWarpTilesN]; // p_w of the B column (effective weights only)
-#pragma unroll
-                    for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
-                        pwB[ni] = (effectiveW && colB[ni] >= 0)
-                            ? __ldg(p.wShift + static_cast<int64_t>(colB[ni]) * p.groups + g) : 0;
+                    int32_t const stepW = effectiveW ? __ldg(p.wStep + g) : 1; // s_w (effective weights only)
                     for (int32_t c0 = g * gSize; c0 < (g + 1) * gSize; c0 += kMmaK)
                     {
                         uint32_t a[kWarpTilesM][4]; // A[16 x 32] s8 per m-tile: reg j = a_{4j..4j+3}
@@ -243,7 +231,7 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                                 if (colB[ni] < 0)
                                     b[ni][j] = 0u;
                                 else if (effectiveW)
-                                    b[ni][j] = effectiveWeights4(p.w4 + rowBase / 2, k, pwB[ni]);
+                                    b[ni][j] = effectiveWeights4(p.w4 + rowBase / 2, k, stepW);
                                 else
                                     b[ni][j] = ldg32(p.w8 + rowBase + k);
                             }

@@ -24,8 +24,7 @@ InputPassParams makeInputPassParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     in.groupSize = a.groupSize;
     in.groups = a.paddedChannels / a.groupSize;
     in.actScale = a.actScale;
-    in.wShift = a.weightShift;
-    in.outChannels = a.outChannels;
+    in.wStep = a.weightStep;
     return in;
 }
 
@@ -38,9 +37,9 @@ MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     g.shiftA = in.shiftA;
     g.w8 = a.weightInt8;
     g.w4 = a.weightInt4;
-    g.wShift = a.weightShift;
+    g.wStep = a.weightStep;
     g.factorA = in.factorA;
-    g.wShiftT = in.wShiftT;
+    g.wStepWide = in.wStepWide;
     g.outScale = a.outScale;
     g.bias = a.bias;
     g.max4bit = pr.max4bit;
@@ -94,9 +93,8 @@ InputPassParams edgeInputPass(FlexiqLayerArgs const& a, MixedGemmParams const& g
     in.shiftA = g.edge.shiftA;
     in.writeEffective = g.edge.writeEffective;
     in.factorA = g.edge.factorA;
-    in.wShiftT = nullptr;
-    in.wShift = nullptr;
-    in.outChannels = a.outChannels;
+    in.wStepWide = nullptr;
+    in.wStep = nullptr;
     return in;
 }
 

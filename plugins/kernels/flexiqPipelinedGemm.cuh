@@ -16,11 +16,12 @@
  *     are all "row groupID, 4 bytes at threadInGroup * 4 of a 16-byte chunk", so one loader serves
  *     both widths; each A fragment feeds kTilesN mmas and each B fragment kTilesM;
  *   - 4-bit groups, int4 path: part = A4 . W4 (fresh tile, one int4 atom per (m, n) atom), then
- *     acc += (part << p_w[n, g]) * step_a[row, g]: one SHF (ALU pipe) and one IMAD (FMA pipe)
- *     per accumulator. The factors step_a (input pass, int32 [rows, groups]) and p_w (transposed
- *     [groups, N]) travel through the same pipeline as the codes (4-byte cp.async.ca);
+ *     acc += part * (step_a[row, g] * s_w[g]): one IMAD (FMA pipe) per accumulator; the row factor
+ *     times the K-tile's CTA-uniform weight step is formed once per m-tile. The factors step_a (input
+ *     pass, int32 [rows, groups]) and s_w (int32 [groups], docs/design.md §2.6) travel through the same
+ *     pipeline as the codes (4-byte cp.async.ca);
  *   - 4-bit groups, int8 path (sm_90+): A holds effective codes (input pass), B the packed 4-bit
- *     weights expanded to w4 << p_w while the fragments are built.
+ *     weights expanded to w4 * s_w[g] while the fragments are built.
  * Planted faults for the emulator tests: only a build with FLEXIQ_FAULT_INJECTION (the emulator's
  * fault build, never a real one) consults smem::plantedFault():
  *   kFaultOffByOne   accept weight row n == N (reads one row past the weights)
@@ -96,15 +97,15 @@ __device__ __forceinline__ void storeValue(MixedGemmParams const& p, int64_t i, 
     *o = v;
 }
 
-//! Four effective int8 weights (w4 << pw) from 16 packed bits (nibbles k..k+3, low first).
-__device__ __forceinline__ uint32_t expandEffective(uint32_t packed16, int32_t pw)
+//! Four effective int8 weights (w4 * s_w) from 16 packed bits (nibbles k..k+3, low first).
+__device__ __forceinline__ uint32_t expandEffective(uint32_t packed16, int32_t stepW)
 {
     uint32_t word = 0;
 #pragma unroll
     for (int32_t j = 0; j < 4; ++j)
     {
         int32_t const nib = static_cast<int32_t>((packed16 >> (4 * j)) & 0xFu);
-        int32_t const w = effectiveWeight(nib - ((nib & 8) << 1), pw);
+        int32_t const w = effectiveWeight(nib - ((nib & 8) << 1), stepW);
         word |= (static_cast<uint32_t>(w) & 0xFFu) << (8 * j);
     }
     return word;
@@ -197,11 +198,11 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
 
     // Copy assignment, fixed for the whole kernel: thread tid owns A row rowA = tid / kTprA and B row
     // (output channel) rowB = tid / kTprB of every K-tile of either kind, and the q-th share of that row's
-    // 16-byte chunks; the A row's 4-byte factor step_a and the B row's p_w ride with them. Every thread
-    // issues the same instructions for a K-tile of a given kind (no branch on the thread index, so one
-    // path through the steady-state loop): where a job has one chunk per row but two threads per row,
-    // the thread with q == 0 (A, factors) or q == 1 (B, shifts) copies and the other's copy is predicated
-    // off (smem::cpAsync16If), which balances the two halves.
+    // 16-byte chunks; the A row's 4-byte factor step_a rides with them, and thread 0 copies the 4-bit
+    // K-tile's weight step s_w[g]. Every thread issues the same instructions for a K-tile of a given kind
+    // (no branch on the thread index, so one path through the steady-state loop): where a job has one chunk
+    // per row but two threads per row, the thread with q == 0 (A, factors) or q == 1 (B) copies and the
+    // other's copy is predicated off (smem::cpAsync16If), which balances the two halves.
     constexpr int32_t kTprA = T::kThreads / T::kCtaM; // threads per A row
     constexpr int32_t kTprB = T::kThreads / T::kCtaN; // threads per B row
     static_assert((kTprA == 1 || kTprA == 2) && (kTprB == 1 || kTprB == 2), "one or two threads per tile row");
@@ -327,8 +328,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             smem::cpAsync16If(!kBHalf || qB == kTprB - 1, bDst ^ static_cast<uint32_t>(j * 16), bSrc + j * 16,
                 nValid ? 16 : 0);
         if constexpr (kFour)
-            smem::cpAsync4If(kTprB == 1 || qB == 1, st + L::kColS + rowB * 4,
-                smem::advanceBytes(p.wShiftT + nSel, c.g, 4 * p.outChannels), nValid ? 4 : 0);
+            smem::cpAsync4If(tid == 0, st + L::kWStep, smem::advanceBytes(p.wStepWide, c.g, 4), 4);
     };
     using Four = std::integral_constant<bool, true>;
     using Eight = std::integral_constant<bool, false>;
@@ -376,9 +376,10 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                 acc[mi][ni][e] = 0;
 
     // int8 mma over one K-tile in k32 steps: an 8-bit group, or (int8 path) a 4-bit group on
-    // effective codes with the packed w4 expanded to w4 << p_w while the B fragments are built.
+    // effective codes with the packed w4 expanded to w4 * s_w[g] while the B fragments are built.
     auto compute8 = [&](auto fourTag, uint32_t st) {
         constexpr bool kFour = decltype(fourTag)::value;
+        int32_t const stepW = kFour ? static_cast<int32_t>(smem::lds32(st + L::kWStep)) : 1;
 #pragma unroll
         for (int32_t kk = 0; kk < kG / 32; ++kk)
         {
@@ -389,11 +390,10 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                 for (int32_t ni = 0; ni < kTN; ++ni)
                 {
                     int32_t const n = warpCol + ni * 8 + gid;
-                    int32_t const pw = static_cast<int32_t>(smem::lds32(st + L::kColS + n * 4));
                     uint32_t const chunk = st + L::kB + smem::swizzledChunk(n, kk, kChunks4) * 16;
 #pragma unroll
                     for (int32_t j = 0; j < 2; ++j) // k = 16 j + tig * 4 .. + 3: packed bytes 8 j + tig * 2, + 1
-                        b[ni][j] = expandEffective(smem::ldsU16(chunk + 8 * j + tig * 2), pw);
+                        b[ni][j] = expandEffective(smem::ldsU16(chunk + 8 * j + tig * 2), stepW);
                 }
             }
             else
@@ -414,25 +414,18 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         }
     };
 
-    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += (part << p_w[n]) * step_a[row].
+    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += part * (step_a[row] * s_w[g]).
     auto compute4 = [&](uint32_t st) {
-        // step_a of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
+        int32_t const stepW = static_cast<int32_t>(smem::lds32(st + L::kWStep)); // s_w[g]: one broadcast load
+        // step_a * s_w of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
         auto rowFactors = [&](int32_t rowC, int32_t (&f)[2]) {
             uint32_t x, y;
             smem::lds64(st + L::kRowF + rowFactorSlot(rowC) * 4, x, y);
-            f[0] = static_cast<int32_t>(x);
-            f[1] = static_cast<int32_t>(y);
-        };
-        // p_w of the C columns tig * 2, tig * 2 + 1 of n-tile ni
-        auto colShifts = [&](int32_t ni, uint32_t (&cs)[2]) {
-            smem::lds64(st + L::kColS + (warpCol + ni * 8 + tig * 2) * 4, cs[0], cs[1]);
+            f[0] = static_cast<int32_t>(x) * stepW;
+            f[1] = static_cast<int32_t>(y) * stepW;
         };
         if constexpr (kG == 32)
         {
-            uint32_t cs[kTN][2];
-#pragma unroll
-            for (int32_t ni = 0; ni < kTN; ++ni)
-                colShifts(ni, cs[ni]);
             // m16n8k32 .s4: A 2 regs (rows gid, gid + 8 of the only chunk), B 1 reg per n-tile.
             uint32_t b[kTN];
 #pragma unroll
@@ -465,18 +458,15 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                         int32_t part[4] = {0, 0, 0, 0};
                         mmaS4<kSigned>(part, a, b[ni]);
 #pragma unroll
-                        for (int32_t e = 0; e < 4; ++e) // unsigned shift: no UB for negative partials
-                            acc[mi + h][ni][e]
-                                += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[ni][e & 1]) * f[e >> 1];
+                        for (int32_t e = 0; e < 4; ++e)
+                            acc[mi + h][ni][e] += part[e] * f[e >> 1];
                     }
                 }
             }
         }
         else
         {
-            // m16n8k64 .s4: A 4 regs, B 2 regs per n-tile (two chunks per row). The column shifts are
-            // re-read per (m, n) atom (one LDS.64 per 16 tensor cycles), not held: 16 registers fewer,
-            // which the 128 x 128 tile (128 accumulators) needs to stay within 255 without spilling.
+            // m16n8k64 .s4: A 4 regs, B 2 regs per n-tile (two chunks per row).
             uint32_t b[kTN][2];
 #pragma unroll
             for (int32_t ni = 0; ni < kTN; ni += 2)
@@ -492,14 +482,11 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
 #pragma unroll
                 for (int32_t ni = 0; ni < kTN; ++ni)
                 {
-                    uint32_t cs[2];
-                    colShifts(ni, cs);
                     int32_t part[4] = {0, 0, 0, 0};
                     mmaS4K64<kSigned>(part, a, b[ni]);
 #pragma unroll
                     for (int32_t e = 0; e < 4; ++e)
-                        acc[mi][ni][e]
-                            += static_cast<int32_t>(static_cast<uint32_t>(part[e]) << cs[e & 1]) * f[e >> 1];
+                        acc[mi][ni][e] += part[e] * f[e >> 1];
                 }
             }
         }

@@ -84,7 +84,7 @@ bool checkLayerArgs(FlexiqLayerArgs const& a, char* why, size_t n)
     int64_t const kMax = a.actSigned ? kMaxKSigned : kMaxKUnsigned;
     if (k > kMax)
         return fail(why, n, "K = R*S*C_pad exceeds the int32 accumulator limit", k);
-    if (a.permutation == nullptr || a.weightInt8 == nullptr || a.weightInt4 == nullptr || a.weightShift == nullptr
+    if (a.permutation == nullptr || a.weightInt8 == nullptr || a.weightInt4 == nullptr || a.weightStep == nullptr
         || a.outScale == nullptr || a.bias == nullptr || (a.actShiftMode == 1 && a.actStaticShift == nullptr))
         return fail(why, n, "a layer pointer is null", 0);
     return true;

@@ -109,7 +109,7 @@ void checkAccepted(LayerConfig const& cfg)
     auto const k = static_cast<size_t>(cfg.reductionLength());
     auto const g = static_cast<size_t>(cfg.groupCount());
     if (cfg.permutation.size() != static_cast<size_t>(cfg.paddedChannels()) || cfg.weightInt8.size() != n * k
-        || cfg.weightInt4.size() != n * k / 2 || cfg.weightShift.size() != n * g || cfg.weightScale.size() != n
+        || cfg.weightInt4.size() != n * k / 2 || cfg.weightStep.size() != g || cfg.weightScale.size() != n
         || cfg.bias.size() != (g + 1) * n || cfg.actStaticShift.size() != g
         || cfg.readerActStaticShift.size() != static_cast<size_t>(cfg.readerPaddedChannels() / cfg.readerGroupSize))
     {
@@ -117,7 +117,7 @@ void checkAccepted(LayerConfig const& cfg)
     }
     std::vector<float> const outScale = cfg.outScale();
     FlexiqLayerArgs const args = cfg.layerArgs(cfg.permutation.data(), cfg.weightInt8.data(), cfg.weightInt4.data(),
-        cfg.weightShift.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
+        cfg.weightStep.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
     char why[256] = {0};
     if (!checkLayerArgs(args, why, sizeof(why)))
         bug("accepted config refused by the kernel check", why);
@@ -144,7 +144,7 @@ bool sameConfig(LayerConfig const& a, LayerConfig const& b)
         && bits(a.activationAlpha) == bits(b.activationAlpha) && bits(a.activationBeta) == bits(b.activationBeta)
         && a.kernelShape == b.kernelShape && a.strides == b.strides && a.pads == b.pads && a.dilations == b.dilations
         && a.actStaticShift == b.actStaticShift && a.permutation == b.permutation && a.weightInt8 == b.weightInt8
-        && a.weightInt4 == b.weightInt4 && a.weightShift == b.weightShift && sameFloats(a.weightScale, b.weightScale)
+        && a.weightInt4 == b.weightInt4 && a.weightStep == b.weightStep && sameFloats(a.weightScale, b.weightScale)
         && sameFloats(a.bias, b.bias) && a.inputInt8 == b.inputInt8 && a.outputInt8 == b.outputInt8
         && bits(a.outputScale) == bits(b.outputScale) && a.outputSigned == b.outputSigned
         && a.readerLayerIndex == b.readerLayerIndex && a.readerGroupSize == b.readerGroupSize

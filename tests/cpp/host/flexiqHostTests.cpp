@@ -141,7 +141,7 @@ TEST_CASE(creatorIdentity)
     {
         auto& c = creatorFor(isConv);
         CHECK(std::strcmp(c.getPluginName(), isConv ? "FlexiQConv" : "FlexiQGemm") == 0);
-        CHECK(std::strcmp(c.getPluginVersion(), "5") == 0); // 4: workspace edges; 5: integer activation steps
+        CHECK(std::strcmp(c.getPluginVersion(), "6") == 0); // 5: integer activation steps; 6: one weight step per group
         CHECK(std::strcmp(c.getPluginNamespace(), "flexiq") == 0);
         PluginFieldCollection const* names = c.getFieldNames();
         CHECK(names != nullptr && names->nbFields == (isConv ? 29 : 25));
@@ -179,7 +179,7 @@ void checkRoundTrip(bool isConv)
     // The original node's values survive byte for byte.
     flexiq::LayerConfig const& cfg = runtime->config();
     CHECK(cfg.weightInt8 == layer.weightInt8 && cfg.weightInt4 == layer.weightInt4);
-    CHECK(cfg.permutation == layer.permutation && cfg.weightShift == layer.weightShift);
+    CHECK(cfg.permutation == layer.permutation && cfg.weightStep == layer.weightStep);
     CHECK(cfg.weightScale == layer.weightScale && cfg.bias == layer.bias);
     CHECK(cfg.actStaticShift == layer.actStaticShift && cfg.layerIndex == layer.layerIndex);
     CHECK(cfg.kernelShape == layer.kernelShape && cfg.pads == layer.pads);
@@ -383,7 +383,7 @@ TEST_CASE(kernelProblemCheckOfInt8Io)
     flexiq::LayerConfig const& cfg = p->config();
     std::vector<float> const outScale = cfg.outScale();
     FlexiqLayerArgs args = cfg.layerArgs(cfg.permutation.data(), cfg.weightInt8.data(), cfg.weightInt4.data(),
-        cfg.weightShift.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
+        cfg.weightStep.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
     std::vector<int8_t> x(40), y(8);
     FlexiqProblem pr{1, 1, 1, kFLEXIQ_INT8, kFLEXIQ_INT8, x.data(), y.data(), nullptr, nullptr};
     char why[256] = {0};
@@ -617,7 +617,8 @@ TEST_CASE(rejectsOutOfRangeValues)
         {true, [=](TestLayer& t) { t.outputScale = inf; }, {"'output_scale' = inf"}, "output_scale inf"},
         {false, [](TestLayer& t) { t.actStaticShift[1] = 5; }, {"'act_static_shift'[1] = 5", "[0, 4]"}, "static"},
         {false, [](TestLayer& t) { t.weightInt8[5] = -128; }, {"'weight_int8'[5] = -128", "[-127, 127]"}, "w8"},
-        {false, [](TestLayer& t) { t.weightShift[2] = -1; }, {"'weight_shift'[2] = -1"}, "weight_shift"},
+        {false, [](TestLayer& t) { t.weightStep[1] = 0; }, {"'weight_step'[1] = 0", "[1, 16]"}, "weight_step 0"},
+        {true, [](TestLayer& t) { t.weightStep[0] = 17; }, {"'weight_step'[0] = 17", "[1, 16]"}, "weight_step 17"},
         {false, [](TestLayer& t) { t.weightScale[3] = 0.0F; }, {"'weight_scale'[3] = 0"}, "weight_scale 0"},
         {false, [=](TestLayer& t) { t.bias[0] = nan; }, {"'bias'[0] = nan"}, "bias nan"},
         {false, [](TestLayer& t) { t.permutation[4] = t.permutation[5]; }, {"'permutation' is not a permutation"},

@@ -46,7 +46,7 @@ struct RefLayer
         cfg = flexiq::parseLayerConfig(fields.isConv, "ref_node", &fc);
         outScale = cfg.outScale();
         args = cfg.layerArgs(cfg.permutation.data(), cfg.weightInt8.data(), cfg.weightInt4.data(),
-            cfg.weightShift.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
+            cfg.weightStep.data(), outScale.data(), cfg.bias.data(), cfg.actStaticShift.data());
     }
 };
 
@@ -310,7 +310,6 @@ TestLayer permuteOutputs(TestLayer t, std::vector<int32_t> const& rows)
         int32_t const r = rows[j];
         std::copy_n(t.weightInt8.begin() + r * k, k, o.weightInt8.begin() + j * k);
         std::copy_n(t.weightInt4.begin() + r * k / 2, k / 2, o.weightInt4.begin() + j * k / 2);
-        std::copy_n(t.weightShift.begin() + r * groups, groups, o.weightShift.begin() + j * groups);
         o.weightScale[j] = t.weightScale[r];
         for (int32_t g = 0; g <= groups; ++g)
             o.bias[g * t.outChannels + j] = t.bias[g * t.outChannels + r];

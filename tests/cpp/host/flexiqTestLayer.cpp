@@ -66,9 +66,9 @@ void TestLayer::fill(uint32_t seed)
     weightInt4.assign(static_cast<size_t>(outChannels * k / 2), 0);
     for (auto& v : weightInt4)
         v = static_cast<int8_t>(rng.range(-128, 127));
-    weightShift.assign(static_cast<size_t>(outChannels * groups), 0);
-    for (auto& v : weightShift)
-        v = static_cast<int8_t>(rng.range(0, 4));
+    weightStep.assign(groups, 0); // s_w in 1..16, mostly not a power of two
+    for (auto& v : weightStep)
+        v = static_cast<int8_t>(rng.range(1, 16));
     weightScale.assign(outChannels, 0.0F);
     bias.assign(static_cast<size_t>((groups + 1) * outChannels), 0.0F); // [G_count + 1, N], one row per rung
     for (int32_t n = 0; n < outChannels; ++n)
@@ -97,7 +97,7 @@ std::vector<PluginField> TestLayer::fields() const
         PluginField("permutation", permutation.data(), PluginFieldType::kINT32, len(permutation)),
         PluginField("weight_int8", weightInt8.data(), PluginFieldType::kINT8, len(weightInt8)),
         PluginField("weight_int4", weightInt4.data(), PluginFieldType::kINT8, len(weightInt4)),
-        PluginField("weight_shift", weightShift.data(), PluginFieldType::kINT8, len(weightShift)),
+        PluginField("weight_step", weightStep.data(), PluginFieldType::kINT8, len(weightStep)),
         PluginField("weight_scale", weightScale.data(), PluginFieldType::kFLOAT32, len(weightScale)),
         PluginField("bias", bias.data(), PluginFieldType::kFLOAT32, len(bias)),
         PluginField("activation", &activation, PluginFieldType::kINT32, 1),

@@ -34,7 +34,7 @@ struct TestLayer
     std::vector<int8_t> readerActStaticShift; //!< [ceil(N / readerGroupSize)]
     std::array<int32_t, 2> kernelShape{3, 3}, strides{1, 1}, dilations{1, 1};
     std::array<int32_t, 4> pads{1, 1, 1, 1};
-    std::vector<int8_t> actStaticShift, weightInt8, weightInt4, weightShift;
+    std::vector<int8_t> actStaticShift, weightInt8, weightInt4, weightStep;
     std::vector<int32_t> permutation;
     std::vector<float> weightScale, bias;
 

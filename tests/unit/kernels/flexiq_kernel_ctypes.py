@@ -36,10 +36,10 @@ class FlexiqLayerArgs(ctypes.Structure):
         ("padTop", _I), ("padLeft", _I), ("padBottom", _I), ("padRight", _I),
         ("dilationH", _I), ("dilationW", _I), ("actScale", _F), ("actSigned", _I),
         ("actShiftMode", _I), ("activation", _I), ("alpha", _F), ("beta", _F), ("layerIndex", _I),
-        ("outputScale", _F), ("outputSigned", _I), ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightShift", _P),
+        ("outputScale", _F), ("outputSigned", _I), ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightStep", _P),
         ("outScale", _P), ("bias", _P), ("actStaticShift", _P),
         ("readerLayerIndex", _I), ("readerGroupSize", _I), ("readerShiftMode", _I), ("readerStaticShift", _P),
-        ("weightShiftT", _P),
+        ("weightStepWide", _P),
     ]
 
 
@@ -108,7 +108,7 @@ class HostLayer:
             "permutation": np.ascontiguousarray(layer.permutation, dtype=np.int32),
             "weightInt8": np.ascontiguousarray(layer.weight_int8.reshape(n, -1), dtype=np.int8),
             "weightInt4": np.ascontiguousarray(bits.pack_int4(layer.weight_int4.reshape(n, -1))),
-            "weightShift": np.ascontiguousarray(layer.weight_shift, dtype=np.int8),
+            "weightStep": np.ascontiguousarray(layer.weight_step, dtype=np.int8),
             "outScale": np.ascontiguousarray(layer.out_scale(), dtype=np.float32),
             "bias": np.ascontiguousarray(layer.bias_table(), dtype=np.float32),  # [G_count + 1, N] rungs
             "actStaticShift": np.ascontiguousarray(layer.act_static_shift, dtype=np.int8),
@@ -133,23 +133,24 @@ def edge_bytes_per_row(padded_channels: int, group_size: int) -> int:
 
 def permuted_producer(producer: QuantizedLayer, reader: QuantizedLayer) -> QuantizedLayer:
     """`producer` with its output channels in the reader's pi order (what plugin_fields.py writes for a
-    workspace edge): weight rows, shifts, scales, bias and its per-rung shifts permuted alike."""
+    workspace edge): weight rows, scales, bias and its per-rung shifts permuted alike (the weight steps
+    belong to the input groups: unchanged)."""
     rows = np.asarray(reader.permutation[:producer.out_channels], np.int64)
     gbs = producer.group_bias_shift
     return dataclasses.replace(
         producer, weight_int8=producer.weight_int8[rows], weight_int4=producer.weight_int4[rows],
-        weight_shift=producer.weight_shift[rows], weight_scale=producer.weight_scale[rows], bias=producer.bias[rows],
+        weight_scale=producer.weight_scale[rows], bias=producer.bias[rows],
         group_bias_shift=None if gbs is None else gbs[:, rows])
 
 
 def workspace_host(layer: QuantizedLayer, reader: QuantizedLayer | None = None, io: Int8Io | None = None) -> HostLayer:
-    """HostLayer of one side of a workspace edge: p_w transposed (weightShiftT, as DeviceWeights makes it),
+    """HostLayer of one side of a workspace edge: s_w widened to int32 (weightStepWide, as DeviceWeights makes it),
     and for a producer (`reader` given, `layer` already permuted) the reader's fields and quantizer."""
     if reader is not None:
         io = Int8Io(False, True, float(np.float32(reader.act_scale)), bool(reader.act_signed))
     host = HostLayer.from_layer(layer, io)
-    host.arrays["weightShiftT"] = np.ascontiguousarray(np.asarray(layer.weight_shift, np.int32).T)
-    host.args.weightShiftT = _ptr(host.arrays["weightShiftT"])
+    host.arrays["weightStepWide"] = np.ascontiguousarray(layer.weight_step, dtype=np.int32)
+    host.args.weightStepWide = _ptr(host.arrays["weightStepWide"])
     if reader is not None:
         host.arrays["readerStaticShift"] = np.ascontiguousarray(
             np.asarray(reader.act_static_shift, np.int8)[: -(-layer.out_channels // reader.group_size)])
@@ -160,11 +161,21 @@ def workspace_host(layer: QuantizedLayer, reader: QuantizedLayer | None = None, 
     return host
 
 
+def _with_non_pow2_first(steps: np.ndarray) -> np.ndarray:
+    """`steps` with a power of two in group 0 moved to a neighbouring non-power (1, 2 -> 3; 4 -> 5; 8 -> 9;
+    16 -> 15), drawing nothing more from the generator."""
+    steps[0] = {1: 3, 2: 3, 4: 5, 8: 9, 16: 15}.get(int(steps[0]), int(steps[0]))
+    return steps
+
+
 def random_layer(rng: np.random.Generator, *, conv: bool, in_channels: int, out_channels: int,
                  group_size: int = 32, signed: bool = True, shift_mode: ShiftMode = ShiftMode.DYNAMIC,
                  geometry: ConvGeometry | None = None, activation: Activation = Activation.NONE,
                  layer_index: int = 0, bias_rungs: bool = True) -> QuantizedLayer:
-    """A valid `QuantizedLayer` with random codes, shifts, permutation, scales and bias.
+    """A valid `QuantizedLayer` with random codes, steps, permutation, scales and bias.
+
+    Weight steps are drawn from 1..16 and group 0's is never a power of two, so every layer has a step that
+    a shift could not stand for.
 
     `bias_rungs`: a random per-group bias shift, so every rung of the bias table differs and each
     backend's choice of row (docs/design.md §2.8) is checked at every n4 the tests run.
@@ -184,7 +195,7 @@ def random_layer(rng: np.random.Generator, *, conv: bool, in_channels: int, out_
         act_static_shift=rng.integers(0, 5, groups).astype(np.int8),
         weight_int8=rng.integers(-127, 128, wshape).astype(np.int8),
         weight_int4=rng.integers(-8, 8, wshape).astype(np.int8),
-        weight_shift=rng.integers(0, 5, (out_channels, groups)).astype(np.int8),
+        weight_step=_with_non_pow2_first(rng.integers(1, 17, groups)).astype(np.int8),
         weight_scale=rng.uniform(0.001, 0.02, out_channels).astype(np.float32),
         bias=rng.normal(0, 1, out_channels).astype(np.float32),
         activation=activation, activation_alpha=alpha, activation_beta=beta, geometry=geo,
@@ -515,11 +526,11 @@ def host_layer_from_node(node) -> HostLayer:
     c_pad = -(-int(a["in_channels"]) // g) * g
     arrays = {
         "permutation": arr["permutation"].astype(np.int32), "weightInt8": arr["weight_int8"].reshape(n, -1),
-        "weightInt4": arr["weight_int4"].reshape(n, -1), "weightShift": arr["weight_shift"].reshape(n, -1),
+        "weightInt4": arr["weight_int4"].reshape(n, -1), "weightStep": arr["weight_step"].astype(np.int8),
         "outScale": (np.float32(a["act_scale"]) * arr["weight_scale"].astype(np.float32)).astype(np.float32),
         "bias": arr["bias"].astype(np.float32), "actStaticShift": arr["act_static_shift"].astype(np.int8),
         "readerStaticShift": arr["reader_act_static_shift"].astype(np.int8),
-        "weightShiftT": np.ascontiguousarray(arr["weight_shift"].reshape(n, -1).astype(np.int32).T),
+        "weightStepWide": arr["weight_step"].astype(np.int32),
     }
     conv = node.op_type == CONV_OP
     ks, st = (a["kernel_shape"], a["strides"]) if conv else ((1, 1), (1, 1))
@@ -540,6 +551,6 @@ def host_layer_from_node(node) -> HostLayer:
         in_channels=int(a["in_channels"]), out_channels=n, permutation=arrays["permutation"],
         act_scale=float(a["act_scale"]), act_signed=bool(a["act_signed"]), act_shift_mode=ShiftMode(a["act_shift_mode"]),
         act_static_shift=arrays["actStaticShift"], weight_int8=arrays["weightInt8"], weight_int4=np.zeros(1, np.int8),
-        weight_shift=arrays["weightShift"], weight_scale=arr["weight_scale"], bias=arrays["bias"][:n],
+        weight_step=arrays["weightStep"], weight_scale=arr["weight_scale"], bias=arrays["bias"][:n],
         geometry=geo)
     return HostLayer(layer, arrays, args)

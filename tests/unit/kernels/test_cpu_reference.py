@@ -133,14 +133,14 @@ def test_design_worked_example(cpu_ref):
 
 
 def _golden_gemm_layer(rng):
-    """One row whose first group holds the worked example; all 4-bit weights 1 (p_w 0 or 2), 8-bit weights 1."""
+    """One row whose first group holds the worked example; all 4-bit weights 1 (weight steps 3 and 5, not powers
+    of two), 8-bit weights 1."""
     layer = random_layer(rng, conv=False, in_channels=64, out_channels=2)
     layer.permutation = np.arange(64, dtype=np.int32)
     layer.act_scale = 1.0
     layer.weight_int8[:] = 1
     layer.weight_int4[:] = 1
-    layer.weight_shift[:] = 0
-    layer.weight_shift[1, 0] = 2
+    layer.weight_step = np.array([3, 5], np.int8)
     layer.weight_scale[:] = 1.0
     layer.bias[:] = 0.5
     return layer
@@ -171,12 +171,12 @@ def test_golden_gemm_accumulators(cpu_ref):
     assert acc0.tolist() == [[27 + 99, 27 + 99]]  # all 8-bit: plain sums of codes
     np.testing.assert_array_equal(y0, [[126.5, 126.5]])
     acc32, _ = cpu_forward(cpu_ref, host, x, 32)
-    # group 0 in 4-bit: max magnitude 45 -> s = 6, q4 = [7 (saturated), -4, 1, 0]: (7 - 4 + 1 + 0) * 6 << p_w;
-    # p_w = 0 for n = 0 and 2 for n = 1.
-    assert acc32.tolist() == [[24 + 99, 96 + 99]]
+    # group 0 in 4-bit: max magnitude 45 -> s = 6, q4 = [7 (saturated), -4, 1, 0]: (7 - 4 + 1 + 0) * 6 * s_w[0];
+    # s_w[0] = 3 for every output channel.
+    assert acc32.tolist() == [[72 + 99, 72 + 99]]
     acc_all, _ = cpu_forward(cpu_ref, host, x, 10_000)  # clamped to C_pad = 64
-    # group 1: codes [100, -3, 2] -> s = 100 // 8 + 1 = 13, q4 = [7 (100 / 13 = 7.7, saturated), 0, 0] -> 91.
-    assert acc_all.tolist() == [[24 + 91, 96 + 91]]
+    # group 1: codes [100, -3, 2] -> s = 100 // 8 + 1 = 13, q4 = [7 (100 / 13 = 7.7, saturated), 0, 0] -> 91 * s_w[1] = 455.
+    assert acc_all.tolist() == [[72 + 455, 72 + 455]]
     acc_rounded, _ = cpu_forward(cpu_ref, host, x, 63)  # rounds down to 32
     np.testing.assert_array_equal(acc_rounded, acc32)
 
@@ -229,16 +229,17 @@ def test_conv_matches_numpy_for_every_n4(cpu_ref, case, mode, signed):
     _check_layer(cpu_ref, layer, random_input(rng, layer, batch, h, w, signed))
 
 
-def test_shifted_and_effective_formulations_agree_through_the_cpu_reference(cpu_ref):
-    """The C++ literal per-group sum ((x4 . w4) * s_a << p_w) equals NumPy's literal form on a gemm (a third
-    implementation)."""
+def test_grouped_and_effective_formulations_agree_through_the_cpu_reference(cpu_ref):
+    """The C++ literal per-group sum ((x4 . w4) * s_a * s_w[g]) equals NumPy's literal form on a gemm (a third
+    implementation); the random weight steps include non-powers of two."""
     rng = np.random.default_rng(7)
     layer = random_layer(rng, conv=False, in_channels=96, out_channels=9)
     x = random_input(rng, layer, 6, 1, 1, True)
     xq = bits.quantize_activation(reference.permute_channels(x, layer.permutation, 96, -1), layer.act_scale)
     steps = bits.group_step(xq.reshape(6, 3, 32), True, axis=-1)
-    want = reference.mixed_gemm_int32_shifted(xq, steps, layer.weight_int8, layer.weight_int4,
-                                               layer.weight_shift, 64, 32)
+    assert any(s & (s - 1) for s in layer.weight_step.tolist())
+    want = reference.mixed_gemm_int32_grouped(xq, steps, layer.weight_int8, layer.weight_int4,
+                                              layer.weight_step, 64, 32)
     got, _ = cpu_forward(cpu_ref, HostLayer.from_layer(layer), x, 64)
     np.testing.assert_array_equal(got, want)
 

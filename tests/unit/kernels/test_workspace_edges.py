@@ -8,7 +8,7 @@ The proof without a GPU, in two parts:
   * CTA emulator (tests/unit/kernels/emulation): the pipelined kernels' workspace epilogue (codes staged in
     shared memory, then the input pass's per-(row, group) step) and the first-version kernels' second launch
     write the CPU reference's image byte for byte (untouched bytes included), with the emulator's bounds and
-    race checks; the pipelined reader reading an image (no input pass, weightShiftT from the device weights)
+    race checks; the pipelined reader reading an image (no input pass, weightStepWide from the device weights)
     gives the FP32 chain's results.
 A larger emulator sweep is in the slow tier. On a machine with a GPU (marker `gpu`), the same checks run the
 real kernels through the kernels' C ABI (compiled here, not executed: no GPU in CI).
@@ -177,7 +177,7 @@ def _check_emulated(emulator, cpu_ref, chain: Chain, backend: str, tile: str, n4
                                             out_edge=True)
         np.testing.assert_array_equal(got_acc_p, want_acc_p, err_msg=msg)
         np.testing.assert_array_equal(got_image, want_image, err_msg="edge image " + msg)
-        if backend.endswith("_pipe"):  # the reader side: no input pass, p_w transposed from the device weights
+        if backend.endswith("_pipe"):  # the reader side: no input pass, s_w widened from the device weights
             _, _, acc_r, out_r = _float_chain(cpu_ref, producer, reader, x, n4_p, n4_r)
             got_acc_r, got_out_r = emulate_edge(emulator, host_r, got_image, hw_r, max4bit, backend, tile,
                                                 in_edge=True, out_edge=False)
@@ -217,13 +217,13 @@ def test_emulated_workspace_epilogue_larger_sweep(emulator, cpu_ref, case):
                     [(0, 0), (chain.g_p, chain.g_r), (10_000, 10_000), (0, 3 * chain.g_r)])
 
 
-def test_pipelined_reader_without_weight_shift_t_is_rejected(emulator, cpu_ref):
+def test_pipelined_reader_without_weight_step_wide_is_rejected(emulator, cpu_ref):
     chain = EMU_CASES[0][0]
     _, producer, reader, x = _layers(chain, 5)
     host_r = workspace_host(reader)
-    host_r.args.weightShiftT = None
+    host_r.args.weightStepWide = None
     image = np.zeros(chain.rows * edge_bytes_per_row(reader.padded_channels, reader.group_size), np.int8)
-    with pytest.raises(ValueError, match="weightShiftT"):
+    with pytest.raises(ValueError, match="weightStepWide"):
         emulate_edge(emulator, host_r, image, (1, 1), np.zeros(2, np.int32), "int4_pipe", in_edge=True,
                      out_edge=False)
 

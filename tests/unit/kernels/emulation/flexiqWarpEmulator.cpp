@@ -582,9 +582,9 @@ void runInputPass(InputPassParams const& p)
     for (int64_t row = 0; row < p.rows; ++row)
         for (int32_t g = 0; g < p.groups; ++g)
             inputPassThread<kG, kSigned, InT>(p, row, g);
-    if (p.wShiftT != nullptr)
-        for (int64_t i = 0; i < static_cast<int64_t>(p.outChannels) * p.groups; ++i)
-            transposeWeightShiftThread(p, i);
+    if (p.wStepWide != nullptr)
+        for (int64_t i = 0; i < p.groups; ++i)
+            widenWeightStepThread(p, i);
 }
 
 template <typename InT>
@@ -638,8 +638,8 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     int64_t const rowsOut = static_cast<int64_t>(batch) * outH * outW;
     bool const edgeIn = inputType == kFLEXIQ_INT8_WORKSPACE;
     bool const edgeOut = outputType == kFLEXIQ_INT8_WORKSPACE;
-    if (edgeIn && pipelined && a.weightShiftT == nullptr)
-        return report(why, whyLen, 1, "a workspace-edge input on a pipelined backend needs weightShiftT");
+    if (edgeIn && pipelined && a.weightStepWide == nullptr)
+        return report(why, whyLen, 1, "a workspace-edge input on a pipelined backend needs weightStepWide");
     int32_t const readerCPad = edgeOut ? edgePaddedChannels(a.outChannels, a.readerGroupSize) : 0;
     // Exactly sized, 16-byte aligned buffers (as the device workspace parts are).
     auto buffer = [](int64_t bytes) { return std::vector<uint64_t>(static_cast<size_t>((bytes + 15) / 16 * 2)); };
@@ -647,7 +647,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     std::vector<uint64_t> codes4 = buffer(rows * a.paddedChannels / 2);
     std::vector<int8_t> shiftA(static_cast<size_t>(rows * groups));
     std::vector<int32_t> factorA(static_cast<size_t>(rows * groups));
-    std::vector<int32_t> wShiftT(static_cast<size_t>(groups * n));
+    std::vector<int32_t> wStepWide(static_cast<size_t>(groups));
     std::vector<uint64_t> edgeCodes = buffer(edgeOut ? outCount : 0); // first-version kernels: INT8 codes first
 
     gRegions.clear();
@@ -655,11 +655,11 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     addRegion(a.permutation, a.paddedChannels * 4, "permutation");
     addRegion(a.weightInt8, n * k, "weight_int8");
     addRegion(a.weightInt4, n * k / 2, "weight_int4");
-    addRegion(a.weightShift, n * groups, "weight_shift");
+    addRegion(a.weightStep, groups, "weight_step");
     addRegion(a.outScale, n * 4, "out_scale");
     addRegion(a.bias, (groups + 1) * n * 4, "bias"); // [G_count + 1, N]: one row per bias rung
     addRegion(a.actStaticShift, groups, "act_static_shift");
-    addRegion(a.weightShiftT, groups * n * 4, "weight_shift_t");
+    addRegion(a.weightStepWide, groups * 4, "weight_step_wide");
     if (edgeOut)
         addRegion(a.readerStaticShift, readerCPad / a.readerGroupSize, "reader_act_static_shift");
     addRegion(input,
@@ -673,7 +673,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     addRegion(codes8.data(), rows * a.paddedChannels, "codes8");
     addRegion(codes4.data(), rows * a.paddedChannels / 2, "codes4");
     addRegion(factorA.data(), factorA.size() * 4, "factorA");
-    addRegion(wShiftT.data(), wShiftT.size() * 4, "wShiftT");
+    addRegion(wStepWide.data(), wStepWide.size() * 4, "wStepWide");
     addRegion(shiftA.data(), shiftA.size(), "shiftA");
     addRegion(edgeCodes.data(), edgeOut ? outCount : 0, "edge_codes");
 
@@ -688,7 +688,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         in.codes4 = int4 ? image + l.codes4 : nullptr;
         in.shiftA = image + l.shiftA;
         in.factorA = backend == 4 ? reinterpret_cast<int32_t*>(image + l.factorA) : nullptr;
-        in.wShiftT = nullptr;
+        in.wStepWide = nullptr;
     }
     else
     {
@@ -696,7 +696,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         in.codes4 = int4 ? reinterpret_cast<int8_t*>(codes4.data()) : nullptr;
         in.shiftA = shiftA.data();
         in.factorA = backend == 4 ? factorA.data() : nullptr;
-        in.wShiftT = pipelined && a.weightShiftT == nullptr ? wShiftT.data() : nullptr;
+        in.wStepWide = pipelined && a.weightStepWide == nullptr ? wStepWide.data() : nullptr;
         if (inputType == kFLEXIQ_FP16)
             runInputPassTyped<__half>(in, isSigned);
         else if (inputType == kFLEXIQ_INT8)
@@ -706,8 +706,8 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     }
 
     MixedGemmParams g = makeMixedGemmParams(a, problem, in);
-    if (pipelined && a.weightShiftT != nullptr)
-        g.wShiftT = a.weightShiftT;
+    if (pipelined && a.weightStepWide != nullptr)
+        g.wStepWide = a.weightStepWide;
     if (edgeOut)
     {
         EdgeImageLayout const l = edgeImageLayout(rowsOut, readerCPad, a.readerGroupSize);
