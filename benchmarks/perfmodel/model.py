@@ -193,10 +193,10 @@ def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, gpu: har
         bound = bound or tail_bound
     compute_s = cycles / (gpu.clock_ghz * 1e9)
 
-    # compulsory DRAM traffic: codes, shifts, weights and output once each
+    # compulsory DRAM traffic: codes, activation steps, weights (and their G_count weight steps) and output once each
     code_bytes = (c_pad - n4) + n4 / 2
     in_codes = layer.input_rows * code_bytes + (layer.input_rows * (c_pad // g) if n4 else 0)
-    weights = layer.out_channels * layer.taps * code_bytes + layer.out_channels * (c_pad // g)
+    weights = layer.out_channels * layer.taps * code_bytes + c_pad // g
     out = layer.rows * layer.out_channels * opts.io_bytes
     if opts.io == "int8":  # a workspace edge: the reader's image (codes at this ratio, shiftA, factorA int32)
         out = layer.rows * (layer.out_channels * code_bytes / c_pad + 5 * math.ceil(layer.out_channels / g))
@@ -205,7 +205,7 @@ def predict_layer(layer: Layer, ratio: float, kern: kernels.GemmKernel, gpu: har
         bound = "dram"
     gemm_us = max(compute_s, gemm_dram_s) * 1e6 + opts.launch_us
     input_us = 0.0
-    if opts.io != "int8":  # the separate input pass: read the float input (or codes), write codes and shifts
+    if opts.io != "int8":  # the separate input pass: read the float input (or codes), write codes and steps
         in_bytes = layer.input_rows * layer.in_channels * opts.io_bytes + in_codes
         input_us = in_bytes / (gpu.dram_gb_s * 1e9) * 1e6 + opts.launch_us
     return LayerPrediction(layer.name, ratio, n4, gemm_us + input_us, bound, gemm_us, input_us,
