@@ -46,7 +46,7 @@ def print_kernels(per_arch: dict[str, list[kernels.GemmKernel]]) -> None:
     """One row per (arch, kernel, main loop): what one K-tile of one warp costs in it.
 
     Every hot loop is listed: the 8-bit loop, and the 4-bit loop of each G (int4 backend: the int4 MMA
-    loop; int8 backend: the loop that expands w4 * s_w, labelled `w4`). `k` is the channels one loop
+    loop; int8 backend: the loop that expands w4 * step_w, labelled `w4`). `k` is the channels one loop
     iteration covers and `tiles` the K-tiles (channel groups of G) in it: a steady state unrolled over a
     round of kStages tiles has tiles = kStages, and its costs are printed per K-tile (body / tiles);
     `instr` and `min` are the whole body's instructions (longest and shortest path)."""

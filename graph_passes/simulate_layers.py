@@ -270,7 +270,7 @@ def _mixed_codes(b: SubgraphBuilder, grouped: str, ql: QuantizedLayer, sel: _Sel
 
 
 def _weight_codes(ql: QuantizedLayer, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int32 (8-bit codes, effective 4-bit codes w4 * s_w), the layer's layout with the channels of `slots`."""
+    """int32 (8-bit codes, effective 4-bit codes w4 * step_w), the layer's layout with the channels of `slots`."""
     w8, w4 = ql.weight_int8.astype(np.int32), ql.weight4_effective()
     keep = slots >= 0
     return tuple(np.where(keep, w[..., np.maximum(slots, 0)], 0) for w in (w8, w4))

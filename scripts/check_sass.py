@@ -136,7 +136,7 @@ def dynamic_smem(name: str) -> int:
         return 0
     cta_m, cta_n, g = shape
     stages = 4 if g == 32 else 3
-    return stages * ((cta_m + cta_n) * g + (cta_m + cta_n) * 4)
+    return stages * ((cta_m + cta_n) * g + cta_m * 4 + 128)  # codes, row factors, the K-tile's weight step (a line)
 
 
 _PIPE_TILE = re.compile(r"PipeTileILi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)EE")

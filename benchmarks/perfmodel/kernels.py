@@ -231,7 +231,7 @@ def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool
         backend = "int4" if four else "int8"
         kern = GemmKernel(name, family, backend, tile, g, res.get(name), step8)
         for gs in ((g,) if g else (32, 64)):
-            if backend == "int8":  # 4-bit groups: the loop that expands w4 * s_w, else the same int8 loop
+            if backend == "int8":  # 4-bit groups: the loop that expands w4 * step_w, else the same int8 loop
                 kern.step4[gs] = _pick([s for s in expand if _covers(s, gs)], policy) or step8
                 continue
             best = step4_for(four, gs, policy)

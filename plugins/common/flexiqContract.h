@@ -28,7 +28,7 @@ namespace flexiq
 
 constexpr int32_t kMaxShift = 4;       //!< static activation shifts p (step 1 << p)
 constexpr int32_t kMaxActStep = 16;    //!< activation steps are 1..16
-constexpr int32_t kMaxWeightStep = 16; //!< weight steps s_w are 1..16 (weight_step)
+constexpr int32_t kMaxWeightStep = 16; //!< weight steps step_w are 1..16 (weight_step)
 constexpr int32_t kInt8Max = 127;
 constexpr int32_t kUint8Max = 255;
 constexpr int32_t kMaxKSigned = 131071;  //!< int32 cannot overflow below this K (s8 x s8)
@@ -134,8 +134,8 @@ FLEXIQ_HD int32_t magnitudeBits(int32_t code, bool isSigned)
 // A 4-bit activation group stands for its 8-bit codes divided by an integer step s in 1..16, one s per
 // (row, group): the 4-bit code is c4 = clamp(floor((2q + s) / 2s)) (q / s rounded half up) and the value it
 // stands for, the effective code, is c4 * s. The runtime planes shiftA (int8) and factorA (int32) hold s
-// (not a shift), and a 4-bit group's partial sum is multiplied by s * s_w[g] (docs/design.md §2.6: one
-// integer weight step s_w[g] in 1..16 per channel group, weight w4 * s_w[g]).
+// (not a shift), and a 4-bit group's partial sum is multiplied by s * step_w[g] (docs/design.md §2.6: one
+// integer weight step step_w[g] in 1..16 per channel group, weight w4 * step_w[g]).
 
 //! Dynamic step: the smallest integer s in 1..16 with every truncated code of the group fitting 4 bits,
 //! from the group's MAXIMUM m of magnitudeBits (not their OR): m < 8 s (signed) or m < 16 s (unsigned),
@@ -188,7 +188,7 @@ FLEXIQ_HD int32_t effectiveCodeStep(int32_t code, int32_t step, bool isSigned)
     return extract4Step(code, step, isSigned) * step;
 }
 
-//! Effective weight code w4 * s_w from a stored 4-bit code and its group's weight step s_w in 1..16:
+//! Effective weight code w4 * step_w from a stored 4-bit code and its group's weight step step_w in 1..16:
 //! in [-128, 112], an int8 code (the int8 backend's effective-weight MMA, the §2.9 bound unchanged).
 FLEXIQ_HD int32_t effectiveWeight(int32_t w4, int32_t step)
 {

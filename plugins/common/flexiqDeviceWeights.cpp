@@ -84,7 +84,7 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
     size_t const oBias = st.add(cfg.bias);
     size_t const oStatic = st.add(cfg.actStaticShift);
     size_t const oReaderStatic = st.add(cfg.readerActStaticShift);
-    // s_w widened to int32 [C_pad/G] (the pipelined kernels copy a K-tile's step with a 4-byte cp.async):
+    // step_w widened to int32 [C_pad/G] (the pipelined kernels copy a K-tile's step with a 4-byte cp.async):
     // weight-only data, made once here instead of by every input pass, and the only source of it for a
     // workspace-edge reader.
     size_t const oStepWide = st.add(std::vector<int32_t>(cfg.weightStep.begin(), cfg.weightStep.end()));

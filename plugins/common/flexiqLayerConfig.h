@@ -53,7 +53,7 @@ struct LayerConfig
     std::vector<int32_t> permutation;   //!< [C_pad]
     std::vector<int8_t> weightInt8;     //!< [N, K]
     std::vector<int8_t> weightInt4;     //!< [N, K/2]
-    std::vector<int8_t> weightStep;     //!< [G_count] s_w in 1..16
+    std::vector<int8_t> weightStep;     //!< [G_count] step_w in 1..16
     std::vector<float> weightScale;     //!< [N]
     std::vector<float> bias;            //!< [G_count + 1, N]: row k applies with k = n4 / G groups in 4-bit
 

@@ -12,7 +12,7 @@
  *   codes4 [rows, C_pad/2] int4 backend only: 4-bit codes extract4Step(q, s) of the 4-bit prefix groups,
  *                          low nibble first
  *   shiftA [rows, C_pad/G] int8: the step s (1..16; the name predates integer steps)
- *   factorA [rows, C_pad/G] int32 s and wStepWide [C_pad/G] int32 s_w (pipelined backends)
+ *   factorA [rows, C_pad/G] int32 s and wStepWide [C_pad/G] int32 step_w (pipelined backends)
  * n4 is read from device memory and clamped here, so ratio switches need no host round trip.
  * The body is a device function so the host warp emulator (tests/unit/kernels) runs the same code.
  */
@@ -140,7 +140,7 @@ __device__ __forceinline__ void inputPassThread(InputPassParams const& p, int64_
     writeRowGroup<kG, kSigned>(p, row, g, q, magMax, n4);
 }
 
-//! Pipelined backends: wStepWide[g] = s_w[g] as int32, so the GEMM copies a K-tile's step with one
+//! Pipelined backends: wStepWide[g] = step_w[g] as int32, so the GEMM copies a K-tile's step with one
 //! 4-byte cp.async. `i` runs over the groups.
 __device__ __forceinline__ void widenWeightStepThread(InputPassParams const& p, int64_t i)
 {

@@ -48,8 +48,8 @@ struct InputPassParams
     int32_t writeEffective;
     // Pipelined backends only (null otherwise):
     int32_t* factorA;           //!< out [rows, C_pad/G] int32 step s (int4 pipelined backend)
-    int32_t* wStepWide;         //!< out [C_pad/G] int32 s_w, for the GEMM's 4-byte cp.async of a K-tile's step
-    int8_t const* wStep;        //!< [C_pad/G] the layer's weight steps s_w (source of wStepWide)
+    int32_t* wStepWide;         //!< out [C_pad/G] int32 step_w, for the GEMM's 4-byte cp.async of a K-tile's step
+    int8_t const* wStep;        //!< [C_pad/G] the layer's weight steps step_w (source of wStepWide)
 };
 
 //! Arguments of the mixed GEMM / implicit-GEMM conv (and of the reference kernel).
@@ -60,9 +60,9 @@ struct MixedGemmParams
     int8_t const* shiftA;  //!< [rowsIn, C_pad/G] activation steps s
     int8_t const* w8;      //!< [N, K]
     int8_t const* w4;      //!< [N, K/2] packed
-    int8_t const* wStep;   //!< [C_pad/G] weight steps s_w in 1..16
+    int8_t const* wStep;   //!< [C_pad/G] weight steps step_w in 1..16
     int32_t const* factorA; //!< [rowsIn, C_pad/G] step s as int32 (pipelined int4 backend)
-    int32_t const* wStepWide; //!< [C_pad/G] s_w as int32 (pipelined backends)
+    int32_t const* wStepWide; //!< [C_pad/G] step_w as int32 (pipelined backends)
     float const* outScale; //!< [N]
     float const* bias;     //!< [G_count + 1, N] rung-major (biasFor picks the row)
     int32_t const* max4bit;

@@ -298,7 +298,7 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
         in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
         in.shiftA = base + ws.shiftA;
         in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
-        // s_w widened to int32: computed once with the device weights when given, else by the input pass.
+        // step_w widened to int32: computed once with the device weights when given, else by the input pass.
         in.wStepWide = pipelined(backend) && a.weightStepWide == nullptr ? reinterpret_cast<int32_t*>(base + ws.wStepWide)
                                                                          : nullptr;
         e = flexiq::launchInputPass(in, isSigned, stream);

@@ -53,7 +53,7 @@ struct FlexiqLayerArgs
     int32_t const* permutation;    //!< [C_pad]
     int8_t const* weightInt8;      //!< [N, K]
     int8_t const* weightInt4;      //!< [N, K/2] packed, low nibble first
-    int8_t const* weightStep;      //!< [C_pad/G], s_w in [1, 16]: a 4-bit weight stands for w4 * s_w[g]
+    int8_t const* weightStep;      //!< [C_pad/G], step_w in [1, 16]: a 4-bit weight stands for w4 * step_w[g]
     float const* outScale;         //!< [N], float32(act_scale * weight_scale[n]) computed by the host
     float const* bias;             //!< [G_count + 1, N] rung-major: row n4 / G is the epilogue's bias
     int8_t const* actStaticShift;  //!< [C_pad/G], used when actShiftMode == 1
@@ -62,7 +62,7 @@ struct FlexiqLayerArgs
     int32_t readerGroupSize;       //!< the reader's G (32 or 64); its C_pad = outChannels rounded up to it
     int32_t readerShiftMode;       //!< the reader's act_shift_mode
     int8_t const* readerStaticShift; //!< [reader C_pad / reader G] the reader's act_static_shift (static mode)
-    //! Optional [C_pad/G] int32 s_w (the pipelined backends copy a K-tile's step with a 4-byte cp.async),
+    //! Optional [C_pad/G] int32 step_w (the pipelined backends copy a K-tile's step with a 4-byte cp.async),
     //! computed once with the device weights; null: the input pass writes it into the workspace on every
     //! call. Required for a workspace-edge input on the pipelined backends (no input pass runs).
     int32_t const* weightStepWide;

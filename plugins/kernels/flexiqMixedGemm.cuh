@@ -8,9 +8,9 @@
  *   - 8-bit group:  acc += A8[m, g] . W8[n, g]                     (int8 mma, straight into acc)
  *   - 4-bit group, Int4 path: part = A4[m, g] . W4[n, g]           (one int4 mma atom: k32 for G = 32,
  *                                                                  k64 for G = 64; fresh partial tile)
- *                             acc += part * (s_a[pixel(m), g] * s_w[g])
- *   - 4-bit group, Int8 path: acc += (A4 * s_a)[m, g] . (W4 * s_w[g])[n, g]  (int8 mma, effective codes)
- * s_a is the activation step (1..16, docs/design.md §2.5) that the input pass writes into shiftA, s_w[g]
+ *                             acc += part * (s_a[pixel(m), g] * step_w[g])
+ *   - 4-bit group, Int8 path: acc += (A4 * s_a)[m, g] . (W4 * step_w[g])[n, g]  (int8 mma, effective codes)
+ * s_a is the activation step (1..16, docs/design.md §2.5) that the input pass writes into shiftA, step_w[g]
  * the group's weight step (1..16, weight_step, docs/design.md §2.6), shared by all N rows and taps.
  * Out-of-image taps read zero fragments, so padding adds nothing. Every branch depends only on the
  * group index and n4, so it is warp-uniform.
@@ -53,7 +53,7 @@ __device__ __forceinline__ void storeOut(int8_t* out, int64_t i, float v, MixedG
     reinterpret_cast<uint8_t*>(out)[i] = activationCodeBits(v, p.outputScale, p.outputSigned != 0);
 }
 
-//! Four effective int8 weights (w4 * s_w) from the packed nibbles of k..k+3 (k a multiple of 4).
+//! Four effective int8 weights (w4 * step_w) from the packed nibbles of k..k+3 (k a multiple of 4).
 __device__ __forceinline__ uint32_t effectiveWeights4(int8_t const* w4Row, int64_t k, int32_t step)
 {
     uint32_t const pair = __ldg(reinterpret_cast<unsigned short const*>(w4Row + k / 2)); // nibbles k..k+3
@@ -187,10 +187,10 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                             for (int32_t ni = 0; ni < kWarpTilesN; ++ni)
                                 mmaS4<kSigned>(part[mi][ni], a[mi], b[ni]);
                     }
-                    // Scale after the MMA: acc += part * (s_a[row] * s_w[g]), one IMAD per element with the
+                    // Scale after the MMA: acc += part * (s_a[row] * step_w[g]), one IMAD per element with the
                     // row factor hoisted; this ALU work is the int4 path's overhead.
                     int32_t const stepW = __ldg(p.wStep + g);
-                    int32_t rowFactor[kWarpTilesM][2]; // s_a * s_w of the C rows (groupID, groupID + 8)
+                    int32_t rowFactor[kWarpTilesM][2]; // s_a * step_w of the C rows (groupID, groupID + 8)
 #pragma unroll
                     for (int32_t mi = 0; mi < kWarpTilesM; ++mi)
 #pragma unroll
@@ -207,7 +207,7 @@ __device__ __forceinline__ void mixedGemmTile(MixedGemmParams const& p)
                 else
                 {
                     bool const effectiveW = !kInt4Path && fourBit;
-                    int32_t const stepW = effectiveW ? __ldg(p.wStep + g) : 1; // s_w (effective weights only)
+                    int32_t const stepW = effectiveW ? __ldg(p.wStep + g) : 1; // step_w (effective weights only)
                     for (int32_t c0 = g * gSize; c0 < (g + 1) * gSize; c0 += kMmaK)
                     {
                         uint32_t a[kWarpTilesM][4]; // A[16 x 32] s8 per m-tile: reg j = a_{4j..4j+3}

@@ -16,12 +16,12 @@
  *     are all "row groupID, 4 bytes at threadInGroup * 4 of a 16-byte chunk", so one loader serves
  *     both widths; each A fragment feeds kTilesN mmas and each B fragment kTilesM;
  *   - 4-bit groups, int4 path: part = A4 . W4 (fresh tile, one int4 atom per (m, n) atom), then
- *     acc += part * (step_a[row, g] * s_w[g]): one IMAD (FMA pipe) per accumulator; the row factor
+ *     acc += part * (step_a[row, g] * step_w[g]): one IMAD (FMA pipe) per accumulator; the row factor
  *     times the K-tile's CTA-uniform weight step is formed once per m-tile. The factors step_a (input
- *     pass, int32 [rows, groups]) and s_w (int32 [groups], docs/design.md §2.6) travel through the same
+ *     pass, int32 [rows, groups]) and step_w (int32 [groups], docs/design.md §2.6) travel through the same
  *     pipeline as the codes (4-byte cp.async.ca);
  *   - 4-bit groups, int8 path (sm_90+): A holds effective codes (input pass), B the packed 4-bit
- *     weights expanded to w4 * s_w[g] while the fragments are built.
+ *     weights expanded to w4 * step_w[g] while the fragments are built.
  * Planted faults for the emulator tests: only a build with FLEXIQ_FAULT_INJECTION (the emulator's
  * fault build, never a real one) consults smem::plantedFault():
  *   kFaultOffByOne   accept weight row n == N (reads one row past the weights)
@@ -97,7 +97,7 @@ __device__ __forceinline__ void storeValue(MixedGemmParams const& p, int64_t i, 
     *o = v;
 }
 
-//! Four effective int8 weights (w4 * s_w) from 16 packed bits (nibbles k..k+3, low first).
+//! Four effective int8 weights (w4 * step_w) from 16 packed bits (nibbles k..k+3, low first).
 __device__ __forceinline__ uint32_t expandEffective(uint32_t packed16, int32_t stepW)
 {
     uint32_t word = 0;
@@ -199,7 +199,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     // Copy assignment, fixed for the whole kernel: thread tid owns A row rowA = tid / kTprA and B row
     // (output channel) rowB = tid / kTprB of every K-tile of either kind, and the q-th share of that row's
     // 16-byte chunks; the A row's 4-byte factor step_a rides with them, and thread 0 copies the 4-bit
-    // K-tile's weight step s_w[g]. Every thread issues the same instructions for a K-tile of a given kind
+    // K-tile's weight step step_w[g]. Every thread issues the same instructions for a K-tile of a given kind
     // (no branch on the thread index, so one path through the steady-state loop): where a job has one chunk
     // per row but two threads per row, the thread with q == 0 (A, factors) or q == 1 (B) copies and the
     // other's copy is predicated off (smem::cpAsync16If), which balances the two halves.
@@ -376,7 +376,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
                 acc[mi][ni][e] = 0;
 
     // int8 mma over one K-tile in k32 steps: an 8-bit group, or (int8 path) a 4-bit group on
-    // effective codes with the packed w4 expanded to w4 * s_w[g] while the B fragments are built.
+    // effective codes with the packed w4 expanded to w4 * step_w[g] while the B fragments are built.
     auto compute8 = [&](auto fourTag, uint32_t st) {
         constexpr bool kFour = decltype(fourTag)::value;
         int32_t const stepW = kFour ? static_cast<int32_t>(smem::lds32(st + L::kWStep)) : 1;
@@ -414,10 +414,10 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         }
     };
 
-    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += part * (step_a[row] * s_w[g]).
+    // int4 mma over one 4-bit K-tile: part = A4 . W4 (fresh), then acc += part * (step_a[row] * step_w[g]).
     auto compute4 = [&](uint32_t st) {
-        int32_t const stepW = static_cast<int32_t>(smem::lds32(st + L::kWStep)); // s_w[g]: one broadcast load
-        // step_a * s_w of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
+        int32_t const stepW = static_cast<int32_t>(smem::lds32(st + L::kWStep)); // step_w[g]: one broadcast load
+        // step_a * step_w of C rows rowC (gid) and rowC + 8 of an m16 tile (rowC % 16 < 8): one 8-byte load
         auto rowFactors = [&](int32_t rowC, int32_t (&f)[2]) {
             uint32_t x, y;
             smem::lds64(st + L::kRowF + rowFactorSlot(rowC) * 4, x, y);

@@ -3,7 +3,7 @@
  *
  * Reference CUDA backend: one thread per output element, the literal per-group sum of
  * docs/design.md §2 over the input pass's raw 8-bit codes and activation steps (4-bit groups:
- * (x4 . w4) * s_a * s_w[g]; the same loop as the C++ CPU reference). Slow; it exists to cross-check the tensor-core kernels on a GPU.
+ * (x4 . w4) * s_a * step_w[g]; the same loop as the C++ CPU reference). Slow; it exists to cross-check the tensor-core kernels on a GPU.
  */
 #include "flexiqContract.h"
 #include "flexiqKernelsInternal.h"
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(tile::kReferenceThreads, tile::kMinCtasPerSm) 
                         part += static_cast<int64_t>(xq) * p.w8[static_cast<int64_t>(n) * p.kLen + k];
                 }
                 if (fourBit)
-                    part *= int64_t{sa} * p.wStep[g]; // s_a * s_w[g] (docs/design.md §2.6)
+                    part *= int64_t{sa} * p.wStep[g]; // s_a * step_w[g] (docs/design.md §2.6)
                 sum += part;
             }
         }

@@ -17,7 +17,7 @@ namespace tile
 
 // ---- tile configuration -----------------------------------------------------------------------
 // MMA atoms: int8 m16n8k32 (32 channels; one G = 32 group or half a G = 64 group). Int4: one atom
-// per channel group, so the per-group factor s_a * s_w is applied once per atom: m16n8k32 for G = 32
+// per channel group, so the per-group factor s_a * step_w is applied once per atom: m16n8k32 for G = 32
 // (IMMA.16832.S4.S4) and m16n8k64 for G = 64 (IMMA.16864.S4.S4). Which is faster per MAC on
 // Ampere/Ada is what benchmarks/bench_kernels.py measures (docs/design.md §4).
 constexpr int32_t kMmaM = 16;
@@ -54,7 +54,7 @@ static_assert(kThreads == 128, "launch bounds below assume 128 threads");
 
 // ---- pipelined backends (flexiqPipelinedGemm.cuh) -------------------------------------------------
 // One K-tile = one channel group of one tap (G channels), so a K-tile is wholly 4-bit or 8-bit and
-// needs one factor s_a * s_w per (row, group). Global -> shared by 16-byte cp.async.cg, kPipeStages(G) stages
+// needs one factor s_a * step_w per (row, group). Global -> shared by 16-byte cp.async.cg, kPipeStages(G) stages
 // (4 for G = 32, 3 for G = 64: about the same bytes in flight), XOR-swizzled tiles read by
 // ldmatrix. Three CTA shapes, 4 or 8 warps; the runner (flexiqLauncher.cpp) picks one
 // per layer shape (M, N) and SM count.
@@ -97,7 +97,7 @@ struct PipeSmem
     static constexpr uint32_t kA = 0;                                 //!< [kCtaM, G] bytes (4-bit: half)
     static constexpr uint32_t kB = T::kCtaM * kG;                     //!< [kCtaN, G] bytes (4-bit: half)
     static constexpr uint32_t kRowF = kB + T::kCtaN * kG;             //!< int32 [kCtaM] step_a
-    static constexpr uint32_t kWStep = kRowF + T::kCtaM * 4;          //!< int32 s_w[g] (CTA-uniform)
+    static constexpr uint32_t kWStep = kRowF + T::kCtaM * 4;          //!< int32 step_w[g] (CTA-uniform)
     static constexpr uint32_t kStageBytes = kWStep + 128;             //!< 4 bytes used: stages stay line-aligned
     static constexpr uint32_t kTotal = kStage0 + kStages * kStageBytes;
     static_assert(kStageBytes % 128 == 0 && kB % 128 == 0, "stages and the B tile start on 128-byte lines");

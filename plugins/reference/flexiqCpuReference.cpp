@@ -116,7 +116,7 @@ void cpuMixedAccumulate(FlexiqLayerArgs const& a, int32_t batch, int32_t height,
                                         part += static_cast<int64_t>(xq) * a.weightInt8[n * kLen + k];
                                     }
                                 }
-                                if (fourBit) // (x4 . w4) * s_a * s_w[g]
+                                if (fourBit) // (x4 . w4) * s_a * step_w[g]
                                 {
                                     part *= int64_t{steps[row * groups + g]} * a.weightStep[g];
                                 }

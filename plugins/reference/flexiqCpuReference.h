@@ -4,7 +4,7 @@
  * C++ CPU reference of a FlexiQ layer (docs/design.md §2): plain loops over the shared contract header.
  *
  * It is written in the *literal* per-group form (8-bit groups as int8 products, 4-bit groups
- * as (x4 . w4) * s_a * s_w[g] with the activation step s_a, docs/design.md §2.5, and the group's weight step s_w[g], §2.6), while the NumPy oracle uses the one-GEMM effective-code form, so the
+ * as (x4 . w4) * s_a * step_w[g] with the activation step s_a, docs/design.md §2.5, and the group's weight step step_w[g], §2.6), while the NumPy oracle uses the one-GEMM effective-code form, so the
  * cross-check in tests/unit/kernels also proves the two formulations agree. The CUDA kernels are
  * checked bit-exactly against this file's results.
  */

@@ -11,8 +11,8 @@ Layouts (all little-endian, row-major):
 * ``weight_int8``  int8  ``[N, K]``      8-bit codes in [-127, 127].
 * ``weight_int4``  int8  ``[N, K / 2]``  two 4-bit two's-complement codes per byte: element
   ``2j`` in the low nibble, ``2j + 1`` in the high nibble (``NIBBLE_ORDER = "low_first"``).
-* ``weight_step``  int8  ``[C_pad / G]``   one 4-bit weight step ``s_w`` per channel group, in [1, 16]
-  (a 4-bit weight stands for ``w4 * s_w[g]``, docs/design.md §2.6).
+* ``weight_step``  int8  ``[C_pad / G]``   one 4-bit weight step ``step_w`` per channel group, in [1, 16]
+  (a 4-bit weight stands for ``w4 * step_w[g]``, docs/design.md §2.6).
 * ``permutation``  int32 ``[C_pad]``     priority order ``pi``; entries >= ``in_channels`` are
   zero padding and come last.
 * ``act_static_shift`` int8 ``[C_pad / G]`` static activation shifts (ignored when dynamic).
@@ -144,7 +144,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("permutation", FieldKind.TENSOR_INT32, "C_pad", 0, None, doc="pi, a permutation of 0..C_pad-1"),
     FieldSpec("weight_int8", FieldKind.TENSOR_INT8, "N*K", -127, 127, doc="8-bit weight codes [N, K]"),
     FieldSpec("weight_int4", FieldKind.TENSOR_INT8, "N*K/2", None, None, doc="packed 4-bit codes [N, K/2]"),
-    FieldSpec("weight_step", FieldKind.TENSOR_INT8, "G_count", 1, 16, doc="s_w per channel group [C_pad/G]"),
+    FieldSpec("weight_step", FieldKind.TENSOR_INT8, "G_count", 1, 16, doc="step_w per channel group [C_pad/G]"),
     FieldSpec("weight_scale", FieldKind.TENSOR_FLOAT32, "N", 0.0, None, doc="s_w per output channel"),
     FieldSpec("bias", FieldKind.TENSOR_FLOAT32, "(G_count+1)*N", None, None,
               doc="bias [G_count+1, N]: row k applies with k = n4/G groups in 4-bit"),

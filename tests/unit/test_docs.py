@@ -135,7 +135,7 @@ BITS_LINE = re.compile(
     r"^bits-example\s+(?P<kind>signed|unsigned)\s+codes=(?P<codes>\[[^\]]*\])\s+s=(?P<s>\d+)\s+"
     r"q4=(?P<q4>\[[^\]]*\])\s+effective=(?P<eff>\[[^\]]*\])\s*$", re.M)
 ACC_LINE = re.compile(
-    r"^acc-example\s+x=(?P<x>\[[^\]]*\])\s+w4=(?P<w4>\[[^\]]*\])\s+s_w=(?P<sw>\d+)\s+->\s+step_a=(?P<sa>\d+)\s+"
+    r"^acc-example\s+x=(?P<x>\[[^\]]*\])\s+w4=(?P<w4>\[[^\]]*\])\s+step_w=(?P<sw>\d+)\s+->\s+step_a=(?P<sa>\d+)\s+"
     r"x4=(?P<x4>\[[^\]]*\])\s+dot4=(?P<dot>-?\d+)\s+acc=(?P<acc>-?\d+)\s*$", re.M)
 
 
@@ -163,14 +163,14 @@ def test_accumulation_example_matches_both_oracle_forms():
     m = ACC_LINE.search(design_text())
     x = np.array([ast.literal_eval(m.group("x"))], dtype=np.int32)  # [1, 4]: one row, one group of 4
     w4 = np.array([ast.literal_eval(m.group("w4"))], dtype=np.int32)
-    s_w, group = int(m.group("sw")), x.shape[1]
+    step_w, group = int(m.group("sw")), x.shape[1]
     s_a = bits.group_step(x, signed=True)  # [1]
     assert int(s_a[0]) == int(m.group("sa"))
     x4 = bits.extract4_step(x, s_a[:, None])
     assert x4[0].tolist() == ast.literal_eval(m.group("x4"))
     assert int((x4 * w4).sum()) == int(m.group("dot"))
     w8 = np.zeros_like(w4)  # unused: the whole slice is 4-bit (n4 = its width)
-    grouped = reference.mixed_gemm_int32_grouped(x, s_a[:, None], w8, w4, np.array([s_w]), n4=group,
+    grouped = reference.mixed_gemm_int32_grouped(x, s_a[:, None], w8, w4, np.array([step_w]), n4=group,
                                                  group_size=group)
-    effective = reference.mixed_gemm_int32(bits.effective_codes_step(x, s_a[:, None]), w4 * s_w)
+    effective = reference.mixed_gemm_int32(bits.effective_codes_step(x, s_a[:, None]), w4 * step_w)
     assert int(grouped[0, 0]) == int(effective[0, 0]) == int(m.group("acc"))

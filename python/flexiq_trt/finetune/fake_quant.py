@@ -4,7 +4,7 @@ Forward = docs/design.md §2 in float: the input's 8-bit codes at the calibrated
 layer's π order (§2.4), the first `n4` channels as effective 4-bit codes with the dynamic per-row
 step (or static per-group shift) (§2.5, §2.7); weight codes w8 from the trainable float weight with the
 per-row scale recomputed from it (what the re-quantization does), the first `n4` channels as plain-rule
-`w4 * s_w` (§2.6, each group's smallest step over all its rows); the epilogue with the bias rung of `n4` (§2.8), the rung's shift
+`w4 * step_w` (§2.6, each group's smallest step over all its rows); the epilogue with the bias rung of `n4` (§2.8), the rung's shift
 recomputed from the current codes and the calibration's mean code columns as `bias_rungs.py` does.
 Rounding and the 4-bit extraction pass gradients straight through (identity inside the clamp).
 

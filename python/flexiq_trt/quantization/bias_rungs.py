@@ -21,7 +21,7 @@ def group_bias_shift(sums: CodeSums, w8_blocks: np.ndarray, w4eff_blocks: np.nda
                      mode: ShiftMode, static_shift: np.ndarray) -> np.ndarray:
     """float64 [G_count, N]: per group (base order), the mean output change when that group is 4-bit.
 
-    `w8_blocks`, `w4eff_blocks`: [G_count, N, taps*G] weight codes (the 4-bit ones effective, w4 * s_w)
+    `w8_blocks`, `w4eff_blocks`: [G_count, N, taps*G] weight codes (the 4-bit ones effective, w4 * step_w)
     in (tap, channel) column order; `out_scale` float32 [N]; the static shifts matter in STATIC mode only.
     """
     m8, m4_dyn, m4_static = sums.means()

@@ -1,6 +1,6 @@
 """Stored 4-bit weight codes: one step per channel group and error-compensating rounding.
 
-docs/design.md §2.6 lets the offline pipeline choose each group's weight step ``s_w`` (one integer in
+docs/design.md §2.6 lets the offline pipeline choose each group's weight step ``step_w`` (one integer in
 1..16 shared by every output channel of the group) and the codes ``w4`` freely; the kernels only read
 them. We pick, per group, the step with the smallest Hessian-weighted error of plainly rounded codes
 summed over the rows, then re-round the group's columns GPTQ-style at that step (one column at a time,

@@ -89,7 +89,7 @@ class QuantizedLayer:
         return (np.float32(self.act_scale) * self.weight_scale.astype(np.float32)).astype(np.float32)
 
     def weight4_effective(self) -> np.ndarray:
-        """int32 ``w4 * s_w[g]`` in the layout of ``weight_int4``: what a 4-bit weight stands for (§2.6)."""
+        """int32 ``w4 * step_w[g]`` in the layout of ``weight_int4``: what a 4-bit weight stands for (§2.6)."""
         step = np.repeat(self.weight_step.astype(np.int32), self.group_size)  # [C_pad]
         return self.weight_int4.astype(np.int32) * step
 

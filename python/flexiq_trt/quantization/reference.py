@@ -53,7 +53,7 @@ def activation_codes_mixed(codes: np.ndarray, n4: int, group_size: int, signed: 
 
 
 def weight_codes_mixed(layer: QuantizedLayer, n4: int) -> np.ndarray:
-    """Weights `[N, ..., C_pad]` with the 4-bit channels replaced by `w4 * s_w[g]` (effective codes)."""
+    """Weights `[N, ..., C_pad]` with the 4-bit channels replaced by `w4 * step_w[g]` (effective codes)."""
     w8 = layer.weight_int8.astype(np.int32)
     eff = layer.weight4_effective()
     mask = np.arange(layer.padded_channels) < n4

@@ -66,7 +66,7 @@ void TestLayer::fill(uint32_t seed)
     weightInt4.assign(static_cast<size_t>(outChannels * k / 2), 0);
     for (auto& v : weightInt4)
         v = static_cast<int8_t>(rng.range(-128, 127));
-    weightStep.assign(groups, 0); // s_w in 1..16, mostly not a power of two
+    weightStep.assign(groups, 0); // step_w in 1..16, mostly not a power of two
     for (auto& v : weightStep)
         v = static_cast<int8_t>(rng.range(1, 16));
     weightScale.assign(outChannels, 0.0F);

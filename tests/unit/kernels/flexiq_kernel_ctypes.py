@@ -144,7 +144,7 @@ def permuted_producer(producer: QuantizedLayer, reader: QuantizedLayer) -> Quant
 
 
 def workspace_host(layer: QuantizedLayer, reader: QuantizedLayer | None = None, io: Int8Io | None = None) -> HostLayer:
-    """HostLayer of one side of a workspace edge: s_w widened to int32 (weightStepWide, as DeviceWeights makes it),
+    """HostLayer of one side of a workspace edge: step_w widened to int32 (weightStepWide, as DeviceWeights makes it),
     and for a producer (`reader` given, `layer` already permuted) the reader's fields and quantizer."""
     if reader is not None:
         io = Int8Io(False, True, float(np.float32(reader.act_scale)), bool(reader.act_signed))

@@ -172,7 +172,7 @@ def test_golden_gemm_accumulators(cpu_ref):
     np.testing.assert_array_equal(y0, [[126.5, 126.5]])
     acc32, _ = cpu_forward(cpu_ref, host, x, 32)
     # group 0 in 4-bit: max magnitude 45 -> s = 6, q4 = [7 (saturated), -4, 1, 0]: (7 - 4 + 1 + 0) * 6 * s_w[0];
-    # s_w[0] = 3 for every output channel.
+    # step_w[0] = 3 for every output channel.
     assert acc32.tolist() == [[72 + 99, 72 + 99]]
     acc_all, _ = cpu_forward(cpu_ref, host, x, 10_000)  # clamped to C_pad = 64
     # group 1: codes [100, -3, 2] -> s = 100 // 8 + 1 = 13, q4 = [7 (100 / 13 = 7.7, saturated), 0, 0] -> 91 * s_w[1] = 455.
@@ -230,7 +230,7 @@ def test_conv_matches_numpy_for_every_n4(cpu_ref, case, mode, signed):
 
 
 def test_grouped_and_effective_formulations_agree_through_the_cpu_reference(cpu_ref):
-    """The C++ literal per-group sum ((x4 . w4) * s_a * s_w[g]) equals NumPy's literal form on a gemm (a third
+    """The C++ literal per-group sum ((x4 . w4) * s_a * step_w[g]) equals NumPy's literal form on a gemm (a third
     implementation); the random weight steps include non-powers of two."""
     rng = np.random.default_rng(7)
     layer = random_layer(rng, conv=False, in_channels=96, out_channels=9)
