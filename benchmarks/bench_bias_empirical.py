@@ -292,8 +292,7 @@ def order_aware(rec, rank: list[int], hess: np.ndarray, damp: float = 0.01):
             prev = np.concatenate(done)
             reg = damp * float(np.mean(np.diag(hjj))) + 1e-12
             t = t + err @ hess[np.ix_(prev, cols)] @ np.linalg.inv(hjj + reg * np.eye(g))
-        rounded = gptq.gptq_group(t, hjj, damp)
-        pick = gptq.better_of(t, hjj, rounded, gptq.at_step(w8[j], rounded.step))
+        pick = gptq.gptq_or_plain(t, w8[j], hjj, damp)
         w4[j], steps[j] = pick.codes, pick.step
         eff = pick.effective()
         err, done = np.concatenate([err, target[j] - eff], axis=1), [*done, cols]

@@ -112,3 +112,13 @@ def better_of(target: np.ndarray, h: np.ndarray, *candidates: GroupWeights) -> G
     best = np.argmin(errs, axis=0)
     codes = np.stack([c.codes for c in candidates])[best, np.arange(target.shape[0])]
     return GroupWeights(codes.astype(np.int8), candidates[0].step)
+
+
+def gptq_or_plain(target: np.ndarray, w8_group: np.ndarray, h: np.ndarray, damp: float = 0.01) -> GroupWeights:
+    """The default codes of one group: GPTQ at the chosen step, per row the better of it and plain rounding.
+
+    Plain rounding is the contract's rounding of the int8 codes at the same step, so on calibration
+    data the result is never worse than plain rounding at the group's step.
+    """
+    rounded = gptq_group(target, h, damp)
+    return better_of(target, h, rounded, at_step(w8_group, rounded.step))

@@ -102,13 +102,12 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         elif config.weight_rounding == "plain":
             chosen = plain
         else:
-            rounded = gptq.gptq_group(t_blocks[gi], h, config.gptq_damp)
-            plain_here = gptq.at_step(w8t_blocks[gi], rounded.step)  # per row, never worse than this
-            chosen = gptq.better_of(t_blocks[gi], h, rounded, plain_here)
+            chosen = gptq.gptq_or_plain(t_blocks[gi], w8t_blocks[gi], h, config.gptq_damp)
             if recon:
                 m = config.recon_act_share  # QDrop-style mix of float-input and 4-bit-input rows
                 chosen = reconstruct.reconstruct_group(
-                    t_blocks[gi], (1 - m) * h + m * cross[gi], (1 - m) * h + m * hess_q[gi], chosen, plain_here,
+                    t_blocks[gi], (1 - m) * h + m * cross[gi], (1 - m) * h + m * hess_q[gi], chosen,
+                    gptq.at_step(w8t_blocks[gi], chosen.step),
                     damp=config.gptq_damp, sweeps=config.recon_sweeps)
         w4_blocks[gi], steps[gi] = chosen.codes, chosen.step
         eff, eff_plain = chosen.effective(), plain.effective()
