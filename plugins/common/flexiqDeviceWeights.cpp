@@ -4,6 +4,7 @@
 #include "flexiqDeviceWeights.h"
 
 #include "flexiqCheck.h"
+#include "flexiqShape.h"
 
 #include <cuda_runtime_api.h>
 
@@ -72,7 +73,26 @@ DeviceSelection selectDeviceBackend(LayerConfig const& cfg)
     return sel;
 }
 
-DeviceWeights::DeviceWeights(LayerConfig const& cfg)
+namespace
+{
+bool int8Backend(FlexiqBackend backend)
+{
+    return backend == kFLEXIQ_BACKEND_INT8_PIPELINED || backend == kFLEXIQ_BACKEND_INT8_MMA;
+}
+
+//! The int8 backends' effective weights w4 * step_w [N, K] (flexiq::makeEffectiveWeights, the contract's
+//! effectiveWeight) from the layer's host arrays.
+std::vector<int8_t> effectiveWeightsOf(LayerConfig const& cfg)
+{
+    FlexiqLayerArgs const host = cfg.layerArgs(cfg.permutation.data(), cfg.weightInt8.data(), cfg.weightInt4.data(),
+        cfg.weightStep.data(), nullptr, nullptr, nullptr);
+    std::vector<int8_t> eff(cfg.weightInt8.size());
+    makeEffectiveWeights(host, eff.data());
+    return eff;
+}
+} // namespace
+
+DeviceWeights::DeviceWeights(LayerConfig const& cfg, FlexiqBackend backend)
 {
     std::vector<float> const outScale = cfg.outScale();
     Staging st;
@@ -88,6 +108,10 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
     // weight-only data, made once here instead of by every input pass, and the only source of it for a
     // workspace-edge reader.
     size_t const oStepWide = st.add(std::vector<int32_t>(cfg.weightStep.begin(), cfg.weightStep.end()));
+    // The int8 backends' effective weights [N, K] (N * K bytes: as much again as weight_int8), only where the
+    // device's backend is an int8 one: the INT8_PIPELINED kernel's 4-bit K-tiles copy them like 8-bit ones.
+    bool const withEffective = int8Backend(backend);
+    size_t const oEffective = withEffective ? st.add(effectiveWeightsOf(cfg)) : 0;
     int device = 0;
     checkCuda(cudaGetDevice(&device), cfg, "cudaGetDevice");
     mDevice = device;
@@ -106,6 +130,7 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg)
         reinterpret_cast<int8_t const*>(base + oStatic));
     mArgs.readerStaticShift = reinterpret_cast<int8_t const*>(base + oReaderStatic);
     mArgs.weightStepWide = reinterpret_cast<int32_t const*>(base + oStepWide);
+    mArgs.weightEffective = withEffective ? reinterpret_cast<int8_t const*>(base + oEffective) : nullptr;
 }
 
 DeviceWeights::~DeviceWeights()

@@ -1,7 +1,8 @@
 /*
  * SPDX-License-Identifier: Apache-2.0
  *
- * Device copies of a layer's constant arrays (permutation, weights, weight steps, out_scale, bias), made
+ * Device copies of a layer's constant arrays (permutation, weights, weight steps, out_scale, bias; for the int8
+ * backends the effective weights w4 * step_w), made
  * once per device at run time (attachToContext / first enqueue), never at build time: an
  * ahead-of-time build on a GPU-less machine must not touch CUDA. One allocation, shared by the
  * clones of a plugin on the same device.
@@ -34,8 +35,9 @@ DeviceSelection selectDeviceBackend(LayerConfig const& cfg);
 class DeviceWeights
 {
 public:
-    //! Copies the arrays of `cfg` to the current device (synchronous); throws FlexiqPluginError.
-    explicit DeviceWeights(LayerConfig const& cfg);
+    //! Copies the arrays of `cfg` to the current device (synchronous); throws FlexiqPluginError. `backend`: the
+    //! device's backend; an int8 one also gets the effective weights (FlexiqLayerArgs::weightEffective).
+    DeviceWeights(LayerConfig const& cfg, FlexiqBackend backend);
     ~DeviceWeights();
     DeviceWeights(DeviceWeights const&) = delete;
     DeviceWeights& operator=(DeviceWeights const&) = delete;

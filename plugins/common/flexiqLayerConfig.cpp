@@ -444,6 +444,7 @@ FlexiqLayerArgs LayerConfig::layerArgs(int32_t const* perm, int8_t const* w8, in
     a.readerShiftMode = readerActShiftMode;
     a.readerStaticShift = nullptr; // device pointers: set by DeviceWeights
     a.weightStepWide = nullptr;
+    a.weightEffective = nullptr; // set by DeviceWeights for the int8 backends
     return a;
 }
 

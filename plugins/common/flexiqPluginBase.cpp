@@ -51,13 +51,13 @@ char const* statusName(FlexiqStatus s)
 }
 } // namespace
 
-std::shared_ptr<DeviceWeights const> DeviceWeightCache::get(LayerConfig const& cfg, int32_t device)
+std::shared_ptr<DeviceWeights const> DeviceWeightCache::get(LayerConfig const& cfg, int32_t device, FlexiqBackend backend)
 {
     std::lock_guard<std::mutex> lock(mMutex);
     auto& slot = mByDevice[device];
     if (!slot)
     {
-        slot = std::make_shared<DeviceWeights const>(cfg);
+        slot = std::make_shared<DeviceWeights const>(cfg, backend);
         logVerbose(cfg.where() + ": weights uploaded to device " + std::to_string(device));
     }
     return slot;
@@ -310,7 +310,7 @@ void FlexiqPluginBase::prepareDevice()
     mRunner = runner;
     logVerbose(mCfg->where() + ": device " + std::to_string(device) + " -> backend "
         + (backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? "INT4_PIPELINED" : "INT8_PIPELINED (4-bit groups as effective int8 codes)"));
-    mWeights = mDeviceCache->get(*mCfg, mSelection.device);
+    mWeights = mDeviceCache->get(*mCfg, mSelection.device, mSelection.backend);
 }
 
 int32_t FlexiqPluginBase::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,

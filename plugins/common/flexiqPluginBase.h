@@ -29,8 +29,9 @@ namespace flexiq
 class DeviceWeightCache
 {
 public:
-    //! The weights on the current device, uploading them on first use; throws FlexiqPluginError.
-    std::shared_ptr<DeviceWeights const> get(LayerConfig const& cfg, int32_t device);
+    //! The weights on the current device, uploading them on first use; throws FlexiqPluginError. `backend` is
+    //! the device's (its runner's, fixed per device for the process): an int8 one adds the effective weights.
+    std::shared_ptr<DeviceWeights const> get(LayerConfig const& cfg, int32_t device, FlexiqBackend backend);
 
 private:
     std::mutex mMutex;

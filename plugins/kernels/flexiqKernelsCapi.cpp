@@ -113,6 +113,20 @@ FLEXIQ_CAPI int32_t flexiqCapiRunnerSelect(int32_t smMajor, int32_t smMinor, int
     return b;
 }
 
+//! flexiqRunnerResolveBackend for a described device (no CUDA call) and `hostArgs` (whose pointers are only
+//! tested for null and alignment): the backend a requested one becomes, e.g. INT8_PIPELINED without
+//! weightEffective -> INT8_MMA. For CPU tests of the fallbacks.
+FLEXIQ_CAPI int32_t flexiqCapiResolveBackend(
+    int32_t smMajor, int32_t smMinor, int32_t requested, FlexiqLayerArgs const* hostArgs)
+{
+    FlexiqRunner* runner = flexiqRunnerCreate(smMajor, smMinor, 1);
+    if (runner == nullptr)
+        return -1;
+    FlexiqBackend const b = flexiqRunnerResolveBackend(runner, static_cast<FlexiqBackend>(requested), hostArgs);
+    flexiqRunnerDestroy(runner);
+    return b;
+}
+
 namespace
 {
 size_t elementBytes(int32_t type)
@@ -125,7 +139,8 @@ size_t elementBytes(int32_t type)
 //! pointers; input and output are NCHW (gemm [M, C]/[M, N]) of `inputType` / `outputType` (a
 //! FlexiqDataType: FP32, FP16 or INT8 codes), or flat workspace-edge images (kFLEXIQ_INT8_WORKSPACE,
 //! flexiqEdgeImage.h; an output image starts as the bytes `hostOutput` holds, so untouched bytes compare
-//! too). hostArgs->readerStaticShift / weightStepWide are uploaded when set. `hostAcc` (nullable) receives
+//! too). hostArgs->readerStaticShift / weightStepWide / weightEffective are uploaded when set (without
+//! weightEffective INT8_PIPELINED runs as INT8_MMA, flexiqRunnerResolveBackend). `hostAcc` (nullable) receives
 //! the int32 accumulators.
 //! With iterations > 1 the enqueue is repeated and the mean time per call (ms, CUDA events) goes to
 //! `msPerCall`. Returns a FlexiqStatus (plus 100 + cudaError_t for allocation/copy failures) and a reason.
@@ -174,6 +189,8 @@ FLEXIQ_CAPI int32_t flexiqCapiRunLayerIo(int32_t backend, int32_t tileConfig, Fl
         d.readerStaticShift = dev.upload<int8_t const>(h.readerStaticShift, readerCPad / h.readerGroupSize, &e);
     if (h.weightStepWide != nullptr)
         d.weightStepWide = dev.upload<int32_t const>(h.weightStepWide, groups * sizeof(int32_t), &e);
+    if (h.weightEffective != nullptr)
+        d.weightEffective = dev.upload<int8_t const>(h.weightEffective, n * k, &e);
     FlexiqProblem p{batch, height, width, inputType, outputType, nullptr, nullptr, nullptr, nullptr};
     p.input = dev.upload<void const>(hostInput, inBytes, &e);
     p.output = dev.upload<void>(edgeOut ? hostOutput : nullptr, outBytes, &e);

@@ -48,7 +48,7 @@ struct InputPassParams
     int32_t writeEffective;
     // Pipelined backends only (null otherwise):
     int32_t* factorA;           //!< out [rows, C_pad/G] int32 step s (int4 pipelined backend)
-    int32_t* wStepWide;         //!< out [C_pad/G] int32 step_w, for the GEMM's 4-byte cp.async of a K-tile's step
+    int32_t* wStepWide;         //!< out [C_pad/G] int32 step_w, for the int4 GEMM's 4-byte cp.async of a K-tile's step
     int8_t const* wStep;        //!< [C_pad/G] the layer's weight steps step_w (source of wStepWide)
 };
 
@@ -62,7 +62,8 @@ struct MixedGemmParams
     int8_t const* w4;      //!< [N, K/2] packed
     int8_t const* wStep;   //!< [C_pad/G] weight steps step_w in 1..16
     int32_t const* factorA; //!< [rowsIn, C_pad/G] step s as int32 (pipelined int4 backend)
-    int32_t const* wStepWide; //!< [C_pad/G] step_w as int32 (pipelined backends)
+    int32_t const* wStepWide; //!< [C_pad/G] step_w as int32 (int4 pipelined backend)
+    int8_t const* wEff;    //!< [N, K] effective weights w4 * step_w[g] (int8 pipelined backend's 4-bit K-tiles)
     float const* outScale; //!< [N]
     float const* bias;     //!< [G_count + 1, N] rung-major (biasFor picks the row)
     int32_t const* max4bit;

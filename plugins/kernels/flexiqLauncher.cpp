@@ -188,6 +188,11 @@ FlexiqBackend flexiqRunnerResolveBackend(FlexiqRunner const* runner, FlexiqBacke
     FlexiqBackend b = requested == kFLEXIQ_BACKEND_AUTO ? flexiqRunnerBackend(runner) : requested;
     if (pipelined(b) && args != nullptr && !(aligned(args->weightInt8, 16) && aligned(args->weightInt4, 16)))
         b = b == kFLEXIQ_BACKEND_INT4_PIPELINED ? kFLEXIQ_BACKEND_INT4_MMA : kFLEXIQ_BACKEND_INT8_MMA;
+    // The int8 pipelined kernel copies its 4-bit K-tiles' B from the effective weights (made with the device
+    // weights): without them (or misaligned) the first-version int8 kernel, which expands w4 itself, runs.
+    if (b == kFLEXIQ_BACKEND_INT8_PIPELINED && args != nullptr
+        && !(args->weightEffective != nullptr && aligned(args->weightEffective, 16)))
+        b = kFLEXIQ_BACKEND_INT8_MMA;
     return b;
 }
 
@@ -282,7 +287,7 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
     if (pr.dataType == kFLEXIQ_INT8_WORKSPACE)
     {
         // A workspace edge (docs/design.md §2.8): the producer wrote this layer's input-pass image; no input pass.
-        if (pipelined(backend) && a.weightStepWide == nullptr)
+        if (backend == kFLEXIQ_BACKEND_INT4_PIPELINED && a.weightStepWide == nullptr)
             return kFLEXIQ_ERROR_INVALID_ARGS;
         flexiq::EdgeImageLayout const l = flexiq::edgeImageLayout(rowsIn, a.paddedChannels, a.groupSize);
         auto* image = static_cast<int8_t*>(const_cast<void*>(pr.input));
@@ -298,16 +303,18 @@ FlexiqStatus flexiqRunnerEnqueue(FlexiqRunner const* runner, FlexiqBackend backe
         in.codes4 = int4Codes ? base + ws.codes4 : nullptr;
         in.shiftA = base + ws.shiftA;
         in.factorA = backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? reinterpret_cast<int32_t*>(base + ws.factorA) : nullptr;
-        // step_w widened to int32: computed once with the device weights when given, else by the input pass.
-        in.wStepWide = pipelined(backend) && a.weightStepWide == nullptr ? reinterpret_cast<int32_t*>(base + ws.wStepWide)
-                                                                         : nullptr;
+        // step_w widened to int32 (int4 pipelined kernel only): computed once with the device weights when given,
+        // else by the input pass.
+        in.wStepWide = backend == kFLEXIQ_BACKEND_INT4_PIPELINED && a.weightStepWide == nullptr
+            ? reinterpret_cast<int32_t*>(base + ws.wStepWide)
+            : nullptr;
         e = flexiq::launchInputPass(in, isSigned, stream);
         if (e != cudaSuccess)
             return cudaFailure(e);
     }
 
     flexiq::MixedGemmParams g = flexiq::makeMixedGemmParams(a, pr, in);
-    if (pipelined(backend) && a.weightStepWide != nullptr)
+    if (backend == kFLEXIQ_BACKEND_INT4_PIPELINED && a.weightStepWide != nullptr)
         g.wStepWide = a.weightStepWide;
     bool const toEdge = pr.outputType == kFLEXIQ_INT8_WORKSPACE;
     // The edge tensor: the reader's input-pass image, in this backend's format.

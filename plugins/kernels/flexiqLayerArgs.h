@@ -66,6 +66,11 @@ struct FlexiqLayerArgs
     //! computed once with the device weights; null: the input pass writes it into the workspace on every
     //! call. Required for a workspace-edge input on the pipelined backends (no input pass runs).
     int32_t const* weightStepWide;
+    //! Optional [N, K] int8 effective weights w4 * step_w[g] (flexiq::makeEffectiveWeights; 16-byte aligned),
+    //! made once with the device weights for the int8 backends: the INT8_PIPELINED kernel copies a 4-bit
+    //! K-tile's B from it exactly as an 8-bit one's from weightInt8. Null (or misaligned): INT8_PIPELINED
+    //! falls back to INT8_MMA (flexiqRunnerResolveBackend). Unused by the other backends.
+    int8_t const* weightEffective;
 };
 
 //! Per-call problem (shape-derived, changes with the input shape).

@@ -40,6 +40,7 @@ MixedGemmParams makeMixedGemmParams(FlexiqLayerArgs const& a, FlexiqProblem cons
     g.wStep = a.weightStep;
     g.factorA = in.factorA;
     g.wStepWide = in.wStepWide;
+    g.wEff = a.weightEffective;
     g.outScale = a.outScale;
     g.bias = a.bias;
     g.max4bit = pr.max4bit;

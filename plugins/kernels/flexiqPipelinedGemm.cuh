@@ -20,8 +20,9 @@
  *     times the K-tile's CTA-uniform weight step is formed once per m-tile. The factors step_a (input
  *     pass, int32 [rows, groups]) and step_w (int32 [groups], docs/design.md §2.6) travel through the same
  *     pipeline as the codes (4-byte cp.async.ca);
- *   - 4-bit groups, int8 path (sm_90+): A holds effective codes (input pass), B the packed 4-bit
- *     weights expanded to w4 * step_w[g] while the fragments are built.
+ *   - 4-bit groups, int8 path (sm_90+): A holds effective codes a4 * step_a (input pass), B the effective
+ *     weights w4 * step_w[g] made once with the device weights (FlexiqLayerArgs::weightEffective), so a
+ *     4-bit K-tile is copied and computed exactly like an 8-bit one (only the B source differs).
  * Planted faults for the emulator tests: only a build with FLEXIQ_FAULT_INJECTION (the emulator's
  * fault build, never a real one) consults smem::plantedFault():
  *   kFaultOffByOne   accept weight row n == N (reads one row past the weights)
@@ -95,20 +96,6 @@ __device__ __forceinline__ void storeValue(MixedGemmParams const& p, int64_t i, 
     float* o = static_cast<float*>(p.output) + i;
     smem::checkGlobal(o, sizeof(float));
     *o = v;
-}
-
-//! Four effective int8 weights (w4 * step_w) from 16 packed bits (nibbles k..k+3, low first).
-__device__ __forceinline__ uint32_t expandEffective(uint32_t packed16, int32_t stepW)
-{
-    uint32_t word = 0;
-#pragma unroll
-    for (int32_t j = 0; j < 4; ++j)
-    {
-        int32_t const nib = static_cast<int32_t>((packed16 >> (4 * j)) & 0xFu);
-        int32_t const w = effectiveWeight(nib - ((nib & 8) << 1), stepW);
-        word |= (static_cast<uint32_t>(w) & 0xFFu) << (8 * j);
-    }
-    return word;
 }
 
 //! Row stride of the CTA's code tile when the output is a workspace edge (16 bytes of skew: the 16-byte
@@ -284,9 +271,9 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     // tile's kind, known at compile time in every caller, so every thread's copies are a fixed list.
     auto issue = [&](auto fourTag, Cursor const& c, uint32_t st) {
         constexpr bool kFour = decltype(fourTag)::value;
-        constexpr bool kA4 = kInt4Path && kFour;
+        constexpr bool kA4 = kInt4Path && kFour; // packed 4-bit A and B: only the int4 path's 4-bit tiles
         constexpr int32_t kAChunks = kA4 ? kChunks4 : kChunks8;
-        constexpr int32_t kBChunks = kFour ? kChunks4 : kChunks8;
+        constexpr int32_t kBChunks = kAChunks;
         // chunks per thread; a "half" job (one chunk per row, two threads per row) is copied by one of them
         constexpr bool kAHalf = kAChunks < kTprA;
         constexpr bool kBHalf = kBChunks < kTprB;
@@ -317,17 +304,19 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         if constexpr (kA4)
             smem::cpAsync4If(kTprA == 1 || qA == 0, st + L::kRowF + rowFactorSlot(rowA) * 4,
                 smem::advanceBytes(p.factorA, pg, 4), inside ? 4 : 0);
-        // B: [kCtaN rows (n), kBChunks] 16-byte chunks of w8, or of the packed w4 for a 4-bit group.
+        // B: [kCtaN rows (n), kBChunks] 16-byte chunks of w8, of the packed w4 for a 4-bit group on the int4
+        // path, or of the effective weights w4 * step_w for a 4-bit group on the int8 path ([N, K] like w8).
         int32_t const chB = kBHalf ? 0 : qB * kBPer;
-        int8_t const* bRow = kFour ? p.w4 + nSel * (p.kLen / 2) + chB * 16 : p.w8 + nSel * p.kLen + chB * 16;
+        int8_t const* bRow = kA4 ? p.w4 + nSel * (p.kLen / 2) + chB * 16
+                                 : (kFour ? p.wEff : p.w8) + nSel * p.kLen + chB * 16;
         int32_t const tg = (c.r * p.s + c.s) * p.groups + c.g;
-        int8_t const* bSrc = smem::advanceBytes(bRow, tg, kFour ? kG / 2 : kG);
+        int8_t const* bSrc = smem::advanceBytes(bRow, tg, kA4 ? kG / 2 : kG);
         uint32_t const bDst = st + L::kB + smem::swizzledChunk(rowB, chB, kBChunks) * 16;
 #pragma unroll
         for (int32_t j = 0; j < kBPer; ++j)
             smem::cpAsync16If(!kBHalf || qB == kTprB - 1, bDst ^ static_cast<uint32_t>(j * 16), bSrc + j * 16,
                 nValid ? 16 : 0);
-        if constexpr (kFour)
+        if constexpr (kA4) // the int4 path's factor step_w[g] (the int8 path's B already holds it)
             smem::cpAsync4If(tid == 0, st + L::kWStep, smem::advanceBytes(p.wStepWide, c.g, 4), 4);
     };
     using Four = std::integral_constant<bool, true>;
@@ -375,33 +364,16 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             for (int32_t e = 0; e < 4; ++e)
                 acc[mi][ni][e] = 0;
 
-    // int8 mma over one K-tile in k32 steps: an 8-bit group, or (int8 path) a 4-bit group on
-    // effective codes with the packed w4 expanded to w4 * step_w[g] while the B fragments are built.
-    auto compute8 = [&](auto fourTag, uint32_t st) {
-        constexpr bool kFour = decltype(fourTag)::value;
-        int32_t const stepW = kFour ? static_cast<int32_t>(smem::lds32(st + L::kWStep)) : 1;
+    // int8 mma over one K-tile in k32 steps: an 8-bit group, or (int8 path) a 4-bit group, whose A holds
+    // effective codes and whose B the effective weights: the same fragments, the same loop.
+    auto compute8 = [&](uint32_t st) {
 #pragma unroll
         for (int32_t kk = 0; kk < kG / 32; ++kk)
         {
             uint32_t b[kTN][2];
-            if constexpr (kFour)
-            {
 #pragma unroll
-                for (int32_t ni = 0; ni < kTN; ++ni)
-                {
-                    int32_t const n = warpCol + ni * 8 + gid;
-                    uint32_t const chunk = st + L::kB + smem::swizzledChunk(n, kk, kChunks4) * 16;
-#pragma unroll
-                    for (int32_t j = 0; j < 2; ++j) // k = 16 j + tig * 4 .. + 3: packed bytes 8 j + tig * 2, + 1
-                        b[ni][j] = expandEffective(smem::ldsU16(chunk + 8 * j + tig * 2), stepW);
-                }
-            }
-            else
-            {
-#pragma unroll
-                for (int32_t ni = 0; ni < kTN; ni += 2)
-                    loadB2x2(st, warpCol + ni * 8, 2 * kk, kChunks8, b[ni], b[ni + 1]);
-            }
+            for (int32_t ni = 0; ni < kTN; ni += 2)
+                loadB2x2(st, warpCol + ni * 8, 2 * kk, kChunks8, b[ni], b[ni + 1]);
 #pragma unroll
             for (int32_t mi = 0; mi < kTM; ++mi)
             {
@@ -495,7 +467,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         if constexpr (kInt4Path)
             compute4(st);
         else
-            compute8(Four{}, st);
+            compute8(st);
     };
 
     // Prologue: kStages - 1 K-tiles in flight.
@@ -512,9 +484,10 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     // stage offset is a compile-time constant (an immediate in the ldmatrix / LDS / copy addresses) and
     // no stage counter is live. Tiles before the first aligned tile of a phase and after its last whole
     // round run one at a time (at most kStages - 1 each side).
-    // The 64 x 64 tile runs its 4-bit phase one K-tile per iteration: the rounds would cost it a CTA per SM
-    // in registers (127 -> 159 at G = 64, sm_86) for a few issue slots.
-    constexpr bool kRounds4 = T::kCtaM * T::kCtaN > 64 * 64;
+    // The int4 path's 64 x 64 tile runs its 4-bit phase one K-tile per iteration: the rounds would cost it a
+    // CTA per SM in registers (127 -> 159 at G = 64, sm_86) for a few issue slots. The int8 path's 4-bit phase
+    // is its 8-bit loop on other weights, so it runs in rounds wherever the 8-bit phase does (every tile).
+    constexpr bool kRounds4 = !kInt4Path || T::kCtaM * T::kCtaN > 64 * 64;
     int32_t stage = 0; // kt % kStages, outside the rounds
     int32_t kt = 0;
     // 4-bit phase. It starts at kt = 0, aligned. Rounds: every tile issued (up to kt + 2 kStages - 2) is 4-bit.
@@ -568,7 +541,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         issue(Eight{}, c, nextCpStage());
         advance(c, g4, p.groups);
         smem::cpAsyncCommit();
-        compute8(Eight{}, L::stage(stage));
+        compute8(L::stage(stage));
         stage = stage + 1 == kStages ? 0 : stage + 1;
     };
     // ... up to the first tile of stage 0 (k4 need not be a multiple of kStages),
@@ -584,7 +557,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             issue(Eight{}, c, L::stage((u + kStages - 1) % kStages));
             advance(c, g4, p.groups);
             smem::cpAsyncCommit();
-            compute8(Eight{}, L::stage(u));
+            compute8(L::stage(u));
         }
     }
     // ... the tiles left that still issue one (fewer than kStages),
@@ -598,7 +571,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
         {
             awaitTile();
             smem::cpAsyncCommit();
-            compute8(Eight{}, L::stage(stage));
+            compute8(L::stage(stage));
             stage = stage + 1 == kStages ? 0 : stage + 1;
             ++kt;
         }

@@ -47,6 +47,21 @@ int64_t reductionLength(FlexiqLayerArgs const& a)
     return static_cast<int64_t>(g.r) * g.s * a.paddedChannels;
 }
 
+void makeEffectiveWeights(FlexiqLayerArgs const& a, int8_t* out)
+{
+    int64_t const kLen = reductionLength(a);
+    for (int64_t n = 0; n < a.outChannels; ++n)
+    {
+        int8_t const* row4 = a.weightInt4 + n * (kLen / 2);
+        for (int64_t k = 0; k < kLen; ++k)
+        {
+            int32_t const g = static_cast<int32_t>(k % a.paddedChannels) / a.groupSize;
+            int32_t const w = effectiveWeight(unpackNibble(row4, k, true), a.weightStep[g]);
+            out[n * kLen + k] = static_cast<int8_t>(w);
+        }
+    }
+}
+
 bool checkLayerArgs(FlexiqLayerArgs const& a, char* why, size_t n)
 {
     if (a.groupSize != 32 && a.groupSize != 64)

@@ -32,6 +32,12 @@ void outputSize(ConvGeometry const& geo, int32_t height, int32_t width, int32_t*
 //! K = R * S * C_pad.
 int64_t reductionLength(FlexiqLayerArgs const& args);
 
+//! The int8 backends' effective weights w_eff[n, k] = effectiveWeight(w4[n, k], step_w[g(k)]) as int8 [N, K]
+//! (k = tap * C_pad + c, g(k) = c / G; in [-128, 112]), from `args`' host arrays weightInt4 (packed) and
+//! weightStep into `out` (N * K bytes). Weight-only data: made once with the device weights, so the int8
+//! pipelined kernel copies a 4-bit K-tile's B exactly as an 8-bit one (no expansion in the hot loop).
+void makeEffectiveWeights(FlexiqLayerArgs const& args, int8_t* out);
+
 //! Checks fields a backend relies on; writes a reason into `why` (may be null) and returns false on failure.
 bool checkLayerArgs(FlexiqLayerArgs const& args, char* why, size_t whyLen);
 

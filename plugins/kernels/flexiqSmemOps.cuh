@@ -55,7 +55,6 @@ void ldmatrixX4(uint32_t (&r)[4], uint32_t addr);
 //! ldmatrix ... .x2: lanes 0..15 give the row addresses.
 void ldmatrixX2(uint32_t (&r)[2], uint32_t addr);
 uint32_t lds32(uint32_t addr);
-uint32_t ldsU16(uint32_t addr);
 void lds64(uint32_t addr, uint32_t& x, uint32_t& y);
 void lds128(uint32_t addr, int32_t (&v)[4]);
 void sts128(uint32_t addr, int32_t const (&v)[4]);
@@ -134,13 +133,6 @@ __device__ __forceinline__ uint32_t lds32(uint32_t addr)
 {
     uint32_t v;
     asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(base() + addr));
-    return v;
-}
-
-__device__ __forceinline__ uint32_t ldsU16(uint32_t addr)
-{
-    unsigned short v;
-    asm volatile("ld.shared.u16 %0, [%1];\n" : "=h"(v) : "r"(base() + addr));
     return v;
 }
 

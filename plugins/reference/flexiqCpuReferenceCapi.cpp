@@ -105,6 +105,16 @@ FLEXIQ_CAPI int32_t flexiqCpuUnpackNibble(int8_t const* packed, int64_t index, i
     return flexiq::unpackNibble(packed, index, isSigned != 0);
 }
 
+//! flexiq::makeEffectiveWeights (the int8 backends' [N, K] effective weights, what DeviceWeights uploads) of
+//! the host arrays in `args` into `out` (N * K bytes); returns 0, or 1 with invalid args.
+FLEXIQ_CAPI int32_t flexiqCpuEffectiveWeights(FlexiqLayerArgs const* args, int8_t* out)
+{
+    if (args == nullptr || out == nullptr || !flexiq::checkLayerArgs(*args, nullptr, 0))
+        return 1;
+    flexiq::makeEffectiveWeights(*args, out);
+    return 0;
+}
+
 FLEXIQ_CAPI float flexiqCpuApplyActivation(float y, int32_t activation, float alpha, float beta)
 {
     return flexiq::applyActivation(y, activation, alpha, beta);

@@ -123,6 +123,23 @@ def test_auto_backend_follows_the_device(kernels_capi, monkeypatch):
     assert lib.flexiqCapiSelectBackend(7, 5) == 0
 
 
+def test_int8_pipelined_without_effective_weights_falls_back_bit_exact(kernels_capi, cpu_ref):
+    """Without weightEffective INT8_PIPELINED runs as INT8_MMA (flexiqRunnerResolveBackend): still bit-exact;
+    with a wrong element of it (group 0, row 3) the pipelined kernel's accumulators of channel 3 differ."""
+    lib, _ = kernels_capi
+    layer, x = _gemm_case((65, 96, 17, 32), ShiftMode.DYNAMIC, True, seed=11)
+    host = HostLayer.from_layer(layer)
+    want, _ = cpu_forward(cpu_ref, host, x, 32)
+    m4 = np.array([0, 32], np.int32)
+    np.testing.assert_array_equal(gpu_forward(lib, host, x, m4, "int8_pipe", False)[0], want)
+    eff = host.arrays["weightEffective"]
+    eff[3, 5] = eff[3, 5] + 1 if eff[3, 5] < 112 else eff[3, 5] - 1
+    bad = gpu_forward(lib, host, x, m4, "int8_pipe", False)[0] != want
+    assert bad[:, 3].any() and not np.delete(bad, 3, axis=1).any()
+    host.args.weightEffective = None
+    np.testing.assert_array_equal(gpu_forward(lib, host, x, m4, "int8_pipe", False)[0], want)
+
+
 def test_invalid_layer_is_rejected_not_run(kernels_capi):
     lib, _ = kernels_capi
     layer, x = _gemm_case((4, 32, 8, 32), ShiftMode.DYNAMIC, True, seed=9)

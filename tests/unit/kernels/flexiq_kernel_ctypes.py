@@ -39,7 +39,7 @@ class FlexiqLayerArgs(ctypes.Structure):
         ("outputScale", _F), ("outputSigned", _I), ("permutation", _P), ("weightInt8", _P), ("weightInt4", _P), ("weightStep", _P),
         ("outScale", _P), ("bias", _P), ("actStaticShift", _P),
         ("readerLayerIndex", _I), ("readerGroupSize", _I), ("readerShiftMode", _I), ("readerStaticShift", _P),
-        ("weightStepWide", _P),
+        ("weightStepWide", _P), ("weightEffective", _P),
     ]
 
 
@@ -59,6 +59,14 @@ EDGE_POISON = np.int8(-91)  # 0xA5: bytes of a workspace edge that no step write
 
 def _ptr(a: np.ndarray) -> int:
     return a.ctypes.data
+
+
+def effective_weights(w4_packed: np.ndarray, weight_step: np.ndarray, group_size: int) -> np.ndarray:
+    """The int8 backends' effective weights [N, K]: w4[n, k] * step_w[g(k)], k = tap * C_pad + c, g = c // G
+    (FlexiqLayerArgs::weightEffective; the NumPy oracle of flexiq::makeEffectiveWeights)."""
+    w4 = bits.unpack_int4(np.asarray(w4_packed, np.int8))
+    steps = np.repeat(np.asarray(weight_step, np.int32), group_size)  # [C_pad]
+    return np.ascontiguousarray((w4.reshape(w4.shape[0], -1, steps.size) * steps).reshape(w4.shape), np.int8)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ class HostLayer:
             "bias": np.ascontiguousarray(layer.bias_table(), dtype=np.float32),  # [G_count + 1, N] rungs
             "actStaticShift": np.ascontiguousarray(layer.act_static_shift, dtype=np.int8),
         }
+        # As DeviceWeights makes it for the int8 backends: without it INT8_PIPELINED falls back to INT8_MMA.
+        arrays["weightEffective"] = effective_weights(arrays["weightInt4"], arrays["weightStep"], layer.group_size)
         geo = layer.geometry or ConvGeometry()
         args = FlexiqLayerArgs(
             isConv=int(layer.is_conv), inChannels=layer.in_channels, paddedChannels=layer.padded_channels,
@@ -251,6 +261,9 @@ def load_cpu_reference(build_dir: Path) -> ctypes.CDLL | None:
         getattr(lib, fn).argtypes, getattr(lib, fn).restype = [_I, _I, _I], _I
     lib.flexiqCpuUnpackNibble.argtypes, lib.flexiqCpuUnpackNibble.restype = [_P, ctypes.c_int64, _I], _I
     lib.flexiqCpuApplyActivation.argtypes, lib.flexiqCpuApplyActivation.restype = [_F, _I, _F, _F], _F
+    if hasattr(lib, "flexiqCpuEffectiveWeights"):  # absent from a stale prebuilt library (older build)
+        lib.flexiqCpuEffectiveWeights.argtypes = [ctypes.POINTER(FlexiqLayerArgs), _P]
+        lib.flexiqCpuEffectiveWeights.restype = _I
     lib.flexiqFragmentIndex.argtypes = [_I, _I, _I, ctypes.POINTER(_I), ctypes.POINTER(_I)]
     lib.flexiqFragmentIndex.restype = _I
     return lib
@@ -460,6 +473,9 @@ def load_kernels_capi() -> tuple[ctypes.CDLL | None, str]:
     lib.flexiqCapiRunLayerIo.restype = _I
     lib.flexiqCapiRunnerSelect.argtypes = [_I, _I, _I, ctypes.POINTER(FlexiqLayerArgs), _I, _I, _I, ctypes.POINTER(_I)]
     lib.flexiqCapiRunnerSelect.restype = _I
+    if hasattr(lib, "flexiqCapiResolveBackend"):  # absent from a stale prebuilt library (older build)
+        lib.flexiqCapiResolveBackend.argtypes = [_I, _I, _I, ctypes.POINTER(FlexiqLayerArgs)]
+        lib.flexiqCapiResolveBackend.restype = _I
     return lib, ""
 
 
@@ -532,6 +548,7 @@ def host_layer_from_node(node) -> HostLayer:
         "readerStaticShift": arr["reader_act_static_shift"].astype(np.int8),
         "weightStepWide": arr["weight_step"].astype(np.int32),
     }
+    arrays["weightEffective"] = effective_weights(arrays["weightInt4"], arrays["weightStep"], g)
     conv = node.op_type == CONV_OP
     ks, st = (a["kernel_shape"], a["strides"]) if conv else ((1, 1), (1, 1))
     pads, dil = (a["pads"], a["dilations"]) if conv else ((0, 0, 0, 0), (1, 1))

@@ -265,6 +265,31 @@ def test_k_limit_is_enforced(cpu_ref):
     assert ctypes.sizeof(host.args) > 0
 
 
+# ---- the int8 backends' effective weights -------------------------------------------------------
+
+@pytest.mark.parametrize("group_size", [32, 64])
+def test_effective_weights_match_numpy(cpu_ref, group_size):
+    """flexiq::makeEffectiveWeights (what DeviceWeights uploads as weightEffective) = w4 * step_w[g(k)] of
+    the NumPy oracle for every element of a conv's [N, K = R * S * C_pad], the extremes -128 and 112 included."""
+    if not hasattr(cpu_ref, "flexiqCpuEffectiveWeights"):
+        pytest.skip("stale libflexiq_cpu_reference.so without flexiqCpuEffectiveWeights (rebuild it)")
+    rng = np.random.default_rng(40 + group_size)
+    layer = random_layer(rng, conv=True, in_channels=150, out_channels=9, group_size=group_size,
+                         geometry=ConvGeometry((3, 2), (1, 1), (1, 0, 1, 1)))
+    layer.weight_step[1], layer.weight_step[-1] = 16, 16
+    layer.weight_int4.reshape(9, -1)[0, layer.group_size:layer.group_size + 2] = (-8, 7)  # group 1: -128, 112
+    host = HostLayer.from_layer(layer)
+    k = host.arrays["weightInt8"].shape[1]
+    got = np.full((layer.out_channels, k), 99, np.int8)
+    assert cpu_ref.flexiqCpuEffectiveWeights(ctypes.byref(host.args), got.ctypes.data) == 0
+    steps = np.tile(np.repeat(layer.weight_step.astype(np.int32), group_size), 3 * 2)
+    want = layer.weight_int4.reshape(layer.out_channels, -1).astype(np.int32) * steps
+    assert want.min() >= -128 and want.max() <= 112
+    np.testing.assert_array_equal(got.astype(np.int32), want)
+    np.testing.assert_array_equal(host.arrays["weightEffective"], got)  # the harness's buffer is the same
+    assert got[0, group_size] == -128 and got[0, group_size + 1] == 112
+
+
 # ---- INT8 edges on whole layers ----------------------------------------------------------------
 
 @pytest.mark.parametrize("conv", [False, True], ids=["gemm", "conv"])

@@ -8,6 +8,8 @@ wait_group, ldmatrix by the ISA table, and bounds/race checks on every access. H
     modes, s8/u8, G = 32/64, conv and gemm, FP32/FP16 I/O;
   * INT8 edges (docs/design.md §2.3) on every emulated backend: INT8 input codes and INT8 output codes
     (s8 and u8) bit-exact with the CPU reference, and an INT8 input gives the float input's results;
+  * the int8 backend's 4-bit K-tiles read the effective weights (weightEffective): a wrong element changes
+    exactly its output channel, and only once its group is 4-bit;
   * planted faults (off-by-one, missing barrier, missing wait) are each caught by a check;
   * the shared-memory swizzle is a bijection and bank-conflict free for every ldmatrix phase.
 A larger sweep is in the slow tier (FLEXIQ_SLOW=1).
@@ -172,6 +174,34 @@ def test_int8_input_minus_128_is_read_as_minus_127(emulator, cpu_ref):
         np.testing.assert_array_equal(got, cpu_forward(cpu_ref, host, clamped, 32)[0], err_msg=backend)
 
 
+# ---- the int8 pipelined kernel's effective weights ---------------------------------------------------
+
+@pytest.mark.parametrize("tile", ["64x64", "128x128"])  # 128 x 128: the 4-bit phase runs in unrolled rounds
+def test_int8_pipelined_4bit_tiles_read_the_effective_weights(emulator, cpu_ref, tile):
+    """The INT8 pipelined kernel's 4-bit K-tiles take B from weightEffective (w4 * step_w, made with the device
+    weights): with the emulator's own buffer (args null: makeEffectiveWeights, as DeviceWeights makes it) it is
+    bit-exact; one wrong element of group 1 at the centre tap changes exactly that output channel's
+    accumulators once group 1 is 4-bit, and nothing before (the 8-bit phase never reads the buffer)."""
+    rng = np.random.default_rng(31)
+    layer = random_layer(rng, conv=True, in_channels=64, out_channels=20, group_size=32, signed=True,
+                         geometry=ConvGeometry((3, 3), (1, 1), (1, 1, 1, 1)), layer_index=0)
+    x = random_input(rng, layer, 2, 6, 5, True)
+    own = HostLayer.from_layer(layer)
+    own.args.weightEffective = None
+    bad = HostLayer.from_layer(layer)
+    eff = bad.arrays["weightEffective"]  # args point at it: corrupt in place
+    n_bad, k_bad = 7, 4 * 64 + 32 + 9  # centre tap (1, 1), group 1, channel 9 of it
+    eff[n_bad, k_bad] = eff[n_bad, k_bad] + 1 if eff[n_bad, k_bad] < 112 else eff[n_bad, k_bad] - 1
+    for n4 in (0, 32, 64):
+        m4 = np.array([n4], np.int32)
+        want, _ = cpu_forward(cpu_ref, own, x, n4)
+        np.testing.assert_array_equal(emulate(emulator, own, x, m4, "int8_pipe", tile)[0], want, err_msg=f"n4={n4}")
+        diff = emulate(emulator, bad, x, m4, "int8_pipe", tile)[0] != want
+        others = np.delete(diff, n_bad, axis=1)
+        assert not others.any(), f"n4={n4}: a channel other than {n_bad} changed"
+        assert diff[:, n_bad].any() == (n4 == 64), f"n4={n4}: group 1 is {'4' if n4 == 64 else '8'}-bit"
+
+
 SLOW_CASES = [
     (False, 257, 256, 200, 1, 1, 32, None, True, ShiftMode.DYNAMIC, t, f) for t in TILES for f in (False, True)
 ] + [
@@ -202,6 +232,17 @@ def _fault_layer():
 def test_fault_build_without_a_fault_is_clean(fault_emulator, cpu_ref, backend):
     fault_emulator.flexiqEmulateSetFault(0)
     _check_case(fault_emulator, cpu_ref, FAULT_CASE, backend, n4_values=[32])
+
+
+def test_off_by_one_in_the_4bit_phase_reads_past_the_effective_weights(fault_emulator):
+    """The int8 pipelined 4-bit phase copies weight row N of weightEffective, which is bounds-checked too."""
+    host, x = _fault_layer()
+    fault_emulator.flexiqEmulateSetFault(1)
+    try:
+        with pytest.raises(EmulatorCheckFailed, match=r"weight_effective\+"):
+            emulate(fault_emulator, host, x, np.array([96], np.int32), "int8_pipe", "64x64")
+    finally:
+        fault_emulator.flexiqEmulateSetFault(0)
 
 
 @pytest.mark.parametrize(("fault", "expected"), [

@@ -70,3 +70,25 @@ def test_tile_selection_uses_the_conv_output_size(capi):
     # 16 x 56 x 56 input, stride 2 -> 16 x 27 x 27 = 11664 output rows: 92 x 2 = 184 CTAs of 128 x 128.
     assert _select(capi, (8, 0), 108, host, 16, 56, 56)[1] == TILES["128x128"]
     assert _select(capi, (8, 0), 108, host, 1, 56, 56)[1] == TILES["64x64"]  # 729 rows: 12 x 4 = 48 CTAs
+
+
+def test_int8_pipelined_needs_the_effective_weights(capi):
+    """INT8_PIPELINED runs only with weightEffective (16-byte aligned, made with the device weights); without
+    it the runner falls back to INT8_MMA, which expands w4 itself. INT4_PIPELINED does not use it."""
+    if not hasattr(capi, "flexiqCapiResolveBackend"):
+        pytest.skip("stale libflexiq_kernels_capi.so without flexiqCapiResolveBackend (rebuild it)")
+    int8_mma = 2
+    host = _gemm(64)
+    assert host.args.weightEffective  # HostLayer carries it, as DeviceWeights does for an int8 backend
+
+    def resolve(requested: int) -> int:
+        return capi.flexiqCapiResolveBackend(9, 0, requested, ctypes.byref(host.args))
+
+    assert resolve(INT8_PIPE) == INT8_PIPE
+    assert resolve(0) == INT8_PIPE  # AUTO on sm_90
+    host.args.weightEffective = host.args.weightEffective + 4  # misaligned
+    assert resolve(INT8_PIPE) == int8_mma
+    host.args.weightEffective = None
+    assert resolve(INT8_PIPE) == int8_mma
+    assert resolve(0) == int8_mma
+    assert resolve(INT4_PIPE) == INT4_PIPE

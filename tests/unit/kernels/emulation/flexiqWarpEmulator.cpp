@@ -411,13 +411,6 @@ uint32_t lds32(uint32_t addr)
     return v;
 }
 
-uint32_t ldsU16(uint32_t addr)
-{
-    uint16_t v = 0;
-    sharedRead(addr, 2, 2, &v, "ld.shared.u16");
-    return v;
-}
-
 void lds64(uint32_t addr, uint32_t& x, uint32_t& y)
 {
     uint32_t v[2] = {0, 0};
@@ -638,8 +631,8 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     int64_t const rowsOut = static_cast<int64_t>(batch) * outH * outW;
     bool const edgeIn = inputType == kFLEXIQ_INT8_WORKSPACE;
     bool const edgeOut = outputType == kFLEXIQ_INT8_WORKSPACE;
-    if (edgeIn && pipelined && a.weightStepWide == nullptr)
-        return report(why, whyLen, 1, "a workspace-edge input on a pipelined backend needs weightStepWide");
+    if (edgeIn && backend == 4 && a.weightStepWide == nullptr)
+        return report(why, whyLen, 1, "a workspace-edge input on the int4 pipelined backend needs weightStepWide");
     int32_t const readerCPad = edgeOut ? edgePaddedChannels(a.outChannels, a.readerGroupSize) : 0;
     // Exactly sized, 16-byte aligned buffers (as the device workspace parts are).
     auto buffer = [](int64_t bytes) { return std::vector<uint64_t>(static_cast<size_t>((bytes + 15) / 16 * 2)); };
@@ -649,6 +642,13 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     std::vector<int32_t> factorA(static_cast<size_t>(rows * groups));
     std::vector<int32_t> wStepWide(static_cast<size_t>(groups));
     std::vector<uint64_t> edgeCodes = buffer(edgeOut ? outCount : 0); // first-version kernels: INT8 codes first
+    // The int8 pipelined kernel's effective weights: args.weightEffective when given (tests may corrupt it),
+    // else made here as DeviceWeights makes them (makeEffectiveWeights). The launcher would fall back to the
+    // first-version int8 kernel without them; the emulator runs the kernel it is asked for.
+    bool const ownEffective = backend == 5 && a.weightEffective == nullptr;
+    std::vector<uint64_t> effective = buffer(ownEffective ? n * k : 0);
+    if (ownEffective)
+        makeEffectiveWeights(a, reinterpret_cast<int8_t*>(effective.data()));
 
     gRegions.clear();
     gError.clear();
@@ -660,6 +660,8 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     addRegion(a.bias, (groups + 1) * n * 4, "bias"); // [G_count + 1, N]: one row per bias rung
     addRegion(a.actStaticShift, groups, "act_static_shift");
     addRegion(a.weightStepWide, groups * 4, "weight_step_wide");
+    addRegion(a.weightEffective, n * k, "weight_effective");
+    addRegion(effective.data(), ownEffective ? n * k : 0, "effective_weights");
     if (edgeOut)
         addRegion(a.readerStaticShift, readerCPad / a.readerGroupSize, "reader_act_static_shift");
     addRegion(input,
@@ -696,7 +698,7 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
         in.codes4 = int4 ? reinterpret_cast<int8_t*>(codes4.data()) : nullptr;
         in.shiftA = shiftA.data();
         in.factorA = backend == 4 ? factorA.data() : nullptr;
-        in.wStepWide = pipelined && a.weightStepWide == nullptr ? wStepWide.data() : nullptr;
+        in.wStepWide = backend == 4 && a.weightStepWide == nullptr ? wStepWide.data() : nullptr;
         if (inputType == kFLEXIQ_FP16)
             runInputPassTyped<__half>(in, isSigned);
         else if (inputType == kFLEXIQ_INT8)
@@ -706,8 +708,10 @@ extern "C" __attribute__((visibility("default"))) int32_t flexiqEmulateForwardEx
     }
 
     MixedGemmParams g = makeMixedGemmParams(a, problem, in);
-    if (pipelined && a.weightStepWide != nullptr)
+    if (backend == 4 && a.weightStepWide != nullptr)
         g.wStepWide = a.weightStepWide;
+    if (ownEffective)
+        g.wEff = reinterpret_cast<int8_t const*>(effective.data());
     if (edgeOut)
     {
         EdgeImageLayout const l = edgeImageLayout(rowsOut, readerCPad, a.readerGroupSize);
