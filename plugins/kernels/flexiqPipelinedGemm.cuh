@@ -22,7 +22,8 @@
  *     pipeline as the codes (4-byte cp.async.ca);
  *   - 4-bit groups, int8 path (sm_90+): A holds effective codes a4 * step_a (input pass), B the effective
  *     weights w4 * step_w[g] made once with the device weights (FlexiqLayerArgs::weightEffective), so a
- *     4-bit K-tile is copied and computed exactly like an 8-bit one (only the B source differs).
+ *     4-bit K-tile is copied and computed exactly like an 8-bit one: the int8 path runs all K-tiles in
+ *     one phase, and the copy selects B's source (effective weights or w8) per tile.
  * Planted faults for the emulator tests: only a build with FLEXIQ_FAULT_INJECTION (the emulator's
  * fault build, never a real one) consults smem::plantedFault():
  *   kFaultOffByOne   accept weight row n == N (reads one row past the weights)
@@ -226,9 +227,13 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     // each phase tap-major: (r, s, g) for g in [0, g4), then (r, s, g) for g in [g4, groups). The
     // int32 sum does not depend on the order (§2.9 bounds it without overflow), and with the kind of
     // a K-tile fixed per phase each loop below has one compute path and, in steady state, one copy
-    // path: no per-tile branch on n4 inside the hot loop.
+    // path: no per-tile branch on n4 inside the hot loop. The int8 path has one phase: its 4-bit K-tiles
+    // (effective codes times effective weights) differ from 8-bit ones only in the B tile's source, which
+    // the copy selects per tile (groups4 below), so all its K-tiles run through the 8-bit loops, in
+    // (r, s, g) order for g in [0, groups).
     int32_t const taps = p.r * p.s;
-    int32_t const g4 = n4 / kG; // 4-bit groups per tap
+    int32_t const groups4 = n4 / kG;                  // 4-bit groups per tap
+    int32_t const g4 = kInt4Path ? groups4 : 0;       // ... of which the 4-bit phase runs (int4 path only)
     int32_t const k4 = taps * g4;
     int32_t const kTiles = taps * p.groups;
 
@@ -305,10 +310,11 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             smem::cpAsync4If(kTprA == 1 || qA == 0, st + L::kRowF + rowFactorSlot(rowA) * 4,
                 smem::advanceBytes(p.factorA, pg, 4), inside ? 4 : 0);
         // B: [kCtaN rows (n), kBChunks] 16-byte chunks of w8, of the packed w4 for a 4-bit group on the int4
-        // path, or of the effective weights w4 * step_w for a 4-bit group on the int8 path ([N, K] like w8).
+        // path, or on the int8 path of the effective weights w4 * step_w ([N, K] like w8) for a 4-bit group
+        // (g < groups4: a select per tile, the int8 path's only difference between the two kinds).
         int32_t const chB = kBHalf ? 0 : qB * kBPer;
         int8_t const* bRow = kA4 ? p.w4 + nSel * (p.kLen / 2) + chB * 16
-                                 : (kFour ? p.wEff : p.w8) + nSel * p.kLen + chB * 16;
+                                 : (!kInt4Path && c.g < groups4 ? p.wEff : p.w8) + nSel * p.kLen + chB * 16;
         int32_t const tg = (c.r * p.s + c.s) * p.groups + c.g;
         int8_t const* bSrc = smem::advanceBytes(bRow, tg, kA4 ? kG / 2 : kG);
         uint32_t const bDst = st + L::kB + smem::swizzledChunk(rowB, chB, kBChunks) * 16;
@@ -463,6 +469,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
             }
         }
     };
+    // The 4-bit phase's compute (the int8 path has no 4-bit phase: k4 = 0, these loops compile away).
     auto computeFour = [&](uint32_t st) {
         if constexpr (kInt4Path)
             compute4(st);
@@ -484,10 +491,9 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     // stage offset is a compile-time constant (an immediate in the ldmatrix / LDS / copy addresses) and
     // no stage counter is live. Tiles before the first aligned tile of a phase and after its last whole
     // round run one at a time (at most kStages - 1 each side).
-    // The int4 path's 64 x 64 tile runs its 4-bit phase one K-tile per iteration: the rounds would cost it a
-    // CTA per SM in registers (127 -> 159 at G = 64, sm_86) for a few issue slots. The int8 path's 4-bit phase
-    // is its 8-bit loop on other weights, so it runs in rounds wherever the 8-bit phase does (every tile).
-    constexpr bool kRounds4 = !kInt4Path || T::kCtaM * T::kCtaN > 64 * 64;
+    // The 64 x 64 tile runs its 4-bit phase one K-tile per iteration: the rounds would cost it a CTA per SM
+    // in registers (127 -> 159 at G = 64, sm_86) for a few issue slots.
+    constexpr bool kRounds4 = T::kCtaM * T::kCtaN > 64 * 64;
     int32_t stage = 0; // kt % kStages, outside the rounds
     int32_t kt = 0;
     // 4-bit phase. It starts at kt = 0, aligned. Rounds: every tile issued (up to kt + 2 kStages - 2) is 4-bit.
@@ -579,7 +585,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     smem::cpAsyncWait<0>(); // only empty groups remain; retire them before the CTA exits
 
     // Fused epilogue: y = float(acc) * outScale[n] + bias[rung, n], activation, NCHW store (FP32, FP16
-    // or the consumers' INT8 codes, storeValue). The rung comes from g4 (= n4 / G, live through the
+    // or the consumers' INT8 codes, storeValue). The rung comes from groups4 (= n4 / G, live through the
     // loops anyway), not n4, which would stay live for it. A workspace-edge output stages the codes in the
     // pipeline's shared memory instead (every warp is past its last read of it: one barrier) and writes the
     // reader's input-pass image from there (storeEdgeGroups).
@@ -588,7 +594,7 @@ __device__ __forceinline__ void pipelinedGemmTile(MixedGemmParams const& p)
     static_assert(T::kCtaM * edgeTileStride<T>() <= L::kStages * L::kStageBytes, "the code tile fits the stages");
     if (toEdge)
         smem::barrier();
-    float const* const biasRow = biasFor(p, g4 * kG);
+    float const* const biasRow = biasFor(p, groups4 * kG);
 #pragma unroll
     for (int32_t ni = 0; ni < kTN; ++ni)
 #pragma unroll
