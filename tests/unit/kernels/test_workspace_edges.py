@@ -217,6 +217,22 @@ def test_emulated_workspace_epilogue_larger_sweep(emulator, cpu_ref, case):
                     [(0, 0), (chain.g_p, chain.g_r), (10_000, 10_000), (0, 3 * chain.g_r)])
 
 
+def test_int8_pipelined_reader_needs_no_weight_step_wide(emulator, cpu_ref):
+    """The int8 pipelined kernel copies no weight step (its 4-bit B is the effective weights), so an int8
+    reader of an image runs without weightStepWide and matches the CPU reference."""
+    chain = EMU_CASES[0][0]
+    _, producer, reader, x = _layers(chain, 5)
+    host_p = workspace_host(permuted_producer(producer, reader), reader)
+    _, image = cpu_forward_edge(cpu_ref, host_p, x, (1, 1), 0, in_edge=False, out_edge=True,
+                                reader_n4=reader.group_size)
+    host_r = workspace_host(reader)
+    host_r.args.weightStepWide = None
+    m4 = np.array([0, reader.group_size], np.int32)  # producer layer 0, reader layer 1 (one 4-bit group)
+    want, _ = cpu_forward_edge(cpu_ref, host_r, image, (1, 1), reader.group_size, in_edge=True, out_edge=False)
+    got, _ = emulate_edge(emulator, host_r, image, (1, 1), m4, "int8_pipe", in_edge=True, out_edge=False)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_pipelined_reader_without_weight_step_wide_is_rejected(emulator, cpu_ref):
     chain = EMU_CASES[0][0]
     _, producer, reader, x = _layers(chain, 5)
