@@ -234,7 +234,7 @@ def test_fault_build_without_a_fault_is_clean(fault_emulator, cpu_ref, backend):
     _check_case(fault_emulator, cpu_ref, FAULT_CASE, backend, n4_values=[32])
 
 
-def test_off_by_one_in_the_4bit_phase_reads_past_the_effective_weights(fault_emulator):
+def test_planted_fault_off_by_one_reads_past_the_effective_weights(fault_emulator):
     """The int8 pipelined 4-bit phase copies weight row N of weightEffective, which is bounds-checked too."""
     host, x = _fault_layer()
     fault_emulator.flexiqEmulateSetFault(1)
