@@ -117,8 +117,10 @@ def _covers(step: sass.StepPath, group_size: int) -> bool:
     return bool(k) and (k % group_size == 0 or group_size % k == 0)
 
 
-# The int8 backend's 4-bit loop: the pipelined kernel builds its B fragments from the packed 4-bit weights
-# (expandEffective reads 16 packed bits per register with ld.shared.u16), which no 8-bit loop does.
+# The int8 backend's 4-bit loop, in libraries built before the effective weights (docs/performance.md, "Int8
+# backend: effective weights on the device"): their pipelined kernel built B fragments from the packed 4-bit
+# weights with ld.shared.u16, which no 8-bit loop does. Today's int8 kernel copies ready-made effective
+# weights and runs 4-bit K-tiles through its 8-bit loop, so nothing matches and the 8-bit step prices both.
 _EXPANDS_W4 = "LDS.U16"
 
 
