@@ -63,14 +63,27 @@ DeviceSelection selectDeviceBackend(LayerConfig const& cfg)
     sel.device = device;
     sel.smMajor = major;
     sel.smMinor = minor;
-    sel.backend = flexiqSelectBackend(major, minor);
+    sel.backend = flexiqSelectLayerBackend(major, minor, cfg.groupSize);
     FLEXIQ_VALIDATE(sel.backend != kFLEXIQ_BACKEND_AUTO,
         cfg.where() << ": GPU sm_" << major << minor
                     << " is not supported: FlexiQ kernels need sm_80 or newer (int8/int4 mma.sync m16n8k32)");
     logVerbose(cfg.where() + ": device " + std::to_string(device) + " sm_" + std::to_string(major)
-        + std::to_string(minor) + " -> backend "
-        + (sel.backend == kFLEXIQ_BACKEND_INT4_MMA ? "INT4_MMA" : "INT8_MMA (4-bit groups as effective int8 codes)"));
+        + std::to_string(minor) + ", G = " + std::to_string(cfg.groupSize) + " -> backend " + backendName(sel.backend));
     return sel;
+}
+
+char const* backendName(FlexiqBackend backend)
+{
+    switch (backend)
+    {
+    case kFLEXIQ_BACKEND_AUTO: return "AUTO";
+    case kFLEXIQ_BACKEND_INT4_MMA: return "INT4_MMA";
+    case kFLEXIQ_BACKEND_INT8_MMA: return "INT8_MMA (4-bit groups as effective int8 codes)";
+    case kFLEXIQ_BACKEND_REFERENCE: return "REFERENCE";
+    case kFLEXIQ_BACKEND_INT4_PIPELINED: return "INT4_PIPELINED";
+    case kFLEXIQ_BACKEND_INT8_PIPELINED: return "INT8_PIPELINED (4-bit groups as effective int8 weights)";
+    }
+    return "unknown backend";
 }
 
 namespace
@@ -109,7 +122,8 @@ DeviceWeights::DeviceWeights(LayerConfig const& cfg, FlexiqBackend backend)
     // workspace-edge reader.
     size_t const oStepWide = st.add(std::vector<int32_t>(cfg.weightStep.begin(), cfg.weightStep.end()));
     // The int8 backends' effective weights [N, K] (N * K bytes: as much again as weight_int8), only where the
-    // device's backend is an int8 one: the INT8_PIPELINED kernel's 4-bit K-tiles copy them like 8-bit ones.
+    // layer's backend is an int8 one (sm_90+, and sm_80 at G = 32: flexiqRunnerLayerBackend): the
+    // INT8_PIPELINED kernel's 4-bit K-tiles copy them like 8-bit ones.
     bool const withEffective = int8Backend(backend);
     size_t const oEffective = withEffective ? st.add(effectiveWeightsOf(cfg)) : 0;
     int device = 0;

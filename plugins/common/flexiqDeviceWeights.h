@@ -27,16 +27,21 @@ struct DeviceSelection
     FlexiqBackend backend{kFLEXIQ_BACKEND_AUTO};
 };
 
-//! Queries the current CUDA device and picks the kernel backend; throws FlexiqPluginError on sm_75
-//! and older, or when no CUDA device is usable.
+//! Queries the current CUDA device and picks the kernel backend for the layer of `cfg` (its group size
+//! matters: flexiqSelectLayerBackend); throws FlexiqPluginError on sm_75 and older, or when no CUDA device
+//! is usable.
 DeviceSelection selectDeviceBackend(LayerConfig const& cfg);
+
+//! A backend's name for logs, e.g. "INT8_PIPELINED (4-bit groups as effective int8 codes)".
+char const* backendName(FlexiqBackend backend);
 
 //! Device arrays of one layer, in one cudaMalloc'd block (256-byte aligned parts).
 class DeviceWeights
 {
 public:
     //! Copies the arrays of `cfg` to the current device (synchronous); throws FlexiqPluginError. `backend`: the
-    //! device's backend; an int8 one also gets the effective weights (FlexiqLayerArgs::weightEffective).
+    //! layer's backend on this device (flexiqRunnerLayerBackend: sm_90+, or sm_80 with G = 32, give an int8
+    //! one); an int8 one also gets the effective weights (FlexiqLayerArgs::weightEffective).
     DeviceWeights(LayerConfig const& cfg, FlexiqBackend backend);
     ~DeviceWeights();
     DeviceWeights(DeviceWeights const&) = delete;

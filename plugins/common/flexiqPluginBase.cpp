@@ -301,15 +301,18 @@ void FlexiqPluginBase::prepareDevice()
         mCfg->where() << ": preparing the FlexiQ kernels on CUDA device " << device << " failed: " << statusName(s)
                       << (s == kFLEXIQ_ERROR_CUDA ? std::string(" (") + cudaGetErrorString(flexiqLastCudaError()) + ")"
                                                   : std::string()));
-    FlexiqBackend const backend = flexiqRunnerBackend(runner);
+    // The backend of this layer on this device (its group size matters: sm_80 G = 32 runs INT8_PIPELINED),
+    // read from host fields only; it decides which device data DeviceWeights makes (weightEffective).
+    FlexiqLayerArgs const hostArgs = mCfg->layerArgs(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+    FlexiqBackend const backend = flexiqRunnerLayerBackend(runner, &hostArgs);
     FLEXIQ_VALIDATE(backend != kFLEXIQ_BACKEND_AUTO,
         mCfg->where() << ": CUDA device " << device
                       << " is not supported: FlexiQ kernels need sm_80 or newer (int8/int4 mma.sync m16n8k32)");
     mSelection.device = device;
     mSelection.backend = backend;
     mRunner = runner;
-    logVerbose(mCfg->where() + ": device " + std::to_string(device) + " -> backend "
-        + (backend == kFLEXIQ_BACKEND_INT4_PIPELINED ? "INT4_PIPELINED" : "INT8_PIPELINED (4-bit groups as effective int8 codes)"));
+    logVerbose(mCfg->where() + ": device " + std::to_string(device) + ", G = " + std::to_string(hostArgs.groupSize)
+        + " -> backend " + backendName(backend));
     mWeights = mDeviceCache->get(*mCfg, mSelection.device, mSelection.backend);
 }
 

@@ -30,7 +30,8 @@ class DeviceWeightCache
 {
 public:
     //! The weights on the current device, uploading them on first use; throws FlexiqPluginError. `backend` is
-    //! the device's (its runner's, fixed per device for the process): an int8 one adds the effective weights.
+    //! the layer's on that device (flexiqRunnerLayerBackend, fixed per device and layer for the process): an
+    //! int8 one adds the effective weights.
     std::shared_ptr<DeviceWeights const> get(LayerConfig const& cfg, int32_t device, FlexiqBackend backend);
 
 private:

@@ -49,8 +49,8 @@ enum FlexiqBackend : int32_t
     kFLEXIQ_BACKEND_INT4_MMA = 1,  //!< first-version kernel (fragments from global memory), int4 mma for 4-bit groups
     kFLEXIQ_BACKEND_INT8_MMA = 2,  //!< first-version kernel, 4-bit groups as int8 mma on effective codes
     kFLEXIQ_BACKEND_REFERENCE = 3, //!< one thread per output, plain loops (cross-checks only)
-    kFLEXIQ_BACKEND_INT4_PIPELINED = 4, //!< cp.async/ldmatrix multistage, int4 mma (default sm_80/86/87/89)
-    kFLEXIQ_BACKEND_INT8_PIPELINED = 5, //!< cp.async/ldmatrix multistage, int8 mma on effective codes (default sm_90+)
+    kFLEXIQ_BACKEND_INT4_PIPELINED = 4, //!< cp.async/ldmatrix multistage, int4 mma (sm_80/86/87/89; sm_80: G = 64)
+    kFLEXIQ_BACKEND_INT8_PIPELINED = 5, //!< cp.async/ldmatrix multistage, int8 mma (sm_90+; sm_80: G = 32)
 };
 
 //! Tile configurations of the pipelined backends (CTA outputs M x N; 4 warps each).
@@ -62,14 +62,21 @@ enum FlexiqTileConfig : int32_t
     kFLEXIQ_TILE_64x64 = 2,   //!< warp tile 32 x 32
 };
 
-//! Backend for a device of compute capability smMajor.smMinor (kFLEXIQ_BACKEND_REFERENCE is never
-//! chosen automatically): the pipelined int4 backend on sm_80/86/87/89, the pipelined int8 backend
-//! on sm_90+. FLEXIQ_FORCE_INT4=1 in the environment forces int4 on sm_90+ (emulated there, for
-//! tests). Returns kFLEXIQ_BACKEND_AUTO for sm_75 and older (unsupported).
+//! The device's backend for compute capability smMajor.smMinor, i.e. for layers whose group size does not
+//! change it (kFLEXIQ_BACKEND_REFERENCE is never chosen automatically): the pipelined int4 backend on
+//! sm_80/86/87/89, the pipelined int8 backend on sm_90+. FLEXIQ_FORCE_INT4=1 in the environment forces
+//! int4 on sm_90+ (emulated there, for tests). Returns kFLEXIQ_BACKEND_AUTO for sm_75 and older (unsupported).
 FlexiqBackend flexiqSelectBackend(int smMajor, int smMinor);
 
+//! The backend for a layer of group size `groupSize` (32 or 64) on that device: flexiqSelectBackend's, except
+//! sm_80 exactly (GA100: A100, A30) with G = 32 -> INT8_PIPELINED, PREDICTED faster there than int4 at high
+//! 4-bit ratios (docs/performance.md, "Int8 backend on A100 at G = 32"; to be re-checked by scripts/gpu_check.sh).
+//! FLEXIQ_FORCE_INT4=1 still gives int4 for every layer on sm_80+.
+FlexiqBackend flexiqSelectLayerBackend(int smMajor, int smMinor, int groupSize);
+
 //! Per-device runner (CUTLASS device-operator style: made once, then only runs): the device's
-//! compute capability and SM count, the backend chosen for it, and the tile choice per layer shape.
+//! compute capability and SM count, the backend chosen for it and per layer group size
+//! (flexiqRunnerLayerBackend), and the tile choice per layer shape.
 //! Opaque; read-only after creation, so one runner serves every thread and stream of its device.
 typedef struct FlexiqRunner FlexiqRunner;
 
@@ -83,11 +90,19 @@ void flexiqRunnerDestroy(FlexiqRunner* runner);
 //! shared-memory size) and cached for the process; thread-safe. Owned by the library.
 FlexiqStatus flexiqRunnerForDevice(int device, FlexiqRunner const** runner);
 
-//! The backend the runner uses for kFLEXIQ_BACKEND_AUTO.
+//! The device's backend (flexiqSelectBackend at the runner's creation); AUTO for an unsupported device.
 FlexiqBackend flexiqRunnerBackend(FlexiqRunner const* runner);
 
-//! The backend a call with `requested` runs: AUTO -> the runner's; a pipelined backend falls back to
-//! the first-version kernel of the same MMA kind when the weights are not 16-byte aligned.
+//! The backend the runner uses for kFLEXIQ_BACKEND_AUTO on a layer of args->groupSize
+//! (flexiqSelectLayerBackend with the runner's device and its FLEXIQ_FORCE_INT4 reading); no pointer is
+//! read, so host args do. Null args: flexiqRunnerBackend. A caller that makes the device weights asks it
+//! which backend's data to make (an int8 backend: FlexiqLayerArgs::weightEffective).
+FlexiqBackend flexiqRunnerLayerBackend(FlexiqRunner const* runner, FlexiqLayerArgs const* args);
+
+//! The backend a call with `requested` runs: AUTO -> flexiqRunnerLayerBackend's, or the device's where that
+//! differs and args lacks weightEffective (sm_80 G = 32 without effective weights runs INT4_PIPELINED); a
+//! pipelined backend falls back to the first-version kernel of the same MMA kind when the weights are not
+//! 16-byte aligned, and INT8_PIPELINED to INT8_MMA without (16-byte aligned) weightEffective.
 FlexiqBackend flexiqRunnerResolveBackend(FlexiqRunner const* runner, FlexiqBackend requested, FlexiqLayerArgs const* args);
 
 //! Tile configuration of the pipelined backends for one layer shape: the largest CTA tile that

@@ -96,9 +96,16 @@ FLEXIQ_CAPI int32_t flexiqCapiSelectBackend(int32_t smMajor, int32_t smMinor)
     return flexiqSelectBackend(smMajor, smMinor);
 }
 
+//! flexiqSelectLayerBackend, exported for tests.
+FLEXIQ_CAPI int32_t flexiqCapiSelectLayerBackend(int32_t smMajor, int32_t smMinor, int32_t groupSize)
+{
+    return flexiqSelectLayerBackend(smMajor, smMinor, groupSize);
+}
+
 //! Runner selection for a described device (no CUDA call): backend and tile config for a layer
-//! shape, for CPU tests of the selection logic. `hostArgs` may hold null pointers (16-byte aligned
-//! pointers are assumed for the backend). Returns the backend; writes the tile (may be null).
+//! shape, for CPU tests of the selection logic. `hostArgs` may hold null pointers (none is read: the
+//! backend is flexiqRunnerLayerBackend's for its group size, the device's when null). Returns the
+//! backend; writes the tile (may be null).
 FLEXIQ_CAPI int32_t flexiqCapiRunnerSelect(int32_t smMajor, int32_t smMinor, int32_t smCount,
     FlexiqLayerArgs const* hostArgs, int32_t batch, int32_t height, int32_t width, int32_t* tile)
 {
@@ -106,7 +113,7 @@ FLEXIQ_CAPI int32_t flexiqCapiRunnerSelect(int32_t smMajor, int32_t smMinor, int
     if (runner == nullptr)
         return -1;
     FlexiqProblem const p{batch, height, width, kFLEXIQ_FP32, kFLEXIQ_FP32, nullptr, nullptr, nullptr, nullptr};
-    FlexiqBackend const b = flexiqRunnerResolveBackend(runner, kFLEXIQ_BACKEND_AUTO, nullptr);
+    FlexiqBackend const b = flexiqRunnerLayerBackend(runner, hostArgs);
     if (tile != nullptr)
         *tile = hostArgs != nullptr ? flexiqRunnerSelectTile(runner, hostArgs, &p) : kFLEXIQ_TILE_AUTO;
     flexiqRunnerDestroy(runner);

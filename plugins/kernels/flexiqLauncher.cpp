@@ -2,8 +2,8 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * Host side of the kernel boundary (flexiqKernels.h): argument checks, workspace layout, the
- * per-device runner (backend and tile selection, made once per device) and the two launches
- * (input pass, mixed GEMM). No exceptions, no aborts.
+ * per-device runner (made once per device; backend per device and layer group size, tile per layer
+ * shape) and the two launches (input pass, mixed GEMM). No exceptions, no aborts.
  */
 #include "flexiqKernels.h"
 
@@ -102,26 +102,66 @@ struct FlexiqRunner
     int32_t smMajor;
     int32_t smMinor;
     int32_t smCount;
-    FlexiqBackend backend; //!< AUTO when the device is unsupported
+    FlexiqBackend backend; //!< the device's backend (backendRule with no group size); AUTO when unsupported
+    bool forceInt4;        //!< FLEXIQ_FORCE_INT4=1 when the runner was made
 };
+
+namespace
+{
+bool forceInt4FromEnvironment()
+{
+    char const* force = std::getenv("FLEXIQ_FORCE_INT4");
+    return force != nullptr && std::strcmp(force, "1") == 0;
+}
+
+//! Group size meaning "a layer whose G does not change the device's backend" (flexiqSelectBackend).
+constexpr int kAnyGroupSize = 0;
+
+//! THE backend rule: every selection (flexiqSelectBackend, flexiqSelectLayerBackend, the runner's AUTO) calls
+//! it. benchmarks/perfmodel/kernels.py mirrors it (INT8_BACKEND_LAYERS) so the model prices what runs.
+FlexiqBackend backendRule(int sm, int groupSize, bool forceInt4)
+{
+    if (sm < 80)
+        return kFLEXIQ_BACKEND_AUTO; // unsupported: no int8/int4 m16n8k32 mma
+    if (forceInt4)
+        return kFLEXIQ_BACKEND_INT4_PIPELINED; // tests: int4 everywhere on sm_80+ (emulated on sm_90+)
+    bool const nativeInt4 = sm == 80 || sm == 86 || sm == 87 || sm == 89;
+    if (!nativeInt4)
+        return kFLEXIQ_BACKEND_INT8_PIPELINED;
+    // GA100 (sm_80 exactly: A100, A30) at G = 32: PREDICTED int4 path 0.84x the int8 path there at 100% 4-bit
+    // (docs/performance.md, "Int8 backend on A100 at G = 32"): one IMAD per accumulator per 8-cycle k32 int4
+    // IMMA exceeds the tensor time at GA100's tensor rate (twice GA10x's per SM), while the int8 backend runs a
+    // 4-bit K-tile at its 8-bit cost (effective weights): 1.0x at every ratio (int4 is predicted 0.8-3.5% ahead
+    // at 25-75%). G = 64 on sm_80 (1.40x) and G = 32 on sm_86/87/89 (1.38-1.46x) keep int4. A prediction
+    // from the static model, not a measurement: re-check it with scripts/gpu_check.sh on an A100.
+    if (sm == 80 && groupSize == 32)
+        return kFLEXIQ_BACKEND_INT8_PIPELINED;
+    return kFLEXIQ_BACKEND_INT4_PIPELINED;
+}
+
+bool hasEffectiveWeights(FlexiqLayerArgs const* args)
+{
+    return args->weightEffective != nullptr && aligned(args->weightEffective, 16);
+}
+} // namespace
 
 extern "C" {
 
 FlexiqBackend flexiqSelectBackend(int smMajor, int smMinor)
 {
-    int const sm = smMajor * 10 + smMinor;
-    if (sm < 80)
-        return kFLEXIQ_BACKEND_AUTO; // unsupported: no int8/int4 m16n8k32 mma
-    bool const nativeInt4 = sm == 80 || sm == 86 || sm == 87 || sm == 89;
-    char const* force = std::getenv("FLEXIQ_FORCE_INT4");
-    bool const forced = force != nullptr && std::strcmp(force, "1") == 0;
-    return (nativeInt4 || forced) ? kFLEXIQ_BACKEND_INT4_PIPELINED : kFLEXIQ_BACKEND_INT8_PIPELINED;
+    return backendRule(smMajor * 10 + smMinor, kAnyGroupSize, forceInt4FromEnvironment());
+}
+
+FlexiqBackend flexiqSelectLayerBackend(int smMajor, int smMinor, int groupSize)
+{
+    return backendRule(smMajor * 10 + smMinor, groupSize, forceInt4FromEnvironment());
 }
 
 FlexiqRunner* flexiqRunnerCreate(int smMajor, int smMinor, int smCount)
 {
-    return new (std::nothrow)
-        FlexiqRunner{smMajor, smMinor, smCount > 0 ? smCount : 1, flexiqSelectBackend(smMajor, smMinor)};
+    bool const forceInt4 = forceInt4FromEnvironment();
+    return new (std::nothrow) FlexiqRunner{smMajor, smMinor, smCount > 0 ? smCount : 1,
+        backendRule(smMajor * 10 + smMinor, kAnyGroupSize, forceInt4), forceInt4};
 }
 
 void flexiqRunnerDestroy(FlexiqRunner* runner)
@@ -183,15 +223,29 @@ FlexiqBackend flexiqRunnerBackend(FlexiqRunner const* runner)
     return runner != nullptr ? runner->backend : kFLEXIQ_BACKEND_AUTO;
 }
 
+FlexiqBackend flexiqRunnerLayerBackend(FlexiqRunner const* runner, FlexiqLayerArgs const* args)
+{
+    if (runner == nullptr || args == nullptr || runner->backend == kFLEXIQ_BACKEND_AUTO)
+        return flexiqRunnerBackend(runner);
+    return backendRule(runner->smMajor * 10 + runner->smMinor, args->groupSize, runner->forceInt4);
+}
+
 FlexiqBackend flexiqRunnerResolveBackend(FlexiqRunner const* runner, FlexiqBackend requested, FlexiqLayerArgs const* args)
 {
-    FlexiqBackend b = requested == kFLEXIQ_BACKEND_AUTO ? flexiqRunnerBackend(runner) : requested;
+    FlexiqBackend b = requested;
+    if (requested == kFLEXIQ_BACKEND_AUTO)
+    {
+        b = flexiqRunnerLayerBackend(runner, args);
+        // A layer the rule moves off the device's backend (sm_80, G = 32 -> INT8_PIPELINED) only gains with the
+        // effective weights; without them the device's own pipelined backend, not the first-version INT8_MMA.
+        if (b != flexiqRunnerBackend(runner) && args != nullptr && !hasEffectiveWeights(args))
+            b = flexiqRunnerBackend(runner);
+    }
     if (pipelined(b) && args != nullptr && !(aligned(args->weightInt8, 16) && aligned(args->weightInt4, 16)))
         b = b == kFLEXIQ_BACKEND_INT4_PIPELINED ? kFLEXIQ_BACKEND_INT4_MMA : kFLEXIQ_BACKEND_INT8_MMA;
     // The int8 pipelined kernel copies its 4-bit K-tiles' B from the effective weights (made with the device
     // weights): without them (or misaligned) the first-version int8 kernel, which expands w4 itself, runs.
-    if (b == kFLEXIQ_BACKEND_INT8_PIPELINED && args != nullptr
-        && !(args->weightEffective != nullptr && aligned(args->weightEffective, 16)))
+    if (b == kFLEXIQ_BACKEND_INT8_PIPELINED && args != nullptr && !hasEffectiveWeights(args))
         b = kFLEXIQ_BACKEND_INT8_MMA;
     return b;
 }
