@@ -140,8 +140,8 @@ def test_sm80_g32_auto_needs_the_effective_weights(capi, monkeypatch):
     """On sm_80 AUTO runs a G = 32 layer as INT8_PIPELINED only with weightEffective (DeviceWeights makes it for
     that layer); without it the device's INT4_PIPELINED runs, not the first-version INT8_MMA. An explicit
     INT8_PIPELINED request without it still falls back to INT8_MMA; G = 64 layers never use it."""
-    if not hasattr(capi, "flexiqCapiResolveBackend"):
-        pytest.skip("stale libflexiq_kernels_capi.so without flexiqCapiResolveBackend (rebuild it)")
+    if not hasattr(capi, "flexiqCapiSelectLayerBackend"):
+        pytest.skip("stale libflexiq_kernels_capi.so without the per-layer backend rule (rebuild it)")
     monkeypatch.delenv("FLEXIQ_FORCE_INT4", raising=False)
     int8_mma = 2
     g32, g64 = _gemm(64, group_size=32), _gemm(64, group_size=64)
