@@ -84,11 +84,12 @@ def predict_table(per_arch, gpus, layers, opts, family) -> dict:
     """Print one table per GPU and return {gpu: {layer: [LayerPrediction per ratio]}}."""
     result = {}
     for gpu in gpus:
-        kerns = kernels.choose(per_arch[gpu.sm], opts.group_size, family)
+        kerns = kernels.choose(per_arch[gpu.sm], opts.group_size, family, gpu.sm)
         print(f"\n== {gpu.name} ({gpu.sm}, {gpu.sms} SMs @ {gpu.clock_ghz:.2f} GHz, {gpu.dram_gb_s:.0f} GB/s; "
               f"int8 peak {gpu.peak_tops(False):.0f} TOPS, int4 {gpu.peak_tops(True):.0f}) - {LABEL}")
         print(f"   G = {opts.group_size}, {opts.io} I/O, times in microseconds; roofline = the same GEMM at tensor "
-              f"peak or DRAM bandwidth; kernel {kerns[0].family}, fastest of tiles "
+              f"peak or DRAM bandwidth; kernel {kerns[0].family} ({kerns[0].backend} backend"
+              f"{'' if family else f': the runner choice for G = {opts.group_size} on {gpu.sm}'}), fastest of tiles "
               f"{', '.join(f'{k.tile.cta_m}x{k.tile.cta_n}' for k in kerns)}")
         head = (f"{'layer':28} {'cb':2} " + " ".join(f"{int(r * 100):>6}%" for r in RATIOS)
                 + f" {'bound 0/100%':>15} {'roof8':>7} {'roof4':>7} {'8/peak8':>7} {'4vs8':>5} {'50%share':>8}")
@@ -104,12 +105,15 @@ def predict_table(per_arch, gpus, layers, opts, family) -> dict:
                   + f" {preds[0].bound + '/' + preds[-1].bound:>15} {r8:7.1f} {r4:7.1f} {100 * r8 / t0:6.0f}% "
                   f"{t0 / t100:5.2f} {100 * model.speedup_share(t0, t50, t100):7.0f}%")
             rows[layer.name] = (cb == "y", preds, r8)
-        _summary(rows)
+        _summary(rows, kerns[0].backend)
         result[gpu.key] = rows
     return result
 
 
-def _summary(rows) -> None:
+def _summary(rows, backend: str) -> None:
+    """Medians over the compute-bound layers. On the int8 backend (sm_80 at G = 32) the 4-bit share runs as
+    8-bit K-tiles of effective weights, so "int4 path" there is the same backend at 100% (1.0x by construction
+    where the 8-bit loop sets the pace)."""
     cb = [(p, r8) for is_cb, p, r8 in rows.values() if is_cb]
     if not cb:
         print("   (no compute-bound layer in this set on this GPU)")
@@ -118,8 +122,9 @@ def _summary(rows) -> None:
     gain = [p[0].us / p[-1].us for p, _ in cb]
     share = [model.speedup_share(p[0].us, p[2].us, p[-1].us) for p, _ in cb]
     share = [s for s in share if not math.isnan(s)]
+    on_int8 = " (both on the int8 backend)" if backend == "int8" else ""
     print(f"   compute-bound layers ({len(cb)}), median: int8 path = {100 * statistics.median(eff):.0f}% of int8 peak; "
-          f"int4 path = {statistics.median(gain):.2f}x the int8 path; 50% ratio gets "
+          f"int4 path = {statistics.median(gain):.2f}x the int8 path{on_int8}; 50% ratio gets "
           f"{100 * statistics.median(share) if share else float('nan'):.0f}% of the 100% speedup (paper: 40%)")
 
 
@@ -127,7 +132,7 @@ def model_json(per_arch, gpus, model_name: str, batches: list[int], opts, family
     """{gpu: {batch: {ratio: ms}}}: the whole model's FlexiQ layers summed (docs/performance.md)."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for gpu in gpus:
-        kerns = kernels.choose(per_arch[gpu.sm], opts.group_size, family)
+        kerns = kernels.choose(per_arch[gpu.sm], opts.group_size, family, gpu.sm)
         out[gpu.key] = {}
         for b in batches:
             layers = MODELS[model_name](b)
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f.metadata["help"], **({"choices": ("fp16", "fp32", "int8-edge", "int8")} if f.name == "io" else {}))
     ap.add_argument("--kernels-only", action="store_true", help="print only the per-step kernel table")
     ap.add_argument("--kernel", help="kernel family to price (substring, e.g. flexiqInt4MmaKernel); default: the "
-                                     "pipelined int4 family if the library has one, else the first int4 family")
+                                     "pipelined family of the runner's backend for G on each GPU (int4; int8 on "
+                                     "sm_80 at G = 32) if the library has one, else that backend's first family")
     ap.add_argument("--json", type=Path, help="write {gpu: {batch: {ratio: ms}}} for --model to this file")
     ap.add_argument("--model", choices=sorted(MODELS), default="resnet50")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
@@ -164,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perf_model: {exc}", file=sys.stderr)
         return 2
     for arch, kerns in per_arch.items():
-        if not kernels.choose(kerns, opts.group_size, args.kernel):
-            print(f"perf_model: no int4-backend main loop for G={opts.group_size} found in the {arch} SASS of "
+        if not kernels.choose(kerns, opts.group_size, args.kernel, arch):
+            backend = kernels.runner_backend(arch, opts.group_size)
+            print(f"perf_model: no {backend}-backend main loop for G={opts.group_size} found in the {arch} SASS of "
                   f"{args.lib}", file=sys.stderr)
             return 2
     print(LABEL)

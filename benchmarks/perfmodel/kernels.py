@@ -246,11 +246,29 @@ def gemm_kernels(library: Path, arch: str, policy: str = "longest", signed: bool
     return out, notes
 
 
-def choose(kerns: list[GemmKernel], group_size: int, family: str | None = None) -> list[GemmKernel]:
-    """The int4-backend kernels (all tiles) that serve G: `family` if given, else the pipelined family
-    when the library has one (the default runner on sm_80/86/89), else the first int4 family."""
-    cands = [k for k in kerns if k.backend == "int4" and k.serves(group_size)]
+# The layers the runner moves to the int8 backend on an arch whose own backend is int4: (arch, G). A mirror of
+# backendRule in plugins/kernels/flexiqLauncher.cpp (sm_80 exactly, G = 32: the int4 path PREDICTED 0.84x
+# the int8 path, the int8 backend 1.0x; docs/performance.md), so the medians price what the runner runs;
+# tests/unit/kernels/test_backend_rule_mirror.py checks it against the library.
+INT8_BACKEND_LAYERS = frozenset({("sm_80", 32)})
+
+
+def runner_backend(arch: str | None, group_size: int) -> str:
+    """"int8" or "int4": the backend the runner picks for a layer of G on `arch` (sm_80/86/89, the archs the
+    model has rates for; all native int4). None: the device's backend, int4."""
+    return "int8" if (arch, group_size) in INT8_BACKEND_LAYERS else "int4"
+
+
+def choose(kerns: list[GemmKernel], group_size: int, family: str | None = None,
+           arch: str | None = None) -> list[GemmKernel]:
+    """The kernels (all tiles) that serve G with the backend the runner picks on `arch` (runner_backend:
+    int4, except int8 on sm_80 at G = 32; arch None: int4): the families containing `family` if given (of
+    that backend where some are, else of any), else the pipelined family of that backend when the library
+    has one, else its first family."""
+    backend = runner_backend(arch, group_size)
     if family:
-        return [k for k in cands if family in k.family]
+        matches = [k for k in kerns if k.serves(group_size) and family in k.family]
+        return [k for k in matches if k.backend == backend] or matches
+    cands = [k for k in kerns if k.backend == backend and k.serves(group_size)]
     fams = sorted({k.family for k in cands}, key=lambda f: (0 if "Pipe" in f else 1, f))
     return [k for k in cands if fams and k.family == fams[0]]
