@@ -5,12 +5,10 @@ layers run the int8 backend on an arch whose own backend is int4) agrees with th
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 from pathlib import Path
 
 import pytest
-from flexiq_kernel_ctypes import load_kernels_capi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from perfmodel import hardware, kernels  # noqa: E402
@@ -19,12 +17,8 @@ BACKEND_CODES = {"int4": 4, "int8": 5}  # kFLEXIQ_BACKEND_INT4_PIPELINED / INT8_
 
 
 @pytest.fixture(scope="module")
-def select_layer_backend():
-    lib, why = load_kernels_capi()
-    if lib is None:
-        if os.environ.get("FLEXIQ_REQUIRE_PLUGIN") == "1":
-            pytest.fail(f"{why} (FLEXIQ_REQUIRE_PLUGIN=1)")
-        pytest.skip(why)
+def select_layer_backend(capi):
+    lib = capi
     if not hasattr(lib, "flexiqCapiSelectLayerBackend"):
         pytest.skip("stale libflexiq_kernels_capi.so without flexiqCapiSelectLayerBackend (rebuild it)")
     fn = lib.flexiqCapiSelectLayerBackend

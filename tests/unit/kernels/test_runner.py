@@ -8,25 +8,14 @@ tile configuration it picks for a layer shape.
 from __future__ import annotations
 
 import ctypes
-import os
 
 import numpy as np
 import pytest
-from flexiq_kernel_ctypes import TILES, HostLayer, load_kernels_capi, random_layer
+from flexiq_kernel_ctypes import TILES, HostLayer, random_layer
 
 from flexiq_trt.quantization.layer import ConvGeometry
 
 INT4_PIPE, INT8_PIPE = 4, 5
-
-
-@pytest.fixture(scope="module")
-def capi():
-    lib, why = load_kernels_capi()
-    if lib is None:
-        if os.environ.get("FLEXIQ_REQUIRE_PLUGIN") == "1":
-            pytest.fail(f"{why} (FLEXIQ_REQUIRE_PLUGIN=1)")
-        pytest.skip(why)
-    return lib
 
 
 def _select(lib, sm: tuple[int, int], sms: int, host: HostLayer | None, batch: int, h: int = 1, w: int = 1):
