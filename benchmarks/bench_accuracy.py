@@ -188,7 +188,7 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
                         eval_data=str(eval_path), ort_baseline=False, report_ratios=spec.ratios,
                         baselines=not args.no_baselines)
     quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=spec.group_size,
-                    channel_grouping=spec.grouping)
+                    channel_grouping=spec.grouping, **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}))
     t0, c0 = time.perf_counter(), time.process_time()
     finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr) if args.finetune else None
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
@@ -332,6 +332,9 @@ def main() -> None:
                     help="calibration crop draws (crops(..., seed)); the held-out crops stay fixed")
     ap.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS),
                     help="ratios to evaluate (report_ratios; any ratio in [0, 1] is served)")
+    ap.add_argument("--gptq-damp", nargs="+", type=float, default=None,
+                    help="QuantConfig.gptq_damp: one value fixes GPTQ's damping, several are cross-validated "
+                         "per group (default: the converter's)")
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip the naive/plain report variants (ConvertConfig.baselines=False) to save time")
     ap.add_argument("--cost", action="store_true", help="also time the quantization stage with/without recon")

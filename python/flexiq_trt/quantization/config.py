@@ -33,7 +33,11 @@ class QuantConfig:
         "G-channel groups sharing a 4-bit step: max (default), rms or p99 (99th percentile; "
         "docs/accuracy.md, \"Channel grouping by a typical magnitude\")", choices=CHANNEL_GROUPING)
     unsigned_activations: bool = option(True, "use u8/u4 codes for inputs that are provably non-negative")
-    gptq_damp: float = option(0.01, "GPTQ diagonal damping (fraction of mean diag)")
+    gptq_damp: tuple[float, ...] = option(
+        (0.01, 0.1, 0.3), "GPTQ diagonal damping (fraction of the mean diagonal): one value fixes it; several are "
+        "candidates chosen per channel group by two-fold cross-validation on the calibration samples (even "
+        "against odd; the first is used where a layer saw fewer than two samples; docs/accuracy.md, "
+        "\"Cross-validated GPTQ damping\")")
     recon_sweeps: int = option(
         2, "integer refinement sweeps of the reconstructed 4-bit codes (0 = GPTQ rounding of the target only)")
     recon_act_share: float = option(
@@ -60,8 +64,15 @@ class QuantConfig:
             raise ConfigError(f"recon_sweeps must be >= 0, got {self.recon_sweeps}")
         if not 0 <= self.recon_act_share <= 1:
             raise ConfigError(f"recon_act_share must be in [0, 1], got {self.recon_act_share}")
-        if not 0 <= self.gptq_damp < 1:
-            raise ConfigError(f"gptq_damp must be in [0, 1), got {self.gptq_damp}")
+        damp = (self.gptq_damp,) if isinstance(self.gptq_damp, (int, float)) else tuple(self.gptq_damp)
+        object.__setattr__(self, "gptq_damp", tuple(float(d) for d in damp))  # a plain number fixes it
+        if not self.gptq_damp or not all(0 <= d < 1 for d in self.gptq_damp):
+            raise ConfigError(f"gptq_damp must be one or more values in [0, 1), got {self.gptq_damp}")
+
+    @property
+    def cross_validates_damp(self) -> bool:
+        """Whether GPTQ's damping is chosen per group (several candidates, GPTQ-based rounding)."""
+        return len(self.gptq_damp) > 1 and self.weight_rounding in ("gptq", "recon")
 
     def group_size_for(self, in_channels: int) -> int:
         """G of a layer with `in_channels` inputs (the setting, or the per-layer rule when auto)."""

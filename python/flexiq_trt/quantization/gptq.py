@@ -7,6 +7,11 @@ summed over the rows, then re-round the group's columns GPTQ-style at that step 
 pushing each column's rounding error onto the not-yet-rounded columns through the inverse Hessian),
 and keep, per row, whichever of that and plain rounding at the same step scores better. Plain rounding
 at the smallest step that fits every row stays available as the baseline.
+
+GPTQ's diagonal damping trades fitting the calibration Hessian against trusting it; the best value
+differs between groups and models (docs/accuracy.md, "Cross-validated GPTQ damping"), so
+`choose_damp` picks it per group from candidates: codes fitted on one half of the calibration
+samples are scored on the other half, both ways round.
 """
 
 from __future__ import annotations
@@ -122,3 +127,24 @@ def gptq_or_plain(target: np.ndarray, w8_group: np.ndarray, h: np.ndarray, damp:
     """
     rounded = gptq_group(target, h, damp)
     return better_of(target, h, rounded, at_step(w8_group, rounded.step))
+
+
+def choose_damp(target: np.ndarray, w8_group: np.ndarray, h_even: np.ndarray, h_odd: np.ndarray,
+                candidates: tuple[float, ...]) -> float:
+    """The damping whose codes generalise best from one half of the calibration samples to the other.
+
+    For each candidate, `gptq_or_plain` fits the group on the even samples' Hessian and is scored by
+    the Hessian-weighted error on the odd samples', and the other way round; the candidate with the
+    smallest summed held-out error wins (ties: the earlier candidate). The final codes are then fitted
+    on the whole Hessian with the chosen damping (the caller does that).
+    """
+    if len(candidates) == 1:
+        return float(candidates[0])
+    errs = []
+    for damp in candidates:
+        err = 0.0
+        for fit, held_out in ((h_even, h_odd), (h_odd, h_even)):
+            q = gptq_or_plain(target, w8_group, fit, damp)
+            err += float(_weighted_error(target, q.effective(), held_out).sum())
+        errs.append(err)
+    return float(candidates[int(np.argmin(errs))])

@@ -10,7 +10,11 @@ For each eligible layer it streams, in bounded memory:
   times the activation scale) — what activation-aware reconstruction (`reconstruct.py`) solves with;
 * optionally (`with_code_sums`), the sums over *all* im2col rows of the 8-bit codes, of the dynamic
   4-bit effective codes and of the static ones at each p in 0..4, per (tap, channel): the mean
-  output shift a group causes when it goes 4-bit is linear in these (`bias_rungs.py`).
+  output shift a group causes when it goes 4-bit is linear in these (`bias_rungs.py`);
+* optionally (`with_split_hessian`), the Hessian of the rows of even-numbered calibration samples
+  alone: with the total it gives two disjoint halves, so a choice made on one half can be scored on
+  the other (the cross-validated GPTQ damping, `gptq.choose_damp`). Each half is one matmul on its
+  rows, so the split costs no more than the total alone.
 """
 
 from __future__ import annotations
@@ -55,10 +59,19 @@ class GroupStats:
     cross: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x x~^T (four-bit moments only)
     hessian_q: np.ndarray | None = None  # float64 [G_count, RSG, RSG], sum x~ x~^T (four-bit moments only)
     code_sums: CodeSums | None = None  # column sums of the codes (bias correction only)
+    hessian_even: np.ndarray | None = None  # float64 [G_count, RSG, RSG], rows of even samples (split only)
+    rows_even: int = 0  # rows behind `hessian_even`
 
     def mean_hessian(self) -> np.ndarray:
         """E[x x^T] per group block."""
         return self.hessian / max(self.rows, 1)
+
+    def mean_fold_hessians(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(E[x x^T] over even samples' rows, over odd samples' rows); None unless split or a half is empty."""
+        if self.hessian_even is None or self.rows_even == 0 or self.rows_even == self.rows:
+            return None
+        odd = (self.hessian - self.hessian_even) / (self.rows - self.rows_even)
+        return self.hessian_even / self.rows_even, odd
 
     def mean_cross(self) -> np.ndarray | None:
         """E[x x~^T] per group block (None unless four-bit moments were gathered)."""
@@ -82,6 +95,7 @@ class GroupStatsObserver:
         self.act_scale, self.signed, self.geo = act_scale, signed, geometry
         self.max_rows = max_rows_per_batch
         self.rng = np.random.default_rng(seed)
+        self.samples_seen = 0  # calibration samples folded so far: numbers them across batches
         c_pad = base_order.shape[0]
         taps = self._taps()
         gc = c_pad // group_size
@@ -105,6 +119,12 @@ class GroupStatsObserver:
             self.stats.cross, self.stats.hessian_q = np.zeros(shape), np.zeros(shape)
         return self
 
+    def with_split_hessian(self, enabled: bool = True) -> GroupStatsObserver:
+        """Also keep the Hessian of even-numbered samples' rows (two halves for cross-validation); returns self."""
+        if enabled:
+            self.stats.hessian_even = np.zeros_like(self.stats.hessian)
+        return self
+
     def _channels_last(self, x: np.ndarray) -> np.ndarray:
         cl = np.moveaxis(x, 1, -1) if self.geo is not None else x
         pad = self.order.shape[0] - self.c_in
@@ -115,9 +135,10 @@ class GroupStatsObserver:
         """Fold one batch of the layer's float input (NCHW for conv, [..., C_in] for gemm)."""
         xp = self._channels_last(x)
         self._update_activation_error(xp.reshape(-1, xp.shape[-1]), xp.shape)
-        rows = self._sample_rows(xp, self._row_indices(xp))
+        idx = self._row_indices(xp)
+        rows = self._sample_rows(xp, idx)
         b64 = self._blocks(rows)
-        self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
+        self._update_hessian(b64, idx, xp.shape[0], self._output_rows(xp.shape) // max(xp.shape[0], 1))
         if self.stats.cross is not None:
             # an im2col row is whole pixels' channel vectors (tap-major), so the 4-bit view of the
             # sampled rows equals the sampled rows of the 4-bit view, at a fraction of the cost
@@ -125,6 +146,23 @@ class GroupStatsObserver:
             self.stats.cross += np.matmul(b64.transpose(0, 2, 1), t64)
             self.stats.hessian_q += np.matmul(t64.transpose(0, 2, 1), t64)
         self.stats.rows += b64.shape[1]
+
+    def _update_hessian(self, b64: np.ndarray, idx: np.ndarray, batch: int, rows_per_sample: int) -> None:
+        """Fold the sampled rows' blocks into H (and, when split, into the even samples' half).
+
+        `idx` numbers the sampled rows within the batch, `rows_per_sample` rows per batch element, so
+        a row's sample is `samples_seen + idx // rows_per_sample`.
+        """
+        if self.stats.hessian_even is None:
+            self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
+        else:
+            even = (self.samples_seen + idx // max(rows_per_sample, 1)) % 2 == 0
+            h_even = np.matmul(b64[:, even].transpose(0, 2, 1), b64[:, even])
+            h_odd = np.matmul(b64[:, ~even].transpose(0, 2, 1), b64[:, ~even])
+            self.stats.hessian_even += h_even
+            self.stats.hessian += h_even + h_odd
+            self.stats.rows_even += int(even.sum())
+        self.samples_seen += batch
 
     def _blocks(self, rows: np.ndarray) -> np.ndarray:
         """im2col rows [rows, taps*C_pad] -> float64 [G_count, rows, taps*G] (tap, channel) order."""

@@ -45,6 +45,7 @@ class LayerQuantResult:
     error_score: np.ndarray  # float64 [G_count], relative output error if the group goes 4-bit
     weight_error_plain: float  # Hessian-weighted 4-bit weight error with plain rounding (diagnostic)
     weight_error_chosen: float  # same with the configured rounding
+    gptq_damp: np.ndarray | None = None  # float64 [G_count]: each group's GPTQ damping (None without GPTQ)
 
 
 def _group_blocks(arr_cl: np.ndarray, group_count: int, group_size: int) -> np.ndarray:
@@ -85,10 +86,12 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     # plain and naive rounding start from the 8-bit codes of what the 4-bit codes approximate
     w8t_blocks = w8_blocks if src.weight4 is None else _group_blocks(int8_codes(w4_cl, s_w).astype(np.int32), gc, g)
     hess = stats.mean_hessian()
+    folds = stats.mean_fold_hessians() if config.cross_validates_damp else None
     cross, hess_q = stats.mean_cross(), stats.mean_hessian_q()
     recon = config.weight_rounding == "recon" and cross is not None and config.act_shift == "dynamic"
     w4_blocks = np.zeros_like(w8_blocks)
     steps = np.ones(gc, dtype=np.int32)
+    damps = np.full(gc, config.gptq_damp[0])
     err_plain = err_chosen = 0.0
     score = np.zeros(gc)
     act_mse = stats.act_mse()
@@ -102,13 +105,15 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         elif config.weight_rounding == "plain":
             chosen = plain
         else:
-            chosen = gptq.gptq_or_plain(t_blocks[gi], w8t_blocks[gi], h, config.gptq_damp)
+            if folds is not None:
+                damps[gi] = gptq.choose_damp(t_blocks[gi], w8t_blocks[gi], folds[0][gi], folds[1][gi], config.gptq_damp)
+            chosen = gptq.gptq_or_plain(t_blocks[gi], w8t_blocks[gi], h, damps[gi])
             if recon:
                 m = config.recon_act_share  # QDrop-style mix of float-input and 4-bit-input rows
                 chosen = reconstruct.reconstruct_group(
                     t_blocks[gi], (1 - m) * h + m * cross[gi], (1 - m) * h + m * hess_q[gi], chosen,
                     gptq.at_step(w8t_blocks[gi], chosen.step),
-                    damp=config.gptq_damp, sweeps=config.recon_sweeps)
+                    damp=damps[gi], sweeps=config.recon_sweeps)
         w4_blocks[gi], steps[gi] = chosen.codes, chosen.step
         eff, eff_plain = chosen.effective(), plain.effective()
         d = eff - w8_blocks[gi]
@@ -143,7 +148,8 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         activation=src.activation, activation_alpha=float(src.activation_alpha),
         activation_beta=float(src.activation_beta), geometry=src.geometry, group_bias_shift=bias_shift)
     layer.validate()
-    return LayerQuantResult(layer, score, err_plain, err_chosen)
+    uses_gptq = config.weight_rounding in ("gptq", "recon")
+    return LayerQuantResult(layer, score, err_plain, err_chosen, damps if uses_gptq else None)
 
 
 def reorder_groups(layer: QuantizedLayer, group_rank: list[int]) -> QuantizedLayer:

@@ -143,6 +143,8 @@ def to_markdown(report: dict) -> str:
               "instead of error-compensating rounding."
               + (" `no_bias_corr` is the configured conversion without the ratio-aware bias correction (one "
                  "bias at every ratio)." if "no_bias_corr" in variants else "")
+              + (" `fixed_damp` is the configured conversion with GPTQ's damping fixed at the first candidate "
+                 "instead of chosen per group by cross-validation." if "fixed_damp" in variants else "")
               + (" With `--finetune`, `flexiq` is the finetuned conversion (the artifact), `before_finetune` the "
                  "configured conversion before finetuning (same order), `finetuned_<rounding>` the finetuned layers "
                  "stored with the other 4-bit rounding; the baselines are those of the conversion before finetuning."

@@ -85,9 +85,12 @@ def test_report_contents(converted):
     tmp, _, _ = converted
     rep = json.loads((tmp / "out/report.json").read_text())
     variants = {r["variant"] for r in rep["rows"]}
-    assert variants == {"flexiq", "naive", "plain", "no_bias_corr"}  # no_bias_corr: one bias at every rung
+    # no_bias_corr: one bias at every rung; fixed_damp: GPTQ damping not cross-validated
+    assert variants == {"flexiq", "naive", "plain", "no_bias_corr", "fixed_damp"}
     rows = {(r["variant"], r["ratio"]): r for r in rep["rows"]}
     assert rows[("flexiq", 0.0)]["cosine"] == rows[("no_bias_corr", 0.0)]["cosine"]  # rung 0 is the INT8 bias
+    assert rows[("flexiq", 0.0)]["cosine"] == rows[("fixed_damp", 0.0)]["cosine"]  # INT8 codes do not depend on it
+    assert rep["quantization"]["gptq_damp"] == [0.01, 0.1, 0.3]
     assert sorted({r["ratio"] for r in rep["rows"]}) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert rep["eval"]["samples"] > 0 and "held-out" in rep["eval"]["source"]
     assert rep["calibration"]["synthetic"] is False

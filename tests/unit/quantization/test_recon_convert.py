@@ -23,7 +23,7 @@ def test_recon_conversion_reports_each_step(tmp_path):
                        config=ConvertConfig(selector="greedy", ort_baseline=False, measure_sensitivity=False))
     rep = json.loads((tmp_path / "out/report.json").read_text())
     rows = {(r["variant"], r["ratio"]): r for r in rep["rows"]}
-    assert {v for v, _ in rows} == {"flexiq", "naive", "plain", "gptq", "no_bias_corr"}
+    assert {v for v, _ in rows} == {"flexiq", "naive", "plain", "gptq", "no_bias_corr", "fixed_damp"}
     assert rep["quantization"]["weight_rounding"] == "recon"
     assert rows[("flexiq", 0.0)]["cosine"] == rows[("gptq", 0.0)]["cosine"]  # INT8 untouched
     assert rows[("flexiq", 0.0)]["cosine"] == rows[("no_bias_corr", 0.0)]["cosine"]  # rung 0 is the INT8 bias
