@@ -135,10 +135,15 @@ class GroupStatsObserver:
         """Fold one batch of the layer's float input (NCHW for conv, [..., C_in] for gemm)."""
         xp = self._channels_last(x)
         self._update_activation_error(xp.reshape(-1, xp.shape[-1]), xp.shape)
-        idx = self._row_indices(xp)
+        idx, n_even = self._row_indices(xp), 0
+        if self.stats.hessian_even is not None:  # even samples' rows first: each half is then a view
+            per_sample = max(self._output_rows(xp.shape) // max(xp.shape[0], 1), 1)
+            even = (self.samples_seen + idx // per_sample) % 2 == 0
+            idx, n_even = np.concatenate([idx[even], idx[~even]]), int(even.sum())
         rows = self._sample_rows(xp, idx)
         b64 = self._blocks(rows)
-        self._update_hessian(b64, idx, xp.shape[0], self._output_rows(xp.shape) // max(xp.shape[0], 1))
+        self._update_hessian(b64, n_even)
+        self.samples_seen += xp.shape[0]
         if self.stats.cross is not None:
             # an im2col row is whole pixels' channel vectors (tap-major), so the 4-bit view of the
             # sampled rows equals the sampled rows of the 4-bit view, at a fraction of the cost
@@ -147,22 +152,16 @@ class GroupStatsObserver:
             self.stats.hessian_q += np.matmul(t64.transpose(0, 2, 1), t64)
         self.stats.rows += b64.shape[1]
 
-    def _update_hessian(self, b64: np.ndarray, idx: np.ndarray, batch: int, rows_per_sample: int) -> None:
-        """Fold the sampled rows' blocks into H (and, when split, into the even samples' half).
-
-        `idx` numbers the sampled rows within the batch, `rows_per_sample` rows per batch element, so
-        a row's sample is `samples_seen + idx // rows_per_sample`.
-        """
+    def _update_hessian(self, b64: np.ndarray, n_even: int) -> None:
+        """Fold the sampled rows' blocks into H and, when split, into the even samples' half (its first `n_even` rows)."""
         if self.stats.hessian_even is None:
             self.stats.hessian += np.matmul(b64.transpose(0, 2, 1), b64)  # [G_count, RSG, RSG], BLAS
-        else:
-            even = (self.samples_seen + idx // max(rows_per_sample, 1)) % 2 == 0
-            h_even = np.matmul(b64[:, even].transpose(0, 2, 1), b64[:, even])
-            h_odd = np.matmul(b64[:, ~even].transpose(0, 2, 1), b64[:, ~even])
-            self.stats.hessian_even += h_even
-            self.stats.hessian += h_even + h_odd
-            self.stats.rows_even += int(even.sum())
-        self.samples_seen += batch
+            return
+        even, odd = b64[:, :n_even], b64[:, n_even:]
+        h_even = np.matmul(even.transpose(0, 2, 1), even)
+        self.stats.hessian_even += h_even
+        self.stats.hessian += h_even + np.matmul(odd.transpose(0, 2, 1), odd)
+        self.stats.rows_even += n_even
 
     def _blocks(self, rows: np.ndarray) -> np.ndarray:
         """im2col rows [rows, taps*C_pad] -> float64 [G_count, rows, taps*G] (tap, channel) order."""
