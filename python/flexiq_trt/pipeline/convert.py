@@ -110,7 +110,7 @@ def select(state: ConversionState, search: SearchConfig) -> None:
         from flexiq_trt.select.simulation_fitness import build_fitness
 
         fit, hold = build_fitness(state.prepared, state.quantized, state.calib_feeds, cfg.fitness_samples,
-                                  cfg.guard_samples)
+                                  cfg.guard_samples, reserve_guard=cfg.selector in NEEDS_FITNESS)
     state.problem = sel.build_problem(state.quantized, cfg.ladder, search.seed or 0, fit, hold)
     if measure:
         from flexiq_trt.select.sensitivity import calibrate_scores

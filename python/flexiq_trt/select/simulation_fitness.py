@@ -19,9 +19,31 @@ _log = get_logger(__name__)
 MIN_GUARD_SAMPLES = 8
 
 
+def split_fitness_guard(n_total: int, fitness_samples: int, guard_samples: int, reserve_guard: bool) -> tuple[int, int]:
+    """(samples for the fitness, samples for the guard; 0 = no guard) out of `n_total` calibration samples.
+
+    The guard takes what the fitness leaves, up to `guard_samples`. When that is fewer than
+    MIN_GUARD_SAMPLES and `reserve_guard` is set (a search that needs the guard), a quarter of the
+    set (at least MIN_GUARD_SAMPLES) is held back from the fitness instead: a search without a guard
+    fits its calibration samples, and on 64 calibration crops of ImageNet-class CNNs it chose worse
+    sets than the greedy order it starts from (docs/selection.md, "Small calibration sets").
+    """
+    n_fit = min(fitness_samples, n_total)
+    if guard_samples < MIN_GUARD_SAMPLES:
+        return n_fit, 0
+    if n_total - n_fit < MIN_GUARD_SAMPLES and reserve_guard and n_total >= 2 * MIN_GUARD_SAMPLES:
+        n_fit = n_total - max(MIN_GUARD_SAMPLES, n_total // 4)
+    rest = n_total - n_fit
+    return n_fit, (min(guard_samples, rest) if rest >= MIN_GUARD_SAMPLES else 0)
+
+
 def build_fitness(prepared: onnx.ModelProto, records: list[QuantizedRecord], feeds: FeedSet,
-                  fitness_samples: int, guard_samples: int) -> tuple[MaskFitnessEvaluator, MaskFitnessEvaluator | None]:
-    """(fitness on `fitness_samples` calibration samples, guard on up to `guard_samples` others or None)."""
+                  fitness_samples: int, guard_samples: int,
+                  reserve_guard: bool = False) -> tuple[MaskFitnessEvaluator, MaskFitnessEvaluator | None]:
+    """(fitness on up to `fitness_samples` calibration samples, guard on up to `guard_samples` others or None).
+
+    `reserve_guard`: hold back part of a small calibration set for the guard (`split_fitness_guard`).
+    """
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
 
     pairs = [(rec.eligible, rec.layer) for rec in records]
@@ -32,11 +54,13 @@ def build_fitness(prepared: onnx.ModelProto, records: list[QuantizedRecord], fee
     # so the fitness set spans every source instead of the first few (more varied data, docs/design.md §2).
     order = np.random.default_rng(0).permutation(n_total)
     merged = {k: v[order] for k, v in merged.items()}
-    n_fit = min(fitness_samples, n_total)
+    n_fit, n_hold = split_fitness_guard(n_total, fitness_samples, guard_samples, reserve_guard)
+    if n_fit < min(fitness_samples, n_total):
+        _log.info("%d calibration samples: %d for the search's fitness, %d held back for its guard",
+                  n_total, n_fit, n_hold)
     fit = MaskFitnessEvaluator(sim, {k: v[:n_fit] for k, v in merged.items()})
     hold = None
-    if n_total - n_fit >= MIN_GUARD_SAMPLES and guard_samples >= MIN_GUARD_SAMPLES:
-        n_hold = min(guard_samples, n_total - n_fit)
+    if n_hold:
         hold = MaskFitnessEvaluator(sim, {k: v[n_fit:n_fit + n_hold] for k, v in merged.items()})
     elif guard_samples < MIN_GUARD_SAMPLES:
         _log.warning("guard_samples=%d (< %d): the search runs without a held-out guard", guard_samples,
