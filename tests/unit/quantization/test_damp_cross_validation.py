@@ -83,16 +83,21 @@ def _quantize(src, order, x, config):
     return quantize_layer(src, 0, order, s_a, obs.result(), config), obs.result()
 
 
+def _targets(src, order):
+    """(float targets in int8 units, int8 codes), both [G_count, N, 32] in base order (what quantize_layer fits)."""
+    s_w = weight_scales(src.weight)
+    w_cl = pad_and_permute(to_channels_last(src.weight), order).astype(np.float64)
+    return (_group_blocks(w_cl / s_w[:, None], 2, 32),
+            _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), 2, 32))
+
+
 def test_one_value_reproduces_fixed_damping():
     src, order, x, _ = _layer(np.random.default_rng(2), 16)
     fixed, _ = _quantize(src, order, x, QuantConfig(gptq_damp=0.1))
     assert QuantConfig(gptq_damp=0.1).gptq_damp == (0.1,)
     assert np.all(fixed.gptq_damp == 0.1)
     stats = _quantize(src, order, x, QuantConfig(gptq_damp=(0.01, 0.1)))[1]
-    s_w = weight_scales(src.weight)
-    w_cl = pad_and_permute(to_channels_last(src.weight), order).astype(np.float64)
-    t = _group_blocks(w_cl / s_w[:, None], 2, 32)
-    w8 = _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), 2, 32)
+    t, w8 = _targets(src, order)
     for gi in range(2):
         ref = gptq.gptq_or_plain(t[gi], w8[gi], stats.mean_hessian()[gi], 0.1)
         np.testing.assert_array_equal(fixed.layer.weight_int4[:, gi * 32:(gi + 1) * 32], ref.codes)
@@ -103,10 +108,7 @@ def test_chosen_damping_is_fitted_on_the_whole_hessian():
     cfg = QuantConfig(gptq_damp=(0.01, 0.1, 0.3))
     res, stats = _quantize(src, order, x, cfg)
     assert set(res.gptq_damp.tolist()) <= set(cfg.gptq_damp)
-    s_w = weight_scales(src.weight)
-    w_cl = pad_and_permute(to_channels_last(src.weight), order).astype(np.float64)
-    t = _group_blocks(w_cl / s_w[:, None], 2, 32)
-    w8 = _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), 2, 32)
+    t, w8 = _targets(src, order)
     h_even, h_odd = stats.mean_fold_hessians()
     for gi in range(2):
         d = gptq.choose_damp(t[gi], w8[gi], h_even[gi], h_odd[gi], cfg.gptq_damp)
@@ -119,10 +121,7 @@ def test_choice_minimises_the_held_out_error():
     rng = np.random.default_rng(4)
     src, order, x, _ = _layer(rng, 8)
     stats = _quantize(src, order, x, QuantConfig())[1]
-    s_w = weight_scales(src.weight)
-    w_cl = pad_and_permute(to_channels_last(src.weight), order).astype(np.float64)
-    t = _group_blocks(w_cl / s_w[:, None], 2, 32)[0]
-    w8 = _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), 2, 32)[0]
+    t, w8 = (blocks[0] for blocks in _targets(src, order))
     h_even, h_odd = (h[0] for h in stats.mean_fold_hessians())
     cands = (0.01, 0.03, 0.1, 0.3, 0.6)
 
