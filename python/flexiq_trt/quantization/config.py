@@ -9,6 +9,7 @@ from flexiq_trt.options import option
 from flexiq_trt.plugin_spec import AUTO_GROUP_SIZE, SUPPORTED_GROUP_SIZES, layer_group_size
 
 WEIGHT_ROUNDING = ("gptq", "recon", "plain", "naive")
+GPTQ_ROUNDINGS = ("gptq", "recon")  # the roundings that run GPTQ (and so read `gptq_damp`)
 ACT_SHIFTS = ("dynamic", "static", "naive")
 CHANNEL_GROUPING = ("max", "rms", "p99")  # CalibratedLayer.channel_range / channel_rms / channel_p99
 
@@ -72,7 +73,7 @@ class QuantConfig:
     @property
     def cross_validates_damp(self) -> bool:
         """Whether GPTQ's damping is chosen per group (several candidates, GPTQ-based rounding)."""
-        return len(self.gptq_damp) > 1 and self.weight_rounding in ("gptq", "recon")
+        return len(self.gptq_damp) > 1 and self.weight_rounding in GPTQ_ROUNDINGS
 
     def group_size_for(self, in_channels: int) -> int:
         """G of a layer with `in_channels` inputs (the setting, or the per-layer rule when auto)."""

@@ -13,7 +13,7 @@ import numpy as np
 from flexiq_trt.errors import FlexiqInternalError
 from flexiq_trt.plugin_spec import CONV_OP, GEMM_OP, SUPPORTED_GROUP_SIZES, Activation, ShiftMode
 from flexiq_trt.quantization import bias_rungs, gptq, reconstruct
-from flexiq_trt.quantization.config import QuantConfig
+from flexiq_trt.quantization.config import GPTQ_ROUNDINGS, QuantConfig
 from flexiq_trt.quantization.group_stats import GroupStats
 from flexiq_trt.quantization.layer import ConvGeometry, QuantizedLayer
 from flexiq_trt.quantization.weights import int8_codes, pad_and_permute, to_channels_last, weight_scales
@@ -148,8 +148,8 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         activation=src.activation, activation_alpha=float(src.activation_alpha),
         activation_beta=float(src.activation_beta), geometry=src.geometry, group_bias_shift=bias_shift)
     layer.validate()
-    uses_gptq = config.weight_rounding in ("gptq", "recon")
-    return LayerQuantResult(layer, score, err_plain, err_chosen, damps if uses_gptq else None)
+    return LayerQuantResult(layer, score, err_plain, err_chosen,
+                            damps if config.weight_rounding in GPTQ_ROUNDINGS else None)
 
 
 def reorder_groups(layer: QuantizedLayer, group_rank: list[int]) -> QuantizedLayer:

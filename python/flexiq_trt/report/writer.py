@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flexiq_trt.quantization.stage import FIXED_DAMP, NO_BIAS_CORRECTION
 from flexiq_trt.report.metrics import without_per_sample
 
 HEADLINE_METRICS = ("accuracy", "top1_agreement", "cosine")
@@ -142,9 +143,9 @@ def to_markdown(report: dict) -> str:
               "weights and activations; `plain` uses each weight group's smallest step with plain rounding "
               "instead of error-compensating rounding."
               + (" `no_bias_corr` is the configured conversion without the ratio-aware bias correction (one "
-                 "bias at every ratio)." if "no_bias_corr" in variants else "")
+                 "bias at every ratio)." if NO_BIAS_CORRECTION in variants else "")
               + (" `fixed_damp` is the configured conversion with GPTQ's damping fixed at the first candidate "
-                 "instead of chosen per group by cross-validation." if "fixed_damp" in variants else "")
+                 "instead of chosen per group by cross-validation." if FIXED_DAMP in variants else "")
               + (" With `--finetune`, `flexiq` is the finetuned conversion (the artifact), `before_finetune` the "
                  "configured conversion before finetuning (same order), `finetuned_<rounding>` the finetuned layers "
                  "stored with the other 4-bit rounding; the baselines are those of the conversion before finetuning."
