@@ -42,7 +42,8 @@ def build_fitness(prepared: onnx.ModelProto, records: list[QuantizedRecord], fee
                   reserve_guard: bool = False) -> tuple[MaskFitnessEvaluator, MaskFitnessEvaluator | None]:
     """(fitness on up to `fitness_samples` calibration samples, guard on up to `guard_samples` others or None).
 
-    `reserve_guard`: hold back part of a small calibration set for the guard (`split_fitness_guard`).
+    `reserve_guard`: the selector is a search that needs the guard, so hold back part of a small
+    calibration set for it (`split_fitness_guard`) and warn when none can be made.
     """
     from flexiq_trt.graph_passes.simulate_layers import write_simulation_model
 
@@ -62,9 +63,10 @@ def build_fitness(prepared: onnx.ModelProto, records: list[QuantizedRecord], fee
     hold = None
     if n_hold:
         hold = MaskFitnessEvaluator(sim, {k: v[n_fit:n_fit + n_hold] for k, v in merged.items()})
-    elif guard_samples < MIN_GUARD_SAMPLES:
-        _log.warning("guard_samples=%d (< %d): the search runs without a held-out guard", guard_samples,
-                     MIN_GUARD_SAMPLES)
-    else:
-        _log.warning("only %d calibration samples: the search runs without a held-out guard", n_total)
+    elif reserve_guard:  # a search without its guard (greedy's sensitivities need none: no warning)
+        if guard_samples < MIN_GUARD_SAMPLES:
+            _log.warning("guard_samples=%d (< %d): the search runs without a held-out guard", guard_samples,
+                         MIN_GUARD_SAMPLES)
+        else:
+            _log.warning("only %d calibration samples: the search runs without a held-out guard", n_total)
     return fit, hold
