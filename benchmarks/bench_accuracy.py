@@ -188,7 +188,8 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
                         eval_data=str(eval_path), ort_baseline=False, report_ratios=spec.ratios,
                         baselines=not args.no_baselines)
     quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=spec.group_size,
-                    channel_grouping=spec.grouping, **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}))
+                    channel_grouping=spec.grouping, offset_inputs=not args.no_offset_inputs,
+                    **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}))
     t0, c0 = time.perf_counter(), time.process_time()
     finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr) if args.finetune else None
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
@@ -332,6 +333,8 @@ def main() -> None:
                     help="calibration crop draws (crops(..., seed)); the held-out crops stay fixed")
     ap.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS),
                     help="ratios to evaluate (report_ratios; any ratio in [0, 1] is served)")
+    ap.add_argument("--no-offset-inputs", action="store_true",
+                    help="keep bounded signed inputs (HardSwish, SiLU, GELU) signed (QuantConfig.offset_inputs=False)")
     ap.add_argument("--gptq-damp", nargs="+", type=float, default=None,
                     help="QuantConfig.gptq_damp: one value fixes GPTQ's damping, several are cross-validated "
                          "per group (default: the converter's)")

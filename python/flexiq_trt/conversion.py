@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.calibration.feeds import FeedSet
+    from flexiq_trt.graph_passes.offset_bounded_inputs import OffsetLayer
     from flexiq_trt.intake.eligibility import EligibleLayer, SkippedLayer
     from flexiq_trt.quantization.config import QuantConfig
     from flexiq_trt.quantization.layer import QuantizedLayer
@@ -120,6 +121,7 @@ class ConversionState:
     eval_feeds: FeedSet | None = None  # held out: only the report reads it
     eligible: list[EligibleLayer] = field(default_factory=list)
     skipped: list[SkippedLayer] = field(default_factory=list)
+    input_offsets: list[OffsetLayer] = field(default_factory=list)  # bounded signed inputs made unsigned
     quantized: list[QuantizedRecord] = field(default_factory=list)
     problem: SelectionProblem | None = None
     order: GlobalOrder | None = None

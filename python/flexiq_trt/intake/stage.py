@@ -9,14 +9,19 @@ The prepared model keeps the model's dynamic axes (batch, sequence length), and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
 
+from flexiq_trt.graph_passes.offset_bounded_inputs import OffsetLayer, find_input_offsets
+from flexiq_trt.graph_passes.rewrite import apply_replacements
 from flexiq_trt.intake.eligibility import CANDIDATE_OPS, EligibleLayer, SkippedLayer, find_layers
 from flexiq_trt.intake.prepare import prepare_model
 from flexiq_trt.intake.shapes import ResolvedShapes, resolve_shapes
+from flexiq_trt.log import get_logger
+
+_log = get_logger(__name__)
 
 
 @dataclass
@@ -27,6 +32,7 @@ class IntakeResult:
     eligible: list[EligibleLayer]
     skipped: list[SkippedLayer]
     shapes: ResolvedShapes | None = None
+    offsets: list[OffsetLayer] = field(default_factory=list)
 
 
 def candidate_inputs(model: onnx.ModelProto) -> list[str]:
@@ -35,12 +41,27 @@ def candidate_inputs(model: onnx.ModelProto) -> list[str]:
             if n.op_type in CANDIDATE_OPS and n.domain in ("", "ai.onnx") and n.input and n.input[0]]
 
 
-def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray], group_size: int) -> IntakeResult:
+def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray], group_size: int,
+               offset_inputs: bool = False) -> IntakeResult:
     """Prepare the model, resolve every candidate's shapes at the first batch, and split the layers.
 
     `group_size` is the QuantConfig setting (32, 64, or 0 = G per layer), which sets how narrow a layer may be.
+    `offset_inputs` shifts eligible layers' bounded signed inputs to non-negative ones, the shift folded
+    into their biases (`graph_passes.offset_bounded_inputs`), and finds the layers again in that graph.
     """
     prepared = prepare_model(original)
     resolved = resolve_shapes(prepared, first_batch, candidate_inputs(prepared))
     eligible, skipped = find_layers(prepared, group_size, resolved=resolved)
-    return IntakeResult(prepared, eligible, skipped, resolved)
+    offsets: list[OffsetLayer] = []
+    if offset_inputs and eligible:
+        reps, offsets = find_input_offsets(prepared, [(e.name, e.input_name, e.input_nonnegative) for e in eligible],
+                                           fused_outputs=[e.output_name for e in eligible])
+        if reps:
+            prepared = apply_replacements(prepared, reps)
+            known = dict(resolved.shapes)
+            known.update({o.shifted: known[o.source] for o in offsets if o.source in known})
+            resolved = replace(resolved, shapes=known)
+            eligible, skipped = find_layers(prepared, group_size, resolved=resolved)
+            _log.info("offset the bounded signed inputs of %d layer(s) to unsigned codes (e.g. %s: +%g)",
+                      len(offsets), offsets[0].layer, -offsets[0].lower_bound)
+    return IntakeResult(prepared, eligible, skipped, resolved, offsets)

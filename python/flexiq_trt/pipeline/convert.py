@@ -54,8 +54,11 @@ def intake(state: ConversionState) -> None:
     with stage("intake", _log):
         state.original = load_model(state.model_path)
         state.feeds = read_feeds(state.calib.data, state.original, state.calib, state.config.allow_synthetic)
-        result = run_intake(state.original, state.feeds.batches[0], state.quant.group_size)
+        q = state.quant
+        result = run_intake(state.original, state.feeds.batches[0], q.group_size,
+                            offset_inputs=q.offset_inputs and q.unsigned_activations)
         state.prepared, state.eligible, state.skipped = result.prepared, result.eligible, result.skipped
+        state.input_offsets = result.offsets
 
 
 def apply_plan(state: ConversionState, tmp: Path) -> None:

@@ -34,6 +34,10 @@ class QuantConfig:
         "G-channel groups sharing a 4-bit step: max (default), rms or p99 (99th percentile; "
         "docs/accuracy.md, \"Channel grouping by a typical magnitude\")", choices=CHANNEL_GROUPING)
     unsigned_activations: bool = option(True, "use u8/u4 codes for inputs that are provably non-negative")
+    offset_inputs: bool = option(
+        True, "shift a layer's signed input that is bounded below (HardSwish, SiLU, GELU outputs) to non-negative "
+        "values, the shift folded into the bias, so it gets unsigned codes (Gemm, MatMul and unpadded Conv; "
+        "needs unsigned_activations; docs/design.md §2.3)")
     gptq_damp: tuple[float, ...] = option(
         (0.01, 0.1, 0.3), "GPTQ diagonal damping (fraction of the mean diagonal): one value fixes it; several are "
         "candidates chosen per channel group by two-fold cross-validation on the calibration samples (even "

@@ -1,0 +1,258 @@
+"""Shift an eligible layer's bounded signed input to non-negative values, folding the shift into its bias.
+
+Why (docs/design.md §2.3, "Offset inputs"): HardSwish, SiLU and GELU outputs are signed but bounded
+below by a small constant (−0.375, −0.278, −0.170), so their signed 8-bit and 4-bit codes spend half
+of their range on values that never occur. When a layer reads such a tensor `x ≥ L` (L < 0) and
+folding is exact, the pass feeds it `Relu(x − L)` instead and adds `L · Σ_k W[n, k]` to its bias:
+`W x + b = W (x − L) + (b + L · ΣW)`. The shifted input is provably non-negative, so the layer gets
+unsigned codes (twice the resolution at 8 and at 4 bits) with no change to the numeric contract.
+
+Exact folding needs every input element to go through the weights once: Gemm, MatMul, and Conv
+with no padding (a padded border would read 0 where the shifted tensor means L). A tensor that is
+another eligible layer's fused output is left alone, so INT8 edges between FlexiQ layers
+(docs/design.md §2.8) stay intact. The Relu only guards against float rounding just below L.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from flexiq_trt.plugin_spec import Activation
+
+from .fuse_activation import clip_bounds, find_activation, find_matmul_bias
+from .graph_index import GraphIndex, attr
+from .rewrite import Replacement
+
+# The smallest value of each signed activation with a finite lower bound, rounded outward.
+# HardSwish: x (x + 3) / 6 at x = −1.5; SiLU: x σ(x) at x ≈ −1.2785; GELU (erf): at x ≈ −0.7518.
+ACTIVATION_LOWER_BOUNDS: dict[Activation, float] = {
+    Activation.HARD_SWISH: -0.375,
+    Activation.SILU: -0.27846455,
+    Activation.GELU: -0.16997132,
+    Activation.TANH: -1.0,
+    Activation.RELU: 0.0,
+    Activation.SIGMOID: 0.0,
+    Activation.HARD_SIGMOID: 0.0,
+}
+PATTERN_DEPTH = 4  # nodes between an activation pattern's input and its output (erf GELU: 5 nodes)
+UNIT_GATES = frozenset({"Sigmoid", "HardSigmoid"})  # outputs in [0, 1]
+BOUND_PRESERVING_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
+                                  "Flatten", "Transpose", "Identity", "Squeeze", "Unsqueeze", "Slice", "Split",
+                                  "Dropout"})
+
+
+@dataclass(frozen=True)
+class OffsetLayer:
+    """What the pass did to one layer: its name, the tensor it now reads and the bound it removed."""
+
+    layer: str
+    source: str
+    shifted: str
+    lower_bound: float
+
+
+class LowerBounds:
+    """A provable constant lower bound of a tensor from the graph's structure (memoised; None = unbounded)."""
+
+    def __init__(self, idx: GraphIndex) -> None:
+        self.idx = idx
+        self.memo: dict[str, float | None] = {}
+
+    def __call__(self, tensor: str) -> float | None:
+        if tensor not in self.memo:
+            self.memo[tensor] = None  # cycle guard
+            self.memo[tensor] = self._decide(tensor)
+        return self.memo[tensor]
+
+    def _decide(self, tensor: str) -> float | None:
+        const = self.idx.value(tensor)
+        if const is not None:
+            return float(np.min(const)) if const.size else None
+        node = self.idx.producer_of(tensor)
+        if node is None or node.domain not in ("", "ai.onnx") or not node.input:
+            return None
+        for source in self._pattern_sources(node):  # an activation pattern that ends in this tensor
+            fused = find_activation(self.idx, source)
+            if fused is not None and fused.output == tensor:
+                return _activation_bound(fused.activation, fused.alpha)
+        op = node.op_type
+        if op == "Clip":
+            bounds = clip_bounds(self.idx, node)
+            low = self(node.input[0])
+            if bounds is None:
+                return low
+            return bounds[0] if low is None else max(bounds[0], low)
+        if op in ("Relu", "Sigmoid", "HardSigmoid", "Softmax", "Abs", "Exp", "Softplus"):
+            return 0.0
+        if op in BOUND_PRESERVING_OPS:
+            return self(node.input[0])
+        if op in ("Concat", "Max", "Min"):
+            lows = [self(x) for x in node.input if x]
+            if op == "Max":
+                known = [v for v in lows if v is not None]
+                return max(known) if known else None
+            return None if any(v is None for v in lows) else min(lows)
+        if op == "Mul" and len(node.input) == 2:
+            return self._product(node)
+        return None
+
+    def _pattern_sources(self, node: onnx.NodeProto, depth: int = PATTERN_DEPTH) -> list[str]:
+        """Tensors up to `depth` nodes above `node` (a GELU written in five nodes starts four above its end)."""
+        found: dict[str, None] = {}
+        frontier = [node]
+        for _ in range(depth):
+            nxt = []
+            for n in frontier:
+                for t in n.input:
+                    if t and t not in found and self.idx.value(t) is None:
+                        found[t] = None
+                        p = self.idx.producer_of(t)
+                        if p is not None:
+                            nxt.append(p)
+            frontier = nxt
+        return list(found)
+
+    def _product(self, node: onnx.NodeProto) -> float | None:
+        """a · g with g in [0, 1] (a gate) or a positive scalar constant."""
+        a, b = node.input
+        for x, y in ((a, b), (b, a)):
+            other = self.idx.producer_of(y)
+            low = self(x)
+            if low is None:
+                continue
+            if other is not None and other.op_type in UNIT_GATES:
+                return min(low, 0.0)
+            c = self.idx.value(y)
+            if c is not None and c.size == 1 and float(c.reshape(())) > 0:
+                return low * float(c.reshape(()))
+        return None
+
+
+def _activation_bound(act: Activation, alpha: float) -> float | None:
+    if act == Activation.CLIP:
+        return alpha
+    return ACTIVATION_LOWER_BOUNDS.get(act)
+
+
+def _column_sums(idx: GraphIndex, node: onnx.NodeProto) -> np.ndarray | None:
+    """Σ over the reduction axis of the node's weight, per output channel (float64), or None."""
+    w = idx.value(node.input[1]) if len(node.input) > 1 else None
+    if w is None:
+        return None
+    w = w.astype(np.float64)
+    if node.op_type == "Conv":
+        return w.reshape(w.shape[0], -1).sum(axis=1)
+    if node.op_type == "Gemm":
+        sums = (w.sum(axis=1) if int(attr(node, "transB", 0)) else w.sum(axis=0))
+        return float(attr(node, "alpha", 1.0)) * sums
+    return w.sum(axis=0) if w.ndim == 2 else None
+
+
+def _foldable(idx: GraphIndex, node: onnx.NodeProto) -> bool:
+    if node.op_type == "Conv":
+        pads = attr(node, "pads", None)
+        auto = attr(node, "auto_pad", "NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        kernel = idx.value(node.input[1]).shape[2:] if idx.value(node.input[1]) is not None else ()
+        no_pad = (pads is None or not any(pads)) and (auto in ("NOTSET", "VALID") or all(k == 1 for k in kernel))
+        return no_pad and int(attr(node, "group", 1)) == 1
+    if node.op_type == "Gemm":
+        return not int(attr(node, "transA", 0))
+    return node.op_type == "MatMul"
+
+
+def find_input_offsets(model: onnx.ModelProto, layers: Iterable[tuple[str, str, bool]],
+                       fused_outputs: Iterable[str] = ()) -> tuple[list[Replacement], list[OffsetLayer]]:
+    """Replacements that shift each foldable layer's bounded signed input (see the module docstring).
+
+    `layers` are (node name, input tensor, input already non-negative) of the eligible layers;
+    `fused_outputs` are the tensors eligible layers write (never shifted: they may become INT8 edges).
+    """
+    idx = GraphIndex(model)
+    bounds = LowerBounds(idx)
+    position = {n.name: i for i, n in enumerate(idx.nodes)}
+    skip = set(fused_outputs)
+    reps: list[Replacement] = []
+    done: list[OffsetLayer] = []
+    shifted_of: dict[str, str] = {}
+    for name, source, nonnegative in layers:
+        node = idx.nodes[position[name]]
+        low = None if nonnegative or source in skip or source in idx.graph_inputs else bounds(source)
+        if low is None or not low < 0 or not np.isfinite(low) or not _foldable(idx, node):
+            continue
+        sums = _column_sums(idx, node)
+        if sums is None:
+            continue
+        rep = _fold(idx, node, position, source, low, sums, shifted_of)
+        if rep is None:
+            continue
+        reps.append(rep)
+        done.append(OffsetLayer(name, source, shifted_of[source], low))
+    return reps, done
+
+
+def _shift_nodes(source: str, low: float) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
+    offset, added, shifted = f"{source}__offset", f"{source}__plus_offset", f"{source}__shifted"
+    nodes = [helper.make_node("Add", [source, offset], [added], name=f"{source}__offset_add"),
+             helper.make_node("Relu", [added], [shifted], name=f"{source}__offset_relu")]
+    return nodes, [numpy_helper.from_array(np.array(-low, dtype=np.float32), offset)], shifted
+
+
+def _fold(idx: GraphIndex, node: onnx.NodeProto, position: Mapping[str, int], source: str, low: float,
+          sums: np.ndarray, shifted_of: dict[str, str]) -> Replacement | None:
+    """The layer's node (and bias Add) rewritten to read the shifted tensor with the folded bias."""
+    new_nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    if source not in shifted_of:
+        shift, shift_inits, shifted_of[source] = _shift_nodes(source, low)
+        new_nodes += shift
+        inits += shift_inits
+    shifted = shifted_of[source]
+    extra = (low * sums).astype(np.float64)  # W x = W (x − L) + L ΣW
+    out = node.output[0]
+    layer = onnx.NodeProto()
+    layer.CopyFrom(node)
+    layer.input[0] = shifted
+    old = [position[node.name]]
+    bias_name = f"{out}__offset_bias"
+    if node.op_type == "Conv":
+        b = idx.value(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(len(sums))
+        if b is None:
+            return None
+        inits.append(numpy_helper.from_array((b.astype(np.float64) + extra).astype(np.float32), bias_name))
+        del layer.input[2:]
+        layer.input.append(bias_name)
+    elif node.op_type == "Gemm":
+        beta = float(attr(node, "beta", 1.0))
+        c = idx.value(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros(1)
+        if c is None or (c.size not in (1, len(sums))):
+            return None
+        full = beta * np.broadcast_to(c.reshape(-1).astype(np.float64), sums.shape) + extra
+        inits.append(numpy_helper.from_array(full.astype(np.float32).reshape(1, -1), bias_name))
+        del layer.input[2:]
+        layer.input.append(bias_name)
+        for a in layer.attribute:
+            if a.name == "beta":
+                a.f = 1.0
+    else:  # MatMul: fold into its bias Add when it has one, else add one
+        rank = len(idx.shape(node.input[0]) or (0, 0))
+        add = find_matmul_bias(idx, out, len(sums), max(rank, 2))
+        if add is not None:
+            add_node = idx.nodes[position[add.nodes[0]]]
+            new_add = helper.make_node("Add", [out, bias_name], list(add_node.output), name=add_node.name)
+            inits.append(numpy_helper.from_array((add.bias.astype(np.float64) + extra).astype(np.float32), bias_name))
+            old.append(position[add_node.name])
+            new_nodes.append(new_add)
+        else:
+            pre = f"{out}__before_offset_bias"
+            layer.output[0] = pre
+            inits.append(numpy_helper.from_array(extra.astype(np.float32), bias_name))
+            new_nodes.append(helper.make_node("Add", [pre, bias_name], [out], name=f"{node.name}__offset_bias_add"))
+    new_nodes.insert(0, layer)
+    return Replacement(old_nodes=old, new_nodes=new_nodes, new_initializers=inits,
+                       description=f"offset input {source!r} of {node.name!r} by {-low:g}")
