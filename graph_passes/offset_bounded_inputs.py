@@ -64,6 +64,7 @@ class LowerBounds:
         self.memo: dict[str, float | None] = {}
 
     def __call__(self, tensor: str) -> float | None:
+        """The tensor's lower bound, or None when the graph does not prove one."""
         if tensor not in self.memo:
             self.memo[tensor] = None  # cycle guard
             self.memo[tensor] = self._decide(tensor)
@@ -118,7 +119,7 @@ class LowerBounds:
         return list(found)
 
     def _product(self, node: onnx.NodeProto) -> float | None:
-        """a · g with g in [0, 1] (a gate) or a positive scalar constant."""
+        """Bound of a product a · g where g is a [0, 1] gate (Sigmoid, HardSigmoid) or a positive scalar."""
         a, b = node.input
         for x, y in ((a, b), (b, a)):
             other = self.idx.producer_of(y)

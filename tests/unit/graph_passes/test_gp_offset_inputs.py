@@ -143,7 +143,7 @@ def test_two_readers_share_one_shifted_tensor():
     after = run_intake(model, {"x": x}, 32, offset_inputs=True)
     assert len(after.offsets) == 2 and len({o.shifted for o in after.offsets}) == 1
     assert sum(n.op_type == "Relu" for n in after.prepared.graph.node) == 1
-    for a, b in zip(session(model).run(None, {"x": x}), session(after.prepared).run(None, {"x": x})):
+    for a, b in zip(session(model).run(None, {"x": x}), session(after.prepared).run(None, {"x": x}), strict=True):
         np.testing.assert_allclose(b, a, atol=FLOAT_TOL * np.abs(a).max())
 
 
