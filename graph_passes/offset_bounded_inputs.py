@@ -29,16 +29,20 @@ from .graph_index import GraphIndex, attr
 from .rewrite import Replacement
 
 # The smallest value of each signed activation with a finite lower bound, rounded outward.
-# HardSwish: x (x + 3) / 6 at x = −1.5; SiLU: x σ(x) at x ≈ −1.2785; GELU (erf): at x ≈ −0.7518.
+# HardSwish: x (x + 3) / 6 at x = −1.5; SiLU: x σ(x) at x ≈ −1.2785; GELU: −0.16997 (erf form) and
+# −0.17004 (tanh approximation), one bound for both.
 ACTIVATION_LOWER_BOUNDS: dict[Activation, float] = {
     Activation.HARD_SWISH: -0.375,
     Activation.SILU: -0.27846455,
-    Activation.GELU: -0.16997132,
+    Activation.GELU: -0.17004076,
     Activation.TANH: -1.0,
     Activation.RELU: 0.0,
     Activation.SIGMOID: 0.0,
     Activation.HARD_SIGMOID: 0.0,
 }
+# Single-node activations whose output is bounded below whatever reads their input.
+SINGLE_NODE_BOUNDS = {"HardSwish": ACTIVATION_LOWER_BOUNDS[Activation.HARD_SWISH],
+                      "Gelu": ACTIVATION_LOWER_BOUNDS[Activation.GELU], "Tanh": -1.0, "Softsign": -1.0}
 PATTERN_DEPTH = 4  # nodes between an activation pattern's input and its output (erf GELU: 5 nodes)
 UNIT_GATES = frozenset({"Sigmoid", "HardSigmoid"})  # outputs in [0, 1]
 BOUND_PRESERVING_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
@@ -82,6 +86,8 @@ class LowerBounds:
             if fused is not None and fused.output == tensor:
                 return _activation_bound(fused.activation, fused.alpha)
         op = node.op_type
+        if op in SINGLE_NODE_BOUNDS and (op != "Gelu" or len(node.input) == 1):
+            return SINGLE_NODE_BOUNDS[op]
         if op == "Clip":
             bounds = clip_bounds(self.idx, node)
             low = self(node.input[0])
@@ -119,10 +125,20 @@ class LowerBounds:
         return list(found)
 
     def _product(self, node: onnx.NodeProto) -> float | None:
-        """Bound of a product a · g where g is a [0, 1] gate (Sigmoid, HardSigmoid) or a positive scalar."""
+        """Bound of a product a · g where g is a [0, 1] gate (Sigmoid, HardSigmoid) or a positive scalar.
+
+        x · Sigmoid(x) (SiLU) and x · HardSigmoid(x; 1/6, 1/2) (HardSwish) are recognised even when x
+        has other readers, which the fusion patterns of `find_activation` do not allow.
+        """
         a, b = node.input
         for x, y in ((a, b), (b, a)):
             other = self.idx.producer_of(y)
+            if other is not None and other.input and other.input[0] == x:
+                if other.op_type == "Sigmoid":
+                    return ACTIVATION_LOWER_BOUNDS[Activation.SILU]
+                if other.op_type == "HardSigmoid" and np.isclose(float(attr(other, "alpha", 0.2)), 1 / 6) \
+                        and np.isclose(float(attr(other, "beta", 0.5)), 0.5):
+                    return ACTIVATION_LOWER_BOUNDS[Activation.HARD_SWISH]
             low = self(x)
             if low is None:
                 continue
