@@ -87,6 +87,16 @@ def _int8_edge_line(report: dict) -> list[str]:
             f"{edges['inputs']} layer(s) read (docs/design.md §2.8)"]
 
 
+def _offset_line(report: dict) -> list[str]:
+    """How many layers read a bounded signed input shifted to unsigned codes (absent when none)."""
+    offsets = report["layers"].get("input_offsets")
+    if not offsets:
+        return []
+    bounds = sorted({f"{-o['lower_bound']:g}" for o in offsets})
+    return [f"- offset inputs: {len(offsets)} layer(s) read a bounded signed input shifted by +{' / +'.join(bounds)} "
+            f"to unsigned codes, the shift folded into their biases (docs/design.md §2.3)"]
+
+
 def _finetune_line(report: dict) -> list[str]:
     """What the distillation finetune did (absent without --finetune)."""
     f = report.get("finetune")
@@ -119,6 +129,7 @@ def to_markdown(report: dict) -> str:
         f"- eligible layers: {report['layers']['eligible']} (skipped: {len(report['layers']['skipped'])}), "
         f"group size {group_size_text(report)}, selector `{report['selector']}`",
         *_int8_edge_line(report),
+        *_offset_line(report),
         *_finetune_line(report),
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",

@@ -64,6 +64,9 @@ def test_offset_makes_the_bounded_layer_unsigned(both):
     rep = json.loads((out[True].files["report_json"]).read_text())
     assert rep["layers"]["input_offsets"] == [{"name": "conv1", "lower_bound": -0.375}]
     assert rep["quantization"]["offset_inputs"] is True
+    assert "- offset inputs: 1 layer(s) read a bounded signed input shifted by +0.375" in \
+        out[True].files["report_md"].read_text()
+    assert "offset inputs" not in out[False].files["report_md"].read_text()
     plug = onnx.load(str(out[True].files["flexiq_onnx"]))
     ops = [n.op_type for n in plug.graph.node]
     assert ops.index("Relu") < ops.index(CONV_OP)  # the shift runs before the first plugin node
