@@ -35,14 +35,17 @@ ACTIVATION_LOWER_BOUNDS: dict[Activation, float] = {
     Activation.HARD_SWISH: -0.375,
     Activation.SILU: -0.27846455,
     Activation.GELU: -0.17004076,
-    Activation.TANH: -1.0,
     Activation.RELU: 0.0,
     Activation.SIGMOID: 0.0,
     Activation.HARD_SIGMOID: 0.0,
 }
 # Single-node activations whose output is bounded below whatever reads their input.
 SINGLE_NODE_BOUNDS = {"HardSwish": ACTIVATION_LOWER_BOUNDS[Activation.HARD_SWISH],
-                      "Gelu": ACTIVATION_LOWER_BOUNDS[Activation.GELU], "Tanh": -1.0, "Softsign": -1.0}
+                      "Gelu": ACTIVATION_LOWER_BOUNDS[Activation.GELU]}
+# A clip [lo, hi] with lo < 0 counts as one-sided only when -lo <= hi * ONE_SIDED_CLIP: a symmetric range
+# (Tanh, Softsign, Clip(-1, 1)) gains no 8-bit resolution from a shift, and it would coarsen the
+# dynamic 4-bit step of rows whose values sit near zero (the shift moves them to the middle of the range).
+ONE_SIDED_CLIP = 0.25
 PATTERN_DEPTH = 4  # nodes between an activation pattern's input and its output (erf GELU: 5 nodes)
 UNIT_GATES = frozenset({"Sigmoid", "HardSigmoid"})  # outputs in [0, 1]
 BOUND_PRESERVING_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
@@ -61,7 +64,10 @@ class OffsetLayer:
 
 
 class LowerBounds:
-    """A provable constant lower bound of a tensor from the graph's structure (memoised; None = unbounded)."""
+    """A provable constant lower bound of a one-sided tensor from the graph's structure (memoised).
+
+    None means no bound worth a shift: unbounded, or symmetric (Tanh, a two-sided clip; ONE_SIDED_CLIP).
+    """
 
     def __init__(self, idx: GraphIndex) -> None:
         self.idx = idx
@@ -84,7 +90,7 @@ class LowerBounds:
         for source in self._pattern_sources(node):  # an activation pattern that ends in this tensor
             fused = find_activation(self.idx, source)
             if fused is not None and fused.output == tensor:
-                return _activation_bound(fused.activation, fused.alpha)
+                return _activation_bound(fused.activation, fused.alpha, fused.beta)
         op = node.op_type
         if op in SINGLE_NODE_BOUNDS and (op != "Gelu" or len(node.input) == 1):
             return SINGLE_NODE_BOUNDS[op]
@@ -93,7 +99,8 @@ class LowerBounds:
             low = self(node.input[0])
             if bounds is None:
                 return low
-            return bounds[0] if low is None else max(bounds[0], low)
+            clipped = _clip_bound(*bounds)
+            return clipped if low is None else (low if clipped is None else max(clipped, low))
         if op in ("Relu", "Sigmoid", "HardSigmoid", "Softmax", "Abs", "Exp", "Softplus"):
             return 0.0
         if op in BOUND_PRESERVING_OPS:
@@ -150,9 +157,14 @@ class LowerBounds:
         return None
 
 
-def _activation_bound(act: Activation, alpha: float) -> float | None:
+def _clip_bound(lo: float, hi: float) -> float | None:
+    """A clip's lower bound when its range is one-sided (see ONE_SIDED_CLIP), else None."""
+    return lo if lo >= 0 or -lo <= hi * ONE_SIDED_CLIP else None
+
+
+def _activation_bound(act: Activation, alpha: float, beta: float) -> float | None:
     if act == Activation.CLIP:
-        return alpha
+        return _clip_bound(alpha, beta)
     return ACTIVATION_LOWER_BOUNDS.get(act)
 
 

@@ -153,6 +153,9 @@ def test_two_readers_share_one_shifted_tensor():
     ("pool", -0.375),  # GlobalAveragePool keeps it
     ("concat", -0.375),  # Concat(Relu, HardSwish): the smaller bound
     ("residual", None),  # Add of two bounded tensors: not derived
+    ("tanh", None),  # symmetric: a shift would not help
+    ("clip_two_sided", None),  # Clip(-1, 1)
+    ("clip_one_sided", -0.5),  # Clip(-0.5, 6)
 ])
 def test_lower_bounds(case, expected):
     nodes = [helper.make_node("HardSwish", ["x"], ["h"], name="hs")]
@@ -166,6 +169,12 @@ def test_lower_bounds(case, expected):
         nodes.append(helper.make_node("GlobalAveragePool", ["h"], ["y"]))
     elif case == "concat":
         nodes += [helper.make_node("Relu", ["z"], ["r"]), helper.make_node("Concat", ["r", "h"], ["y"], axis=1)]
+    elif case == "tanh":
+        nodes.append(helper.make_node("Tanh", ["z"], ["y"]))
+    elif case.startswith("clip"):
+        lo, hi = (-1.0, 1.0) if case == "clip_two_sided" else (-0.5, 6.0)
+        nodes.append(helper.make_node("Clip", ["z", "lo", "hi"], ["y"]))
+        inits += [("lo", np.array(lo, np.float32)), ("hi", np.array(hi, np.float32))]
     else:
         nodes.append(helper.make_node("Add", ["h", "h"], ["y"]))
     model = M.make_model(nodes, [M.vinfo("x", [1, 4, 2, 2]), M.vinfo("z", [1, 4, 2, 2])], [M.vinfo("y", None)],
