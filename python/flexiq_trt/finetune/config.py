@@ -31,9 +31,9 @@ class FinetuneConfig:
         "the layers' float weights and biases, INT8 codes included (an INT8 pass and a ratio pass per step)",
         choices=TRAIN_MODES)
     rounding: str = option(
-        "plain", "4-bit codes stored after finetuning: plain (smallest shift, the codes the training saw) or "
-        "configured (--weight-rounding, e.g. GPTQ towards the finetuned weights); the report shows the other one "
-        "as finetuned_<rounding>", choices=ROUNDINGS)
+        "configured", "4-bit codes stored after finetuning: configured (--weight-rounding, by default GPTQ towards "
+        "the finetuned weights; better on both measured models, docs/accuracy.md) or plain (smallest step, the codes "
+        "the training saw); the report shows the other one as finetuned_<rounding>", choices=ROUNDINGS)
     seconds: float = option(120.0, "time budget of the training loop in seconds (wall clock)")
     max_steps: int = option(0, "stop after this many steps even within the time budget (0 = no limit)")
     batch_size: int = option(16, "calibration samples per step")

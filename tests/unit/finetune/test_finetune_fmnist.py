@@ -104,7 +104,7 @@ def test_convert_with_and_without_finetune(data, tmp_path):
     report = tuned.report
     assert report["artifact_check"]["identical"]
     assert report["finetune"]["steps"] == 3
-    assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_finetune", "finetuned_gptq"}
+    assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_finetune", "finetuned_plain"}
     assert "distillation finetuning: 3 steps" in (tmp_path / "tuned/report.md").read_text()
     assert json.loads(tuned.files["sidecar"].read_text())["extra"]["finetune"]["steps"] == 3
     assert "finetune" in tuned.timings
