@@ -8,9 +8,9 @@ folding is exact, the pass feeds it `Relu(x − L)` instead and adds `L · Σ_k 
 unsigned codes (twice the resolution at 8 and at 4 bits) with no change to the numeric contract.
 
 Exact folding needs every input element to go through the weights once: Gemm, MatMul, and Conv
-with no padding (a padded border would read 0 where the shifted tensor means L). A tensor that is
-another eligible layer's fused output is left alone, so INT8 edges between FlexiQ layers
-(docs/design.md §2.8) stay intact. The Relu only guards against float rounding just below L.
+with no padding (a padded border would read 0 where the shifted tensor means L). A tensor that
+another eligible layer writes and only eligible layers read is left alone, so INT8 edges between
+FlexiQ layers (docs/design.md §2.8) stay intact. The Relu only guards against float rounding just below L.
 """
 
 from __future__ import annotations
@@ -196,16 +196,16 @@ def _foldable(idx: GraphIndex, node: onnx.NodeProto) -> bool:
 
 
 def find_input_offsets(model: onnx.ModelProto, layers: Iterable[tuple[str, str, bool]],
-                       fused_outputs: Iterable[str] = ()) -> tuple[list[Replacement], list[OffsetLayer]]:
+                       keep_signed: Iterable[str] = ()) -> tuple[list[Replacement], list[OffsetLayer]]:
     """Replacements that shift each foldable layer's bounded signed input (see the module docstring).
 
     `layers` are (node name, input tensor, input already non-negative) of the eligible layers;
-    `fused_outputs` are the tensors eligible layers write (never shifted: they may become INT8 edges).
+    `keep_signed` are tensors never shifted (those that may become INT8 edges between FlexiQ layers).
     """
     idx = GraphIndex(model)
     bounds = LowerBounds(idx)
     position = {n.name: i for i, n in enumerate(idx.nodes)}
-    skip = set(fused_outputs)
+    skip = set(keep_signed)
     reps: list[Replacement] = []
     done: list[OffsetLayer] = []
     shifted_of: dict[str, str] = {}

@@ -131,6 +131,23 @@ def test_fused_output_of_an_eligible_layer_is_not_shifted():
     assert len(after.eligible) == 2 and not after.offsets
 
 
+def test_fused_output_that_also_feeds_other_nodes_is_shifted():
+    """conv -> HardSwish -> {conv, graph output}: not an INT8 edge (a float reader), so the reader is shifted."""
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1"),
+             helper.make_node("HardSwish", ["c"], ["h"], name="hs"),
+             helper.make_node("Conv", ["h", "w2"], ["y"], name="conv2"),
+             helper.make_node("GlobalAveragePool", ["h"], ["p"], name="pool")]
+    model = M.make_model(nodes, [M.vinfo("x", [1, C, HW, HW])], [M.vinfo("y", None), M.vinfo("p", None)],
+                         [("w1", (rng.standard_normal((C, C, 1, 1)) * 0.1).astype(np.float32)),
+                          ("w2", (rng.standard_normal((N, C, 1, 1)) * 0.1).astype(np.float32))], opset=14)
+    x = _x(model)
+    after = run_intake(model, {"x": x}, 32, offset_inputs=True)
+    assert [o.layer for o in after.offsets] == ["conv2"]
+    for a, b in zip(session(model).run(None, {"x": x}), session(after.prepared).run(None, {"x": x}), strict=True):
+        np.testing.assert_allclose(b, a, atol=FLOAT_TOL * np.abs(a).max())
+
+
 def test_two_readers_share_one_shifted_tensor():
     rng = np.random.default_rng(4)
     nodes = [helper.make_node("Identity", ["x"], ["c0"], name="id"), helper.make_node("HardSwish", ["c0"], ["h"], name="hs"),
