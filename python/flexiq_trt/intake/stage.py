@@ -60,12 +60,13 @@ def possible_int8_edges(model: onnx.ModelProto, eligible: list[EligibleLayer]) -
 
 
 def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray], group_size: int,
-               offset_inputs: bool = False) -> IntakeResult:
+               offset_inputs: bool = False, int8_edges: bool = True) -> IntakeResult:
     """Prepare the model, resolve every candidate's shapes at the first batch, and split the layers.
 
     `group_size` is the QuantConfig setting (32, 64, or 0 = G per layer), which sets how narrow a layer may be.
     `offset_inputs` shifts eligible layers' bounded signed inputs to non-negative ones, the shift folded
-    into their biases (`graph_passes.offset_bounded_inputs`), and finds the layers again in that graph.
+    into their biases (`graph_passes.offset_bounded_inputs`), and finds the layers again in that graph;
+    with `int8_edges` (the conversion will write INT8 edges) a tensor that could become one stays signed.
     """
     prepared = prepare_model(original)
     resolved = resolve_shapes(prepared, first_batch, candidate_inputs(prepared))
@@ -73,7 +74,7 @@ def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray],
     offsets: list[OffsetLayer] = []
     if offset_inputs and eligible:
         reps, offsets = find_input_offsets(prepared, [(e.name, e.input_name, e.input_nonnegative) for e in eligible],
-                                           keep_signed=possible_int8_edges(prepared, eligible))
+                                           keep_signed=possible_int8_edges(prepared, eligible) if int8_edges else ())
         if reps:
             prepared = apply_replacements(prepared, reps)
             known = dict(resolved.shapes)

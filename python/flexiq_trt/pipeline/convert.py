@@ -56,7 +56,8 @@ def intake(state: ConversionState) -> None:
         state.feeds = read_feeds(state.calib.data, state.original, state.calib, state.config.allow_synthetic)
         q = state.quant
         result = run_intake(state.original, state.feeds.batches[0], q.group_size,
-                            offset_inputs=q.offset_inputs and q.unsigned_activations)
+                            offset_inputs=q.offset_inputs and q.unsigned_activations,
+                            int8_edges=state.config.int8_edges)
         state.prepared, state.eligible, state.skipped = result.prepared, result.eligible, result.skipped
         state.input_offsets = result.offsets
 

@@ -129,6 +129,8 @@ def test_fused_output_of_an_eligible_layer_is_not_shifted():
                           ("w2", (rng.standard_normal((N, C, 1, 1)) * 0.1).astype(np.float32))], opset=14)
     after = run_intake(model, {"x": _x(model)}, 32, offset_inputs=True)
     assert len(after.eligible) == 2 and not after.offsets
+    no_edges = run_intake(model, {"x": _x(model)}, 32, offset_inputs=True, int8_edges=False)  # --no-int8-edges
+    assert [o.layer for o in no_edges.offsets] == ["conv2"]
 
 
 def test_fused_output_that_also_feeds_other_nodes_is_shifted():
