@@ -187,20 +187,11 @@ def measure(spec: CorpusModel) -> Coverage:
     return row
 
 
-@dataclass(frozen=True)
-class _PerTensorQuantizer:
-    """Calibration gives one quantizer per input tensor, so readers of one tensor always share it."""
-
-    act_scale: float = 1.0
-    act_signed: bool = True
-    op_type: str = ""  # find_int8_edges reads it for workspace edges, which this count leaves out
-
-
 def int8_edge_counts(result) -> tuple[int, int]:
     """(layers writing INT8 codes, layers reading them) if every eligible layer is replaced."""
-    from flexiq_trt.graph_passes.int8_edges import find_int8_edges
+    from flexiq_trt.graph_passes.int8_edges import predicted_int8_edges
 
-    edges = find_int8_edges(result.prepared, [(e, _PerTensorQuantizer()) for e in result.eligible])
+    edges = predicted_int8_edges(result.prepared, result.eligible)
     return sum(e.output is not None for e in edges.values()), sum(e.input_int8 for e in edges.values())
 
 

@@ -60,6 +60,24 @@ class EdgeIO:
 FLOAT_EDGES = EdgeIO()
 
 
+@dataclass(frozen=True)
+class AnyQuantizer:
+    """Stand-in for a layer not quantized yet, so edges can be predicted from the graph alone.
+
+    Calibration gives one quantizer per tensor, so readers of one tensor always agree; workspace edges
+    are left out.
+    """
+
+    act_scale: float = 1.0
+    act_signed: bool = True
+    op_type: str = ""
+
+
+def predicted_int8_edges(model: onnx.ModelProto, eligible: Sequence) -> dict[str, EdgeIO]:
+    """`find_int8_edges` before quantization: which eligible layers' outputs will be INT8 edges."""
+    return find_int8_edges(model, [(el, AnyQuantizer()) for el in eligible])
+
+
 def _code_format(quantized) -> CodeFormat:
     return CodeFormat(float(np.float32(quantized.act_scale)), bool(quantized.act_signed))
 

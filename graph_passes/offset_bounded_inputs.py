@@ -63,6 +63,17 @@ class OffsetLayer:
     lower_bound: float
 
 
+@dataclass(frozen=True, eq=False)
+class OffsetCandidate:
+    """An eligible layer as the pass sees it (intake/stage.py: offset_candidate)."""
+
+    name: str  # its (first) node
+    source: str  # its input tensor
+    nonnegative: bool  # already proven >= 0: nothing to shift
+    padded: bool  # a conv with zero padding: the fold would not be exact
+    column_sums: np.ndarray  # float64 [N]: Σ_k W[n, k] of the canonical weight
+
+
 class LowerBounds:
     """A provable constant lower bound of a one-sided tensor from the graph's structure (memoised).
 
@@ -168,39 +179,12 @@ def _activation_bound(act: Activation, alpha: float, beta: float) -> float | Non
     return ACTIVATION_LOWER_BOUNDS.get(act)
 
 
-def _column_sums(idx: GraphIndex, node: onnx.NodeProto) -> np.ndarray | None:
-    """Σ over the reduction axis of the node's weight, per output channel (float64), or None."""
-    w = idx.value(node.input[1]) if len(node.input) > 1 else None
-    if w is None:
-        return None
-    w = w.astype(np.float64)
-    if node.op_type == "Conv":
-        return w.reshape(w.shape[0], -1).sum(axis=1)
-    if node.op_type == "Gemm":
-        sums = (w.sum(axis=1) if int(attr(node, "transB", 0)) else w.sum(axis=0))
-        return float(attr(node, "alpha", 1.0)) * sums
-    return w.sum(axis=0) if w.ndim == 2 else None
-
-
-def _foldable(idx: GraphIndex, node: onnx.NodeProto) -> bool:
-    if node.op_type == "Conv":
-        pads = attr(node, "pads", None)
-        auto = attr(node, "auto_pad", "NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        kernel = idx.value(node.input[1]).shape[2:] if idx.value(node.input[1]) is not None else ()
-        no_pad = (pads is None or not any(pads)) and (auto in ("NOTSET", "VALID") or all(k == 1 for k in kernel))
-        return no_pad and int(attr(node, "group", 1)) == 1
-    if node.op_type == "Gemm":
-        return not int(attr(node, "transA", 0))
-    return node.op_type == "MatMul"
-
-
-def find_input_offsets(model: onnx.ModelProto, layers: Iterable[tuple[str, str, bool]],
+def find_input_offsets(model: onnx.ModelProto, layers: Iterable[OffsetCandidate],
                        keep_signed: Iterable[str] = ()) -> tuple[list[Replacement], list[OffsetLayer]]:
     """Replacements that shift each foldable layer's bounded signed input (see the module docstring).
 
-    `layers` are (node name, input tensor, input already non-negative) of the eligible layers;
-    `keep_signed` are tensors never shifted (those that may become INT8 edges between FlexiQ layers).
+    `layers` describe the eligible layers (their node is a dense Conv, a Gemm without transA, or a
+    MatMul); `keep_signed` are tensors never shifted (those that may become INT8 edges between FlexiQ layers).
     """
     idx = GraphIndex(model)
     bounds = LowerBounds(idx)
@@ -209,19 +193,17 @@ def find_input_offsets(model: onnx.ModelProto, layers: Iterable[tuple[str, str, 
     reps: list[Replacement] = []
     done: list[OffsetLayer] = []
     shifted_of: dict[str, str] = {}
-    for name, source, nonnegative in layers:
-        node = idx.nodes[position[name]]
-        low = None if nonnegative or source in skip or source in idx.graph_inputs else bounds(source)
-        if low is None or not low < 0 or not np.isfinite(low) or not _foldable(idx, node):
+    for c in layers:
+        if c.nonnegative or c.padded or c.source in skip or c.source in idx.graph_inputs:
             continue
-        sums = _column_sums(idx, node)
-        if sums is None:
+        low = bounds(c.source)
+        if low is None or not low < 0 or not np.isfinite(low):
             continue
-        rep = _fold(idx, node, position, source, low, sums, shifted_of)
+        rep = _fold(idx, idx.nodes[position[c.name]], position, c.source, low, c.column_sums, shifted_of)
         if rep is None:
             continue
         reps.append(rep)
-        done.append(OffsetLayer(name, source, shifted_of[source], low))
+        done.append(OffsetLayer(c.name, c.source, shifted_of[c.source], low))
     return reps, done
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import onnx
 
-from flexiq_trt.graph_passes.graph_index import GraphIndex
-from flexiq_trt.graph_passes.offset_bounded_inputs import OffsetLayer, find_input_offsets
+from flexiq_trt.graph_passes.int8_edges import predicted_int8_edges
+from flexiq_trt.graph_passes.offset_bounded_inputs import OffsetCandidate, OffsetLayer, find_input_offsets
 from flexiq_trt.graph_passes.rewrite import apply_replacements
 from flexiq_trt.intake.eligibility import CANDIDATE_OPS, EligibleLayer, SkippedLayer, find_layers
 from flexiq_trt.intake.prepare import prepare_model
@@ -42,21 +42,11 @@ def candidate_inputs(model: onnx.ModelProto) -> list[str]:
             if n.op_type in CANDIDATE_OPS and n.domain in ("", "ai.onnx") and n.input and n.input[0]]
 
 
-def possible_int8_edges(model: onnx.ModelProto, eligible: list[EligibleLayer]) -> set[str]:
-    """Eligible layers' output tensors read only by eligible layers as their input (docs/design.md §2.8).
-
-    Those may become INT8 edges, which carry the reader's codes of the unshifted tensor, so the offset
-    pass leaves them signed; an output that any other node also reads stays float anyway.
-    """
-    idx = GraphIndex(model)
-    first = {e.replaced_nodes[0]: e for e in eligible}
-    out = set()
-    for e in eligible:
-        readers = idx.consumers_of(e.output_name)
-        if readers and e.output_name not in idx.graph_outputs and all(
-                r.name in first and first[r.name].input_name == e.output_name for r in readers):
-            out.add(e.output_name)
-    return out
+def offset_candidate(el: EligibleLayer) -> OffsetCandidate:
+    """What the offset pass needs of an eligible layer: its input, whether it is padded, Σ_k W[n, k]."""
+    padded = el.geometry is not None and any(el.geometry.pads)
+    sums = el.weight.reshape(el.weight.shape[0], -1).astype(np.float64).sum(axis=1)  # canonical: alpha, transB applied
+    return OffsetCandidate(el.name, el.input_name, el.input_nonnegative, padded, sums)
 
 
 def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray], group_size: int,
@@ -73,8 +63,10 @@ def run_intake(original: onnx.ModelProto, first_batch: Mapping[str, np.ndarray],
     eligible, skipped = find_layers(prepared, group_size, resolved=resolved)
     offsets: list[OffsetLayer] = []
     if offset_inputs and eligible:
-        reps, offsets = find_input_offsets(prepared, [(e.name, e.input_name, e.input_nonnegative) for e in eligible],
-                                           keep_signed=possible_int8_edges(prepared, eligible) if int8_edges else ())
+        edges = predicted_int8_edges(prepared, eligible) if int8_edges else {}
+        reps, offsets = find_input_offsets(prepared, [offset_candidate(e) for e in eligible],
+                                           keep_signed={e.output_name for e in eligible
+                                                        if e.name in edges and edges[e.name].output is not None})
         if reps:
             prepared = apply_replacements(prepared, reps)
             known = dict(resolved.shapes)
