@@ -43,6 +43,10 @@ class QuantConfig:
         "candidates chosen per channel group by two-fold cross-validation on the calibration samples (even "
         "against odd; the first is used where a layer saw fewer than two samples; docs/accuracy.md, "
         "\"Cross-validated GPTQ damping\")")
+    hessian_floor: float = option(
+        0.001, "smallest Hessian diagonal a channel is given, as a share of the layer's median, so a channel that "
+        "(almost) never fires on the calibration data gets 4-bit weights close to its float weights instead of "
+        "arbitrary ones (0 = off; docs/accuracy.md, \"Channels silent in calibration\")")
     recon_sweeps: int = option(
         2, "integer refinement sweeps of the reconstructed 4-bit codes (0 = GPTQ rounding of the target only)")
     recon_act_share: float = option(
@@ -65,6 +69,8 @@ class QuantConfig:
             raise ConfigError(f"act_shift must be one of {ACT_SHIFTS}, got {self.act_shift!r}")
         if self.channel_grouping not in CHANNEL_GROUPING:
             raise ConfigError(f"channel_grouping must be one of {CHANNEL_GROUPING}, got {self.channel_grouping!r}")
+        if not 0 <= self.hessian_floor <= 1:
+            raise ConfigError(f"hessian_floor must be in [0, 1], got {self.hessian_floor}")
         if self.recon_sweeps < 0:
             raise ConfigError(f"recon_sweeps must be >= 0, got {self.recon_sweeps}")
         if not 0 <= self.recon_act_share <= 1:

@@ -12,6 +12,12 @@ GPTQ's diagonal damping trades fitting the calibration Hessian against trusting 
 differs between groups and models (docs/accuracy.md, "Cross-validated GPTQ damping"), so
 `choose_damp` picks it per group from candidates: codes fitted on one half of the calibration
 samples are scored on the other half, both ways round.
+
+A channel that (almost) never fires on the calibration data has (almost) no Hessian weight, so every
+step and code fits it, a tie picks step 1, and GPTQ parks the other columns' errors on it; on data where
+it does fire, those codes are far from its weights. `floor_silent_channels` therefore gives every
+channel at least a small share of the layer's median Hessian diagonal before anything is fitted
+(docs/accuracy.md, "Channels silent in calibration").
 """
 
 from __future__ import annotations
@@ -35,6 +41,25 @@ class GroupWeights:
     def effective(self) -> np.ndarray:
         """The codes times the step, float64 [N, K_g] (what the kernels multiply by)."""
         return self.codes.astype(np.float64) * self.step
+
+
+def floor_silent_channels(h_blocks: np.ndarray, fraction: float) -> np.ndarray:
+    """A layer's Hessian blocks [G_count, K_g, K_g], each diagonal entry raised to `fraction` of the median.
+
+    The result is a new array; entries above the floor (active channels) are unchanged. The median
+    positive entry, not the mean: a few large channels must not set the bar for the many small ones.
+    A layer whose every diagonal entry is zero gets the floor 1 (any positive value gives plain
+    rounding there).
+    """
+    if fraction <= 0 or h_blocks.size == 0:
+        return h_blocks
+    diag = np.diagonal(h_blocks, axis1=1, axis2=2)
+    positive = diag[diag > 0]
+    floor = fraction * float(np.median(positive)) if positive.size else 1.0
+    out = h_blocks.copy()
+    k = np.arange(h_blocks.shape[-1])
+    out[:, k, k] += np.maximum(floor - diag, 0.0)
+    return out
 
 
 def smallest_step(w8_group: np.ndarray) -> int:

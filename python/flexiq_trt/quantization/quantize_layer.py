@@ -46,6 +46,7 @@ class LayerQuantResult:
     weight_error_plain: float  # Hessian-weighted 4-bit weight error with plain rounding (diagnostic)
     weight_error_chosen: float  # same with the configured rounding
     gptq_damp: np.ndarray | None = None  # float64 [G_count]: each group's GPTQ damping (None without GPTQ)
+    silent_channels: int = 0  # input channels whose Hessian diagonal the floor raised (gptq.floor_silent_channels)
 
 
 def _group_blocks(arr_cl: np.ndarray, group_count: int, group_size: int) -> np.ndarray:
@@ -85,8 +86,11 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     t_blocks = _group_blocks(target, gc, g)
     # plain and naive rounding start from the 8-bit codes of what the 4-bit codes approximate
     w8t_blocks = w8_blocks if src.weight4 is None else _group_blocks(int8_codes(w4_cl, s_w).astype(np.int32), gc, g)
-    hess = stats.mean_hessian()
+    hess = gptq.floor_silent_channels(stats.mean_hessian(), config.hessian_floor)
+    silent = _silent_channels(stats.mean_hessian(), hess, base_order, int(src.weight.shape[1]))
     folds = stats.mean_fold_hessians() if config.cross_validates_damp else None
+    if folds is not None:
+        folds = tuple(gptq.floor_silent_channels(f, config.hessian_floor) for f in folds)
     cross, hess_q = stats.mean_cross(), stats.mean_hessian_q()
     recon = config.weight_rounding == "recon" and cross is not None and config.act_shift == "dynamic"
     w4_blocks = np.zeros_like(w8_blocks)
@@ -149,7 +153,15 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         activation_beta=float(src.activation_beta), geometry=src.geometry, group_bias_shift=bias_shift)
     layer.validate()
     return LayerQuantResult(layer, score, err_plain, err_chosen,
-                            damps if config.weight_rounding in GPTQ_ROUNDINGS else None)
+                            damps if config.weight_rounding in GPTQ_ROUNDINGS else None, silent)
+
+
+def _silent_channels(raw: np.ndarray, floored: np.ndarray, base_order: np.ndarray, in_channels: int) -> int:
+    """Real input channels with at least one (tap's) Hessian diagonal entry raised by the floor."""
+    gc, g = raw.shape[0], base_order.shape[0] // raw.shape[0]
+    lifted = np.diagonal(floored, axis1=1, axis2=2) > np.diagonal(raw, axis1=1, axis2=2)  # [G_count, taps * G]
+    per_channel = lifted.reshape(gc, -1, g).any(axis=1).reshape(-1)  # base order, (tap, channel) columns
+    return int(np.sum(per_channel & (base_order < in_channels)))
 
 
 def reorder_groups(layer: QuantizedLayer, group_rank: list[int]) -> QuantizedLayer:

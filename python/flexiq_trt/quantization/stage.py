@@ -111,7 +111,17 @@ def quantize_layers(model: onnx.ModelProto, calibrated: list[CalibratedLayer], f
             records.append(QuantizedRecord(cl, src, order, st, quantize_layer(src, i, order, cl.act_scale, st, quant)))
     if quant.cross_validates_damp:
         _log.info("GPTQ damping chosen per group (cross-validated): %s", damp_shares(records))
+    silent = silent_channel_counts(records)
+    if silent:
+        _log.info("%d input channel(s) of %d layer(s) (almost) never fired on the calibration data, so their 4-bit "
+                  "weights stay close to the float weights (hessian_floor); most: %s", sum(silent.values()),
+                  len(silent), ", ".join(f"{k} ({v})" for k, v in sorted(silent.items(), key=lambda kv: -kv[1])[:3]))
     return records
+
+
+def silent_channel_counts(records: list[QuantizedRecord]) -> dict[str, int]:
+    """Layer name -> input channels raised by the Hessian floor, for the layers that have any."""
+    return {rec.source.name: rec.result.silent_channels for rec in records if rec.result.silent_channels}
 
 
 def damp_shares(records: list[QuantizedRecord]) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from flexiq_trt.calibration.feeds import FeedSet
 from flexiq_trt.conversion import ConversionState
 from flexiq_trt.log import get_logger, stage
+from flexiq_trt.quantization.stage import silent_channel_counts
 from flexiq_trt.report.evaluate import check_artifact, evaluate_variants, run_outputs, score, session
 from flexiq_trt.report.intervals import METHODS, MIN_RANKING_SAMPLES, small_sample_warning
 from flexiq_trt.report.metrics import add_int8_differences, without_per_sample
@@ -79,7 +80,8 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
         "layers": {"eligible": len(state.eligible), "eligible_macs": sum(float(el.macs) for el in state.eligible),
                    "skipped": [{"name": s.name, "op_type": s.op_type, "reason": s.reason} for s in state.skipped],
                    "int8_edges": _int8_edge_counts(state),
-                   "input_offsets": [{"name": o.layer, "lower_bound": o.lower_bound} for o in state.input_offsets]},
+                   "input_offsets": [{"name": o.layer, "lower_bound": o.lower_bound} for o in state.input_offsets],
+                   "silent_channels": [{"name": k, "channels": v} for k, v in silent_channel_counts(state.quantized).items()]},
         "baselines": baselines, "rows": rows, "search_log": trim_search_log(state.order.log), "warnings": warnings,
         "artifact_check": artifact_check,
         "artifacts": {k: Path(v).name for k, v in state.files.items()},

@@ -97,6 +97,17 @@ def _offset_line(report: dict) -> list[str]:
             f"to unsigned codes, the shift folded into their biases (docs/design.md §2.3)"]
 
 
+def _silent_line(report: dict) -> list[str]:
+    """Input channels that never fired in calibration (absent when none): a hint that the data is too narrow."""
+    silent = report["layers"].get("silent_channels")
+    if not silent:
+        return []
+    return [f"- {sum(s['channels'] for s in silent)} input channel(s) of {len(silent)} layer(s) (almost) never fired "
+            f"on the calibration data; their 4-bit weights were kept close to the float weights, and calibration "
+            f"data that exercises them would make the 4-bit figures more trustworthy (docs/accuracy.md, \"Channels "
+            f"silent in calibration\")"]
+
+
 def _finetune_line(report: dict) -> list[str]:
     """What the distillation finetune did (absent without --finetune)."""
     f = report.get("finetune")
@@ -130,6 +141,7 @@ def to_markdown(report: dict) -> str:
         f"group size {group_size_text(report)}, selector `{report['selector']}`",
         *_int8_edge_line(report),
         *_offset_line(report),
+        *_silent_line(report),
         *_finetune_line(report),
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
