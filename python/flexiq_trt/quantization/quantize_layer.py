@@ -86,8 +86,9 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     t_blocks = _group_blocks(target, gc, g)
     # plain and naive rounding start from the 8-bit codes of what the 4-bit codes approximate
     w8t_blocks = w8_blocks if src.weight4 is None else _group_blocks(int8_codes(w4_cl, s_w).astype(np.int32), gc, g)
-    hess = gptq.floor_silent_channels(stats.mean_hessian(), config.hessian_floor)
-    silent = _silent_channels(stats.mean_hessian(), hess, base_order, int(src.weight.shape[1]))
+    raw_hess = stats.mean_hessian()
+    hess = gptq.floor_silent_channels(raw_hess, config.hessian_floor)
+    silent = _silent_channels(raw_hess, hess, base_order, int(src.weight.shape[1]))
     folds = stats.mean_fold_hessians() if config.cross_validates_damp else None
     if folds is not None:
         folds = tuple(gptq.floor_silent_channels(f, config.hessian_floor) for f in folds)
