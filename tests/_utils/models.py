@@ -142,6 +142,20 @@ def old_opset_conv(c_in: int = 32, seed: int = 7) -> onnx.ModelProto:
                       [("w", _w(rng, 8, c_in, 1, 1))], opset=8)
 
 
+def ir3_gemm(k: int = 64, n: int = 40, seed: int = 8) -> onnx.ModelProto:
+    """An IR-version-3 model (as the ONNX zoo's opset-8 exports are): every initializer is a graph input too."""
+    rng = _rng(seed)
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1),
+             helper.make_node("Relu", ["h"], ["y"], name="relu")]
+    inits = [("w", _w(rng, n, k)), ("b", _w(rng, n))]
+    graph = helper.make_graph(nodes, "ir3", [vinfo("x", [2, k]), vinfo("w", [n, k]), vinfo("b", [n])],
+                              [vinfo("y", [2, n])], [numpy_helper.from_array(a, name) for name, a in inits])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 3
+    onnx.checker.check_model(model)
+    return model
+
+
 def matmul_then(activation_nodes, k: int = 64, n: int = 24, lead=(1, 5), bias: bool = True, extra_inits=(),
                 seed: int = 8, opset: int = OPSET) -> onnx.ModelProto:
     """MatMul (input [*lead, K]) [+ Add bias] writing 'c', then nodes ending in tensor 'y'."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import version_converter
+from onnx import helper, version_converter
 
 from flexiq_trt.errors import ModelError, UnsupportedModelError
 
@@ -15,6 +15,7 @@ log = logging.getLogger("flexiq_trt.intake")
 
 MIN_OPSET = 11
 TARGET_OPSET = 13
+SEPARATE_INITIALIZERS_IR = 4  # from this IR version on, an initializer need not be listed as a graph input
 QUANTIZED_OPS = frozenset({
     "ConvInteger", "MatMulInteger", "QLinearConv", "QLinearMatMul", "QuantizeLinear", "DequantizeLinear",
     "DynamicQuantizeLinear", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearConcat",
@@ -38,7 +39,29 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         raise ModelError(f"{path}: not an ONNX model (the file parsed to an empty graph)")
     check_model(model, str(path))
     reject_quantized(model, str(path))
-    return upgrade_opset(model, str(path))
+    return separate_initializers(upgrade_opset(model, str(path)), str(path))
+
+
+def separate_initializers(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    """An IR < 4 model (ONNX-zoo exports, opset 8) with its initializers no longer listed as graph inputs.
+
+    IR 3 requires every initializer to be a graph input as well, and the artifacts add initializers
+    (the weight codes) that are not, so they would fail the checker. The model's weights are
+    constants to every stage here (and to TensorRT), so the listing is dropped and the IR version
+    raised to the one the opset needs (at least 4); the computation is unchanged.
+    """
+    if model.ir_version >= SEPARATE_INITIALIZERS_IR:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    names = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in names]
+    del out.graph.input[:]
+    out.graph.input.extend(inputs)
+    out.ir_version = max(SEPARATE_INITIALIZERS_IR, helper.find_min_ir_version_for(list(out.opset_import), True))
+    log.info("%s: IR version %d -> %d, %d initializers no longer listed as graph inputs", where, model.ir_version,
+             out.ir_version, len(model.graph.input) - len(inputs))
+    return out
 
 
 def check_model(model: onnx.ModelProto, where: str) -> None:

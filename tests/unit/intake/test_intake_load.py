@@ -57,6 +57,19 @@ def test_opset8_converted_up(tmp_path):
     assert (layer.activation_alpha, layer.activation_beta) == (0.0, 6.0)
 
 
+def test_ir3_initializers_no_longer_graph_inputs(tmp_path):
+    """IR 3 lists every initializer as an input; the artifacts add initializers that are not (checker error)."""
+    p = tmp_path / "ir3.onnx"
+    onnx.save(M.ir3_gemm(), p)
+    model = load_model(p)
+    assert model.ir_version >= 4
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert {i.name for i in model.graph.initializer} == {"w", "b"}
+    onnx.checker.check_model(model)
+    (layer,), _ = find_layers(prepare_model(model), 32)
+    assert layer.op_type == "Gemm"
+
+
 def test_external_data(tmp_path):
     p = tmp_path / "ext.onnx"
     onnx.save(M.conv_bn_relu(), p, save_as_external_data=True, all_tensors_to_one_file=True, location="ext.bin",
