@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
+from _utils.material import require_package  # noqa: F401  (the gate these tests import from here)
 
 from flexiq_trt.datasets import fashion_mnist
-
-
-def require_package(name: str) -> None:
-    """Skip, naming the installer, when a test-material package is absent."""
-    if importlib.util.find_spec(name) is None:
-        pytest.skip(f"test material '{name}' not installed: run scripts/install_test_material.sh")
 
 
 def require_fashion_mnist() -> None:

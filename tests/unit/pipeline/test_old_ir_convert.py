@@ -6,23 +6,14 @@ with "the simulation model fails onnx.checker: ... in initializer but not in gra
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import onnx
-import pytest
 from _utils import models as M
+from _utils.material import require_package
 
 import flexiq_trt
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.conversion import ConvertConfig
-
-
-def require_package(name: str) -> None:
-    """Skip, naming the installer, when a test-material package is absent."""
-    if importlib.util.find_spec(name) is None:
-        pytest.skip(f"test material '{name}' not installed: run scripts/install_test_material.sh")
-
 
 CONFIG = ConvertConfig(selector="greedy", ort_baseline=False, baselines=False, report_ratios=(0.0, 1.0))
 
