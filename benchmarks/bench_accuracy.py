@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from flexiq_trt.datasets import orientation
+from flexiq_trt.datasets import extra_photos, orientation
 from flexiq_trt.datasets.model_zoo import cache_dir
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -86,9 +86,9 @@ def imagenet_meta(name: str) -> tuple[Path, dict]:
     return path, json.loads(path.with_suffix(".json").read_text())
 
 
-def crops(split: str, count: int, meta: dict, seed: int) -> np.ndarray:
-    """`count` preprocessed square crops of the split's photos (round-robin over photos, odd ones flipped)."""
-    sources = orientation.split_sources(split)
+def crops(split: str, count: int, meta: dict, seed: int, extra: tuple[tuple[str, str], ...] = ()) -> np.ndarray:
+    """`count` preprocessed square crops of the split's photos and `extra` (round-robin over photos, odd ones flipped)."""
+    sources = orientation.split_sources(split) + tuple(extra)
     per = math.ceil(count / len(sources))
     size, mean, std = meta["input_size"], np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32)
     out = []
@@ -182,7 +182,8 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
 
     name = meta["input_name"]
     calib_path, eval_path = tmp / f"calib{spec.calib}s{spec.seed}.npz", tmp / "eval.npz"
-    np.savez(calib_path, **{name: crops("calibration", spec.calib, meta, seed=spec.seed)})
+    extra = tuple(s for key in args.extra_calibration_photos for s in extra_photos.PHOTO_SETS[key])
+    np.savez(calib_path, **{name: crops("calibration", spec.calib, meta, seed=spec.seed, extra=extra)})
     np.savez(eval_path, **{name: heldout})
     cfg = ConvertConfig(output_dir=str(tmp / f"out{spec.tag}"), selector=args.selector,
                         eval_data=str(eval_path), ort_baseline=False, report_ratios=spec.ratios,
@@ -191,7 +192,8 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
                     channel_grouping=spec.grouping, offset_inputs=not args.no_offset_inputs,
                     **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}))
     t0, c0 = time.perf_counter(), time.process_time()
-    finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr) if args.finetune else None
+    finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr, train=args.finetune_train,
+                              threads=args.finetune_threads) if args.finetune else None
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
                                 calib_config=CalibConfig(batch_size=16, max_samples=None), finetune=finetune)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -345,6 +347,11 @@ def main() -> None:
                     help="convert with --finetune and this training budget (the report adds a before_finetune "
                     "column); 0 = off")
     ap.add_argument("--finetune-lr", type=float, default=0.01, help="FinetuneConfig.lr with --finetune")
+    ap.add_argument("--finetune-train", default="four_bit", help="FinetuneConfig.train with --finetune")
+    ap.add_argument("--finetune-threads", type=int, default=1, help="FinetuneConfig.threads with --finetune")
+    ap.add_argument("--extra-calibration-photos", nargs="*", default=[], choices=sorted(extra_photos.PHOTO_SETS),
+                    help="add these photo sets (datasets/extra_photos.py) to the calibration photos only; the "
+                    "held-out crops stay those of the orientation set's held-out photos")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("-v", "--verbose", action="count", default=0, help="log verbosity (default INFO: stage timings; -v DEBUG)")
     args = ap.parse_args()

