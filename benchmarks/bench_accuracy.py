@@ -193,7 +193,8 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
                         baselines=not args.no_baselines)
     quant = replace(QuantConfig(), weight_rounding=args.rounding, group_size=spec.group_size,
                     channel_grouping=spec.grouping, offset_inputs=not args.no_offset_inputs,
-                    **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}))
+                    **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}),
+                    **({"hessian_floor": args.hessian_floor} if args.hessian_floor is not None else {}))
     t0, c0 = time.perf_counter(), time.process_time()
     finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr, train=args.finetune_train,
                               threads=args.finetune_threads) if args.finetune else None
@@ -340,6 +341,9 @@ def main() -> None:
                     help="ratios to evaluate (report_ratios; any ratio in [0, 1] is served)")
     ap.add_argument("--no-offset-inputs", action="store_true",
                     help="keep bounded signed inputs (HardSwish, SiLU, GELU) signed (QuantConfig.offset_inputs=False)")
+    ap.add_argument("--hessian-floor", type=float, default=None,
+                    help="QuantConfig.hessian_floor (share of the layer's median Hessian diagonal every channel "
+                    "gets at least; default: the converter's)")
     ap.add_argument("--gptq-damp", nargs="+", type=float, default=None,
                     help="QuantConfig.gptq_damp: one value fixes GPTQ's damping, several are cross-validated "
                          "per group (default: the converter's)")
