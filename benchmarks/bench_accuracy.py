@@ -180,7 +180,7 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
     import flexiq_trt
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConvertConfig
-    from flexiq_trt.finetune.config import FinetuneConfig
+    from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig
     from flexiq_trt.quantization.config import QuantConfig
 
     name = meta["input_name"]
@@ -198,8 +198,11 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
     t0, c0 = time.perf_counter(), time.process_time()
     finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr, train=args.finetune_train,
                               threads=args.finetune_threads) if args.finetune else None
+    rounding = BlockRoundingConfig(enabled=True, iterations=args.block_rounding,
+                                   threads=args.finetune_threads) if args.block_rounding else None
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
-                                calib_config=CalibConfig(batch_size=16, max_samples=None), finetune=finetune)
+                                calib_config=CalibConfig(batch_size=16, max_samples=None), finetune=finetune,
+                                block_rounding=rounding)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     sidecar = next(Path(cfg.output_dir).glob("*.flexiq.json"))
     per_crop = per_crop_agreement(model, Path(cfg.output_dir), name, heldout, spec.ratios)
@@ -212,7 +215,7 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
     return {"per_crop": {str(k): v for k, v in per_crop.items()}, "calib": spec.calib, "group_size": spec.group_size,
             "grouping": spec.grouping, "seed": spec.seed, "ratios": list(spec.ratios), "rows": result.report["rows"],
             "timings": result.timings, "wall_s": wall, "cpu_s": cpu, "table": table_stats(sidecar),
-            "finetune": result.table.extra.get("finetune")}
+            "finetune": result.table.extra.get("finetune"), "block_rounding": result.table.extra.get("block_rounding")}
 
 
 def flexiq_metric(run: dict, metric: str) -> dict[float, float]:
@@ -353,6 +356,9 @@ def main() -> None:
     ap.add_argument("--finetune", type=float, default=0.0, metavar="SECONDS",
                     help="convert with --finetune and this training budget (the report adds a before_finetune "
                     "column); 0 = off")
+    ap.add_argument("--block-rounding", type=int, default=0, metavar="ITERATIONS",
+                    help="convert with --block-rounding and this many steps per block (the report adds a "
+                         "before_block_rounding variant); 0 = off; threads from --finetune-threads")
     ap.add_argument("--finetune-lr", type=float, default=0.01, help="FinetuneConfig.lr with --finetune")
     ap.add_argument("--finetune-train", default="four_bit", choices=TRAIN_MODES, help="FinetuneConfig.train with --finetune")
     ap.add_argument("--finetune-threads", type=int, default=1, help="FinetuneConfig.threads with --finetune")
@@ -391,6 +397,10 @@ def main() -> None:
               + ", ".join(f"{r['calib']} calib G={r['group_size']} {r['grouping']} seed {r['seed']}: "
                           f"{r['wall_s']:.0f}s / {r['cpu_s']:.0f}s" for r in runs))
         for r in runs:
+            if r.get("block_rounding"):
+                b = r["block_rounding"]
+                print(f"block rounding: {len(b['blocks'])} blocks x {b['iterations']} steps on {b['samples']} samples, "
+                      f"stage {b['seconds']:.0f}s wall / {b['cpu_seconds']:.0f}s CPU")
             if r.get("finetune"):
                 f = r["finetune"]
                 print(f"finetune: {f['steps']} steps in {f['train_seconds']:.0f}s (budget {f['budget_seconds']:.0f}s), "

@@ -274,14 +274,14 @@ def full_hessians(st, max_rows: int = 2048) -> list[np.ndarray | None]:
 def order_aware(rec, rank: list[int], hess: np.ndarray, damp: float = 0.01):
     """The base-order layer with 4-bit codes re-rounded in π group order, each group compensating the ones before."""
     from flexiq_trt.quantization import bias_rungs, gptq
-    from flexiq_trt.quantization.quantize_layer import _from_group_blocks, _group_blocks
+    from flexiq_trt.quantization.quantize_layer import from_group_blocks, group_blocks
     from flexiq_trt.quantization.weights import int8_codes, pad_and_permute, to_channels_last, weight_scales
 
     q, g = rec.layer, rec.layer.group_size
     s_w = weight_scales(rec.source.weight)
     w_cl = pad_and_permute(to_channels_last(rec.source.weight), rec.base_order).astype(np.float64)
-    target = _group_blocks(w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1)), q.group_count, g)
-    w8 = _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), q.group_count, g)
+    target = group_blocks(w_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1)), q.group_count, g)
+    w8 = group_blocks(int8_codes(w_cl, s_w).astype(np.int32), q.group_count, g)
     w4, steps = np.zeros_like(w8), np.ones(q.group_count, dtype=np.int32)
     err, done = np.zeros((q.out_channels, 0)), []
     for j in rank:
@@ -299,7 +299,7 @@ def order_aware(rec, rank: list[int], hess: np.ndarray, damp: float = 0.01):
     w4eff = w4.astype(np.int64) * steps.astype(np.int64)[:, None, None]
     shift = None if q.group_bias_shift is None else bias_rungs.group_bias_shift(
         rec.stats.code_sums, w8, w4eff, q.out_scale(), q.act_shift_mode, q.act_static_shift)
-    out = replace(q, weight_int4=_from_group_blocks(w4, q.weight_int8.shape, g).astype(np.int8),
+    out = replace(q, weight_int4=from_group_blocks(w4, q.weight_int8.shape, g).astype(np.int8),
                   weight_step=steps.astype(np.int8), group_bias_shift=shift)
     out.validate()
     return out

@@ -17,7 +17,7 @@ GENERATED_DESTS = "_flexiq_generated_dests"
 
 
 def _flag(prefix: str, name: str) -> str:
-    return "--" + (f"{prefix}-" if prefix else "") + name.replace("_", "-")
+    return "--" + (f"{prefix}-" if prefix else "").replace("_", "-") + name.replace("_", "-")
 
 
 def _base_type(tp: Any) -> Any:

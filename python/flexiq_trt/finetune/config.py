@@ -68,9 +68,52 @@ class FinetuneConfig:
             raise ConfigError(f"finetune lr must be in (0, 1) int8 weight steps, got {self.lr}")
 
 
-def require_torch() -> None:
-    """Raise ConfigError naming the extra when PyTorch is not importable (finetuning needs it)."""
+@dataclass(frozen=True)
+class BlockRoundingConfig:
+    """Block-by-block learned rounding of the stored 4-bit codes after selection (finetune/block_rounding.py).
+
+    Off by default: it needs the finetune extra and about 10 minutes of 2-core CPU on a
+    MobileNet-sized model (docs/accuracy.md, "Block-by-block learned rounding (`--block-rounding`)").
+    """
+
+    enabled: bool = option(
+        False, "after selection, learn which way each stored 4-bit code rounds, block by block, so that each block "
+        "of the quantized network reproduces the FP32 block output at ratios drawn from the ladder (AdaRound over "
+        "BRECQ blocks with QDrop inputs); INT8 and the order are kept; needs the finetune extra "
+        "(docs/accuracy.md, \"Block-by-block learned rounding (`--block-rounding`)\")", flags=("--block-rounding",))
+    iterations: int = option(300, "optimizer steps per block (the cost grows linearly with it)")
+    batch_size: int = option(16, "samples per step")
+    lr: float = option(0.03, "Adam learning rate of the rounding variables")
+    reg_weight: float = option(
+        0.1, "weight of AdaRound's regularizer that drives every code to one side, against the block loss "
+        "(each ratio's loss over its value before learning); on after the first fifth of a block's steps")
+    drop: float = option(
+        0.5, "QDrop: probability that an element of a block's input is the FP32 network's instead of the "
+        "quantized network's (0 = quantized inputs only, which was worse on EfficientNet-Lite0)")
+    views: int = option(
+        4, "the calibration samples and views - 1 augmented copies (flips, shifts) that the blocks learn on; "
+        "memory grows with it (every block input is kept per ladder ratio)")
+    min_layers: int = option(2, "FlexiQ layers per block at least (blocks end where one tensor crosses the graph)")
+    seed: int = option(0, "seed of the batches, the ratios drawn, the QDrop masks and the augmentation")
+    threads: int = option(1, "PyTorch intra-op threads (0 = PyTorch's default), as for --finetune")
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "views", "min_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"block rounding {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"block rounding lr must be in (0, 1), got {self.lr}")
+        if self.reg_weight < 0:
+            raise ConfigError(f"block rounding reg_weight must be >= 0, got {self.reg_weight}")
+        if not 0 <= self.drop < 1:
+            raise ConfigError(f"block rounding drop must be in [0, 1), got {self.drop}")
+        if self.threads < 0:
+            raise ConfigError(f"block rounding threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
+
+
+def require_torch(flag: str = "--finetune") -> None:
+    """Raise ConfigError naming `flag` and the extra when PyTorch is not importable (finetune and block rounding need it)."""
     try:
         import torch  # noqa: F401
     except ImportError as e:
-        raise ConfigError(f"--finetune needs PyTorch, which is not installed: {TORCH_EXTRA}") from e
+        raise ConfigError(f"{flag} needs PyTorch, which is not installed: {TORCH_EXTRA}") from e

@@ -96,7 +96,7 @@ def _student(prepared: onnx.ModelProto, selected: list[SelectedRecord], four_bit
     return TorchGraph(prepared), TorchGraph(prepared, repl), layers
 
 
-class _Batches:
+class Batches:
     """Random batches of the calibration inputs, augmented (flips, shifted crops) when asked."""
 
     def __init__(self, feeds: FeedSet, config: FinetuneConfig) -> None:
@@ -105,7 +105,12 @@ class _Batches:
         self.config, self.rng = config, np.random.default_rng(config.seed)
         self._queue: list[int] = []
 
-    def _augment(self, x: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def augmentable(x: np.ndarray) -> bool:
+        """Whether an input is an image batch (4-D float, wider than one pixel) that flips and shifts apply to."""
+        return x.ndim == 4 and x.dtype.kind == "f" and x.shape[-1] > 1
+
+    def augment(self, x: np.ndarray) -> np.ndarray:
         """Per sample: mirror with probability 1/2, shift by up to 1/16 of the side (reflected border)."""
         out = x.copy()
         b, _, h, w = x.shape
@@ -125,8 +130,7 @@ class _Batches:
         idx, self._queue = self._queue[: self.config.batch_size], self._queue[self.config.batch_size:]
         feed = {k: v[idx] for k, v in self.arrays.items()}
         if self.config.augment:
-            feed = {k: self._augment(v) if v.ndim == 4 and v.dtype.kind == "f" and v.shape[-1] > 1 else v
-                    for k, v in feed.items()}
+            feed = {k: self.augment(v) if self.augmentable(v) else v for k, v in feed.items()}
         return feed
 
     def fixed(self, count: int) -> dict[str, np.ndarray]:
@@ -189,7 +193,7 @@ class _Runner:
         return out
 
 
-def _train(runner: _Runner, batches: _Batches, ratios: list[float], config: FinetuneConfig,
+def _train(runner: _Runner, batches: Batches, ratios: list[float], config: FinetuneConfig,
            scale: dict[str, float]) -> dict:
     """The training loop under the time budget (and the step limit); returns the steps and seconds it ran."""
     import torch
@@ -268,7 +272,7 @@ def _finetune(prepared: onnx.ModelProto, selected: list[SelectedRecord], problem
                "samples)", _log):
         torch.manual_seed(config.seed)
         teacher, student, layers = _student(prepared, selected, config.train == "four_bit")
-        runner, batches = _Runner(teacher, student, layers, table), _Batches(feeds, config)
+        runner, batches = _Runner(teacher, student, layers, table), Batches(feeds, config)
         ratios = sorted({0.0, *table.ladder})
         fixed = batches.fixed(min(EVAL_SAMPLES, batches.count))
         before = runner.losses(fixed, ratios, config.batch_size)

@@ -9,7 +9,7 @@ checked when the graph is built, so an unsupported one fails early with the node
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -265,8 +265,16 @@ class TorchGraph(torch.nn.Module):
 
     def forward(self, feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every tensor of the graph by name (the constants excluded)."""
-        env: dict[str, torch.Tensor] = dict(feeds)
-        for kind, what in self.steps:
+        return self.run(dict(feeds), range(len(self.steps)))
+
+    def run(self, env: dict[str, torch.Tensor], steps: Iterable[int]) -> dict[str, torch.Tensor]:
+        """Run the given steps (indices into `self.steps`, in order) on `env`, which they extend; returns it.
+
+        A part of the graph runs from the tensors that cross into it (block-wise reconstruction,
+        finetune/block_rounding.py).
+        """
+        for index in steps:
+            kind, what = self.steps[index]
             if kind == "layer":
                 i, src, dst = what
                 env[dst] = self.layers[i](env[src])

@@ -16,7 +16,7 @@ from pathlib import Path
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.conversion import ConversionState, ConvertConfig
 from flexiq_trt.errors import ConfigError, UnsupportedModelError
-from flexiq_trt.finetune.config import FinetuneConfig
+from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig
 from flexiq_trt.log import get_logger, stage
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.ratios import RatioTable
@@ -155,6 +155,26 @@ def finetune(state: ConversionState, config: FinetuneConfig) -> dict[str, list] 
     return extra
 
 
+BEFORE_BLOCK_ROUNDING = "before_block_rounding"  # report variant: the same conversion with the codes before learning
+
+
+def block_rounding(state: ConversionState, config: BlockRoundingConfig) -> dict[str, list] | None:
+    """With --block-rounding: learn the 4-bit codes' rounding block by block; the codes before are a report variant.
+
+    Runs after the finetune when both are on, so it learns the rounding of the finetuned layers.
+    """
+    from flexiq_trt.finetune.block_rounding import round_blocks
+
+    if not config.enabled:
+        return None
+    before = {BEFORE_BLOCK_ROUNDING: [rec.final for rec in state.selected]}
+    result = round_blocks(state.prepared, state.selected, state.problem, state.order, state.table,
+                          state.calib_feeds, config)
+    state.quantized, state.selected = result.records, result.selected
+    state.table.extra["block_rounding"] = result.summary
+    return before
+
+
 def baseline_variants(state: ConversionState) -> None:
     """The report's naive/plain baselines, quantized on the same statistics and put in the same order."""
     from flexiq_trt.quantization.stage import baseline_variants as quantize_baselines
@@ -193,7 +213,8 @@ def report(state: ConversionState, search: SearchConfig, tmp: Path) -> dict | No
 
 def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant: QuantConfig | None = None,
                 search: SearchConfig | None = None, cfg: ConvertConfig | None = None,
-                finetune_config: FinetuneConfig | None = None) -> ConvertResult:
+                finetune_config: FinetuneConfig | None = None,
+                block_rounding_config: BlockRoundingConfig | None = None) -> ConvertResult:
     """The whole pipeline; see the module docstring."""
     state = ConversionState(Path(model_path), calib or CalibConfig(), quant or QuantConfig(), cfg or ConvertConfig())
     search = search or SearchConfig()
@@ -218,6 +239,11 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
             clock.lap("finetune")
         if tuned is not None and state.config.report:
             state.variants.update(tuned)
+        rounded = block_rounding(state, block_rounding_config or BlockRoundingConfig())
+        if rounded is not None:
+            clock.lap("block_rounding")
+            if state.config.report:
+                state.variants.update(rounded)
         rewrite(state, tmp)
         clock.lap("rewrite")
         result = report(state, search, tmp)

@@ -49,7 +49,7 @@ class LayerQuantResult:
     silent_channels: int = 0  # input channels whose Hessian diagonal the floor raised (gptq.floor_silent_channels)
 
 
-def _group_blocks(arr_cl: np.ndarray, group_count: int, group_size: int) -> np.ndarray:
+def group_blocks(arr_cl: np.ndarray, group_count: int, group_size: int) -> np.ndarray:
     """[N, ..., C_pad] -> [G_count, N, taps*G] with (tap, channel) column order (matches GroupStats)."""
     n = arr_cl.shape[0]
     taps = int(np.prod(arr_cl.shape[1:-1])) if arr_cl.ndim > 2 else 1
@@ -57,7 +57,8 @@ def _group_blocks(arr_cl: np.ndarray, group_count: int, group_size: int) -> np.n
     return x.reshape(group_count, n, taps * group_size)
 
 
-def _from_group_blocks(blocks: np.ndarray, shape: tuple[int, ...], group_size: int) -> np.ndarray:
+def from_group_blocks(blocks: np.ndarray, shape: tuple[int, ...], group_size: int) -> np.ndarray:
+    """Inverse of group_blocks: [G_count, N, taps*G] -> `shape` ([N, ..., C_pad])."""
     gc, n = blocks.shape[0], blocks.shape[1]
     taps = blocks.shape[2] // group_size
     return blocks.reshape(gc, n, taps, group_size).transpose(1, 2, 0, 3).reshape(shape)
@@ -80,12 +81,12 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
     w_cl = pad_and_permute(to_channels_last(src.weight), base_order).astype(np.float64)
     w8 = int8_codes(w_cl, s_w).astype(np.int32)
     gc = base_order.shape[0] // g
-    w8_blocks = _group_blocks(w8, gc, g)
+    w8_blocks = group_blocks(w8, gc, g)
     w4_cl = w_cl if src.weight4 is None else pad_and_permute(to_channels_last(src.weight4), base_order).astype(np.float64)
     target = w4_cl / s_w.reshape((-1,) + (1,) * (w_cl.ndim - 1))
-    t_blocks = _group_blocks(target, gc, g)
+    t_blocks = group_blocks(target, gc, g)
     # plain and naive rounding start from the 8-bit codes of what the 4-bit codes approximate
-    w8t_blocks = w8_blocks if src.weight4 is None else _group_blocks(int8_codes(w4_cl, s_w).astype(np.int32), gc, g)
+    w8t_blocks = w8_blocks if src.weight4 is None else group_blocks(int8_codes(w4_cl, s_w).astype(np.int32), gc, g)
     raw_hess = stats.mean_hessian()
     hess = gptq.floor_silent_channels(raw_hess, config.hessian_floor)
     silent = _silent_channels(raw_hess, hess, base_order, int(src.weight.shape[1]))
@@ -148,7 +149,7 @@ def quantize_layer(src: LayerSource, layer_index: int, base_order: np.ndarray, a
         permutation=base_order.astype(np.int32), act_scale=float(act_scale),
         act_signed=not (src.unsigned_input and config.unsigned_activations), act_shift_mode=mode,
         act_static_shift=static, weight_int8=w8.astype(np.int8),
-        weight_int4=_from_group_blocks(w4_blocks, w8.shape, g).astype(np.int8),
+        weight_int4=from_group_blocks(w4_blocks, w8.shape, g).astype(np.int8),
         weight_step=steps.astype(np.int8), weight_scale=s_w, bias=src.bias.astype(np.float32),
         activation=src.activation, activation_alpha=float(src.activation_alpha),
         activation_beta=float(src.activation_beta), geometry=src.geometry, group_bias_shift=bias_shift)

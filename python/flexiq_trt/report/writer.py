@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from flexiq_trt.quantization.stage import FIXED_DAMP, NO_BIAS_CORRECTION
 from flexiq_trt.report.metrics import without_per_sample
 
@@ -121,6 +123,23 @@ def _finetune_line(report: dict) -> list[str]:
             f"(fake-quant, plain 4-bit weights) per ratio, before → after: {losses}"]
 
 
+def _block_rounding_line(report: dict) -> list[str]:
+    """What the block-by-block learned rounding did (absent without --block-rounding)."""
+    b = report.get("block_rounding")
+    if not b:
+        return []
+    blocks = b["blocks"]
+    changed, codes = sum(x["changed"] for x in blocks), sum(x["codes"] for x in blocks)
+    ratios = list(blocks[0]["loss_before"]) if blocks else []
+    ratio_of = [np.mean([x["loss_after"][r] / max(x["loss_before"][r], 1e-12) for x in blocks]) for r in ratios]
+    return [f"- block-by-block learned rounding: {len(blocks)} blocks, {b['iterations']} steps each on "
+            f"{b['samples']} samples ({b['calibration_samples']} calibration samples x {b['views']} views), "
+            f"{b['seconds']:.0f} s wall, {b['cpu_seconds']:.0f} s CPU; {changed} of {codes} 4-bit codes "
+            f"({100 * changed / max(codes, 1):.1f}%) round the other way; block loss after / before on "
+            f"{b['fixed_samples']} calibration samples, mean over blocks, per ratio: "
+            + ", ".join(f"{float(r):.2f}: {v:.3f}" for r, v in zip(ratios, ratio_of, strict=True))]
+
+
 def group_size_text(report: dict) -> str:
     """The group size for the summary: 32, 64, or (group_size 0) the per-layer mix with layer counts."""
     if report["group_size"]:
@@ -143,6 +162,7 @@ def to_markdown(report: dict) -> str:
         *_offset_line(report),
         *_silent_line(report),
         *_finetune_line(report),
+        *_block_rounding_line(report),
         f"- calibration: {report['calibration']['samples']} samples"
         f"{' (SYNTHETIC: accuracy figures are meaningless)' if report['calibration'].get('synthetic') else ''}",
         f"- evaluation: {report['eval']['samples']} held-out samples ({report['eval']['source']})",
@@ -172,7 +192,10 @@ def to_markdown(report: dict) -> str:
               + (" With `--finetune`, `flexiq` is the finetuned conversion (the artifact), `before_finetune` the "
                  "configured conversion before finetuning (same order), `finetuned_<rounding>` the finetuned layers "
                  "stored with the other 4-bit rounding; the baselines are those of the conversion before finetuning."
-                 if "before_finetune" in variants else ""), ""]
+                 if "before_finetune" in variants else "")
+              + (" With `--block-rounding`, `flexiq` has the learned 4-bit codes (the artifact), "
+                 "`before_block_rounding` the codes before learning (same order, same INT8 model)."
+                 if "before_block_rounding" in variants else ""), ""]
     for metric in shown_metrics(rows):
         lines += _difference_section(rows, metric, variants, ratios)
     lines += ["![accuracy vs ratio](report.png)", ""]

@@ -1,4 +1,4 @@
-"""`--finetune` options: validation, the CLI flags generated from FinetuneConfig, the missing-extra error.
+"""`--finetune` and `--block-rounding` options: validation, the CLI flags generated from the dataclasses, the missing-extra error.
 
 These run without PyTorch (the package must import and convert without the finetune extra).
 """
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from flexiq_trt.errors import ConfigError
-from flexiq_trt.finetune.config import TORCH_EXTRA, FinetuneConfig, require_torch
+from flexiq_trt.finetune.config import TORCH_EXTRA, BlockRoundingConfig, FinetuneConfig, require_torch
 
 
 @pytest.mark.parametrize("field, value, words", [
@@ -27,8 +27,34 @@ def test_out_of_range_options_name_the_field(field, value, words):
         FinetuneConfig(**{field: value})
 
 
+@pytest.mark.parametrize("field, value, words", [
+    ("iterations", 0, "iterations must be >= 1"),
+    ("views", 0, "views must be >= 1"),
+    ("min_layers", 0, "min_layers must be >= 1"),
+    ("lr", 0.0, "lr must be in (0, 1)"),
+    ("reg_weight", -0.1, "reg_weight must be >= 0"),
+    ("drop", 1.0, "drop must be in [0, 1)"),
+    ("threads", -1, "threads must be >= 0"),
+])
+def test_block_rounding_options_name_the_field(field, value, words):
+    pattern = "block rounding " + words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    with pytest.raises(ConfigError, match=pattern):
+        BlockRoundingConfig(**{field: value})
+
+
 def test_off_by_default():
     assert FinetuneConfig().enabled is False
+    assert BlockRoundingConfig().enabled is False
+
+
+def test_block_rounding_flags_come_from_the_dataclass():
+    from flexiq_trt.cli.arg_groups import dataclass_from_args
+    from flexiq_trt.cli.main import build_parser
+
+    args = build_parser().parse_args(["convert", "m.onnx", "--block-rounding", "--block-rounding-iterations", "50",
+                                      "--block-rounding-drop", "0.25"])
+    cfg = dataclass_from_args(BlockRoundingConfig, args, prefix="block_rounding")
+    assert (cfg.enabled, cfg.iterations, cfg.drop, cfg.views) == (True, 50, 0.25, BlockRoundingConfig().views)
 
 
 def test_cli_flags_come_from_the_dataclass():
@@ -60,4 +86,7 @@ def test_convert_fails_before_calibration_without_torch(monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match="needs PyTorch"):
         flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "out",
                            finetune=FinetuneConfig(enabled=True))
+    with pytest.raises(ConfigError, match="--block-rounding needs PyTorch"):
+        flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "out",
+                           block_rounding=BlockRoundingConfig(enabled=True))
     assert not (tmp_path / "out").exists()

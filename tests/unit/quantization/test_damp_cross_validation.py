@@ -16,7 +16,7 @@ from flexiq_trt.quantization import gptq
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.quantization.group_stats import GroupStatsObserver
 from flexiq_trt.quantization.layer import ConvGeometry
-from flexiq_trt.quantization.quantize_layer import LayerSource, _group_blocks, quantize_layer
+from flexiq_trt.quantization.quantize_layer import LayerSource, group_blocks, quantize_layer
 from flexiq_trt.quantization.weights import (
     base_channel_order,
     int8_codes,
@@ -87,8 +87,8 @@ def _targets(src, order):
     """(float targets in int8 units, int8 codes), both [G_count, N, 32] in base order (what quantize_layer fits)."""
     s_w = weight_scales(src.weight)
     w_cl = pad_and_permute(to_channels_last(src.weight), order).astype(np.float64)
-    return (_group_blocks(w_cl / s_w[:, None], 2, 32),
-            _group_blocks(int8_codes(w_cl, s_w).astype(np.int32), 2, 32))
+    return (group_blocks(w_cl / s_w[:, None], 2, 32),
+            group_blocks(int8_codes(w_cl, s_w).astype(np.int32), 2, 32))
 
 
 def test_one_value_reproduces_fixed_damping():

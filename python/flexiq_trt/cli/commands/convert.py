@@ -10,7 +10,7 @@ from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
 from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.datasets.demo import DemoConfig
-from flexiq_trt.finetune.config import FinetuneConfig
+from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.select.config import SearchConfig
 
@@ -32,6 +32,7 @@ class Convert:
         add_dataclass_group(p, QuantConfig, "Quantization")
         add_dataclass_group(p, SearchConfig, "Search", prefix="search")
         add_dataclass_group(p, FinetuneConfig, "Distillation finetuning", prefix="finetune")
+        add_dataclass_group(p, BlockRoundingConfig, "Block-by-block learned rounding", prefix="block_rounding")
 
     def run(self, args: argparse.Namespace) -> int:
         """Build the configs, run the pipeline and print where the results are."""
@@ -53,8 +54,9 @@ class Convert:
         search = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
         cfg = dataclass_from_args(ConvertConfig, args, eval_data=eval_data)
         finetune = dataclass_from_args(FinetuneConfig, args, prefix="finetune")
+        rounding = dataclass_from_args(BlockRoundingConfig, args, prefix="block_rounding")
         result = convert(model, calib_data, calib_config=calib, quant=quant, search=search, config=cfg,
-                         finetune=finetune)
+                         finetune=finetune, block_rounding=rounding)
         for kind, path in result.files.items():
             print(f"{kind:>12}: {path}")
         if result.report:
