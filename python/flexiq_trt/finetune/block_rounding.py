@@ -7,8 +7,11 @@ and, in graph order, each block's 4-bit codes learn which way to round (AdaRound
 sees is what the quantized network gives it: its input at a ratio is the previous blocks' output
 at that ratio with their learned codes (QDrop: each element is the FP32 one with probability
 `drop`). A code serves every ratio at which its group is 4-bit, so every step draws a ratio from
-the ladder and sets each layer's `n4` from the ratio table; each ratio's loss is taken over its
-value before learning, so the low rungs weigh as much as the 100% one. Only 4-bit codes change:
+a grid (k / rungs, finer than the ladder: a ratio between two trained ones mixes the layers' `n4`
+in ways the blocks never saw) and sets each layer's `n4` from the ratio table; each ratio's loss is
+taken over its value before learning, so the low ratios weigh as much as 100%. A block whose
+learned codes do worse than the stored ones on the reported calibration samples (the mean over
+the ratios of the loss after over before) keeps the stored codes. Only 4-bit codes change:
 the INT8 model, π, the global order and each group's step are kept, so the ratio table stays valid
 and the 0% model is bit-identical; the bias rungs are recomputed from the new codes.
 """
@@ -71,7 +74,7 @@ def round_blocks(prepared: onnx.ModelProto, selected: list[SelectedRecord], prob
         raise FlexiqInternalError("block rounding: storing the learned codes changed the global order")
     summary.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
                    iterations=config.iterations, views=config.views, drop=config.drop, lr=config.lr,
-                   reg_weight=config.reg_weight, calibration_samples=feeds.samples)
+                   reg_weight=config.reg_weight, rungs=config.rungs, calibration_samples=feeds.samples)
     return BlockRoundingResult(records, new_selected, summary)
 
 
@@ -137,9 +140,10 @@ def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: Rat
         entry["layers"] = [selected[i].final.name for i in block.layers]
         report.append(entry)
         elapsed = time.perf_counter() - start
-        _log.info("block rounding: block %d/%d (%d layers, %d codes): %d codes changed; loss over before at "
+        _log.info("block rounding: block %d/%d (%d layers, %d codes): %s; loss over before at "
                   "ratios %s: %s; %.0f s, about %.0f s left", bi + 1, len(blocks), len(block.layers), entry["codes"],
-                  entry["changed"], "/".join(f"{r:g}" for r in learner.ratios),
+                  f"{entry['changed']} codes changed" if entry["kept"] else "learned codes worse on the calibration "
+                  "samples over the ratios, stored codes kept", "/".join(f"{r:g}" for r in learner.ratios),
                   " ".join(f"{entry['loss_after'][k] / max(v, 1e-12):.3f}" for k, v in entry["loss_before"].items()),
                   elapsed, elapsed / (bi + 1) * (len(blocks) - bi - 1))
     return [mod.stored_codes() for mod in layers], {
@@ -173,7 +177,7 @@ class _BlockLearner:
 
         self.student, self.layers, self.fp, self.config = student, layers, fp, config
         self.input_shape, self.shapes = input_shape, shape_steps(student)
-        self.ratios = [r for r in table.ladder if r > 0]
+        self.ratios = [k / config.rungs for k in range(1, config.rungs + 1)]
         self.vectors = {r: table.vector(r) for r in self.ratios}
         self.samples = int(next(iter(fp.values())).shape[0])
         self.fixed = torch.arange(min(self.samples, FIXED_SAMPLES))
@@ -223,6 +227,7 @@ class _BlockLearner:
         for mod in mods:
             mod.hard = False
         params = [mod.rounding for mod in mods]
+        start = [p.detach().clone() for p in params]
         total = sum(p.numel() for p in params)
         opt = torch.optim.Adam(params, lr=cfg.lr)
         for step in range(cfg.iterations):
@@ -240,10 +245,16 @@ class _BlockLearner:
         for mod in mods:
             mod.hard = True
         after = self.losses(block, inputs, energy)
+        kept = float(np.mean([after[k] / max(v, 1e-12) for k, v in before.items()])) <= 1.0
+        if not kept:  # worse than the stored codes on the reported samples, over the rungs: keep those
+            with torch.no_grad():
+                for p, p0 in zip(params, start, strict=True):
+                    p.copy_(p0)
+            after = self.losses(block, inputs, energy)
         changed = sum(int((mod.stored_codes() != mod.layer.weight_int4).sum()) for mod in mods)
         with torch.no_grad():
             nxt = {r: self._outputs(block, inputs[r], r) for r in self.ratios}
-        return {"codes": total, "changed": changed, "loss_before": before, "loss_after": after}, nxt
+        return {"codes": total, "changed": changed, "kept": kept, "loss_before": before, "loss_after": after}, nxt
 
     def _outputs(self, block, inputs: dict, r: float) -> dict:
         """The block's outputs at ratio r for all samples, batch by batch (the next block's inputs)."""

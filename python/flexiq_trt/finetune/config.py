@@ -93,12 +93,16 @@ class BlockRoundingConfig:
     views: int = option(
         4, "the calibration samples and views - 1 augmented copies (flips, shifts) that the blocks learn on; "
         "memory grows with it (every block input is kept per ladder ratio)")
+    rungs: int = option(
+        8, "the ratios the blocks learn at: k / rungs for k = 1..rungs, one drawn per step; a ratio between two of "
+        "them runs layer mixes never trained (learning at the 4-rung ladder alone lost accuracy at the ratios between its rungs on "
+        "EfficientNet-Lite0); memory grows with it (each block's inputs are kept per ratio)")
     min_layers: int = option(2, "FlexiQ layers per block at least (blocks end where one tensor crosses the graph)")
     seed: int = option(0, "seed of the batches, the ratios drawn, the QDrop masks and the augmentation")
     threads: int = option(1, "PyTorch intra-op threads (0 = PyTorch's default), as for --finetune")
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch_size", "views", "min_layers"):
+        for name in ("iterations", "batch_size", "views", "rungs", "min_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"block rounding {name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.lr < 1:

@@ -132,7 +132,9 @@ def _block_rounding_line(report: dict) -> list[str]:
     changed, codes = sum(x["changed"] for x in blocks), sum(x["codes"] for x in blocks)
     ratios = list(blocks[0]["loss_before"]) if blocks else []
     ratio_of = [np.mean([x["loss_after"][r] / max(x["loss_before"][r], 1e-12) for x in blocks]) for r in ratios]
-    return [f"- block-by-block learned rounding: {len(blocks)} blocks, {b['iterations']} steps each on "
+    reverted = sum(1 for x in blocks if not x.get("kept", True))
+    return [f"- block-by-block learned rounding: {len(blocks)} blocks ({reverted} kept the stored codes, the "
+            f"learned ones being worse on the calibration samples), {b['iterations']} steps each on "
             f"{b['samples']} samples ({b['calibration_samples']} calibration samples x {b['views']} views), "
             f"{b['seconds']:.0f} s wall, {b['cpu_seconds']:.0f} s CPU; {changed} of {codes} 4-bit codes "
             f"({100 * changed / max(codes, 1):.1f}%) round the other way; block loss after / before on "

@@ -1,7 +1,7 @@
-"""Block-by-block learned rounding on the shipped Fashion-MNIST ResNet (128 training images, 40 steps per block).
+"""Block-by-block learned rounding on the shipped Fashion-MNIST ResNet (128 training images x 2 views, 40 steps per block).
 
-What must hold: every FlexiQ layer belongs to exactly one block; the block losses at the 100% rung
-go down on the training images; only 4-bit codes change (π, the global order, each group's step and
+What must hold: every FlexiQ layer belongs to exactly one block; a block keeps learned codes only
+when they lower its loss over the rungs on the training images, and some block's loss at 100% goes down; only 4-bit codes change (π, the global order, each group's step and
 the INT8 model are the ones before, so the ratio table stays valid and 0% is bit-identical); and
 `convert --block-rounding` end to end writes a report whose artifact check passed, with the
 `before_block_rounding` column and the stage's own line.
@@ -48,7 +48,7 @@ def rounded(data):
     pipeline.split_data(state)
     pipeline.calibrate_and_quantize(state)
     pipeline.select(state, SearchConfig())
-    config = BlockRoundingConfig(enabled=True, iterations=STEPS, views=2)
+    config = BlockRoundingConfig(enabled=True, iterations=STEPS, views=2, rungs=2, lr=0.1)  # short: coarse, fast
     result = round_blocks(state.prepared, state.selected, state.problem, state.order, state.table,
                           state.calib_feeds, config)
     return state, result
@@ -61,8 +61,11 @@ def test_every_layer_in_one_block_and_the_100_percent_loss_goes_down(rounded):
     assert sorted(names) == sorted(rec.final.name for rec in state.selected)
     assert len(names) == len(set(names))
     assert s["samples"] == 2 * state.calib_feeds.samples and s["iterations"] == STEPS
-    gain = [b["loss_after"]["1.0000"] / b["loss_before"]["1.0000"] for b in s["blocks"]]
-    assert np.mean(gain) < 1.0, gain
+    for b in s["blocks"]:  # a block keeps learned codes only when they do better over the rungs
+        mean = np.mean([b["loss_after"][r] / b["loss_before"][r] for r in b["loss_before"]])
+        assert (mean <= 1.0) if b["kept"] else (b["changed"] == 0 and b["loss_after"] == b["loss_before"]), b
+    gain = [b["loss_after"]["1.0000"] / b["loss_before"]["1.0000"] for b in s["blocks"] if b["kept"]]
+    assert gain and min(gain) < 0.99, s["blocks"]
     assert sum(b["changed"] for b in s["blocks"]) > 0
 
 

@@ -30,6 +30,7 @@ def test_out_of_range_options_name_the_field(field, value, words):
 @pytest.mark.parametrize("field, value, words", [
     ("iterations", 0, "iterations must be >= 1"),
     ("views", 0, "views must be >= 1"),
+    ("rungs", 0, "rungs must be >= 1"),
     ("min_layers", 0, "min_layers must be >= 1"),
     ("lr", 0.0, "lr must be in (0, 1)"),
     ("reg_weight", -0.1, "reg_weight must be >= 0"),
