@@ -112,6 +112,12 @@ def _views(feeds: FeedSet, config: BlockRoundingConfig) -> dict[str, np.ndarray]
             if batches.augmentable(v) else np.concatenate([v] * config.views) for k, v in batches.arrays.items()}
 
 
+def _target(rec: SelectedRecord) -> np.ndarray:
+    """The float weight the stored 4-bit codes approximate: the finetuned one after `--finetune`, else the layer's."""
+    src = rec.quantized.source
+    return src.weight if src.weight4 is None else src.weight4
+
+
 def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: RatioTable, feeds: FeedSet,
            config: BlockRoundingConfig) -> tuple[list[np.ndarray], dict]:
     """Every layer's learned codes (π order) and the summary."""
@@ -123,8 +129,7 @@ def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: Rat
     from flexiq_trt.finetune.torch_graph import Replacement, TorchGraph
 
     torch.manual_seed(config.seed)
-    layers = [RoundingLayer(rec.final, rec.quantized.source.weight, rec.quantized.source.bias, code_means(rec))
-              for rec in selected]
+    layers = [RoundingLayer(rec.final, _target(rec), rec.quantized.source.bias, code_means(rec)) for rec in selected]
     repl = [Replacement(rec.eligible.input_name, rec.eligible.output_name, tuple(rec.eligible.replaced_nodes), m)
             for rec, m in zip(selected, layers, strict=True)]
     teacher, student = TorchGraph(prepared), TorchGraph(prepared, repl)

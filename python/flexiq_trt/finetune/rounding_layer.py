@@ -22,7 +22,11 @@ START_SIDE = 0.75  # h at the start: 0.75 towards the stored code's side (0.25 w
 
 
 class RoundingLayer(FakeQuantLayer):
-    """`final` (a stored layer in its final π order) with learnable 4-bit rounding (module docstring)."""
+    """`final` (a stored layer in its final π order) with learnable 4-bit rounding (module docstring).
+
+    `weight` is the float weight the 4-bit codes approximate, in the INT8 weight's units (the layer's,
+    or the finetuned `LayerSource.weight4`); the INT8 codes and scales are read from `final`.
+    """
 
     def __init__(self, final: QuantizedLayer, weight: np.ndarray, bias: np.ndarray,
                  code_means: tuple[np.ndarray, np.ndarray] | None) -> None:

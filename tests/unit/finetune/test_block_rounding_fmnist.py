@@ -112,3 +112,20 @@ def test_convert_with_block_rounding(data, tmp_path):
     assert "block-by-block learned rounding:" in (tmp_path / "rounded/report.md").read_text()
     assert json.loads(result.files["sidecar"].read_text())["extra"]["block_rounding"]["iterations"] == 3
     assert "block_rounding" in result.timings
+
+
+def test_convert_with_finetune_then_block_rounding(data, tmp_path):
+    from flexiq_trt.finetune.config import FinetuneConfig
+
+    model, calib, heldout = data
+    cfg = ConvertConfig(selector="greedy", eval_data=str(heldout), baselines=False, ort_baseline=False,
+                        measure_sensitivity=False, report_ratios=(0.0, 1.0))
+    result = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "both", config=cfg,
+                                calib_config=CalibConfig(batch_size=64),
+                                finetune=FinetuneConfig(enabled=True, seconds=300, max_steps=3),
+                                block_rounding=BlockRoundingConfig(enabled=True, iterations=3, views=1))
+    report = result.report
+    assert report["artifact_check"]["identical"]
+    assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_finetune", "finetuned_plain",
+                                                      "before_block_rounding"}
+    assert list(result.timings).index("finetune") < list(result.timings).index("block_rounding")

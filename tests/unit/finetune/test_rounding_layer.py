@@ -80,3 +80,25 @@ def test_regularizer_vanishes_at_hard_codes():
     with torch.no_grad():
         mod.rounding.copy_(torch.sign(mod.rounding) * 20)
     assert float(mod.regularizer(2.0).detach()) == 0
+
+
+def test_starts_from_finetuned_codes_after_finetune():
+    """After `--finetune` the stored codes approximate `LayerSource.weight4`; learning starts from exactly them."""
+    from dataclasses import replace
+
+    from flexiq_trt.finetune.fake_quant import FakeQuantLayer
+    from flexiq_trt.finetune.stage import _requantize
+    from flexiq_trt.quantization.config import QuantConfig
+
+    rec, x = selected_layer("conv3x3_s2_pad_dil", True, "dynamic", rounding="gptq")
+    src = rec.quantized.source
+    tuned = FakeQuantLayer(rec.final, src.weight, src.bias, code_means(rec), four_bit_only=True)
+    with torch.no_grad():
+        tuned.weight_steps.copy_(3 * torch.randn(tuned.weight_steps.shape, generator=torch.Generator().manual_seed(2)))
+    q = _requantize(0, rec, tuned, QuantConfig(weight_rounding="gptq"))
+    stored = reorder_groups(q.result.layer, RANK)
+    after = replace(rec, quantized=q, final=stored)
+    mod = RoundingLayer(stored, q.source.weight4, q.source.bias, code_means(after))
+    mod.hard = True
+    np.testing.assert_array_equal(mod.stored_codes(), stored.weight_int4)
+    assert_same_layer(mod, stored, x)
