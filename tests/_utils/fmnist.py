@@ -26,3 +26,28 @@ def fmnist_material(tmp: Path, calib: int, evaluate: int) -> tuple[Path, Path, P
     np.savez(tmp / "calib.npz", input=train.images)
     np.savez(tmp / "eval.npz", input=test.images, labels=test.labels)
     return Path(model), tmp / "calib.npz", tmp / "eval.npz"
+
+
+def selected_state(model: Path, calib: Path, heldout: Path):
+    """A ConversionState of the fmnist model run up to selection (greedy), for the post-selection stages' tests."""
+    from flexiq_trt.calibration.config import CalibConfig
+    from flexiq_trt.conversion import ConversionState, ConvertConfig
+    from flexiq_trt.pipeline import convert as pipeline
+    from flexiq_trt.quantization.config import QuantConfig
+    from flexiq_trt.select.config import SearchConfig
+
+    state = ConversionState(model, CalibConfig(data=str(calib), batch_size=64), QuantConfig(),
+                            ConvertConfig(selector="greedy", eval_data=str(heldout)))
+    pipeline.intake(state)
+    pipeline.split_data(state)
+    pipeline.calibrate_and_quantize(state)
+    pipeline.select(state, SearchConfig())
+    return state
+
+
+def report_config(heldout: Path):
+    """The ConvertConfig of the end-to-end post-selection tests: greedy, no baselines, report at 0% and 100%."""
+    from flexiq_trt.conversion import ConvertConfig
+
+    return ConvertConfig(selector="greedy", eval_data=str(heldout), baselines=False, ort_baseline=False,
+                         measure_sensitivity=False, report_ratios=(0.0, 1.0))

@@ -17,14 +17,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the finetune extra (torch) is not installed")
 
-from _utils.fmnist import fmnist_material  # noqa: E402
+from _utils.fmnist import fmnist_material, report_config, selected_state  # noqa: E402
 
 import flexiq_trt  # noqa: E402
 from flexiq_trt.calibration.config import CalibConfig  # noqa: E402
-from flexiq_trt.conversion import ConversionState, ConvertConfig  # noqa: E402
 from flexiq_trt.finetune.config import FinetuneConfig  # noqa: E402
-from flexiq_trt.quantization.config import QuantConfig  # noqa: E402
-from flexiq_trt.select.config import SearchConfig  # noqa: E402
 
 STEPS = 60
 
@@ -39,15 +36,8 @@ def data(tmp_path_factory) -> tuple[Path, Path, Path]:
 def finetuned(data):
     """The pipeline up to selection, then `finetune_layers`: (state before, result)."""
     from flexiq_trt.finetune.stage import finetune_layers
-    from flexiq_trt.pipeline import convert as pipeline
 
-    model, calib, heldout = data
-    state = ConversionState(model, CalibConfig(data=str(calib), batch_size=64), QuantConfig(),
-                            ConvertConfig(selector="greedy", eval_data=str(heldout)))
-    pipeline.intake(state)
-    pipeline.split_data(state)
-    pipeline.calibrate_and_quantize(state)
-    pipeline.select(state, SearchConfig())
+    state = selected_state(*data)
     config = FinetuneConfig(enabled=True, seconds=600, max_steps=STEPS)
     result = finetune_layers(state.prepared, state.selected, state.problem, state.order, state.table,
                              state.calib_feeds, state.quant, config)
@@ -96,8 +86,7 @@ def test_int8_model_unchanged(finetuned):
 
 def test_convert_with_and_without_finetune(data, tmp_path):
     model, calib, heldout = data
-    cfg = ConvertConfig(selector="greedy", eval_data=str(heldout), baselines=False, ort_baseline=False,
-                        measure_sensitivity=False, report_ratios=(0.0, 1.0))
+    cfg = report_config(heldout)
     tuned = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "tuned", config=cfg,
                                calib_config=CalibConfig(batch_size=64),
                                finetune=FinetuneConfig(enabled=True, seconds=300, max_steps=3))
