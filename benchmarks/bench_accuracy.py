@@ -180,7 +180,7 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
     import flexiq_trt
     from flexiq_trt.calibration.config import CalibConfig
     from flexiq_trt.conversion import ConvertConfig
-    from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig
+    from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig, RefineConfig
     from flexiq_trt.quantization.config import QuantConfig
 
     name = meta["input_name"]
@@ -196,13 +196,13 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
                     **({"gptq_damp": tuple(args.gptq_damp)} if args.gptq_damp else {}),
                     **({"hessian_floor": args.hessian_floor} if args.hessian_floor is not None else {}))
     t0, c0 = time.perf_counter(), time.process_time()
-    finetune = FinetuneConfig(enabled=True, seconds=args.finetune, lr=args.finetune_lr, train=args.finetune_train,
-                              threads=args.finetune_threads) if args.finetune else None
-    rounding = BlockRoundingConfig(enabled=True, iterations=args.block_rounding,
-                                   threads=args.finetune_threads) if args.block_rounding else None
+    refine = RefineConfig(
+        FinetuneConfig(enabled=bool(args.finetune), seconds=args.finetune or 1.0, lr=args.finetune_lr,
+                       train=args.finetune_train, threads=args.finetune_threads),
+        BlockRoundingConfig(enabled=bool(args.block_rounding), iterations=args.block_rounding or 1,
+                            threads=args.finetune_threads))
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
-                                calib_config=CalibConfig(batch_size=16, max_samples=None), finetune=finetune,
-                                block_rounding=rounding)
+                                calib_config=CalibConfig(batch_size=16, max_samples=None), refine=refine)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     sidecar = next(Path(cfg.output_dir).glob("*.flexiq.json"))
     per_crop = per_crop_agreement(model, Path(cfg.output_dir), name, heldout, spec.ratios)

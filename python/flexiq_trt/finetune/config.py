@@ -115,6 +115,24 @@ class BlockRoundingConfig:
             raise ConfigError(f"block rounding threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
 
 
+@dataclass(frozen=True)
+class RefineConfig:
+    """What refines the quantized layers after selection, in this order; both off by default, both need PyTorch."""
+
+    finetune: FinetuneConfig = option(
+        help="distillation finetuning of the 4-bit path (--finetune)", default_factory=FinetuneConfig, cli=False)
+    block_rounding: BlockRoundingConfig = option(
+        help="block-by-block learned 4-bit rounding (--block-rounding)", default_factory=BlockRoundingConfig,
+        cli=False)
+
+    def require_torch(self) -> None:
+        """Raise ConfigError naming the flag and the extra when an enabled step needs PyTorch and it is missing."""
+        if self.finetune.enabled:
+            require_torch("--finetune")
+        if self.block_rounding.enabled:
+            require_torch("--block-rounding")
+
+
 def require_torch(flag: str = "--finetune") -> None:
     """Raise ConfigError naming `flag` and the extra when PyTorch is not importable (finetune and block rounding need it)."""
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.conversion import ConversionState, ConvertConfig
 from flexiq_trt.errors import ConfigError, UnsupportedModelError
-from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig
+from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig, RefineConfig
 from flexiq_trt.log import get_logger, stage
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.ratios import RatioTable
@@ -213,11 +213,10 @@ def report(state: ConversionState, search: SearchConfig, tmp: Path) -> dict | No
 
 def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant: QuantConfig | None = None,
                 search: SearchConfig | None = None, cfg: ConvertConfig | None = None,
-                finetune_config: FinetuneConfig | None = None,
-                block_rounding_config: BlockRoundingConfig | None = None) -> ConvertResult:
+                refine: RefineConfig | None = None) -> ConvertResult:
     """The whole pipeline; see the module docstring."""
     state = ConversionState(Path(model_path), calib or CalibConfig(), quant or QuantConfig(), cfg or ConvertConfig())
-    search = search or SearchConfig()
+    search, refine = search or SearchConfig(), refine or RefineConfig()
     out_dir = Path(state.config.output_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{state.stem}.", dir=out_dir.parent))
@@ -234,12 +233,12 @@ def run_convert(model_path: str | Path, calib: CalibConfig | None = None, quant:
         select(state, search)
         clock.lap("select")
         baseline_variants(state)  # the baselines are those of the conversion before any finetuning
-        tuned = finetune(state, finetune_config or FinetuneConfig())
+        tuned = finetune(state, refine.finetune)
         if tuned is not None:
             clock.lap("finetune")
         if tuned is not None and state.config.report:
             state.variants.update(tuned)
-        rounded = block_rounding(state, block_rounding_config or BlockRoundingConfig())
+        rounded = block_rounding(state, refine.block_rounding)
         if rounded is not None:
             clock.lap("block_rounding")
             if state.config.report:

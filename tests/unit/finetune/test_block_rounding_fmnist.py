@@ -21,7 +21,7 @@ from _utils.fmnist import fmnist_material, report_config, selected_state  # noqa
 
 import flexiq_trt  # noqa: E402
 from flexiq_trt.calibration.config import CalibConfig  # noqa: E402
-from flexiq_trt.finetune.config import BlockRoundingConfig  # noqa: E402
+from flexiq_trt.finetune.config import BlockRoundingConfig, RefineConfig  # noqa: E402
 
 STEPS = 40
 
@@ -92,7 +92,7 @@ def test_convert_with_block_rounding(data, tmp_path):
     cfg = report_config(heldout)
     result = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "rounded", config=cfg,
                                 calib_config=CalibConfig(batch_size=64),
-                                block_rounding=BlockRoundingConfig(enabled=True, iterations=3, views=1))
+                                refine=RefineConfig(block_rounding=BlockRoundingConfig(enabled=True, iterations=3, views=1)))
     report = result.report
     assert report["artifact_check"]["identical"]
     assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_block_rounding"}
@@ -110,8 +110,8 @@ def test_convert_with_finetune_then_block_rounding(data, tmp_path):
     cfg = report_config(heldout)
     result = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "both", config=cfg,
                                 calib_config=CalibConfig(batch_size=64),
-                                finetune=FinetuneConfig(enabled=True, seconds=300, max_steps=3),
-                                block_rounding=BlockRoundingConfig(enabled=True, iterations=3, views=1))
+                                refine=RefineConfig(FinetuneConfig(enabled=True, seconds=300, max_steps=3),
+                                                    BlockRoundingConfig(enabled=True, iterations=3, views=1)))
     report = result.report
     assert report["artifact_check"]["identical"]
     assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_finetune", "finetuned_plain",

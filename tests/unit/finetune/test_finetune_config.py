@@ -10,7 +10,13 @@ import sys
 import pytest
 
 from flexiq_trt.errors import ConfigError
-from flexiq_trt.finetune.config import TORCH_EXTRA, BlockRoundingConfig, FinetuneConfig, require_torch
+from flexiq_trt.finetune.config import (
+    TORCH_EXTRA,
+    BlockRoundingConfig,
+    FinetuneConfig,
+    RefineConfig,
+    require_torch,
+)
 
 
 @pytest.mark.parametrize("field, value, words", [
@@ -86,8 +92,8 @@ def test_convert_fails_before_calibration_without_torch(monkeypatch, tmp_path):
     model.write_bytes(b"not read")
     with pytest.raises(ConfigError, match="needs PyTorch"):
         flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "out",
-                           finetune=FinetuneConfig(enabled=True))
+                           refine=RefineConfig(finetune=FinetuneConfig(enabled=True)))
     with pytest.raises(ConfigError, match="--block-rounding needs PyTorch"):
         flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "out",
-                           block_rounding=BlockRoundingConfig(enabled=True))
+                           refine=RefineConfig(block_rounding=BlockRoundingConfig(enabled=True)))
     assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ from flexiq_trt.calibration.config import CalibConfig
 from flexiq_trt.cli.arg_groups import add_dataclass_group, dataclass_from_args
 from flexiq_trt.conversion import ConvertConfig
 from flexiq_trt.datasets.demo import DemoConfig
-from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig
+from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig, RefineConfig
 from flexiq_trt.quantization.config import QuantConfig
 from flexiq_trt.select.config import SearchConfig
 
@@ -56,7 +56,7 @@ class Convert:
         finetune = dataclass_from_args(FinetuneConfig, args, prefix="finetune")
         rounding = dataclass_from_args(BlockRoundingConfig, args, prefix="block_rounding")
         result = convert(model, calib_data, calib_config=calib, quant=quant, search=search, config=cfg,
-                         finetune=finetune, block_rounding=rounding)
+                         refine=RefineConfig(finetune, rounding))
         for kind, path in result.files.items():
             print(f"{kind:>12}: {path}")
         if result.report:
