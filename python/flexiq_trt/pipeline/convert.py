@@ -1,4 +1,4 @@
-"""`convert`: intake -> calibrate -> quantize -> select -> rewrite -> report, with atomic outputs.
+"""`convert`: intake -> calibrate -> quantize -> select -> (finetune, block rounding) -> rewrite -> report, atomic outputs.
 
 Orchestration only: each step calls one stage and stores what it returns in the ConversionState.
 Every artifact is written into a private temporary folder next to the output folder and moved into
