@@ -50,10 +50,10 @@ class RoundingLayer(FakeQuantLayer):
         """The soft rounding in [0, 1] of every code (channels last, π order)."""
         return torch.clamp(torch.sigmoid(self.rounding) * (ZETA - GAMMA) + GAMMA, 0, 1)
 
-    def codes4(self) -> torch.Tensor:
+    def codes4(self, hard: bool | None = None) -> torch.Tensor:
         """The 4-bit codes: soft while learning, rounded once `hard` is set (the codes that are stored)."""
         h = self.h()
-        return torch.clamp(self.base + ((h >= 0.5).to(h.dtype) if self.hard else h), -8, 7)
+        return torch.clamp(self.base + ((h >= 0.5).to(h.dtype) if (self.hard if hard is None else hard) else h), -8, 7)
 
     def regularizer(self, beta: float) -> torch.Tensor:
         """AdaRound's sum of 1 − |2h − 1|^β over the codes: zero when every code has picked its side."""
@@ -62,8 +62,7 @@ class RoundingLayer(FakeQuantLayer):
     def stored_codes(self) -> np.ndarray:
         """int8 [N, ..., C_pad] in π order: the hard codes."""
         with torch.no_grad():
-            h = self.h()
-            return torch.clamp(self.base + (h >= 0.5).to(h.dtype), -8, 7).numpy().astype(np.int8)
+            return self.codes4(hard=True).numpy().astype(np.int8)
 
     def _scale(self) -> torch.Tensor:
         return self.stored_scale
