@@ -174,6 +174,20 @@ def paired_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _field_values(cls: type, pairs: list[str]) -> dict:
+    """`FIELD=VALUE` strings as typed keyword arguments of dataclass `cls` (a clear error for unknown fields)."""
+    import dataclasses
+
+    types = {f.name: f.default for f in dataclasses.fields(cls)}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in types or not value:
+            raise SystemExit(f"--block-rounding-set {pair!r}: expected FIELD=VALUE with FIELD one of {sorted(types)}")
+        out[key] = type(types[key])(value)
+    return out
+
+
 def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespace, tmp: Path,
             spec: RunSpec) -> dict:
     """One conversion; returns its report rows, per-crop agreement, ratio-table figures and timings."""
@@ -200,7 +214,7 @@ def run_one(model: Path, meta: dict, heldout: np.ndarray, args: argparse.Namespa
         FinetuneConfig(enabled=bool(args.finetune), seconds=args.finetune or 1.0, lr=args.finetune_lr,
                        train=args.finetune_train, threads=args.finetune_threads),
         BlockRoundingConfig(enabled=bool(args.block_rounding), iterations=args.block_rounding or 1,
-                            threads=args.finetune_threads))
+                            threads=args.finetune_threads, **_field_values(BlockRoundingConfig, args.block_rounding_set)))
     result = flexiq_trt.convert(str(model), calib=str(calib_path), config=cfg, quant=quant,
                                 calib_config=CalibConfig(batch_size=16, max_samples=None), refine=refine)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -359,6 +373,8 @@ def main() -> None:
     ap.add_argument("--block-rounding", type=int, default=0, metavar="ITERATIONS",
                     help="convert with --block-rounding and this many steps per block (the report adds a "
                          "before_block_rounding variant); 0 = off; threads from --finetune-threads")
+    ap.add_argument("--block-rounding-set", nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="other BlockRoundingConfig fields with --block-rounding, e.g. lr=0.1 views=2")
     ap.add_argument("--finetune-lr", type=float, default=0.01, help="FinetuneConfig.lr with --finetune")
     ap.add_argument("--finetune-train", default="four_bit", choices=TRAIN_MODES, help="FinetuneConfig.train with --finetune")
     ap.add_argument("--finetune-threads", type=int, default=1, help="FinetuneConfig.threads with --finetune")

@@ -39,6 +39,7 @@ _log = get_logger(__name__)
 
 FIXED_SAMPLES = 32  # calibration samples on which each block's loss is reported before and after
 WARMUP = 0.2  # share of a block's steps without the rounding regularizer (AdaRound)
+OUTPUT_BATCH = 64  # samples per forward pass when a block's outputs are collected (no gradients kept)
 BETA = (20.0, 2.0)  # the regularizer's exponent, annealed from the first to the second after the warm-up
 
 
@@ -121,23 +122,8 @@ def _target(rec: SelectedRecord) -> np.ndarray:
 def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: RatioTable, feeds: FeedSet,
            config: BlockRoundingConfig) -> tuple[list[np.ndarray], dict]:
     """Every layer's learned codes (π order) and the summary."""
-    import torch
-
-    from flexiq_trt.finetune.graph_blocks import partition
-    from flexiq_trt.finetune.rounding_layer import RoundingLayer
-    from flexiq_trt.finetune.stage import code_means
-    from flexiq_trt.finetune.torch_graph import Replacement, TorchGraph
-
-    torch.manual_seed(config.seed)
-    layers = [RoundingLayer(rec.final, _target(rec), rec.quantized.source.bias, code_means(rec)) for rec in selected]
-    repl = [Replacement(rec.eligible.input_name, rec.eligible.output_name, tuple(rec.eligible.replaced_nodes), m)
-            for rec, m in zip(selected, layers, strict=True)]
-    teacher, student = TorchGraph(prepared), TorchGraph(prepared, repl)
-    blocks = partition(student, config.min_layers)
-    arrays = _views(feeds, config)
-    _log.info("block rounding: %d blocks of %s FlexiQ layers", len(blocks), [len(b.layers) for b in blocks])
-    learner = _BlockLearner(student, layers, _teacher_tensors(teacher, blocks, arrays, config.batch_size),
-                            table, tuple(next(iter(arrays.values())).shape), config)
+    learner, blocks = block_learner(prepared, selected, table, feeds, config)
+    layers = learner.layers
     start, report = time.perf_counter(), []
     inputs = {r: {name: learner.fp[name] for name in blocks[0].inputs} for r in learner.ratios}
     for bi, block in enumerate(blocks):
@@ -156,6 +142,29 @@ def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: Rat
         "fixed_samples": int(learner.fixed.shape[0])}
 
 
+def block_learner(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: RatioTable, feeds: FeedSet,
+                  config: BlockRoundingConfig) -> tuple[BlockLearner, list]:
+    """The learner over the student graph (rounding layers in place of the FlexiQ nodes) and the graph's blocks."""
+    import torch
+
+    from flexiq_trt.finetune.graph_blocks import partition
+    from flexiq_trt.finetune.rounding_layer import RoundingLayer
+    from flexiq_trt.finetune.stage import code_means
+    from flexiq_trt.finetune.torch_graph import Replacement, TorchGraph
+
+    torch.manual_seed(config.seed)
+    layers = [RoundingLayer(rec.final, _target(rec), rec.quantized.source.bias, code_means(rec)) for rec in selected]
+    repl = [Replacement(rec.eligible.input_name, rec.eligible.output_name, tuple(rec.eligible.replaced_nodes), m)
+            for rec, m in zip(selected, layers, strict=True)]
+    teacher, student = TorchGraph(prepared), TorchGraph(prepared, repl)
+    blocks = partition(student, config.min_layers)
+    arrays = _views(feeds, config)
+    _log.info("block rounding: %d blocks of %s FlexiQ layers", len(blocks), [len(b.layers) for b in blocks])
+    learner = BlockLearner(student, layers, _teacher_tensors(teacher, blocks, arrays, config.batch_size),
+                           table, tuple(next(iter(arrays.values())).shape), config)
+    return learner, blocks
+
+
 def _teacher_tensors(teacher, blocks, arrays: dict[str, np.ndarray], batch: int) -> dict:
     """The FP32 network's tensors at every block boundary, for all samples (torch, concatenated)."""
     import torch
@@ -171,7 +180,7 @@ def _teacher_tensors(teacher, blocks, arrays: dict[str, np.ndarray], batch: int)
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-class _BlockLearner:
+class BlockLearner:
     """Learns one block's rounding at a time from its quantized-network inputs per ratio (module docstring)."""
 
     def __init__(self, student, layers: list, fp: dict, table: RatioTable, input_shape: tuple[int, ...],
@@ -213,12 +222,31 @@ class _BlockLearner:
         out = self.run(block, feed, r)
         return sum(((out[k] - self.fp[k][idx]) ** 2).mean() / energy[k] for k in block.outputs) / len(block.outputs)
 
+    def same_work(self, block, inputs: dict, r: float) -> tuple:
+        """What the block computes at ratio r: its input tensors (by identity) and its layers' n4.
+
+        Two ratios with the same key give the same outputs, so each is computed once: in the early blocks
+        the low ratios leave every layer in INT8 on the same inputs, and those blocks are the costly ones
+        (the largest activations).
+        """
+        return (tuple(id(inputs[r][name]) for name in block.inputs),
+                tuple(int(self.vectors[r][i]) for i in block.layers))
+
+    def active(self, block) -> list[float]:
+        """The ratios at which some layer of the block is 4-bit (the others give no gradient)."""
+        return [r for r in self.ratios if any(self.vectors[r][i] > 0 for i in block.layers)]
+
     def losses(self, block, inputs: dict, energy: dict) -> dict[str, float]:
-        """The loss with hard codes on the fixed samples, per ratio."""
+        """The loss with hard codes on the fixed samples, per ratio (computed once per distinct work)."""
         import torch
 
+        done: dict[tuple, float] = {}
         with torch.no_grad():
-            return {f"{r:.4f}": float(self.loss(block, inputs, r, self.fixed, False, energy)) for r in self.ratios}
+            for r in self.ratios:
+                key = self.same_work(block, inputs, r)
+                if key not in done:
+                    done[key] = float(self.loss(block, inputs, r, self.fixed, False, energy))
+        return {f"{r:.4f}": done[self.same_work(block, inputs, r)] for r in self.ratios}
 
     def learn(self, block, inputs: dict) -> tuple[dict, dict]:
         """Learn the block's codes; returns (its summary entry, the next block's inputs per ratio)."""
@@ -235,18 +263,18 @@ class _BlockLearner:
         start = [p.detach().clone() for p in params]
         total = sum(p.numel() for p in params)
         opt = torch.optim.Adam(params, lr=cfg.lr)
-        for step in range(cfg.iterations):
+        active = self.active(block)
+        for step in range(cfg.iterations if active else 0):  # no ratio makes the block 4-bit: nothing to learn
             frac = step / cfg.iterations
             beta = BETA[0] - (BETA[0] - BETA[1]) * max(0.0, (frac - WARMUP) / (1 - WARMUP))
-            r = float(self.rng.choice(self.ratios))
+            r = float(self.rng.choice(active))
             idx = torch.from_numpy(self.rng.choice(self.samples, min(cfg.batch_size, self.samples), replace=False))
             loss = self.loss(block, inputs, r, idx, True, energy) / max(before[f"{r:.4f}"], 1e-12)
             if frac > WARMUP:
                 loss = loss + cfg.reg_weight * sum(mod.regularizer(beta) for mod in mods) / total
             opt.zero_grad(set_to_none=True)
-            if loss.requires_grad:  # else no layer of the block is 4-bit at this ratio: nothing to learn from it
-                loss.backward()
-                opt.step()
+            loss.backward()
+            opt.step()
         for mod in mods:
             mod.hard = True
         after = self.losses(block, inputs, energy)
@@ -257,14 +285,19 @@ class _BlockLearner:
                     p.copy_(p0)
             after = self.losses(block, inputs, energy)
         changed = sum(int((mod.stored_codes() != mod.layer.weight_int4).sum()) for mod in mods)
+        done: dict[tuple, dict] = {}
         with torch.no_grad():
-            nxt = {r: self._outputs(block, inputs[r], r) for r in self.ratios}
+            for r in self.ratios:
+                key = self.same_work(block, inputs, r)
+                if key not in done:
+                    done[key] = self._outputs(block, inputs[r], r)
+        nxt = {r: done[self.same_work(block, inputs, r)] for r in self.ratios}
         return {"codes": total, "changed": changed, "kept": kept, "loss_before": before, "loss_after": after}, nxt
 
     def _outputs(self, block, inputs: dict, r: float) -> dict:
         """The block's outputs at ratio r for all samples, batch by batch (the next block's inputs)."""
         import torch
 
-        b, n = self.config.batch_size, self.samples
+        b, n = max(self.config.batch_size, OUTPUT_BATCH), self.samples
         parts = [self.run(block, {k: v[i:i + b] for k, v in inputs.items()}, r) for i in range(0, n, b)]
         return {name: torch.cat([p[name] for p in parts]) for name in block.outputs}

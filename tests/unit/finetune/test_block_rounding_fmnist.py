@@ -117,3 +117,27 @@ def test_convert_with_finetune_then_block_rounding(data, tmp_path):
     assert {r["variant"] for r in report["rows"]} == {"flexiq", "before_finetune", "finetuned_plain",
                                                       "before_block_rounding"}
     assert list(result.timings).index("finetune") < list(result.timings).index("block_rounding")
+
+
+def test_ratios_with_the_same_work_share_one_computation(data):
+    """Ratios at which a block has the same inputs and the same n4 are computed once, and the outputs match a
+    direct run at every ratio (the first block's input is the network input at every ratio)."""
+    from flexiq_trt.finetune.block_rounding import block_learner
+
+    state = selected_state(*data)
+    config = BlockRoundingConfig(enabled=True, iterations=2, views=1, rungs=8)
+    learner, blocks = block_learner(state.prepared, state.selected, state.table, state.calib_feeds, config)
+    block = blocks[0]
+    inputs = {r: {name: learner.fp[name] for name in block.inputs} for r in learner.ratios}
+    keys = {learner.same_work(block, inputs, r) for r in learner.ratios}
+    assert len(keys) < len(learner.ratios), "expected some ladder ratios to give the first block the same n4"
+    calls = []
+    direct = learner._outputs
+    learner._outputs = lambda b, x, r: calls.append(r) or direct(b, x, r)
+    _, nxt = learner.learn(block, inputs)
+    assert len(calls) == len(keys)
+    for r in learner.ratios:
+        with torch.no_grad():
+            want = direct(block, inputs[r], r)
+        for name in block.outputs:
+            torch.testing.assert_close(nxt[r][name], want[name], rtol=0, atol=0)
