@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +78,6 @@ def real_conversions(tmp_path_factory) -> dict[str, dict[str, Path]]:
         calib = root / f"{name}_calib.npz"
         np.savez(calib, **{spec.name: np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)})
         cfg = flexiq_trt.ConvertConfig(selector="greedy", report=False, baselines=False)
-        result = flexiq_trt.convert(path, calib=str(calib), output_dir=root / name, config=cfg)
+        result = flexiq_trt.convert(path, calib=str(calib), output_dir=root / name, config=cfg, refine=NO_BLOCK_ROUNDING)
         out[name] = {kind: Path(f) for kind, f in result.files.items()}
     return out

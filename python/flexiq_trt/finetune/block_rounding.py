@@ -75,7 +75,8 @@ def round_blocks(prepared: onnx.ModelProto, selected: list[SelectedRecord], prob
         raise FlexiqInternalError("block rounding: storing the learned codes changed the global order")
     summary.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
                    iterations=config.iterations, views=config.views, drop=config.drop, lr=config.lr,
-                   reg_weight=config.reg_weight, rungs=config.rungs, calibration_samples=feeds.samples)
+                   reg_weight=config.reg_weight, rungs=config.rungs, calibration_samples=feeds.samples,
+                   budget_seconds=config.seconds)
     return BlockRoundingResult(records, new_selected, summary)
 
 
@@ -102,13 +103,16 @@ def with_codes(rec: SelectedRecord, codes_final: np.ndarray) -> QuantizedRecord:
 
 
 def _views(feeds: FeedSet, config: BlockRoundingConfig) -> dict[str, np.ndarray]:
-    """The calibration samples, then `views - 1` augmented copies of them (flips, shifts: finetune's augmentation)."""
+    """The calibration samples, then `views - 1` augmented copies of them (flips, shifts: finetune's augmentation).
+
+    Inputs that do not augment are repeated beside the augmented ones; when none augments, one view.
+    """
     from flexiq_trt.finetune.config import FinetuneConfig
     from flexiq_trt.finetune.stage import Batches
 
     batches = Batches(feeds, FinetuneConfig(seed=config.seed))
-    if config.views == 1:
-        return batches.arrays
+    if config.views == 1 or not any(batches.augmentable(v) for v in batches.arrays.values()):
+        return batches.arrays  # copies of inputs that do not augment (token ids) would only repeat the work
     return {k: np.concatenate([v] + [batches.augment(v) for _ in range(config.views - 1)])
             if batches.augmentable(v) else np.concatenate([v] * config.views) for k, v in batches.arrays.items()}
 
@@ -127,6 +131,10 @@ def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: Rat
     start, report = time.perf_counter(), []
     inputs = {r: {name: learner.fp[name] for name in blocks[0].inputs} for r in learner.ratios}
     for bi, block in enumerate(blocks):
+        if config.seconds and time.perf_counter() - start > config.seconds:
+            _log.warning("block rounding: the %.0f s budget is spent after %d of %d blocks; the other %d keep their "
+                         "stored codes (--block-rounding-seconds)", config.seconds, bi, len(blocks), len(blocks) - bi)
+            break
         entry, inputs = learner.learn(block, inputs)
         entry["layers"] = [selected[i].final.name for i in block.layers]
         report.append(entry)
@@ -138,7 +146,8 @@ def _learn(prepared: onnx.ModelProto, selected: list[SelectedRecord], table: Rat
                   " ".join(f"{entry['loss_after'][k] / max(v, 1e-12):.3f}" for k, v in entry["loss_before"].items()),
                   elapsed, elapsed / (bi + 1) * (len(blocks) - bi - 1))
     return [mod.stored_codes() for mod in layers], {
-        "blocks": report, "train_seconds": time.perf_counter() - start, "samples": learner.samples,
+        "blocks": report, "blocks_not_reached": len(blocks) - len(report),
+        "train_seconds": time.perf_counter() - start, "samples": learner.samples,
         "fixed_samples": int(learner.fixed.shape[0])}
 
 

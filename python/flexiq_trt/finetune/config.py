@@ -72,18 +72,28 @@ class FinetuneConfig:
 class BlockRoundingConfig:
     """Block-by-block learned rounding of the stored 4-bit codes after selection (finetune/block_rounding.py).
 
-    Off by default: it needs the finetune extra and about 10 minutes of 2-core CPU on a
-    MobileNet-sized model (docs/accuracy.md, "Block-by-block learned rounding (`--block-rounding`)").
+    On by default where it can run (`enabled=None`: PyTorch installed and the graph expressible in
+    PyTorch; otherwise the conversion goes on without it and the report says why); a few minutes of
+    2-core CPU on a MobileNet-sized model, capped by `seconds` (docs/accuracy.md, "Block-by-block
+    learned rounding (`--block-rounding`)").
     """
 
-    enabled: bool = option(
-        False, "after selection, learn which way each stored 4-bit code rounds, block by block, so that each block "
+    enabled: bool | None = option(
+        None, "after selection, learn which way each stored 4-bit code rounds, block by block, so that each block "
         "of the quantized network reproduces the FP32 block output at ratios drawn from the ladder (AdaRound over "
         "BRECQ blocks with QDrop inputs); INT8 and the order are kept; needs the finetune extra "
-        "(docs/accuracy.md, \"Block-by-block learned rounding (`--block-rounding`)\")", flags=("--block-rounding",))
-    iterations: int = option(300, "optimizer steps per block (the cost grows linearly with it)")
+        "(docs/accuracy.md, \"Block-by-block learned rounding (`--block-rounding`)\"); unset = on where PyTorch is "
+        "installed and the graph runs in it, skipped with a report line otherwise; --block-rounding makes a "
+        "missing extra or an unsupported graph an error, --no-block-rounding turns it off",
+        flags=("--block-rounding",))
+    seconds: float = option(
+        600.0, "time budget of the learning in seconds (wall clock); blocks not reached by then keep their stored "
+        "codes and the report says how many (0 = no limit)")
+    iterations: int = option(
+        100, "optimizer steps per block (the cost grows about linearly with it; 300 at lr 0.03 was the first "
+        "default, as good on EfficientNet-Lite0 at three times the cost)")
     batch_size: int = option(16, "samples per step")
-    lr: float = option(0.03, "Adam learning rate of the rounding variables")
+    lr: float = option(0.1, "Adam learning rate of the rounding variables")
     reg_weight: float = option(
         0.1, "weight of AdaRound's regularizer that drives every code to one side, against the block loss "
         "(each ratio's loss over its value before learning); on after the first fifth of a block's steps")
@@ -113,11 +123,16 @@ class BlockRoundingConfig:
             raise ConfigError(f"block rounding drop must be in [0, 1), got {self.drop}")
         if self.threads < 0:
             raise ConfigError(f"block rounding threads must be >= 0 (0 = PyTorch's default), got {self.threads}")
+        if self.seconds < 0:
+            raise ConfigError(f"block rounding seconds must be >= 0 (0 = no limit), got {self.seconds}")
 
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """What refines the quantized layers after selection, in this order; both off by default, both need PyTorch."""
+    """What refines the quantized layers after selection, in this order; both need PyTorch.
+
+    The finetune is off by default; block rounding is on where PyTorch is installed (`enabled=None`).
+    """
 
     finetune: FinetuneConfig = option(
         help="distillation finetuning of the 4-bit path (--finetune)", default_factory=FinetuneConfig, cli=False)
@@ -126,11 +141,23 @@ class RefineConfig:
         cli=False)
 
     def require_torch(self) -> None:
-        """Raise ConfigError naming the flag and the extra when an enabled step needs PyTorch and it is missing."""
+        """Raise ConfigError naming the flag and the extra when a step asked for needs PyTorch and it is missing.
+
+        Block rounding left at its default (`enabled=None`) is skipped instead (`torch_available`).
+        """
         if self.finetune.enabled:
             require_torch("--finetune")
         if self.block_rounding.enabled:
             require_torch("--block-rounding")
+
+
+def torch_available() -> bool:
+    """Whether PyTorch imports (the finetune extra)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def require_torch(flag: str = "--finetune") -> None:

@@ -159,20 +159,38 @@ BEFORE_BLOCK_ROUNDING = "before_block_rounding"  # report variant: the same conv
 
 
 def block_rounding(state: ConversionState, config: BlockRoundingConfig) -> dict[str, list] | None:
-    """With --block-rounding: learn the 4-bit codes' rounding block by block; the codes before are a report variant.
+    """Learn the 4-bit codes' rounding block by block; the codes before are a report variant.
 
-    Runs after the finetune when both are on, so it learns the rounding of the finetuned layers.
+    Runs after the finetune when both are on, so it learns the rounding of the finetuned layers. Left
+    at its default (`enabled=None`) it is skipped, with the reason in the sidecar and the report, where
+    PyTorch is missing or the graph has an operator the PyTorch interpreter lacks; asked for
+    explicitly, both are errors.
     """
     from flexiq_trt.finetune.block_rounding import round_blocks
+    from flexiq_trt.finetune.config import TORCH_EXTRA, torch_available
 
-    if not config.enabled:
+    if config.enabled is False:
         return None
+    if config.enabled is None and not torch_available():
+        return _skip_block_rounding(state, f"PyTorch is not installed: {TORCH_EXTRA}")
     before = {BEFORE_BLOCK_ROUNDING: [rec.final for rec in state.selected]}
-    result = round_blocks(state.prepared, state.selected, state.problem, state.order, state.table,
-                          state.calib_feeds, config)
+    try:
+        result = round_blocks(state.prepared, state.selected, state.problem, state.order, state.table,
+                              state.calib_feeds, config)
+    except UnsupportedModelError as e:
+        if config.enabled:
+            raise
+        return _skip_block_rounding(state, str(e))
     state.quantized, state.selected = result.records, result.selected
     state.table.extra["block_rounding"] = result.summary
     return before
+
+
+def _skip_block_rounding(state: ConversionState, why: str) -> None:
+    """Record (sidecar, report) and log why the default block rounding did not run."""
+    _log.warning("block rounding skipped (%s); --no-block-rounding silences this", why)
+    state.table.extra["block_rounding"] = {"skipped": why}
+    return None
 
 
 def baseline_variants(state: ConversionState) -> None:

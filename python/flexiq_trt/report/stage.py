@@ -86,7 +86,7 @@ def build_report(state: ConversionState, tmp: Path) -> dict:
         "artifact_check": artifact_check,
         "artifacts": {k: Path(v).name for k, v in state.files.items()},
         "finetune": table.extra.get("finetune"),  # None unless --finetune (finetune/stage.py)
-        "block_rounding": table.extra.get("block_rounding"),  # None unless --block-rounding (finetune/block_rounding.py)
+        "block_rounding": table.extra.get("block_rounding"),  # None with --no-block-rounding (finetune/block_rounding.py)
     }
     state.files.update(dict(zip(("report_json", "report_md", "report_png"), write_report(report, tmp), strict=True)))
     return report

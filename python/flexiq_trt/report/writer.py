@@ -124,11 +124,14 @@ def _finetune_line(report: dict) -> list[str]:
 
 
 def _block_rounding_line(report: dict) -> list[str]:
-    """What the block-by-block learned rounding did (absent without --block-rounding)."""
+    """What the block-by-block learned rounding did, or why it did not run (absent with --no-block-rounding)."""
     b = report.get("block_rounding")
     if not b:
         return []
+    if "skipped" in b:
+        return [f"- block-by-block learned rounding: not run ({b['skipped']})"]
     blocks = b["blocks"]
+    missed = b.get("blocks_not_reached", 0)
     changed, codes = sum(x["changed"] for x in blocks), sum(x["codes"] for x in blocks)
     ratios = list(blocks[0]["loss_before"]) if blocks else []
     ratio_of = [np.mean([x["loss_after"][r] / max(x["loss_before"][r], 1e-12) for x in blocks]) for r in ratios]
@@ -139,7 +142,9 @@ def _block_rounding_line(report: dict) -> list[str]:
             f"{b['seconds']:.0f} s wall, {b['cpu_seconds']:.0f} s CPU; {changed} of {codes} 4-bit codes "
             f"({100 * changed / max(codes, 1):.1f}%) round the other way; block loss after / before on "
             f"{b['fixed_samples']} calibration samples, mean over blocks, per ratio: "
-            + ", ".join(f"{float(r):.2f}: {v:.3f}" for r, v in zip(ratios, ratio_of, strict=True))]
+            + ", ".join(f"{float(r):.2f}: {v:.3f}" for r, v in zip(ratios, ratio_of, strict=True))
+            + (f"; the {b['budget_seconds']:.0f} s budget ran out before the last {missed} blocks, which keep "
+               "their stored codes" if missed else "")]
 
 
 def group_size_text(report: dict) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 
 from flexiq_trt.errors import PluginNotFoundError
 
@@ -74,7 +75,7 @@ def converted(tmp_path_factory):
     x = np.random.default_rng(0).normal(size=(32, 64, 8, 8)).astype(np.float32)
     np.savez(tmp / "calib.npz", x=x)
     cfg = ConvertConfig(selector="greedy", ort_baseline=False, report=False, baselines=False)
-    result = flexiq_trt.convert(tmp / "cbr.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / "out", config=cfg)
+    result = flexiq_trt.convert(tmp / "cbr.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / "out", config=cfg, refine=NO_BLOCK_ROUNDING)
     return result, x
 
 

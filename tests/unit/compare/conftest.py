@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 
 
 @pytest.fixture(scope="module")
@@ -28,5 +29,5 @@ def converted(tmp_path_factory):
              labels=np.zeros(20, dtype=np.int64))
     cfg = ConvertConfig(selector="greedy", ort_baseline=False, report=False, baselines=False)
     result = flexiq_trt.convert(tmp / "cbr.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / "out", config=cfg,
-                                quant=QuantConfig(group_size=32))
+                                quant=QuantConfig(group_size=32), refine=NO_BLOCK_ROUNDING)
     return result, tmp / "cbr.onnx", tmp / "heldout.npz"

@@ -141,3 +141,60 @@ def test_ratios_with_the_same_work_share_one_computation(data):
             want = direct(block, inputs[r], r)
         for name in block.outputs:
             torch.testing.assert_close(nxt[r][name], want[name], rtol=0, atol=0)
+
+
+def test_left_at_its_default_it_runs_where_torch_is(data, tmp_path):
+    model, calib, heldout = data
+    result = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "auto", config=report_config(heldout),
+                                calib_config=CalibConfig(batch_size=64),
+                                refine=RefineConfig(block_rounding=BlockRoundingConfig(iterations=3, views=1)))
+    assert result.report["artifact_check"]["identical"]
+    assert "before_block_rounding" in {r["variant"] for r in result.report["rows"]}
+    assert result.table.extra["block_rounding"]["iterations"] == 3
+
+
+def test_budget_spent_leaves_the_other_blocks_stored(data):
+    from flexiq_trt.finetune.block_rounding import round_blocks
+
+    state = selected_state(*data)
+    config = BlockRoundingConfig(enabled=True, iterations=3, views=1, seconds=1e-9)
+    result = round_blocks(state.prepared, state.selected, state.problem, state.order, state.table,
+                          state.calib_feeds, config)
+    assert result.summary["blocks"] == [] and result.summary["blocks_not_reached"] >= 1
+    for old, new in zip(state.selected, result.selected, strict=True):
+        np.testing.assert_array_equal(new.final.weight_int4, old.final.weight_int4)
+
+
+def _elu_model(path: Path) -> Path:
+    """conv -> Elu -> conv -> Relu: Elu has no PyTorch counterpart in the interpreter (finetune/torch_graph.py)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.normal(size=(32, 16, 3, 3)) * 0.1).astype(np.float32), "w1"),
+             numpy_helper.from_array((rng.normal(size=(32, 32, 1, 1)) * 0.1).astype(np.float32), "w2")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Elu", ["c1"], ["e1"], name="elu1"),
+             helper.make_node("Conv", ["e1", "w2"], ["c2"], name="conv2"),
+             helper.make_node("Relu", ["c2"], ["y"], name="relu2")]
+    graph = helper.make_graph(nodes, "elu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 16, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 32, 8, 8])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_unsupported_graph_skips_by_default_and_fails_when_asked_for(tmp_path):
+    from flexiq_trt.conversion import ConvertConfig
+    from flexiq_trt.errors import UnsupportedModelError
+
+    model = _elu_model(tmp_path / "elu.onnx")
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(1).normal(size=(32, 16, 8, 8)).astype(np.float32))
+    cfg = ConvertConfig(selector="greedy", ort_baseline=False, baselines=False)
+    result = flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "auto", config=cfg)
+    skipped = result.table.extra["block_rounding"]["skipped"]
+    assert "elu1" in skipped and "Elu" in skipped
+    assert "block-by-block learned rounding: not run" in (tmp_path / "auto/report.md").read_text()
+    with pytest.raises(UnsupportedModelError, match="elu1"):
+        flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "asked", config=cfg,
+                           refine=RefineConfig(block_rounding=BlockRoundingConfig(enabled=True, iterations=3)))
+    assert not (tmp_path / "asked").exists()

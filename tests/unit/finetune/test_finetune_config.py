@@ -42,6 +42,7 @@ def test_out_of_range_options_name_the_field(field, value, words):
     ("reg_weight", -0.1, "reg_weight must be >= 0"),
     ("drop", 1.0, "drop must be in [0, 1)"),
     ("threads", -1, "threads must be >= 0"),
+    ("seconds", -1.0, "seconds must be >= 0"),
 ])
 def test_block_rounding_options_name_the_field(field, value, words):
     pattern = "block rounding " + words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
@@ -49,9 +50,9 @@ def test_block_rounding_options_name_the_field(field, value, words):
         BlockRoundingConfig(**{field: value})
 
 
-def test_off_by_default():
+def test_finetune_off_and_block_rounding_automatic_by_default():
     assert FinetuneConfig().enabled is False
-    assert BlockRoundingConfig().enabled is False
+    assert BlockRoundingConfig().enabled is None  # on where PyTorch is installed and the graph runs in it
 
 
 def test_block_rounding_flags_come_from_the_dataclass():
@@ -62,6 +63,9 @@ def test_block_rounding_flags_come_from_the_dataclass():
                                       "--block-rounding-drop", "0.25"])
     cfg = dataclass_from_args(BlockRoundingConfig, args, prefix="block_rounding")
     assert (cfg.enabled, cfg.iterations, cfg.drop, cfg.views) == (True, 50, 0.25, BlockRoundingConfig().views)
+    for argv, enabled in ((["--no-block-rounding"], False), ([], None)):
+        args = build_parser().parse_args(["convert", "m.onnx", *argv])
+        assert dataclass_from_args(BlockRoundingConfig, args, prefix="block_rounding").enabled is enabled
 
 
 def test_cli_flags_come_from_the_dataclass():
@@ -97,3 +101,25 @@ def test_convert_fails_before_calibration_without_torch(monkeypatch, tmp_path):
         flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "out",
                            refine=RefineConfig(block_rounding=BlockRoundingConfig(enabled=True)))
     assert not (tmp_path / "out").exists()
+
+
+def test_default_convert_without_torch_goes_on_and_says_why(monkeypatch, tmp_path):
+    """Block rounding left at its default is skipped without PyTorch; the sidecar and the report say why."""
+    import json
+
+    import numpy as np
+    import onnx
+    from _utils import models
+
+    import flexiq_trt
+    from flexiq_trt.conversion import ConvertConfig
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    onnx.save(models.residual_block(c=32, hw=8), tmp_path / "res.onnx")
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).normal(size=(32, 32, 8, 8)).astype(np.float32))
+    result = flexiq_trt.convert(tmp_path / "res.onnx", calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "o",
+                                config=ConvertConfig(selector="greedy", ort_baseline=False, baselines=False))
+    skipped = json.loads(result.files["sidecar"].read_text())["extra"]["block_rounding"]["skipped"]
+    assert "PyTorch is not installed" in skipped and TORCH_EXTRA in skipped
+    assert "block-by-block learned rounding: not run (PyTorch is not installed" in (tmp_path / "o/report.md").read_text()
+    assert "block_rounding" not in result.timings

@@ -21,7 +21,7 @@ from _utils.fmnist import fmnist_material, report_config, selected_state  # noqa
 
 import flexiq_trt  # noqa: E402
 from flexiq_trt.calibration.config import CalibConfig  # noqa: E402
-from flexiq_trt.finetune.config import FinetuneConfig, RefineConfig  # noqa: E402
+from flexiq_trt.finetune.config import BlockRoundingConfig, FinetuneConfig, RefineConfig  # noqa: E402
 
 STEPS = 60
 
@@ -89,7 +89,8 @@ def test_convert_with_and_without_finetune(data, tmp_path):
     cfg = report_config(heldout)
     tuned = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "tuned", config=cfg,
                                calib_config=CalibConfig(batch_size=64),
-                               refine=RefineConfig(finetune=FinetuneConfig(enabled=True, seconds=300, max_steps=3)))
+                               refine=RefineConfig(finetune=FinetuneConfig(enabled=True, seconds=300, max_steps=3),
+                                                   block_rounding=BlockRoundingConfig(enabled=False)))
     report = tuned.report
     assert report["artifact_check"]["identical"]
     assert report["finetune"]["steps"] == 3

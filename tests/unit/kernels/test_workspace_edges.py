@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 from flexiq_kernel_ctypes import (
     EmulatorCheckFailed,
     HostLayer,
@@ -284,7 +285,7 @@ def test_real_conversion_workspace_edges_equal_its_int8_edges(cpu_ref, real_conv
     np.savez(calib, **{spec.name: np.random.default_rng(0).uniform(0, 1, [16] + [d or 224 for d in spec.shape[1:]])
                        .astype(np.float32)})  # the session fixture's calibration (tests/conftest.py)
     cfg = flexiq_trt.ConvertConfig(selector="greedy", report=False, baselines=False, workspace_edges=True)
-    ws = flexiq_trt.convert(path, calib=str(calib), output_dir=tmp_path / "ws", config=cfg)
+    ws = flexiq_trt.convert(path, calib=str(calib), output_dir=tmp_path / "ws", config=cfg, refine=NO_BLOCK_ROUNDING)
     plain = {n.name: n for n in onnx.load(str(real_conversions["fmnist_resnet"]["flexiq_onnx"])).graph.node
              if n.op_type in PLUGIN_OPS}
     nodes = {n.name: n for n in onnx.load(str(ws.files["flexiq_onnx"])).graph.node if n.op_type in PLUGIN_OPS}

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING_FLAG
 
 
 def _assert_clean_failure(proc, out_dir, *needles):
@@ -29,7 +30,7 @@ def res_model(tmp_path):
 
 def convert(run_cli, tmp, *args):
     out = tmp / "out"
-    return run_cli("convert", *map(str, args), "-o", str(out), "--selector", "greedy", "--no-report"), out
+    return run_cli("convert", NO_BLOCK_ROUNDING_FLAG, *map(str, args), "-o", str(out), "--selector", "greedy", "--no-report"), out
 
 
 def test_not_an_onnx_file(run_cli, tmp_path):
@@ -83,7 +84,7 @@ def test_synthetic_needs_explicit_opt_in_and_is_flagged(run_cli, res_model):
     proc, out = convert(run_cli, res_model, res_model / "res.onnx", "--calib", "synthetic")
     _assert_clean_failure(proc, out, "synthetic")
     out2 = res_model / "out2"
-    ok = run_cli("convert", str(res_model / "res.onnx"), "--calib", "synthetic", "--allow-synthetic",
+    ok = run_cli("convert", NO_BLOCK_ROUNDING_FLAG, str(res_model / "res.onnx"), "--calib", "synthetic", "--allow-synthetic",
                  "--selector", "greedy", "--no-ort-baseline", "--no-baselines", "-o", str(out2))
     assert ok.returncode == 0, ok.stderr
     assert "SYNTHETIC" in (out2 / "report.md").read_text()
@@ -91,7 +92,7 @@ def test_synthetic_needs_explicit_opt_in_and_is_flagged(run_cli, res_model):
 
 @pytest.mark.parametrize("ratio", ["-0.1", "1.5", "nan"])
 def test_ratio_out_of_range(run_cli, res_model, ratio):
-    ok = run_cli("convert", str(res_model / "res.onnx"), "--calib", str(res_model / "calib.npz"),
+    ok = run_cli("convert", NO_BLOCK_ROUNDING_FLAG, str(res_model / "res.onnx"), "--calib", str(res_model / "calib.npz"),
                  "--selector", "greedy", "--no-report", "-o", str(res_model / "o"))
     assert ok.returncode == 0, ok.stderr
     proc = run_cli("ratio", str(res_model / "o/res.flexiq.json"), ratio)

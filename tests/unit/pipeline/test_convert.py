@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING, NO_BLOCK_ROUNDING_FLAG
 
 import flexiq_trt
 from flexiq_trt.calibration.config import CalibConfig
@@ -23,7 +24,7 @@ def converted(tmp_path_factory):
     x = np.random.default_rng(0).normal(size=(48, 64, 8, 8)).astype(np.float32)
     np.savez(tmp / "calib.npz", x=x)
     result = flexiq_trt.convert(tmp / "res.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / "out",
-                                config=ConvertConfig(selector="greedy", ort_baseline=False))
+                                config=ConvertConfig(selector="greedy", ort_baseline=False), refine=NO_BLOCK_ROUNDING)
     return tmp, result, x
 
 
@@ -110,7 +111,7 @@ def test_plan_only_then_apply_edited_plan(tmp_path):
     plan["layers"][0]["action"] = "keep"
     plan_path.write_text(json.dumps(plan))
     cfg = ConvertConfig(selector="greedy", plan=str(plan_path), report=False, output_dir=str(tmp_path / "o"))
-    res = flexiq_trt.convert(tmp_path / "res.onnx", calib=str(tmp_path / "c.npz"), config=cfg)
+    res = flexiq_trt.convert(tmp_path / "res.onnx", calib=str(tmp_path / "c.npz"), config=cfg, refine=NO_BLOCK_ROUNDING)
     ops = [n.op_type for n in onnx.load(str(res.files["flexiq_onnx"])).graph.node]
     assert ops.count(CONV_OP) == 1 and ops.count("Conv") == 1
 
@@ -124,7 +125,7 @@ def test_gemm_model_converts(tmp_path):
                                       .astype(np.float32)})
     res = flexiq_trt.convert(tmp_path / "mlp.onnx", calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "o",
                              calib_config=CalibConfig(batch_size=4),
-                             config=ConvertConfig(selector="greedy", ort_baseline=False))
+                             config=ConvertConfig(selector="greedy", ort_baseline=False), refine=NO_BLOCK_ROUNDING)
     ops = [n.op_type for n in onnx.load(str(res.files["flexiq_onnx"])).graph.node]
     assert ops.count(GEMM_OP) >= 1
 
@@ -132,7 +133,7 @@ def test_gemm_model_converts(tmp_path):
 def test_compare_selectors_writes_a_table_and_plot(run_cli, tmp_path):
     onnx.save(models.residual_block(c=64, hw=8), tmp_path / "res.onnx")
     np.savez(tmp_path / "c.npz", x=np.random.default_rng(3).normal(size=(40, 64, 8, 8)).astype(np.float32))
-    proc = run_cli("convert", str(tmp_path / "res.onnx"), "--calib", str(tmp_path / "c.npz"), "-o",
+    proc = run_cli("convert", NO_BLOCK_ROUNDING_FLAG, str(tmp_path / "res.onnx"), "--calib", str(tmp_path / "c.npz"), "-o",
                    str(tmp_path / "o"), "--compare-selectors", "--preset", "fast", "--no-ort-baseline",
                    "--fitness-samples", "16")  # the other 16 of the 32 calibration samples are the guard
     assert proc.returncode == 0, proc.stderr

@@ -16,6 +16,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from _utils import models as M
+from _utils.configs import NO_BLOCK_ROUNDING
 from onnx import helper
 
 import flexiq_trt
@@ -49,7 +50,7 @@ def both(tmp_path_factory):
     for flag in (True, False):
         out[flag] = flexiq_trt.convert(tmp / "hs.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / f"o{flag}",
                                        config=ConvertConfig(selector="greedy", ort_baseline=False),
-                                       quant=replace(QuantConfig(), offset_inputs=flag))
+                                       quant=replace(QuantConfig(), offset_inputs=flag), refine=NO_BLOCK_ROUNDING)
     return tmp, out, x
 
 

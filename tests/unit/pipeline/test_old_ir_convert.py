@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from _utils import models as M
+from _utils.configs import NO_BLOCK_ROUNDING
 from _utils.material import require_package
 
 import flexiq_trt
@@ -21,7 +22,7 @@ CONFIG = ConvertConfig(selector="greedy", ort_baseline=False, baselines=False, r
 def _convert(model_path, calib: dict[str, np.ndarray], out):
     np.savez(out.parent / "calib.npz", **calib)
     return flexiq_trt.convert(str(model_path), calib=str(out.parent / "calib.npz"), output_dir=out, config=CONFIG,
-                              calib_config=CalibConfig(batch_size=8))
+                              calib_config=CalibConfig(batch_size=8), refine=NO_BLOCK_ROUNDING)
 
 
 def test_synthetic_ir3_gemm(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 from _utils.fmnist import fmnist_material
 
 import flexiq_trt
@@ -22,7 +23,7 @@ def report(tmp_path_factory):
     model, calib, evaluate = fmnist_material(tmp, calib=256, evaluate=2000)
     cfg = ConvertConfig(selector="greedy", eval_data=str(evaluate), ort_baseline=True)
     flexiq_trt.convert(model, calib=str(calib), output_dir=tmp / "out",
-                       calib_config=CalibConfig(batch_size=64), config=cfg)
+                       calib_config=CalibConfig(batch_size=64), config=cfg, refine=NO_BLOCK_ROUNDING)
     return json.loads((tmp / "out/report.json").read_text())
 
 

@@ -17,6 +17,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from _utils import models as M
+from _utils.configs import NO_BLOCK_ROUNDING
 from onnx import helper
 
 import flexiq_trt
@@ -52,7 +53,7 @@ def both(tmp_path_factory):
     for floor in (QuantConfig().hessian_floor, 0.0):
         out[floor] = flexiq_trt.convert(tmp / "m.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / f"o{floor}",
                                         config=ConvertConfig(selector="greedy", ort_baseline=False),
-                                        quant=replace(QuantConfig(), group_size=32, hessian_floor=floor))
+                                        quant=replace(QuantConfig(), group_size=32, hessian_floor=floor), refine=NO_BLOCK_ROUNDING)
     return tmp, out, deploy
 
 

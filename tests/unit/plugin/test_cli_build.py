@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING_FLAG
 
 pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
 
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
 def test_convert_then_build_from_the_cli(rtx, run_cli, tmp_path) -> None:
     onnx.save(models.conv_bn_relu(c_in=64, c_out=32, hw=8), tmp_path / "m.onnx")
     np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).normal(size=(16, 64, 8, 8)).astype(np.float32))
-    conv = run_cli("convert", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "c.npz"), "--selector", "greedy",
+    conv = run_cli("convert", NO_BLOCK_ROUNDING_FLAG, str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "c.npz"), "--selector", "greedy",
                    "--no-report", "-o", str(tmp_path / "out"))
     assert conv.returncode == 0, conv.stderr
     built = run_cli("build", str(tmp_path / "out/m.flexiq.onnx"), "-o", str(tmp_path / "m.engine"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 
 import flexiq_trt
 from flexiq_trt.calibration.model_io import input_specs
@@ -48,7 +49,7 @@ def test_real_model_builds_with_its_int8_edges(rtx, tmp_path, name: str) -> None
     feeds, build_extra = _calibration(name, path)
     np.savez(tmp_path / "calib.npz", **feeds)
     cfg = ConvertConfig(selector="greedy", report=False, baselines=False, measure_sensitivity=False)
-    result = flexiq_trt.convert(path, calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out", config=cfg)
+    result = flexiq_trt.convert(path, calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out", config=cfg, refine=NO_BLOCK_ROUNDING)
     nodes = [{a.name: a.i for a in n.attribute}
              for n in onnx.load(str(result.files["flexiq_onnx"])).graph.node if n.op_type in PLUGIN_OPS]
     marked = (sum(n["output_int8"] for n in nodes), sum(n["input_int8"] for n in nodes))

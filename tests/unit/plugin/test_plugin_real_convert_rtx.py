@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING
 
 import flexiq_trt
 from flexiq_trt.conversion import ConvertConfig
@@ -21,7 +22,7 @@ def _convert(tmp, name: str, model: onnx.ModelProto, calib_shape: tuple[int, ...
     np.savez(tmp / f"{name}_calib.npz", x=np.random.default_rng(0).normal(size=calib_shape).astype(np.float32))
     cfg = ConvertConfig(selector="greedy", ort_baseline=False, report=False, baselines=False)
     return flexiq_trt.convert(tmp / f"{name}.onnx", calib=str(tmp / f"{name}_calib.npz"), output_dir=tmp / name,
-                              config=cfg)
+                              config=cfg, refine=NO_BLOCK_ROUNDING)
 
 
 @pytest.mark.parametrize("name", ["conv_bn_relu", "mlp"])

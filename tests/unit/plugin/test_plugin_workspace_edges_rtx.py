@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING
 
 import flexiq_trt
 from flexiq_trt.calibration.model_io import input_specs
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.plugin, pytest.mark.rtx]
 def _convert(tmp, name: str, path, calib: np.ndarray, input_name: str):
     np.savez(tmp / f"{name}_calib.npz", **{input_name: calib})
     cfg = ConvertConfig(selector="greedy", ort_baseline=False, report=False, baselines=False, workspace_edges=True)
-    return flexiq_trt.convert(path, calib=str(tmp / f"{name}_calib.npz"), output_dir=tmp / name, config=cfg)
+    return flexiq_trt.convert(path, calib=str(tmp / f"{name}_calib.npz"), output_dir=tmp / name, config=cfg, refine=NO_BLOCK_ROUNDING)
 
 
 def _edge_kinds(path) -> list[tuple[int, int]]:

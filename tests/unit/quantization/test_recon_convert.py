@@ -8,6 +8,7 @@ import json
 import numpy as np
 import onnx
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING
 
 import flexiq_trt
 from flexiq_trt.conversion import ConvertConfig
@@ -20,7 +21,7 @@ def test_recon_conversion_reports_each_step(tmp_path):
     np.savez(tmp_path / "calib.npz", x=x)
     flexiq_trt.convert(tmp_path / "res.onnx", calib=str(tmp_path / "calib.npz"), output_dir=tmp_path / "out",
                        quant=QuantConfig(weight_rounding="recon"),
-                       config=ConvertConfig(selector="greedy", ort_baseline=False, measure_sensitivity=False))
+                       config=ConvertConfig(selector="greedy", ort_baseline=False, measure_sensitivity=False), refine=NO_BLOCK_ROUNDING)
     rep = json.loads((tmp_path / "out/report.json").read_text())
     rows = {(r["variant"], r["ratio"]): r for r in rep["rows"]}
     assert {v for v, _ in rows} == {"flexiq", "naive", "plain", "gptq", "no_bias_corr", "fixed_damp"}

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING_FLAG
 
 from flexiq_trt.report.intervals import MIN_RANKING_SAMPLES, wilson
 
@@ -15,7 +16,7 @@ from flexiq_trt.report.intervals import MIN_RANKING_SAMPLES, wilson
 def test_few_evaluation_samples_warn_in_the_cli_and_the_report(run_cli, tmp_path):
     onnx.save(models.residual_block(c=64, hw=8), tmp_path / "res.onnx")
     np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).normal(size=(48, 64, 8, 8)).astype(np.float32))
-    proc = run_cli("convert", str(tmp_path / "res.onnx"), "--calib", str(tmp_path / "c.npz"), "-o",
+    proc = run_cli("convert", NO_BLOCK_ROUNDING_FLAG, str(tmp_path / "res.onnx"), "--calib", str(tmp_path / "c.npz"), "-o",
                    str(tmp_path / "o"), "--selector", "greedy", "--no-ort-baseline", "--no-baselines")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "o/report.json").read_text())
@@ -45,7 +46,7 @@ def fmnist_report(tmp_path_factory):
     train, test = fashion_mnist.load("train"), fashion_mnist.load("test")
     np.savez(tmp / "c.npz", input=train.images[:96])
     np.savez(tmp / "e.npz", input=test.images[:150], labels=test.labels[:150])
-    rc = main(["convert", "--demo", "fmnist", "--calib", str(tmp / "c.npz"), "--eval", str(tmp / "e.npz"),
+    rc = main(["convert", NO_BLOCK_ROUNDING_FLAG, "--demo", "fmnist", "--calib", str(tmp / "c.npz"), "--eval", str(tmp / "e.npz"),
                "-o", str(tmp / "o"), "--selector", "greedy", "--no-ort-baseline", "--no-measure-sensitivity"])
     assert rc == 0
     return json.loads((tmp / "o/report.json").read_text()), (tmp / "o/report.md").read_text()

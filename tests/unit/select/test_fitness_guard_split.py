@@ -1,6 +1,7 @@
 """How the calibration samples are split between the search's fitness and its held-out guard."""
 
 import pytest
+from _utils.configs import NO_BLOCK_ROUNDING
 
 from flexiq_trt.select.simulation_fitness import MIN_GUARD_SAMPLES, split_fitness_guard
 
@@ -40,7 +41,7 @@ def test_search_on_a_small_calibration_set_is_guarded(tmp_path):
     np.savez(tmp_path / "c.npz", x=np.random.default_rng(3).normal(size=(40, 64, 8, 8)).astype(np.float32))
     flexiq_trt.convert(tmp_path / "res.onnx", calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "o",
                        config=ConvertConfig(selector="evolutionary", ort_baseline=False, baselines=False),
-                       search=SearchConfig(preset="fast"))
+                       search=SearchConfig(preset="fast"), refine=NO_BLOCK_ROUNDING)
     results = [e for e in json.loads((tmp_path / "o/report.json").read_text())["search_log"]
                if e.get("event") == "ratio_result"]
     assert results and all(e["holdout_fitness_greedy"] is not None for e in results)

@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING
 
 import flexiq_trt
 from flexiq_trt.conversion import ConvertConfig
@@ -26,7 +27,7 @@ def _fitness_of(tmp, model: onnx.ModelProto, shape: tuple[int, ...]):
     simulation_fitness.build_fitness = capture
     try:
         flexiq_trt.convert(tmp / "res.onnx", calib=str(tmp / "calib.npz"), output_dir=tmp / "out",
-                           config=ConvertConfig(selector="greedy", report=False))
+                           config=ConvertConfig(selector="greedy", report=False), refine=NO_BLOCK_ROUNDING)
     finally:
         simulation_fitness.build_fitness = original
     return captured["fit"]

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 from _utils import models
+from _utils.configs import NO_BLOCK_ROUNDING_FLAG
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +20,7 @@ def converted(tmp_path_factory):
     x = np.random.default_rng(0).normal(size=(64, 64, 8, 8)).astype(np.float32)
     np.savez(tmp / "calib.npz", x=x)
     out = tmp / "out"
-    proc = subprocess.run([sys.executable, "-m", "flexiq_trt", "convert", str(tmp / "cbr.onnx"), "--calib",
+    proc = subprocess.run([sys.executable, "-m", "flexiq_trt", "convert", NO_BLOCK_ROUNDING_FLAG, str(tmp / "cbr.onnx"), "--calib",
                            str(tmp / "calib.npz"), "-o", str(out), "--selector", "greedy"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
