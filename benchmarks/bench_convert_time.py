@@ -41,6 +41,7 @@ import onnx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 TARGET_MIN = {"mnv2": 2.5, "minilm": 5.0}  # minutes on 2 cores, today's steps (issue 13)
+ADDED_STEP_TARGET_S = {"block_rounding": 180.0}  # issue 11: a new default step adds <= 3 min on 2 cores (MobileNet-sized)
 LATENCY_TARGET = 3.0  # simulation ONNX latency / FP32 latency in ONNX Runtime
 SEQ = 128
 
@@ -333,8 +334,16 @@ def print_model(name: str, res: dict, latency_only: bool = False) -> None:
     print(f"| of select: measuring the linearized model | {res['surrogate_s']:.0f} | |")
     print(f"| **total** | **{res['wall_s']:.0f} ({res['wall_s'] / 60:.1f} min)** | "
           f"**{res['cpu_s']:.0f} ({res['cpu_s'] / 60:.1f} min)** |")
-    print(f"\ntarget: <= {target} min on 2 cores; wall {res['wall_s'] / 60:.1f} min, CPU {res['cpu_s'] / 60:.1f} min "
-          "(CPU/2 = the wall time if both cores were ours and busy)\n")
+    added = {k: res["steps"][k] for k in ADDED_STEP_TARGET_S if k in res["steps"]}
+    before = res["wall_s"] - sum(t["wall_s"] for t in added.values())
+    print(f"\ntarget: <= {target} min on 2 cores for the steps of issue 13; wall {before / 60:.1f} min without "
+          f"{', '.join(added) or 'the later default steps'}, {res['wall_s'] / 60:.1f} min in all; CPU "
+          f"{res['cpu_s'] / 60:.1f} min (CPU/2 = the wall time if both cores were ours and busy)")
+    for k, t in added.items():
+        cpu = "" if t["cpu_s"] is None else f", {t['cpu_s']:.0f} s CPU"
+        print(f"target: {k} (a default step since issue 11) adds <= {ADDED_STEP_TARGET_S[k]:.0f} s on 2 cores for a "
+              f"MobileNet-sized model; it took {t['wall_s']:.0f} s wall{cpu}")
+    print()
     print("| batch | model | FP32 CPU ms | sim CPU ms | ratio (CPU) | FP32 wall ms | sim wall ms | ratio (wall) |"
           " target |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -177,15 +177,19 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
 def convert(model: Path, calib_npz: Path, out_dir: Path, selector: str, seed: int, preset_name: str,
             ladder: tuple[float, ...], search_overrides: dict | None = None,
             convert_overrides: dict | None = None) -> dict:
-    """Convert through the public API with this selector (no report: the benchmark scores itself)."""
+    """Convert through the public API with this selector (no report: the benchmark scores itself).
+
+    Block rounding is off: it runs after selection and would change every selector's codes alike.
+    """
     from flexiq_trt import api
+    from flexiq_trt.finetune.config import BlockRoundingConfig, RefineConfig
     from flexiq_trt.select.config import preset
 
     cfg = api.ConvertConfig(output_dir=str(out_dir), selector=selector, ladder=ladder, report=False,
                             baselines=False, ort_baseline=False, **(convert_overrides or {}))
     start = time.monotonic()
     result = api.convert(str(model), calib=str(calib_npz), search=preset(preset_name, seed=seed, **(search_overrides or {})),
-                         config=cfg)
+                         config=cfg, refine=RefineConfig(block_rounding=BlockRoundingConfig(enabled=False)))
     seconds = time.monotonic() - start
     return {"sim": Path(result.files["sim_onnx"]), "seconds": seconds,
             "select_seconds": result.timings.get("select"), "chosen": _chosen(result.table.extra)}

@@ -1,4 +1,4 @@
-"""Block-by-block learned rounding of the stored 4-bit codes (`convert --block-rounding`).
+"""Block-by-block learned rounding of the stored 4-bit codes (on by default where PyTorch is installed).
 
 The BRECQ / QDrop recipe within the runtime contract (docs/accuracy.md, "Block-by-block learned
 rounding (`--block-rounding`)"): after selection, the graph is cut into blocks (`graph_blocks.py`)
@@ -13,7 +13,10 @@ taken over its value before learning, so the low ratios weigh as much as 100%. A
 learned codes do worse than the stored ones on the reported calibration samples (the mean over
 the ratios of the loss after over before) keeps the stored codes. Only 4-bit codes change:
 the INT8 model, π, the global order and each group's step are kept, so the ratio table stays valid
-and the 0% model is bit-identical; the bias rungs are recomputed from the new codes.
+and the 0% model is bit-identical; the bias rungs are recomputed from the new codes. Steps are
+drawn only among the ratios that make the block 4-bit, and ratios at which a block gets the same
+inputs and the same n4 share one computation of its outputs (the early, costly blocks at the low
+ratios); a time budget leaves the blocks it does not reach with their stored codes.
 """
 
 from __future__ import annotations
