@@ -79,6 +79,7 @@ def round_blocks(prepared: onnx.ModelProto, selected: list[SelectedRecord], prob
     summary.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
                    iterations=config.iterations, views=config.views, drop=config.drop, lr=config.lr,
                    reg_weight=config.reg_weight, rungs=config.rungs, calibration_samples=feeds.samples,
+                   max_samples=config.max_samples,
                    budget_seconds=config.seconds)
     return BlockRoundingResult(records, new_selected, summary)
 
@@ -105,19 +106,26 @@ def with_codes(rec: SelectedRecord, codes_final: np.ndarray) -> QuantizedRecord:
     return replace(q, result=replace(q.result, layer=new))
 
 
-def _views(feeds: FeedSet, config: BlockRoundingConfig) -> dict[str, np.ndarray]:
-    """The calibration samples, then `views - 1` augmented copies of them (flips, shifts: finetune's augmentation).
+def learning_samples(feeds: FeedSet, config: BlockRoundingConfig) -> dict[str, np.ndarray]:
+    """The calibration samples, then augmented copies of them (flips, shifts: finetune's augmentation).
 
-    Inputs that do not augment are repeated beside the augmented ones; when none augments, one view.
+    At most `max_samples` in all: `views - 1` copies while they fit, fewer when the calibration set is
+    larger, a seeded subset of it when it alone is larger. Inputs that do not augment are repeated
+    beside the augmented ones; when none augments, one view.
     """
     from flexiq_trt.finetune.config import FinetuneConfig
     from flexiq_trt.finetune.stage import Batches
 
     batches = Batches(feeds, FinetuneConfig(seed=config.seed))
-    if config.views == 1 or not any(batches.augmentable(v) for v in batches.arrays.values()):
-        return batches.arrays  # copies of inputs that do not augment (token ids) would only repeat the work
-    return {k: np.concatenate([v] + [batches.augment(v) for _ in range(config.views - 1)])
-            if batches.augmentable(v) else np.concatenate([v] * config.views) for k, v in batches.arrays.items()}
+    arrays = batches.arrays
+    if batches.count > config.max_samples:  # a seeded subset, in calibration order
+        keep = np.sort(np.random.default_rng(config.seed).choice(batches.count, config.max_samples, replace=False))
+        arrays = {k: v[keep] for k, v in arrays.items()}
+    views = min(config.views, max(1, config.max_samples // min(batches.count, config.max_samples)))
+    if views == 1 or not any(batches.augmentable(v) for v in arrays.values()):
+        return arrays  # copies of inputs that do not augment (token ids) would only repeat the work
+    return {k: np.concatenate([v] + [batches.augment(v) for _ in range(views - 1)])
+            if batches.augmentable(v) else np.concatenate([v] * views) for k, v in arrays.items()}
 
 
 def _target(rec: SelectedRecord) -> np.ndarray:
@@ -170,7 +178,7 @@ def block_learner(prepared: onnx.ModelProto, selected: list[SelectedRecord], tab
             for rec, m in zip(selected, layers, strict=True)]
     teacher, student = TorchGraph(prepared), TorchGraph(prepared, repl)
     blocks = partition(student, config.min_layers)
-    arrays = _views(feeds, config)
+    arrays = learning_samples(feeds, config)
     _log.info("block rounding: %d blocks of %s FlexiQ layers", len(blocks), [len(b.layers) for b in blocks])
     learner = BlockLearner(student, layers, _teacher_tensors(teacher, blocks, arrays, config.batch_size),
                            table, tuple(next(iter(arrays.values())).shape), config)

@@ -101,8 +101,12 @@ class BlockRoundingConfig:
         0.5, "QDrop: probability that an element of a block's input is the FP32 network's instead of the "
         "quantized network's (0 = quantized inputs only, which was worse on EfficientNet-Lite0)")
     views: int = option(
-        4, "the calibration samples and views - 1 augmented copies (flips, shifts) that the blocks learn on; "
-        "memory grows with it (every block input is kept per ladder ratio)")
+        4, "the calibration samples and views - 1 augmented copies (flips, shifts) that the blocks learn on, as "
+        "many views as fit in max_samples; memory grows with it (every block input is kept per ratio)")
+    max_samples: int = option(
+        256, "samples the blocks learn on, at most: fewer views when the calibration set is larger than "
+        "max_samples / views, a seeded subset of it when it alone is larger; the time to record the block inputs "
+        "and the memory they take grow with it, the optimizer steps do not")
     rungs: int = option(
         8, "the ratios the blocks learn at: k / rungs for k = 1..rungs, one drawn per step; a ratio between two of "
         "them runs layer mixes never trained (learning at the 4-rung ladder alone lost accuracy at the ratios between its rungs on "
@@ -112,7 +116,7 @@ class BlockRoundingConfig:
     threads: int = option(1, "PyTorch intra-op threads (0 = PyTorch's default), as for --finetune")
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch_size", "views", "rungs", "min_layers"):
+        for name in ("iterations", "batch_size", "views", "rungs", "min_layers", "max_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"block rounding {name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.lr < 1:

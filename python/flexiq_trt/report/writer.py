@@ -138,7 +138,8 @@ def _block_rounding_line(report: dict) -> list[str]:
     reverted = sum(1 for x in blocks if not x.get("kept", True))
     return [f"- block-by-block learned rounding: {len(blocks)} blocks ({reverted} kept the stored codes, the "
             f"learned ones being worse on the calibration samples), {b['iterations']} steps each on "
-            f"{b['samples']} samples ({b['calibration_samples']} calibration samples x {b['views']} views), "
+            f"{b['samples']} samples (the {b['calibration_samples']} calibration samples with augmented views, at most "
+            f"{b.get('max_samples', b['samples'])}), "
             f"{b['seconds']:.0f} s wall, {b['cpu_seconds']:.0f} s CPU; {changed} of {codes} 4-bit codes "
             f"({100 * changed / max(codes, 1):.1f}%) round the other way; block loss after / before on "
             f"{b['fixed_samples']} calibration samples, mean over blocks, per ratio: "

@@ -198,3 +198,23 @@ def test_unsupported_graph_skips_by_default_and_fails_when_asked_for(tmp_path):
         flexiq_trt.convert(model, calib=str(tmp_path / "c.npz"), output_dir=tmp_path / "asked", config=cfg,
                            refine=RefineConfig(block_rounding=BlockRoundingConfig(enabled=True, iterations=3)))
     assert not (tmp_path / "asked").exists()
+
+
+@pytest.mark.parametrize("count, dtype, want", [
+    (64, np.float32, 256),   # 4 views fit in 256
+    (100, np.float32, 200),  # 2 views fit
+    (300, np.float32, 256),  # a subset, one view
+    (64, np.int64, 64),      # token ids do not augment: one view
+])
+def test_learning_samples_stay_within_max_samples(count, dtype, want):
+    from flexiq_trt.calibration.feeds import FeedSet
+    from flexiq_trt.finetune.block_rounding import learning_samples
+
+    x = np.arange(count * 3 * 8 * 8).reshape(count, 3, 8, 8).astype(dtype)
+    feeds = FeedSet([{"x": x[i:i + 50]} for i in range(0, count, 50)])
+    got = learning_samples(feeds, BlockRoundingConfig(views=4, max_samples=256))["x"]
+    assert got.shape == (want, 3, 8, 8) and got.dtype == dtype
+    first = got[:min(count, 256)]
+    assert {tuple(s.ravel()[:1]) for s in first} <= {tuple(s.ravel()[:1]) for s in x}  # the originals come first
+    if count <= 256:
+        np.testing.assert_array_equal(first, x)
