@@ -113,7 +113,10 @@ class BlockRoundingConfig:
         "EfficientNet-Lite0); memory grows with it (each block's inputs are kept per ratio)")
     min_layers: int = option(2, "FlexiQ layers per block at least (blocks end where one tensor crosses the graph)")
     seed: int = option(0, "seed of the batches, the ratios drawn, the QDrop masks and the augmentation")
-    threads: int = option(1, "PyTorch intra-op threads (0 = PyTorch's default), as for --finetune")
+    threads: int = option(
+        0, "PyTorch intra-op threads (0 = PyTorch's default, every core: 141 s against 218 s for one thread on "
+        "MobileNetV2 on 2 idle cores); 1 on a machine busy with other jobs, where idle OpenMP threads spin "
+        "against the load (docs/accuracy.md, \"Block-by-block learned rounding (`--block-rounding`)\")")
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "views", "rungs", "min_layers", "max_samples"):
