@@ -62,13 +62,17 @@ def round_blocks(prepared: onnx.ModelProto, selected: list[SelectedRecord], prob
     require_torch("--block-rounding")
     import torch
 
+    from flexiq_trt.finetune.torch_graph import check_graph
+
+    check_graph(prepared, {name for rec in selected for name in rec.eligible.replaced_nodes})
     t0, c0 = time.perf_counter(), time.process_time()
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
         with stage(f"block rounding ({len(selected)} layers, {config.iterations} steps per block, "
-                   f"{feeds.samples} calibration samples x {config.views} views)", _log):
+                   f"{feeds.samples} calibration samples, up to {config.views} views and {config.max_samples} "
+                   "samples)", _log):
             codes, summary = _learn(prepared, selected, table, feeds, config)
     finally:
         torch.set_num_threads(threads)

@@ -218,6 +218,22 @@ def _tensor(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(arr, copy=True))
 
 
+def check_supported(node: onnx.NodeProto) -> None:
+    """Raise UnsupportedModelError naming the node when the interpreter has no PyTorch form of its operator."""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
+        raise UnsupportedModelError(
+            f"finetune: node {node.name!r} ({node.domain + '.' if node.domain else ''}{node.op_type}) is "
+            f"not supported by the finetune interpreter (flexiq_trt/finetune/torch_graph.py); supported: "
+            f"{', '.join(sorted(OPS))}")
+
+
+def check_graph(model: onnx.ModelProto, replaced: set[str]) -> None:
+    """Every node outside `replaced` (the FlexiQ layers' nodes) has a PyTorch form, before any work is done."""
+    for node in model.graph.node:
+        if node.name not in replaced:
+            check_supported(node)
+
+
 class TorchGraph(torch.nn.Module):
     """The graph's forward pass in PyTorch, with chains of nodes replaced by modules.
 
@@ -245,11 +261,7 @@ class TorchGraph(torch.nn.Module):
                 if last[i] == p:
                     self.steps.append(("layer", (i, replacements[i].input_name, replacements[i].output_name)))
                 continue
-            if node.domain not in ("", "ai.onnx") or node.op_type not in OPS:
-                raise UnsupportedModelError(
-                    f"finetune: node {node.name!r} ({node.domain + '.' if node.domain else ''}{node.op_type}) is "
-                    f"not supported by the finetune interpreter (flexiq_trt/finetune/torch_graph.py); supported: "
-                    f"{', '.join(sorted(OPS))}")
+            check_supported(node)
             attrs = _attrs(node)
             if node.op_type == "Softmax":  # the default axis changed in opset 13
                 attrs.setdefault("axis", -1 if self.opset >= 13 else 1)
