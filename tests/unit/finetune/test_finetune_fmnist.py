@@ -17,6 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the finetune extra (torch) is not installed")
 
+from _utils.configs import NO_BLOCK_ROUNDING  # noqa: E402
 from _utils.fmnist import fmnist_material, report_config, selected_state  # noqa: E402
 
 import flexiq_trt  # noqa: E402
@@ -100,7 +101,7 @@ def test_convert_with_and_without_finetune(data, tmp_path):
     assert "finetune" in tuned.timings
 
     plain = flexiq_trt.convert(model, calib=str(calib), output_dir=tmp_path / "plain", config=cfg,
-                               calib_config=CalibConfig(batch_size=64))
+                               calib_config=CalibConfig(batch_size=64), refine=NO_BLOCK_ROUNDING)
     assert plain.report["finetune"] is None
     assert {r["variant"] for r in plain.report["rows"]} == {"flexiq"}
     assert "finetune" not in json.loads(plain.files["sidecar"].read_text())["extra"]
