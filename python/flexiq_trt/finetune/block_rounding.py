@@ -22,7 +22,9 @@ ratios); a time budget leaves the blocks it does not reach with their stored cod
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import onnx
@@ -256,6 +258,15 @@ class BlockLearner:
         return (tuple(id(inputs[r][name]) for name in block.inputs),
                 tuple(int(self.vectors[r][i]) for i in block.layers))
 
+    def per_ratio(self, block, inputs: dict, compute: Callable[[float], Any]) -> dict[float, Any]:
+        """`compute(r)` for every ratio, called once per distinct work (`same_work`) and shared by the others."""
+        done: dict[tuple, Any] = {}
+        for r in self.ratios:
+            key = self.same_work(block, inputs, r)
+            if key not in done:
+                done[key] = compute(r)
+        return {r: done[self.same_work(block, inputs, r)] for r in self.ratios}
+
     def active(self, block) -> list[float]:
         """The ratios at which some layer of the block is 4-bit (the others give no gradient)."""
         return [r for r in self.ratios if any(self.vectors[r][i] > 0 for i in block.layers)]
@@ -264,13 +275,9 @@ class BlockLearner:
         """The loss with hard codes on the fixed samples, per ratio (computed once per distinct work)."""
         import torch
 
-        done: dict[tuple, float] = {}
         with torch.no_grad():
-            for r in self.ratios:
-                key = self.same_work(block, inputs, r)
-                if key not in done:
-                    done[key] = float(self.loss(block, inputs, r, self.fixed, False, energy))
-        return {f"{r:.4f}": done[self.same_work(block, inputs, r)] for r in self.ratios}
+            per = self.per_ratio(block, inputs, lambda r: float(self.loss(block, inputs, r, self.fixed, False, energy)))
+        return {f"{r:.4f}": v for r, v in per.items()}
 
     def learn(self, block, inputs: dict) -> tuple[dict, dict]:
         """Learn the block's codes; returns (its summary entry, the next block's inputs per ratio)."""
@@ -309,13 +316,8 @@ class BlockLearner:
                     p.copy_(p0)
             after = self.losses(block, inputs, energy)
         changed = sum(int((mod.stored_codes() != mod.layer.weight_int4).sum()) for mod in mods)
-        done: dict[tuple, dict] = {}
         with torch.no_grad():
-            for r in self.ratios:
-                key = self.same_work(block, inputs, r)
-                if key not in done:
-                    done[key] = self._outputs(block, inputs[r], r)
-        nxt = {r: done[self.same_work(block, inputs, r)] for r in self.ratios}
+            nxt = self.per_ratio(block, inputs, lambda r: self._outputs(block, inputs[r], r))
         return {"codes": total, "changed": changed, "kept": kept, "loss_before": before, "loss_after": after}, nxt
 
     def _outputs(self, block, inputs: dict, r: float) -> dict:
